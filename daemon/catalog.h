@@ -1,0 +1,65 @@
+/* catalog.h — the SQLite catalog: which volumes exist and in what state.
+ *
+ * The only code in vdiskd that speaks SQL. Schema migrations live in
+ * schema/NNN_*.sql and are compiled in; PRAGMA user_version records how
+ * many have run. All functions are safe to call from several threads
+ * (one connection, serialised by an internal mutex). */
+#ifndef VD_CATALOG_H
+#define VD_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vd_catalog;
+struct vd_error;
+
+#define VD_NAME_MAX 64
+#define VD_LOCATION_MAX 4096
+
+/* Volume lifecycle states as stored in the catalog. */
+#define VD_STATE_CREATING "creating"  /* row first, file next: not yet visible */
+#define VD_STATE_READY    "ready"     /* served on the mount */
+#define VD_STATE_DELETING "deleting"  /* going away: file next, row last */
+#define VD_STATE_MISSING  "missing"   /* ready row whose image is gone or unopenable */
+
+struct vd_volume_row {
+    int64_t id;
+    char name[VD_NAME_MAX + 1];
+    char uuid[37];
+    char format[16];                 /* "raw", "qcow2", "nbd" ... */
+    char backend[16];                /* "file", "nbd" */
+    char location[VD_LOCATION_MAX];  /* image path, or backend URI */
+    char base[VD_NAME_MAX + 1];      /* linked clone's base volume, "" = none */
+    uint64_t size;
+    char state[16];
+    int64_t created_at;              /* unix seconds */
+    int64_t updated_at;
+};
+
+/* Open (creating if needed) the catalog at path and run pending
+ * migrations. Caller closes. */
+int vd_catalog_open(const char *path, struct vd_catalog **out,
+                    struct vd_error *err);
+void vd_catalog_close(struct vd_catalog *cat);
+
+/* Schema version now in force (PRAGMA user_version). */
+int vd_catalog_schema_version(struct vd_catalog *cat);
+
+/* Insert a new row (id and timestamps are filled in). -EEXIST if the
+ * name is taken. */
+int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
+                             struct vd_error *err);
+/* -ENOENT if no such volume. */
+int vd_catalog_volume_get(struct vd_catalog *cat, const char *name,
+                          struct vd_volume_row *row, struct vd_error *err);
+int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
+                                const char *state, struct vd_error *err);
+int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
+                               uint64_t size, struct vd_error *err);
+int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,
+                             struct vd_error *err);
+/* All rows ordered by id; *rows is caller-freed. Returns the count. */
+int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
+                           struct vd_error *err);
+
+#endif

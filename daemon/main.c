@@ -1,0 +1,348 @@
+/* main.c — vdiskd: wires every layer together.
+ *
+ * Parses the command line, opens the catalog, starts the volume manager,
+ * the FUSE export and the API, then waits for SIGTERM/SIGINT and shuts
+ * down in reverse order: stop taking requests, flush, unmount, close. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "catalog.h"
+#include "fuse_export.h"
+#include "log.h"
+#include "vd_error.h"
+#include "volume.h"
+
+#define MAX_IMPORT_DIRS 32
+
+struct options {
+    const char *data_dir;
+    const char *mount_dir;
+    const char *listen;
+    const char *format;
+    const char *import_dirs[MAX_IMPORT_DIRS + 1];
+    int n_import_dirs;
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+    int threads;
+    bool verbose;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vdiskd [OPTION]...\n"
+"Serve virtual disks as files on a FUSE mount, managed over a REST API.\n"
+"\n"
+"  --data-dir DIR      catalog and images (default: ./vdiskd-data,\n"
+"                      env VDISKD_DATA_DIR)\n"
+"  --mount DIR         where volume files appear (default: ./vols,\n"
+"                      env VDISKD_MOUNT)\n"
+"  --listen HOST:PORT  API address (default: 127.0.0.1:8080,\n"
+"                      env VDISKD_LISTEN)\n"
+"  --format FMT        default format of new volumes: qcow2 or raw\n"
+"                      (default: qcow2 when built in, else raw)\n"
+"  --import-dir DIR    allow imports and backing files from DIR (repeatable)\n"
+"  --owner USER[:GROUP] owner of the volume files (default: root:root)\n"
+"  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
+"  --threads N         FUSE worker threads (default: 8)\n"
+"  --verbose           log debug messages\n"
+"  --help              show this help and exit\n"
+"  --version           show the version and exit\n");
+}
+
+static int parse_owner(const char *s, struct options *o)
+{
+    char buf[256];
+    char *group;
+    snprintf(buf, sizeof(buf), "%s", s);
+    group = strchr(buf, ':');
+    if (group != NULL) {
+        *group++ = '\0';
+    }
+    if (buf[0] != '\0') {
+        struct passwd *pw = getpwnam(buf);
+        char *end;
+        long v = strtol(buf, &end, 10);
+        if (pw != NULL) {
+            o->uid = pw->pw_uid;
+            o->gid = pw->pw_gid;
+        } else if (*end == '\0' && v >= 0) {
+            o->uid = (uid_t)v;
+        } else {
+            return -1;
+        }
+    }
+    if (group != NULL && group[0] != '\0') {
+        struct group *gr = getgrnam(group);
+        char *end;
+        long v = strtol(group, &end, 10);
+        if (gr != NULL) {
+            o->gid = gr->gr_gid;
+        } else if (*end == '\0' && v >= 0) {
+            o->gid = (gid_t)v;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
+}
+
+/* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
+           OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_VERBOSE, OPT_HELP,
+           OPT_VERSION };
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, OPT_DATA},
+        {"mount", required_argument, NULL, OPT_MOUNT},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"import-dir", required_argument, NULL, OPT_IMPORT},
+        {"owner", required_argument, NULL, OPT_OWNER},
+        {"file-mode", required_argument, NULL, OPT_MODE},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+
+    o->data_dir = env_or("VDISKD_DATA_DIR", "./vdiskd-data");
+    o->mount_dir = env_or("VDISKD_MOUNT", "./vols");
+    o->listen = env_or("VDISKD_LISTEN", "127.0.0.1:8080");
+    o->format = env_or("VDISKD_FORMAT", NULL);
+    o->mode = 0660;
+    o->threads = 8;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA: o->data_dir = optarg; break;
+        case OPT_MOUNT: o->mount_dir = optarg; break;
+        case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_FORMAT: o->format = optarg; break;
+        case OPT_IMPORT:
+            if (o->n_import_dirs == MAX_IMPORT_DIRS) {
+                fprintf(stderr, "vdiskd: at most %d --import-dir\n",
+                        MAX_IMPORT_DIRS);
+                return -1;
+            }
+            o->import_dirs[o->n_import_dirs++] = optarg;
+            break;
+        case OPT_OWNER:
+            if (parse_owner(optarg, o) < 0) {
+                fprintf(stderr, "vdiskd: unknown owner '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_MODE: {
+            long v = strtol(optarg, &end, 8);
+            if (*end != '\0' || v < 0 || v > 0777) {
+                fprintf(stderr, "vdiskd: bad --file-mode '%s'\n", optarg);
+                return -1;
+            }
+            o->mode = (mode_t)v;
+            break;
+        }
+        case OPT_THREADS: {
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v < 1 || v > 256) {
+                fprintf(stderr, "vdiskd: --threads must be 1..256\n");
+                return -1;
+            }
+            o->threads = (int)v;
+            break;
+        }
+        case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_HELP: case 'h': usage(stdout); return 1;
+        case OPT_VERSION: printf("vdiskd %s\n", VD_VERSION); return 1;
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vdiskd: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Split HOST:PORT (or [V6]:PORT). */
+static int parse_listen(const char *s, char *host, size_t hostlen,
+                        uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    const char *h = s;
+    size_t n;
+    char *end;
+    long p;
+    if (colon == NULL) {
+        return -1;
+    }
+    n = (size_t)(colon - s);
+    if (n > 1 && s[0] == '[' && s[n - 1] == ']') {
+        h = s + 1;
+        n -= 2;
+    }
+    if (n == 0 || n >= hostlen) {
+        return -1;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535) {
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* mkdir -p for one level below an existing parent, then canonicalise. */
+static int prepare_dir(const char *dir, char *out, const char *what)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        vd_err("cannot create %s directory '%s': %s", what, dir,
+               strerror(errno));
+        return -1;
+    }
+    if (realpath(dir, out) == NULL) {
+        vd_err("cannot resolve %s directory '%s': %s", what, dir,
+               strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    struct vd_error err = {0};
+    char data_dir[PATH_MAX], mount_dir[PATH_MAX], db_path[PATH_MAX + 16];
+    char host[256];
+    uint16_t port;
+    char *import_real[MAX_IMPORT_DIRS + 1] = {0};
+    struct vd_catalog *cat = NULL;
+    struct vd_volmgr *mgr = NULL;
+    struct vd_fuse_export *fx = NULL;
+    struct vd_api *api = NULL;
+    sigset_t sigs;
+    int sig = 0;
+    int rc = 1;
+
+    int r = parse_args(argc, argv, &o);
+    if (r != 0) {
+        return r > 0 ? 0 : 2;
+    }
+    vd_log_set_level(o.verbose ? VD_LOG_DEBUG : VD_LOG_INFO);
+    if (parse_listen(o.listen, host, sizeof(host), &port) < 0) {
+        fprintf(stderr, "vdiskd: --listen wants HOST:PORT, got '%s'\n",
+                o.listen);
+        return 2;
+    }
+    for (int i = 0; i < o.n_import_dirs; i++) {
+        import_real[i] = realpath(o.import_dirs[i], NULL);
+        if (import_real[i] == NULL) {
+            fprintf(stderr, "vdiskd: --import-dir '%s': %s\n",
+                    o.import_dirs[i], strerror(errno));
+            goto out;
+        }
+    }
+
+    /* Block the stop signals in every thread; main waits for them below. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
+        goto out;
+    }
+    if (vd_fuse_prepare_mountpoint(o.mount_dir, &err) < 0 ||
+        realpath(o.mount_dir, mount_dir) == NULL) {
+        vd_err("mount point: %s", err.code ? err.msg : strerror(errno));
+        goto out;
+    }
+    snprintf(db_path, sizeof(db_path), "%s/catalog.db", data_dir);
+    if (vd_catalog_open(db_path, &cat, &err) < 0) {
+        vd_err("catalog: %s", err.msg);
+        goto out;
+    }
+
+    struct vd_volmgr_config mcfg = {
+        .data_dir = data_dir,
+        .mount_dir = mount_dir,
+        .import_dirs = (const char *const *)import_real,
+        .default_format = o.format,
+    };
+    if (vd_volmgr_new(&mcfg, cat, &mgr, &err) < 0) {
+        vd_err("volumes: %s", err.msg);
+        goto out;
+    }
+
+    struct vd_fuse_config fcfg = {
+        .mount_dir = mount_dir,
+        .uid = o.uid,
+        .gid = o.gid,
+        .mode = o.mode,
+        .threads = o.threads,
+    };
+    if (vd_fuse_export_start(&fcfg, mgr, &fx, &err) < 0) {
+        vd_err("fuse: %s", err.msg);
+        goto out;
+    }
+
+    struct vd_api_config acfg = {
+        .host = host,
+        .port = port,
+        .max_body = 64 * 1024,
+    };
+    if (vd_api_start(&acfg, mgr, &api, &err) < 0) {
+        vd_err("api: %s", err.msg);
+        goto out;
+    }
+    vd_info("vdiskd %s serving %s on %s, API on http://%s:%u", VD_VERSION,
+            data_dir, mount_dir, host, vd_api_port(api));
+
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        vd_info("SIGHUP: flushing every volume");
+        vd_volmgr_flush_all(mgr);
+    }
+    vd_info("signal %d: shutting down", sig);
+    rc = 0;
+
+out:
+    vd_api_stop(api);
+    if (mgr != NULL && vd_volmgr_flush_all(mgr) < 0) {
+        vd_err("flushing volumes at shutdown failed");
+        rc = 1;
+    }
+    vd_fuse_export_stop(fx);
+    vd_volmgr_free(mgr);
+    vd_catalog_close(cat);
+    for (int i = 0; i < o.n_import_dirs; i++) {
+        free(import_real[i]);
+    }
+    if (rc == 0) {
+        vd_info("stopped cleanly");
+    }
+    return rc;
+}

@@ -1,0 +1,110 @@
+/* volume.h — the volume manager: the only code that changes volumes.
+ *
+ * Keeps the catalog and the image files in step, owns every open image,
+ * and gives the FUSE export reference-counted volumes whose I/O passes
+ * the volume's I/O gate. Called from the API thread and FUSE workers. */
+#ifndef VD_VOLUME_H
+#define VD_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+
+struct vd_error;
+struct vd_volmgr;
+struct vd_volume;
+
+struct vd_volmgr_config {
+    const char *data_dir;               /* canonical path */
+    const char *mount_dir;              /* where the FUSE files appear */
+    const char *const *import_dirs;     /* NULL-terminated; NULL = none */
+    const char *default_format;         /* "qcow2" or "raw" */
+};
+
+/* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
+struct vd_volume_spec {
+    const char *name;
+    uint64_t size;
+    const char *format;        /* NULL = config default */
+    const char *backend_type;  /* NULL or "file" = local image; "nbd" */
+    const char *backend_uri;   /* for remote backends */
+    uint32_t cluster_size;     /* 0 = driver default */
+    const char *base;          /* linked clone of this volume */
+    const char *import_path;   /* take in an existing image */
+};
+
+/* A volume as shown by the API. */
+struct vd_volume_info {
+    struct vd_volume_row row;
+    char path[VD_LOCATION_MAX];   /* its file on the mount */
+    int64_t allocated;            /* host bytes, -1 if unknown */
+    int open_count;
+    uint64_t reads, writes, bytes_read, bytes_written, errors;
+};
+
+/* Change events for the FUSE export (so it can invalidate kernel caches). */
+enum vd_volume_event { VD_VOLUME_ADDED, VD_VOLUME_REMOVED, VD_VOLUME_RESIZED };
+typedef void (*vd_volume_notify_fn)(void *arg, enum vd_volume_event ev,
+                                    uint64_t ino, const char *name);
+
+/* Load the catalog, repair what a crash left half done (logging it), and
+ * open every ready volume. */
+int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
+                  struct vd_volmgr **out, struct vd_error *err);
+/* Flush and close every volume; accepts NULL. */
+void vd_volmgr_free(struct vd_volmgr *mgr);
+void vd_volmgr_set_notify(struct vd_volmgr *mgr, vd_volume_notify_fn fn,
+                          void *arg);
+/* Flush every volume; returns the first error. */
+int vd_volmgr_flush_all(struct vd_volmgr *mgr);
+
+/* Control path (API). All fill err on failure:
+ * -EINVAL bad input, -EEXIST duplicate, -ENOENT unknown, -EBUSY in use,
+ * -EACCES path not allowed, -ENOTSUP not possible for this format. */
+int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                     struct vd_volume_info *out, struct vd_error *err);
+int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
+                     struct vd_error *err);
+int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
+                  struct vd_volume_info *out, struct vd_error *err);
+/* Returns the count; *out is caller-freed. */
+int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
+                   struct vd_error *err);
+int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
+                     struct vd_error *err);
+
+/* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
+bool vd_volume_name_valid(const char *name);
+
+/* Data path (FUSE export). Lookups return a new reference or NULL. */
+struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name);
+struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino);
+/* Call cb on each served volume with ino > after_ino, in ino order, until
+ * cb returns non-zero. The volume is valid only during the call. */
+void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
+                       int (*cb)(void *arg, struct vd_volume *vol), void *arg);
+struct vd_volume *vd_volume_ref(struct vd_volume *vol);
+void vd_volume_unref(struct vd_volume *vol);   /* accepts NULL */
+
+uint64_t vd_volume_ino(const struct vd_volume *vol);   /* >= 2, stable while served */
+const char *vd_volume_name(const struct vd_volume *vol);
+uint64_t vd_volume_size(struct vd_volume *vol);
+int64_t vd_volume_created_at(const struct vd_volume *vol);
+bool vd_volume_readonly(const struct vd_volume *vol);
+
+/* A client opened / released the volume's file. open fails with -ENOENT
+ * once the volume is going away. */
+int vd_volume_open_file(struct vd_volume *vol);
+void vd_volume_release_file(struct vd_volume *vol);
+
+/* I/O through the volume's gate; 0 or -errno. */
+int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off);
+int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
+                     uint64_t off);
+int vd_volume_flush(struct vd_volume *vol);
+int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len);
+int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len);
+
+#endif

@@ -1,0 +1,377 @@
+/* image.c — the dispatcher between callers and block drivers.
+ *
+ * Checks what the driver interface promises (open, in range, writable,
+ * non-empty), serialises drivers that are not parallel-safe, counts
+ * requests and errors, and supplies fallbacks for optional members. */
+#include "image.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io_util.h"
+#include "vd_error.h"
+
+/* Enter/leave a driver call: a no-op for parallel drivers. */
+static void drv_enter(struct vd_image *img)
+{
+    if (!img->drv->parallel) {
+        pthread_mutex_lock(&img->serial);
+    }
+}
+
+static void drv_leave(struct vd_image *img)
+{
+    if (!img->drv->parallel) {
+        pthread_mutex_unlock(&img->serial);
+    }
+}
+
+static int count_result(struct vd_image *img, int ret)
+{
+    if (ret < 0) {
+        atomic_fetch_add(&img->stats.errors, 1);
+    }
+    return ret;
+}
+
+int vd_image_create(const char *format, const char *location,
+                    const struct vd_create_opts *opts, struct vd_error *err)
+{
+    const struct vd_driver *drv = vd_driver_find(format);
+    if (drv == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
+    }
+    if (drv->create == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' cannot create images",
+                            format);
+    }
+    if (opts->size == 0 || opts->size % 512 != 0) {
+        return vd_error_set(err, -EINVAL,
+                            "size %llu is not a positive multiple of 512",
+                            (unsigned long long)opts->size);
+    }
+    return drv->create(location, opts, err);
+}
+
+int vd_image_open(const char *format, const char *location,
+                  const struct vd_open_opts *opts, struct vd_image **out,
+                  struct vd_error *err)
+{
+    const struct vd_driver *drv;
+    struct vd_image *img = NULL;
+    int ret;
+
+    *out = NULL;
+    if (format != NULL) {
+        drv = vd_driver_find(format);
+        if (drv == NULL) {
+            return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
+        }
+    } else {
+        drv = vd_driver_probe_file(location, err);
+        if (drv == NULL) {
+            return err != NULL && err->code ? err->code : -EINVAL;
+        }
+    }
+    if (opts->chain_depth > VD_MAX_CHAIN_DEPTH) {
+        return vd_error_set(err, -ELOOP,
+                            "backing chain deeper than %d images at '%s'",
+                            VD_MAX_CHAIN_DEPTH, location);
+    }
+
+    img = calloc(1, sizeof(*img));
+    if (img == NULL) {
+        return vd_error_set(err, -ENOMEM, "out of memory");
+    }
+    img->drv = drv;
+    img->readonly = opts->readonly || drv->pwrite == NULL;
+    pthread_mutex_init(&img->serial, NULL);
+    img->location = strdup(location);
+    if (img->location == NULL) {
+        ret = vd_error_set(err, -ENOMEM, "out of memory");
+        goto out_free;
+    }
+    if (drv->instance_size > 0) {
+        img->opaque = calloc(1, drv->instance_size);
+        if (img->opaque == NULL) {
+            ret = vd_error_set(err, -ENOMEM, "out of memory");
+            goto out_free;
+        }
+    }
+    struct vd_open_opts o = *opts;
+    o.readonly = img->readonly;
+    ret = drv->open(img, location, &o, err);
+    if (ret < 0) {
+        goto out_free;
+    }
+    *out = img;
+    return 0;
+
+out_free:
+    pthread_mutex_destroy(&img->serial);
+    free(img->opaque);
+    free(img->location);
+    free(img);
+    return ret;
+}
+
+int vd_image_close(struct vd_image *img)
+{
+    int ret = 0;
+    if (img == NULL) {
+        return 0;
+    }
+    if (!img->readonly) {
+        ret = vd_image_flush(img);
+    }
+    img->drv->close(img);
+    pthread_mutex_destroy(&img->serial);
+    free(img->opaque);
+    free(img->location);
+    free(img);
+    return ret;
+}
+
+/* Validate a data range: non-empty and within the virtual size. */
+static int check_range(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    if (!vd_range_ok(off, len, img->drv->length(img))) {
+        return -EINVAL;
+    }
+    return 1;
+}
+
+static int check_write(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    if (img->readonly) {
+        return -EROFS;
+    }
+    return check_range(img, off, len);
+}
+
+int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
+{
+    int ret = check_range(img, off, len);
+    if (ret <= 0) {
+        return count_result(img, ret);
+    }
+    drv_enter(img);
+    ret = img->drv->pread(img, buf, len, off);
+    drv_leave(img);
+    atomic_fetch_add(&img->stats.reads, 1);
+    if (ret == 0) {
+        atomic_fetch_add(&img->stats.bytes_read, len);
+    }
+    return count_result(img, ret);
+}
+
+int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
+                    uint64_t off)
+{
+    int ret = check_write(img, off, len);
+    if (ret <= 0) {
+        return count_result(img, ret);
+    }
+    drv_enter(img);
+    ret = img->drv->pwrite(img, buf, len, off);
+    drv_leave(img);
+    atomic_fetch_add(&img->stats.writes, 1);
+    if (ret == 0) {
+        atomic_fetch_add(&img->stats.bytes_written, len);
+    }
+    return count_result(img, ret);
+}
+
+int vd_image_flush(struct vd_image *img)
+{
+    int ret = 0;
+    if (img->readonly || img->drv->flush == NULL) {
+        return 0;
+    }
+    drv_enter(img);
+    ret = img->drv->flush(img);
+    drv_leave(img);
+    atomic_fetch_add(&img->stats.flushes, 1);
+    return count_result(img, ret);
+}
+
+int vd_image_discard(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    int ret = check_write(img, off, len);
+    if (ret <= 0) {
+        return count_result(img, ret);
+    }
+    if (img->drv->discard == NULL) {
+        return -ENOTSUP;
+    }
+    drv_enter(img);
+    ret = img->drv->discard(img, off, len);
+    drv_leave(img);
+    atomic_fetch_add(&img->stats.discards, 1);
+    return count_result(img, ret);
+}
+
+/* Fallback for drivers without write_zeroes: write a zero buffer. */
+static int write_zero_buffers(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    const size_t chunk = 1u << 20;
+    void *zero = calloc(1, chunk);
+    int ret = 0;
+    if (zero == NULL) {
+        return -ENOMEM;
+    }
+    while (len > 0 && ret == 0) {
+        size_t n = len < chunk ? (size_t)len : chunk;
+        ret = img->drv->pwrite(img, zero, n, off);
+        off += n;
+        len -= n;
+    }
+    free(zero);
+    return ret;
+}
+
+int vd_image_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                          unsigned flags)
+{
+    int ret = check_write(img, off, len);
+    if (ret <= 0) {
+        return count_result(img, ret);
+    }
+    drv_enter(img);
+    if (img->drv->write_zeroes != NULL) {
+        ret = img->drv->write_zeroes(img, off, len, flags);
+    } else {
+        ret = -ENOTSUP;
+    }
+    if (ret == -ENOTSUP) {
+        ret = write_zero_buffers(img, off, len);
+    }
+    drv_leave(img);
+    atomic_fetch_add(&img->stats.writes, 1);
+    return count_result(img, ret);
+}
+
+int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                          uint64_t *pnum)
+{
+    int ret = check_range(img, off, len);
+    if (ret <= 0) {
+        *pnum = 0;
+        return ret;
+    }
+    if (img->drv->block_status == NULL) {
+        *pnum = len;
+        return VD_BS_DATA | VD_BS_ALLOCATED;
+    }
+    drv_enter(img);
+    ret = img->drv->block_status(img, off, len, pnum);
+    drv_leave(img);
+    if (ret >= 0 && (*pnum == 0 || *pnum > len)) {
+        ret = -EIO;   /* a driver bug must not loop the caller forever */
+    }
+    return count_result(img, ret);
+}
+
+uint64_t vd_image_length(struct vd_image *img)
+{
+    return img->drv->length(img);
+}
+
+int64_t vd_image_allocated(struct vd_image *img)
+{
+    if (img->drv->allocated == NULL) {
+        return -ENOTSUP;
+    }
+    return img->drv->allocated(img);
+}
+
+int vd_image_truncate(struct vd_image *img, uint64_t size,
+                      struct vd_error *err)
+{
+    int ret;
+    if (img->readonly) {
+        return vd_error_set(err, -EROFS, "image is read-only");
+    }
+    if (img->drv->truncate == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' cannot be resized",
+                            img->drv->name);
+    }
+    if (size == 0 || size % 512 != 0) {
+        return vd_error_set(err, -EINVAL,
+                            "size %llu is not a positive multiple of 512",
+                            (unsigned long long)size);
+    }
+    drv_enter(img);
+    ret = img->drv->truncate(img, size, err);
+    drv_leave(img);
+    return ret;
+}
+
+/* Snapshot members share one shape: check presence and writability. */
+static int snapshot_op(struct vd_image *img, const char *name,
+                       int (*op)(struct vd_image *, const char *,
+                                 struct vd_error *),
+                       struct vd_error *err)
+{
+    int ret;
+    if (op == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' has no snapshots",
+                            img->drv->name);
+    }
+    if (img->readonly) {
+        return vd_error_set(err, -EROFS, "image is read-only");
+    }
+    drv_enter(img);
+    ret = op(img, name, err);
+    drv_leave(img);
+    return ret;
+}
+
+int vd_image_snapshot_create(struct vd_image *img, const char *name,
+                             struct vd_error *err)
+{
+    return snapshot_op(img, name, img->drv->snapshot_create, err);
+}
+
+int vd_image_snapshot_delete(struct vd_image *img, const char *name,
+                             struct vd_error *err)
+{
+    return snapshot_op(img, name, img->drv->snapshot_delete, err);
+}
+
+int vd_image_snapshot_revert(struct vd_image *img, const char *name,
+                             struct vd_error *err)
+{
+    return snapshot_op(img, name, img->drv->snapshot_revert, err);
+}
+
+int vd_image_snapshot_list(struct vd_image *img,
+                           struct vd_snapshot_info **out)
+{
+    int ret;
+    *out = NULL;
+    if (img->drv->snapshot_list == NULL) {
+        return -ENOTSUP;
+    }
+    drv_enter(img);
+    ret = img->drv->snapshot_list(img, out);
+    drv_leave(img);
+    return ret;
+}
+
+int vd_image_check(struct vd_image *img, struct vd_check_result *res)
+{
+    int ret;
+    memset(res, 0, sizeof(*res));
+    if (img->drv->check == NULL) {
+        return 0;
+    }
+    drv_enter(img);
+    ret = img->drv->check(img, res);
+    drv_leave(img);
+    return ret;
+}

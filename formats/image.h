@@ -1,0 +1,78 @@
+/* image.h — an open image and the dispatcher in front of its driver.
+ *
+ * Everything above formats/ goes through these functions, never through
+ * drv members: they check the contract, serialise non-parallel drivers
+ * and count requests and errors. */
+#ifndef VD_IMAGE_H
+#define VD_IMAGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vd_driver.h"
+
+struct vd_image_stats {
+    atomic_uint_fast64_t reads, writes, flushes, discards;
+    atomic_uint_fast64_t bytes_read, bytes_written;
+    atomic_uint_fast64_t errors;
+};
+
+struct vd_image {
+    const struct vd_driver *drv;
+    void *opaque;              /* drv->instance_size bytes of driver state */
+    bool readonly;
+    char *location;            /* path or URI it was opened from */
+    pthread_mutex_t serial;    /* held around calls when !drv->parallel */
+    struct vd_image_stats stats;
+};
+
+/* Driver registry (registry.c). */
+const struct vd_driver *vd_driver_find(const char *name);
+/* Probe a host file's format from its first bytes. NULL with err set if
+ * nothing matches or the file cannot be read. */
+const struct vd_driver *vd_driver_probe_file(const char *path,
+                                             struct vd_error *err);
+/* NULL-terminated list of every registered driver, in probe order. */
+const struct vd_driver *const *vd_driver_list(void);
+
+/* Create an image of format at location. */
+int vd_image_create(const char *format, const char *location,
+                    const struct vd_create_opts *opts, struct vd_error *err);
+
+/* Open location with the named format, or probe it when format is NULL
+ * (host files only). On success *out owns the image; caller closes. */
+int vd_image_open(const char *format, const char *location,
+                  const struct vd_open_opts *opts, struct vd_image **out,
+                  struct vd_error *err);
+
+/* Flush (if writable) and close; accepts NULL. Returns the flush result. */
+int vd_image_close(struct vd_image *img);
+
+int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);
+int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
+                    uint64_t off);
+int vd_image_flush(struct vd_image *img);
+int vd_image_discard(struct vd_image *img, uint64_t off, uint64_t len);
+int vd_image_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                          unsigned flags);
+int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                          uint64_t *pnum);
+uint64_t vd_image_length(struct vd_image *img);
+int64_t vd_image_allocated(struct vd_image *img);
+int vd_image_truncate(struct vd_image *img, uint64_t size,
+                      struct vd_error *err);
+
+int vd_image_snapshot_create(struct vd_image *img, const char *name,
+                             struct vd_error *err);
+int vd_image_snapshot_list(struct vd_image *img,
+                           struct vd_snapshot_info **out);
+int vd_image_snapshot_delete(struct vd_image *img, const char *name,
+                             struct vd_error *err);
+int vd_image_snapshot_revert(struct vd_image *img, const char *name,
+                             struct vd_error *err);
+int vd_image_check(struct vd_image *img, struct vd_check_result *res);
+
+#endif

@@ -1,0 +1,109 @@
+/* io_util.c — pread/pwrite loops that never return short. */
+#include "io_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int vd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            memset(p, 0, len);
+            return 0;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            return -EIO;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* QEMU's file-posix locking: byte 100+i claims permission bit i, byte
+ * 200+i refuses to share it. All are read locks; a conflict shows as a
+ * write lock that could not be placed. Bits: 0 consistent read, 1 write,
+ * 2 write unchanged, 3 resize. */
+#define LOCK_PERM_BASE 100
+#define LOCK_SHARED_BASE 200
+#define PERM_CONSISTENT_READ 0x1u
+#define PERM_WRITE 0x2u
+#define PERM_WRITE_UNCHANGED 0x4u
+#define PERM_RESIZE 0x8u
+#define PERM_ALL 0xfu
+
+static int ofd_lock(int fd, int cmd, short type, off_t start)
+{
+    struct flock fl = {
+        .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1,
+    };
+    if (fcntl(fd, cmd, &fl) < 0) {
+        return -errno;
+    }
+    if (cmd == F_OFD_GETLK && fl.l_type != F_UNLCK) {
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+int vd_lock_image_fd(int fd, bool write)
+{
+    unsigned perm = PERM_CONSISTENT_READ;
+    unsigned shared = PERM_ALL;
+    int ret;
+    if (write) {
+        perm |= PERM_WRITE | PERM_WRITE_UNCHANGED | PERM_RESIZE;
+        shared = PERM_CONSISTENT_READ | PERM_WRITE_UNCHANGED;
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        /* Someone refuses to share what we want, or uses what we won't share. */
+        if ((perm & (1u << i)) &&
+            (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK, LOCK_SHARED_BASE + i)) < 0) {
+            return ret;
+        }
+        if (!(shared & (1u << i)) &&
+            (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK, LOCK_PERM_BASE + i)) < 0) {
+            return ret;
+        }
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        if ((perm & (1u << i)) &&
+            (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, LOCK_PERM_BASE + i)) < 0) {
+            return ret;
+        }
+        if (!(shared & (1u << i)) &&
+            (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i)) < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* io_util.h — full-length pread/pwrite and checked arithmetic shared by
+ * the file-based drivers. All return 0 or -errno. */
+#ifndef VD_IO_UTIL_H
+#define VD_IO_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read exactly len bytes; bytes past end of file read as zeroes. */
+int vd_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Write exactly len bytes, retrying short writes and EINTR. */
+int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Take QEMU-compatible byte-range (OFD) locks on an image file so QEMU's
+ * tools see it as in use: readers claim consistent-read; writers also
+ * claim write and refuse to share write and resize. -EAGAIN (with a
+ * message naming the conflict left to the caller) when another process
+ * holds a conflicting lock. */
+int vd_lock_image_fd(int fd, bool write);
+
+/* a + b into *out; false on overflow. */
+static inline bool vd_add_overflows(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return __builtin_add_overflow(a, b, out);
+}
+
+/* true when [off, off+len) lies within [0, limit). */
+static inline bool vd_range_ok(uint64_t off, uint64_t len, uint64_t limit)
+{
+    uint64_t end;
+    return !vd_add_overflows(off, len, &end) && end <= limit;
+}
+
+#endif

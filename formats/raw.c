@@ -1,0 +1,233 @@
+/* raw.c — a raw image is the host file itself, byte for byte.
+ *
+ * Stateless data path (pread/pwrite on one fd), so calls run in parallel.
+ * Holes are kept sparse: discard punches, block_status uses SEEK_DATA. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "io_util.h"
+#include "vd_error.h"
+
+struct raw_state {
+    int fd;                   /* -1 when closed */
+    _Atomic uint64_t size;    /* virtual size == file size */
+};
+
+static int raw_probe(const uint8_t *buf, size_t len)
+{
+    (void)buf;
+    (void)len;
+    return 1;   /* anything can be raw; every real format scores higher */
+}
+
+static int raw_create(const char *location, const struct vd_create_opts *o,
+                      struct vd_error *err)
+{
+    int ret = 0;
+    int fd;
+    if (o->backing_file != NULL) {
+        return vd_error_set(err, -ENOTSUP, "raw images have no backing file");
+    }
+    fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return vd_error_set(err, -errno, "cannot create '%s': %s", location,
+                            strerror(errno));
+    }
+    if (ftruncate(fd, (off_t)o->size) < 0) {
+        ret = vd_error_set(err, -errno, "cannot size '%s': %s", location,
+                           strerror(errno));
+        goto out;
+    }
+    if (o->prealloc == VD_PREALLOC_FALLOC || o->prealloc == VD_PREALLOC_FULL) {
+        int r = posix_fallocate(fd, 0, (off_t)o->size);
+        if (r != 0) {
+            ret = vd_error_set(err, -r, "cannot allocate %llu bytes: %s",
+                               (unsigned long long)o->size, strerror(r));
+            goto out;
+        }
+    }
+    if (fsync(fd) < 0) {
+        ret = vd_error_set(err, -errno, "fsync: %s", strerror(errno));
+    }
+out:
+    close(fd);
+    if (ret < 0) {
+        unlink(location);
+    }
+    return ret;
+}
+
+static int raw_open(struct vd_image *img, const char *location,
+                    const struct vd_open_opts *o, struct vd_error *err)
+{
+    struct raw_state *s = img->opaque;
+    struct stat st;
+    int ret;
+
+    s->fd = open(location, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (s->fd < 0) {
+        return vd_error_set(err, -errno, "cannot open '%s': %s", location,
+                            strerror(errno));
+    }
+    if (fstat(s->fd, &st) < 0) {
+        ret = vd_error_set(err, -errno, "stat '%s': %s", location,
+                           strerror(errno));
+        goto out_close;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file",
+                           location);
+        goto out_close;
+    }
+    ret = vd_lock_image_fd(s->fd, !o->readonly);
+    if (ret < 0) {
+        vd_error_set(err, ret, "'%s' is in use by another process: %s",
+                     location, strerror(-ret));
+        goto out_close;
+    }
+    atomic_store(&s->size, (uint64_t)st.st_size);
+    return 0;
+
+out_close:
+    close(s->fd);
+    s->fd = -1;
+    return ret;
+}
+
+static void raw_close(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static int raw_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
+{
+    struct raw_state *s = img->opaque;
+    return vd_pread_full(s->fd, buf, len, off);
+}
+
+static int raw_pwrite(struct vd_image *img, const void *buf, size_t len,
+                      uint64_t off)
+{
+    struct raw_state *s = img->opaque;
+    return vd_pwrite_full(s->fd, buf, len, off);
+}
+
+static int raw_flush(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    return fdatasync(s->fd) < 0 ? -errno : 0;
+}
+
+static int raw_discard(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    struct raw_state *s = img->opaque;
+    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)off, (off_t)len) < 0) {
+        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
+    }
+    return 0;
+}
+
+static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                            unsigned flags)
+{
+    struct raw_state *s = img->opaque;
+    if (flags & VD_ZERO_MAY_UNMAP) {
+        if (raw_discard(img, off, len) == 0) {
+            return 0;
+        }
+    }
+    if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)off, (off_t)len) < 0) {
+        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
+    }
+    return 0;
+}
+
+static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                            uint64_t *pnum)
+{
+    struct raw_state *s = img->opaque;
+    off_t data = lseek(s->fd, (off_t)off, SEEK_DATA);
+    off_t hole;
+
+    if (data < 0) {
+        if (errno == ENXIO) {          /* no data after off: all hole */
+            *pnum = len;
+            return VD_BS_ZERO;
+        }
+        *pnum = len;                   /* SEEK_DATA unsupported: say data */
+        return VD_BS_DATA | VD_BS_ALLOCATED;
+    }
+    if ((uint64_t)data > off) {        /* a hole up to data */
+        *pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
+        return VD_BS_ZERO;
+    }
+    hole = lseek(s->fd, (off_t)off, SEEK_HOLE);
+    if (hole < 0 || (uint64_t)hole <= off) {
+        *pnum = len;
+        return VD_BS_DATA | VD_BS_ALLOCATED;
+    }
+    *pnum = (uint64_t)hole - off < len ? (uint64_t)hole - off : len;
+    return VD_BS_DATA | VD_BS_ALLOCATED;
+}
+
+static uint64_t raw_length(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    return atomic_load(&s->size);
+}
+
+static int64_t raw_allocated(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    struct stat st;
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+static int raw_truncate(struct vd_image *img, uint64_t size,
+                        struct vd_error *err)
+{
+    struct raw_state *s = img->opaque;
+    if (size < atomic_load(&s->size)) {
+        return vd_error_set(err, -ENOTSUP, "shrinking a volume is not supported");
+    }
+    if (ftruncate(s->fd, (off_t)size) < 0) {
+        return vd_error_set(err, -errno, "resize: %s", strerror(errno));
+    }
+    atomic_store(&s->size, size);
+    return 0;
+}
+
+const struct vd_driver vd_driver_raw = {
+    .name = "raw",
+    .instance_size = sizeof(struct raw_state),
+    .parallel = true,
+    .is_file = true,
+    .probe = raw_probe,
+    .create = raw_create,
+    .open = raw_open,
+    .close = raw_close,
+    .pread = raw_pread,
+    .pwrite = raw_pwrite,
+    .flush = raw_flush,
+    .discard = raw_discard,
+    .write_zeroes = raw_write_zeroes,
+    .block_status = raw_block_status,
+    .length = raw_length,
+    .allocated = raw_allocated,
+    .truncate = raw_truncate,
+};

@@ -1,0 +1,148 @@
+/* vd_driver.h — the block driver interface every format or backend implements.
+ *
+ * A driver is a const table of function pointers (formats/registry.c lists
+ * them). The core never calls a member directly: formats/image.c checks the
+ * contract (open, in range, writable), counts, and then calls the driver.
+ * Knows nothing of FUSE, HTTP or SQL. */
+#ifndef VD_DRIVER_H
+#define VD_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vd_error;
+struct vd_image;
+
+enum vd_prealloc {
+    VD_PREALLOC_OFF = 0,   /* sparse: allocate on first write */
+    VD_PREALLOC_METADATA,  /* qcow2: write all mapping tables up front */
+    VD_PREALLOC_FALLOC,    /* reserve host space with fallocate() */
+    VD_PREALLOC_FULL,      /* write zeroes to every byte */
+};
+
+struct vd_create_opts {
+    uint64_t size;               /* virtual size, bytes, multiple of 512 */
+    uint32_t cluster_size;       /* 0 = driver default */
+    enum vd_prealloc prealloc;
+    const char *backing_file;    /* NULL = none; stored as given in the image */
+    const char *backing_format;  /* NULL = probe the backing file */
+};
+
+struct vd_open_opts {
+    bool readonly;
+    uint64_t cache_bytes;            /* metadata cache size, 0 = driver default */
+    /* Directories (canonical, no trailing slash) a backing file may be
+     * opened from, NULL terminated. NULL = no backing files allowed. */
+    const char *const *allowed_dirs;
+    int chain_depth;                 /* how deep in a backing chain this open is */
+};
+
+/* Longest backing chain a driver may follow before refusing (loop guard). */
+#define VD_MAX_CHAIN_DEPTH 16
+
+/* block_status flags */
+#define VD_BS_DATA      0x1u  /* the range holds data stored somewhere */
+#define VD_BS_ZERO      0x2u  /* the range reads as zeroes */
+#define VD_BS_ALLOCATED 0x4u  /* the range is allocated in this image, not a backing file */
+
+/* write_zeroes flags */
+#define VD_ZERO_MAY_UNMAP 0x1u  /* the driver may deallocate instead of writing */
+
+struct vd_snapshot_info {
+    char id[64];
+    char name[256];
+    uint64_t vm_state_size;
+    uint64_t disk_size;      /* virtual size when the snapshot was taken */
+    int64_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+};
+
+struct vd_check_result {
+    uint64_t corruptions;
+    uint64_t leaks;
+    uint64_t check_errors;
+};
+
+/* A driver. Members are called only through formats/image.c, which
+ * guarantees: the image is open; data ranges lie within [0, length);
+ * write-type members are never called on a read-only image; len > 0.
+ * Every int member returns 0 (or a count where said) on success and a
+ * negative errno on failure. Unless `parallel` is false, every member
+ * on one image may be called from several threads at once. */
+struct vd_driver {
+    const char *name;        /* "raw", "qcow2", "nbd" — the catalog's format name */
+    size_t instance_size;    /* bytes of zeroed private state at img->opaque */
+    bool parallel;           /* false: image.c serialises all calls on an image */
+    bool is_file;            /* location is a host file path (false for URIs) */
+
+    /* Score how likely buf (the first len bytes of a file, len may be less
+     * than 512 for small files) is this format: 0 = not it, 100 = certain.
+     * NULL = never chosen by probing. */
+    int (*probe)(const uint8_t *buf, size_t len);
+
+    /* Make a new image at location. NULL = cannot create. */
+    int (*create)(const char *location, const struct vd_create_opts *opts,
+                  struct vd_error *err);
+
+    /* Open location into img (img->opaque is zeroed, img->readonly set).
+     * Must not leave resources behind on failure. Required. */
+    int (*open)(struct vd_image *img, const char *location,
+                const struct vd_open_opts *opts, struct vd_error *err);
+
+    /* Release everything open() took. Dirty state is flushed first by the
+     * caller. Required. */
+    void (*close)(struct vd_image *img);
+
+    /* Read len bytes at off into buf. Required. */
+    int (*pread)(struct vd_image *img, void *buf, size_t len, uint64_t off);
+
+    /* Write len bytes at off. NULL = read-only driver. */
+    int (*pwrite)(struct vd_image *img, const void *buf, size_t len,
+                  uint64_t off);
+
+    /* Make every completed write and the metadata that points at it
+     * durable. NULL = nothing to do. */
+    int (*flush)(struct vd_image *img);
+
+    /* Deallocate a range; later reads return zeroes or the backing data.
+     * NULL = answered -ENOTSUP. */
+    int (*discard)(struct vd_image *img, uint64_t off, uint64_t len);
+
+    /* Make a range read as zeroes. NULL = image.c writes zero buffers. */
+    int (*write_zeroes)(struct vd_image *img, uint64_t off, uint64_t len,
+                        unsigned flags);
+
+    /* Describe the range starting at off: set *pnum to the length (1..len)
+     * of the run that shares one status, and return its VD_BS_* flags (>= 0).
+     * NULL = everything is reported as allocated data. */
+    int (*block_status)(struct vd_image *img, uint64_t off, uint64_t len,
+                        uint64_t *pnum);
+
+    /* Virtual size in bytes. Required. */
+    uint64_t (*length)(struct vd_image *img);
+
+    /* Host bytes used by the image (>= 0), or -errno. NULL = unknown. */
+    int64_t (*allocated)(struct vd_image *img);
+
+    /* Change the virtual size (only growing need be supported).
+     * NULL = answered -ENOTSUP. */
+    int (*truncate)(struct vd_image *img, uint64_t size, struct vd_error *err);
+
+    /* Internal snapshots; all NULL for formats without them. The caller
+     * has drained I/O on the image before create, delete and revert.
+     * snapshot_list returns a count (>= 0) and sets *out (caller frees). */
+    int (*snapshot_create)(struct vd_image *img, const char *name,
+                           struct vd_error *err);
+    int (*snapshot_list)(struct vd_image *img, struct vd_snapshot_info **out);
+    int (*snapshot_delete)(struct vd_image *img, const char *name,
+                           struct vd_error *err);
+    int (*snapshot_revert)(struct vd_image *img, const char *name,
+                           struct vd_error *err);
+
+    /* Consistency check of the image's metadata. NULL = nothing to check. */
+    int (*check)(struct vd_image *img, struct vd_check_result *res);
+};
+
+#endif
