@@ -33,6 +33,7 @@ struct vd_volmgr {
     char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
     char **import_dirs;              /* NULL terminated */
     char *default_format;
+    bool host_cache;
     struct vd_catalog *cat;
 
     pthread_mutex_t ctl;             /* serialises create/delete/resize */

@@ -21,6 +21,7 @@ struct vd_volmgr_config {
     const char *mount_dir;              /* where the FUSE files appear */
     const char *const *import_dirs;     /* NULL-terminated; NULL = none */
     const char *default_format;         /* "qcow2" or "raw" */
+    bool host_cache;                    /* false: image data I/O uses O_DIRECT */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
