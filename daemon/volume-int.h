@@ -62,6 +62,11 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol);
 
+/* snapshot.c */
+/* Make the catalog's snapshot rows match the image's table, logging what
+ * changed. */
+void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol);
+
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
                                 struct vd_image *img, uint64_t ino);

@@ -202,6 +202,9 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
             snprintf(row->state, sizeof(row->state), "%s", VD_STATE_READY);
         }
         struct vd_volume *vol = vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
+        if (vol != NULL) {
+            vd_volume_sync_snapshots(mgr, vol);
+        }
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
             vd_image_close(img);
             free(vol);
