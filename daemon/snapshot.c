@@ -40,25 +40,28 @@ static void to_view(const struct vd_snapshot_info *si,
     v->created_at = si->date_sec;
 }
 
-/* The served volume, with a snapshot-capable image; sets err otherwise. */
-static struct vd_volume *snap_volume(struct vd_volmgr *mgr, const char *volume,
-                                     struct vd_error *err)
+/* The served volume, with a snapshot-capable image, into *out (a new
+ * reference); -ENOENT or -ENOTSUP with err set otherwise. */
+static int snap_volume(struct vd_volmgr *mgr, const char *volume,
+                       struct vd_volume **out, struct vd_error *err)
 {
     struct vd_volume *vol = vd_volume_name_valid(volume)
                                 ? vd_volmgr_lookup(mgr, volume) : NULL;
+    *out = NULL;
     if (vol == NULL || vol->img == NULL) {
-        vd_error_set(err, -ENOENT, "no served volume named '%s'", volume);
         vd_volume_unref(vol);
-        return NULL;
+        return vd_error_set(err, -ENOENT, "no served volume named '%s'",
+                            volume);
     }
     if (vol->img->drv->snapshot_list == NULL) {
-        vd_error_set(err, -ENOTSUP, "volume '%s' is a %s %s volume, which "
-                     "has no snapshots", volume, vol->row.format,
-                     vol->row.backend);
+        int ret = vd_error_set(err, -ENOTSUP, "volume '%s' is a %s %s "
+                               "volume, which has no snapshots", volume,
+                               vol->row.format, vol->row.backend);
         vd_volume_unref(vol);
-        return NULL;
+        return ret;
     }
-    return vol;
+    *out = vol;
+    return 0;
 }
 
 /* Find name in the image's table; 0 with *out filled, or -ENOENT. */
@@ -153,9 +156,8 @@ int vd_volmgr_snapshot_create(struct vd_volmgr *mgr, const char *volume,
                             name ? name : "");
     }
     pthread_mutex_lock(&mgr->ctl);
-    vol = snap_volume(mgr, volume, err);
-    if (vol == NULL) {
-        ret = err != NULL ? err->code : -ENOENT;
+    ret = snap_volume(mgr, volume, &vol, err);
+    if (ret < 0) {
         goto out_unlock;
     }
     if (find_snapshot(vol, name, NULL, NULL) == 0) {
@@ -195,11 +197,11 @@ int vd_volmgr_snapshot_list(struct vd_volmgr *mgr, const char *volume,
                             struct vd_snapshot_view **out, struct vd_error *err)
 {
     struct vd_snapshot_info *si = NULL;
-    struct vd_volume *vol = snap_volume(mgr, volume, err);
-    int n;
+    struct vd_volume *vol;
+    int n = snap_volume(mgr, volume, &vol, err);
     *out = NULL;
-    if (vol == NULL) {
-        return err != NULL ? err->code : -ENOENT;
+    if (n < 0) {
+        return n;
     }
     n = vd_image_snapshot_list(vol->img, &si);
     vd_volume_unref(vol);
@@ -224,10 +226,10 @@ int vd_volmgr_snapshot_get(struct vd_volmgr *mgr, const char *volume,
                            const char *name, struct vd_snapshot_view *out,
                            struct vd_error *err)
 {
-    struct vd_volume *vol = snap_volume(mgr, volume, err);
-    int ret;
-    if (vol == NULL) {
-        return err != NULL ? err->code : -ENOENT;
+    struct vd_volume *vol;
+    int ret = snap_volume(mgr, volume, &vol, err);
+    if (ret < 0) {
+        return ret;
     }
     ret = find_snapshot(vol, name, out, err);
     vd_volume_unref(vol);
@@ -240,9 +242,8 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
     struct vd_volume *vol;
     int ret;
     pthread_mutex_lock(&mgr->ctl);
-    vol = snap_volume(mgr, volume, err);
-    if (vol == NULL) {
-        ret = err != NULL ? err->code : -ENOENT;
+    ret = snap_volume(mgr, volume, &vol, err);
+    if (ret < 0) {
         goto out_unlock;
     }
     ret = find_snapshot(vol, name, NULL, err);
@@ -273,9 +274,8 @@ int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
     struct vd_volume *vol;
     int ret;
     pthread_mutex_lock(&mgr->ctl);
-    vol = snap_volume(mgr, volume, err);
-    if (vol == NULL) {
-        ret = err != NULL ? err->code : -ENOENT;
+    ret = snap_volume(mgr, volume, &vol, err);
+    if (ret < 0) {
         goto out_unlock;
     }
     ret = find_snapshot(vol, name, NULL, err);
