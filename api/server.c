@@ -9,7 +9,9 @@
  *    first callback, before any body is read; MHD then closes the
  *    connection instead of reading the rest.
  * 3. A body is buffered only up to max_body; beyond that the rest is
- *    counted and dropped and the request ends in 413.
+ *    dropped and the request ends in 413. Routes without a body drop
+ *    any body sent. Good requests are answered after the whole request
+ *    is read, so the connection stays open for the next one.
  * 4. The path is split on raw '/' before percent-decoding (MHD's own
  *    unescaping is turned off), so "%2F" can never fake a separator and
  *    "%00" never truncates a name; names are then checked with
@@ -332,7 +334,6 @@ static void request_body(struct vd_api *api, struct conn *cx,
         cx->too_big = true;
         free(cx->body);
         cx->body = NULL;
-        cx->len += size < SIZE_MAX - cx->len ? size : 0;
         return;
     }
     if (cx->len + size > cx->cap) {
@@ -416,15 +417,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (request_begin(api, c, url, method, cx, &rep)) {
             return finish(c, method, url, &rep);
         }
-        if (cx->rm->body) {
-            return MHD_YES;   /* wait for the body */
-        }
-        /* No body expected: answer now; MHD drops any body sent. */
-        request_run(api, c, cx, &rep);
-        return finish(c, method, url, &rep);
+        /* Answer on a later call, once MHD has read the request to its
+         * end: replying now would make MHD close the connection. */
+        return MHD_YES;
     }
     if (*upload_data_size != 0) {
-        request_body(api, cx, upload_data, *upload_data_size);
+        if (cx->rm->body) {
+            request_body(api, cx, upload_data, *upload_data_size);
+        }   /* else: a body nobody asked for is dropped unread */
         *upload_data_size = 0;
         return MHD_YES;
     }
