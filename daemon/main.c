@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "fuse_export.h"
 #include "log.h"
+#include "notify.h"
 #include "vd_error.h"
 #include "volume.h"
 
@@ -321,12 +322,14 @@ int main(int argc, char **argv)
     }
     vd_info("vdiskd %s serving %s on %s, API on http://%s:%u", VD_VERSION,
             data_dir, mount_dir, host, vd_api_port(api));
+    vd_notify("READY=1");
 
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
         vd_info("SIGHUP: flushing every volume");
         vd_volmgr_flush_all(mgr);
     }
     vd_info("signal %d: shutting down", sig);
+    vd_notify("STOPPING=1");
     rc = 0;
 
 out:

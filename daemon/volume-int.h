@@ -1,0 +1,74 @@
+/* volume-int.h — private state of the volume manager, shared by
+ * volume.c (lifecycle, control path) and volume_io.c (gate, data path). */
+#ifndef VD_VOLUME_INT_H
+#define VD_VOLUME_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "volume.h"
+
+struct vd_image;
+
+struct vd_volume {
+    atomic_int refs;                 /* manager's list holds one */
+    uint64_t ino;                    /* fixed at creation */
+    struct vd_volume_row row;        /* row.size follows `size`; mgr->lock */
+    struct vd_image *img;            /* set before publishing, cleared after drain */
+    _Atomic uint64_t size;           /* virtual size, bytes */
+
+    /* The I/O gate (see volume_io.c DESIGN NOTES). */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate_cond;
+    atomic_int inflight;
+    atomic_bool gate_closed;
+    atomic_bool going_away;          /* set under gate_lock */
+    int open_count;                  /* gate_lock */
+};
+
+struct vd_volmgr {
+    char *data_dir;
+    char *images_dir;
+    char *mount_dir;
+    char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
+    char **import_dirs;              /* NULL terminated */
+    char *default_format;
+    struct vd_catalog *cat;
+
+    pthread_mutex_t ctl;             /* serialises create/delete/resize */
+    pthread_mutex_t lock;            /* protects vols, n_vols, next_ino */
+    struct vd_volume **vols;         /* ordered by ino */
+    size_t n_vols, cap_vols;
+    uint64_t next_ino;
+
+    vd_volume_notify_fn notify;
+    void *notify_arg;
+};
+
+/* volume.c */
+int vd_fsync_dir(const char *dir);
+bool vd_row_is_file(const struct vd_volume_row *row);
+int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
+                       struct vd_image **img, struct vd_error *err);
+uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
+/* Add to the served list, taking over the caller's reference. */
+int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);
+/* Remove from the served list; returns the list's reference or NULL. */
+struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name);
+/* Finish removing an unserved row: state 'deleting', file, then row. */
+int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
+                         struct vd_error *err);
+/* Drain a volume's I/O and close its image. */
+int vd_volume_shut(struct vd_volume *vol);
+
+/* volume_io.c */
+struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
+                                struct vd_image *img, uint64_t ino);
+/* Close the gate and wait until no request is in flight. */
+void vd_volume_gate_close(struct vd_volume *vol);
+void vd_volume_gate_open(struct vd_volume *vol);
+/* Mark going away unless a client has the file open and !force (-EBUSY). */
+int vd_volume_retire(struct vd_volume *vol, bool force);
+int vd_volume_open_count(struct vd_volume *vol);
+
+#endif

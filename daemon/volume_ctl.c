@@ -1,0 +1,472 @@
+/* volume_ctl.c — the volume manager's control operations: create (new,
+ * linked clone, import), delete, resize, and the views the API shows.
+ * Crash ordering is described in volume.c's DESIGN NOTES. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "image.h"
+#include "io_util.h"
+#include "log.h"
+#include "vd_error.h"
+#include "volume-int.h"
+
+#define VD_MAX_VOLUME_SIZE (64ULL << 40)   /* 64 TiB */
+
+static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
+                      const struct vd_volume_row *row,
+                      struct vd_volume_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->row = *row;
+    snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
+    out->allocated = -1;
+    if (vol == NULL) {
+        return;
+    }
+    out->row.size = vd_volume_size(vol);
+    out->open_count = vd_volume_open_count(vol);
+    if (vol->img != NULL) {
+        struct vd_image_stats *s = &vol->img->stats;
+        int64_t a = vd_image_allocated(vol->img);
+        out->allocated = a >= 0 ? a : -1;
+        out->reads = atomic_load(&s->reads);
+        out->writes = atomic_load(&s->writes);
+        out->bytes_read = atomic_load(&s->bytes_read);
+        out->bytes_written = atomic_load(&s->bytes_written);
+        out->errors = atomic_load(&s->errors);
+    }
+}
+
+int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
+                  struct vd_volume_info *out, struct vd_error *err)
+{
+    struct vd_volume_row row;
+    int ret;
+    if (!vd_volume_name_valid(name)) {
+        return vd_error_set(err, -ENOENT, "no volume named '%s'", name);
+    }
+    ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
+    if (ret < 0) {
+        return ret;
+    }
+    struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
+    fill_info(mgr, vol, &row, out);
+    vd_volume_unref(vol);
+    return 0;
+}
+
+int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
+                   struct vd_error *err)
+{
+    struct vd_volume_row *rows = NULL;
+    int n = vd_catalog_volume_list(mgr->cat, &rows, err);
+    *out = NULL;
+    if (n < 0) {
+        return n;
+    }
+    struct vd_volume_info *v = calloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    if (v == NULL) {
+        free(rows);
+        return vd_error_set(err, -ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
+        fill_info(mgr, vol, &rows[i], &v[i]);
+        vd_volume_unref(vol);
+    }
+    free(rows);
+    *out = v;
+    return n;
+}
+
+/* Resolve path and require it to lie inside one of dirs. Sets *real
+ * (caller frees). */
+static int confine_path(const char *path, char *const *dirs, char **real,
+                        const char *what, struct vd_error *err)
+{
+    *real = NULL;
+    if (path == NULL || path[0] != '/') {
+        return vd_error_set(err, -EINVAL, "%s path must be absolute", what);
+    }
+    char *r = realpath(path, NULL);
+    if (r == NULL) {
+        if (errno == ENOENT) {
+            return vd_error_set(err, -EACCES,
+                                "%s path '%s' is not in an allowed directory "
+                                "or does not exist", what, path);
+        }
+        return vd_error_set(err, -EACCES, "%s path '%s': %s", what, path,
+                            strerror(errno));
+    }
+    for (size_t i = 0; dirs != NULL && dirs[i] != NULL; i++) {
+        size_t n = strlen(dirs[i]);
+        if (strncmp(r, dirs[i], n) == 0 && (r[n] == '/' || r[n] == '\0')) {
+            *real = r;
+            return 0;
+        }
+    }
+    free(r);
+    return vd_error_set(err, -EACCES,
+                        "%s path '%s' is not in a directory the operator "
+                        "allowed (--import-dir)", what, path);
+}
+
+/* Copy src to a new file dst, keeping holes. */
+static int copy_sparse(const char *src, const char *dst, struct vd_error *err)
+{
+    int in = -1, out = -1, ret = 0;
+    char *buf = NULL;
+    struct stat st;
+    const size_t chunk = 1u << 20;
+
+    in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0 || fstat(in, &st) < 0) {
+        ret = vd_error_set(err, -errno, "cannot read '%s': %s", src,
+                           strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file", src);
+        goto out;
+    }
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    buf = malloc(chunk);
+    if (out < 0 || buf == NULL) {
+        ret = vd_error_set(err, out < 0 ? -errno : -ENOMEM,
+                           "cannot create '%s'", dst);
+        goto out;
+    }
+    if (ftruncate(out, st.st_size) < 0) {
+        ret = vd_error_set(err, -errno, "cannot size '%s'", dst);
+        goto out;
+    }
+    off_t pos = 0;
+    while (pos < st.st_size) {
+        off_t data = lseek(in, pos, SEEK_DATA);
+        if (data < 0) {
+            break;   /* only a hole remains */
+        }
+        off_t hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0) {
+            hole = st.st_size;
+        }
+        for (pos = data; pos < hole;) {
+            size_t n = (size_t)(hole - pos) < chunk ? (size_t)(hole - pos) : chunk;
+            if ((ret = vd_pread_full(in, buf, n, (uint64_t)pos)) < 0 ||
+                (ret = vd_pwrite_full(out, buf, n, (uint64_t)pos)) < 0) {
+                vd_error_set(err, ret, "copying '%s': %s", src, strerror(-ret));
+                goto out;
+            }
+            pos += (off_t)n;
+        }
+    }
+    if (fsync(out) < 0) {
+        ret = vd_error_set(err, -errno, "fsync '%s': %s", dst, strerror(errno));
+    }
+out:
+    free(buf);
+    if (in >= 0) {
+        close(in);
+    }
+    if (out >= 0) {
+        close(out);
+    }
+    return ret;
+}
+
+/* Validate the spec and fill the row it asks for (state 'creating'). */
+static int plan_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                       struct vd_volume_row *row, struct vd_volume_row *base,
+                       struct vd_error *err)
+{
+    const char *backend = spec->backend_type ? spec->backend_type : "file";
+    const char *format = spec->format ? spec->format : mgr->default_format;
+    uuid_t u;
+
+    memset(row, 0, sizeof(*row));
+    if (!vd_volume_name_valid(spec->name)) {
+        return vd_error_set(err, -EINVAL,
+                            "invalid volume name '%s': use 1-64 characters "
+                            "a-z 0-9 _ . -, starting with a letter or digit",
+                            spec->name ? spec->name : "");
+    }
+    if (spec->size % 512 != 0 || spec->size > VD_MAX_VOLUME_SIZE) {
+        return vd_error_set(err, -EINVAL,
+                            "size %llu must be a multiple of 512 and at most "
+                            "64 TiB", (unsigned long long)spec->size);
+    }
+    if (spec->base != NULL && spec->import_path != NULL) {
+        return vd_error_set(err, -EINVAL, "'base' and 'import' exclude "
+                            "each other");
+    }
+    if (spec->size == 0 && spec->base == NULL && spec->import_path == NULL &&
+        strcmp(backend, "file") == 0) {
+        return vd_error_set(err, -EINVAL, "size must be given and above 0");
+    }
+    if (strcmp(backend, "file") != 0) {
+        const struct vd_driver *drv = vd_driver_find(backend);
+        if (drv == NULL || drv->is_file) {
+            return vd_error_set(err, -EINVAL, "unknown backend type '%s'",
+                                backend);
+        }
+        if (spec->backend_uri == NULL) {
+            return vd_error_set(err, -EINVAL, "backend '%s' needs a 'uri'",
+                                backend);
+        }
+        snprintf(row->location, sizeof(row->location), "%s", spec->backend_uri);
+        format = "raw";
+    } else {
+        const struct vd_driver *drv = vd_driver_find(format);
+        if (drv == NULL || !drv->is_file || drv->create == NULL) {
+            return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
+        }
+    }
+    if (spec->base != NULL) {
+        int ret = vd_catalog_volume_get(mgr->cat, spec->base, base, NULL);
+        if (ret < 0 || strcmp(base->state, VD_STATE_READY) != 0) {
+            return vd_error_set(err, -ENOENT, "base volume '%s' not found",
+                                spec->base);
+        }
+        if (!vd_row_is_file(base)) {
+            return vd_error_set(err, -ENOTSUP, "base volume '%s' is not a "
+                                "local image", spec->base);
+        }
+        if (strcmp(format, "qcow2") != 0 || vd_driver_find("qcow2") == NULL) {
+            return vd_error_set(err, -ENOTSUP,
+                                "linked clones must be qcow2 volumes");
+        }
+        snprintf(row->base, sizeof(row->base), "%s", spec->base);
+    }
+    uuid_generate(u);
+    uuid_unparse_lower(u, row->uuid);
+    snprintf(row->name, sizeof(row->name), "%s", spec->name);
+    snprintf(row->format, sizeof(row->format), "%s", format);
+    snprintf(row->backend, sizeof(row->backend), "%s", backend);
+    if (strcmp(backend, "file") == 0) {
+        snprintf(row->location, sizeof(row->location), "%s/%s.%s",
+                 mgr->images_dir, row->uuid, format);
+    }
+    row->size = spec->size ? spec->size : (spec->base ? base->size : 1);
+    snprintf(row->state, sizeof(row->state), "%s", VD_STATE_CREATING);
+    return 0;
+}
+
+/* Make the image file a 'creating' row points at. */
+static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                      struct vd_volume_row *row, const struct vd_volume_row *base,
+                      struct vd_error *err)
+{
+    if (spec->import_path != NULL) {
+        char *real = NULL;
+        int ret = confine_path(spec->import_path, mgr->import_dirs, &real,
+                               "import", err);
+        if (ret < 0) {
+            return ret;
+        }
+        const struct vd_driver *drv = vd_driver_probe_file(real, err);
+        if (drv == NULL) {
+            free(real);
+            return err != NULL && err->code ? err->code : -EINVAL;
+        }
+        snprintf(row->format, sizeof(row->format), "%s", drv->name);
+        snprintf(row->location, sizeof(row->location), "%s/%s.%s",
+                 mgr->images_dir, row->uuid, drv->name);
+        ret = copy_sparse(real, row->location, err);
+        free(real);
+        return ret;
+    }
+    struct vd_create_opts o = {
+        .size = row->size,
+        .cluster_size = spec->cluster_size,
+    };
+    if (base != NULL) {
+        o.backing_file = base->location;
+        o.backing_format = base->format;
+    }
+    return vd_image_create(row->format, row->location, &o, err);
+}
+
+int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                     struct vd_volume_info *out, struct vd_error *err)
+{
+    struct vd_volume_row row, base;
+    struct vd_image *img = NULL;
+    struct vd_volume *vol = NULL;
+    bool file;
+    int ret;
+
+    ret = plan_create(mgr, spec, &row, &base, err);
+    if (ret < 0) {
+        return ret;
+    }
+    file = vd_row_is_file(&row);
+    pthread_mutex_lock(&mgr->ctl);
+    ret = vd_catalog_volume_insert(mgr->cat, &row, err);
+    if (ret < 0) {
+        goto out_unlock;
+    }
+    if (file) {
+        ret = make_image(mgr, spec, &row, spec->base ? &base : NULL, err);
+        if (ret < 0) {
+            goto out_undo;
+        }
+        vd_fsync_dir(mgr->images_dir);
+    }
+    ret = vd_volmgr_open_row(mgr, &row, &img, err);
+    if (ret < 0) {
+        goto out_undo;
+    }
+    row.size = vd_image_length(img);
+    if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) < 0 ||
+        (ret = vd_catalog_volume_set_state(mgr->cat, row.name, VD_STATE_READY,
+                                           err)) < 0) {
+        goto out_undo;
+    }
+    snprintf(row.state, sizeof(row.state), "%s", VD_STATE_READY);
+    vol = vd_volume_new(&row, img, vd_volmgr_take_ino(mgr));
+    if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
+        free(vol);
+        ret = vd_error_set(err, -ENOMEM, "out of memory");
+        goto out_undo;
+    }
+    fill_info(mgr, vol, &row, out);
+    vd_info("created volume '%s' (%s, %llu bytes, %s)", row.name, row.format,
+            (unsigned long long)row.size, row.location);
+    pthread_mutex_unlock(&mgr->ctl);
+    return 0;
+
+out_undo:
+    vd_image_close(img);
+    /* Import/format errors may have changed row.format/location: the row in
+     * the catalog still names what was planned, so remove by what we made. */
+    if (file) {
+        unlink(row.location);
+    }
+    vd_catalog_volume_delete(mgr->cat, row.name, NULL);
+out_unlock:
+    pthread_mutex_unlock(&mgr->ctl);
+    return ret;
+}
+
+/* Volumes that use name as their base, as "a, b" (empty when none). */
+static int clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
+                     size_t cap)
+{
+    struct vd_volume_row *rows = NULL;
+    int n = vd_catalog_volume_list(mgr->cat, &rows, NULL);
+    int count = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (strcmp(rows[i].base, name) == 0) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, cap - len, "%s%s", count ? ", " : "",
+                     rows[i].name);
+            count++;
+        }
+    }
+    free(rows);
+    return count;
+}
+
+int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
+                     struct vd_error *err)
+{
+    struct vd_volume_row row;
+    char clones[512];
+    int ret;
+
+    if (!vd_volume_name_valid(name)) {
+        return vd_error_set(err, -ENOENT, "no volume named '%s'", name);
+    }
+    pthread_mutex_lock(&mgr->ctl);
+    ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
+    if (ret < 0) {
+        goto out;
+    }
+    if (clones_of(mgr, name, clones, sizeof(clones)) > 0) {
+        ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s",
+                           name, clones);
+        goto out;
+    }
+    struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
+    if (vol != NULL) {
+        ret = vd_volume_retire(vol, force);
+        if (ret < 0) {
+            vd_error_set(err, ret, "volume '%s' is open by %d client(s); "
+                         "close it first or delete with force",
+                         name, vd_volume_open_count(vol));
+            vd_volume_unref(vol);
+            goto out;
+        }
+        vd_volume_unref(vd_volmgr_unpublish(mgr, name));
+        vd_volume_shut(vol);
+        vd_volume_unref(vol);
+    }
+    ret = vd_volmgr_remove_row(mgr, &row, err);
+    if (ret == 0) {
+        vd_info("deleted volume '%s'%s", name, force ? " (forced)" : "");
+    }
+out:
+    pthread_mutex_unlock(&mgr->ctl);
+    return ret;
+}
+
+int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
+                     struct vd_error *err)
+{
+    struct vd_volume *vol;
+    int ret;
+
+    if (size == 0 || size % 512 != 0 || size > VD_MAX_VOLUME_SIZE) {
+        return vd_error_set(err, -EINVAL, "size %llu must be a positive "
+                            "multiple of 512 and at most 64 TiB",
+                            (unsigned long long)size);
+    }
+    pthread_mutex_lock(&mgr->ctl);
+    vol = vd_volmgr_lookup(mgr, name);
+    if (vol == NULL || vol->img == NULL) {
+        ret = vd_error_set(err, -ENOENT, "no served volume named '%s'", name);
+        goto out;
+    }
+    uint64_t cur = vd_volume_size(vol);
+    if (size < cur) {
+        ret = vd_error_set(err, -EINVAL, "volume '%s' is %llu bytes; "
+                           "shrinking is not supported", name,
+                           (unsigned long long)cur);
+        goto out;
+    }
+    ret = 0;
+    if (size == cur) {
+        goto out;
+    }
+    vd_volume_gate_close(vol);
+    ret = vd_image_truncate(vol->img, size, err);
+    if (ret == 0) {
+        ret = vd_image_flush(vol->img);
+    }
+    if (ret == 0) {
+        atomic_store(&vol->size, vd_image_length(vol->img));
+    }
+    vd_volume_gate_open(vol);
+    if (ret == 0) {
+        ret = vd_catalog_volume_set_size(mgr->cat, name, size, err);
+    }
+    if (ret == 0) {
+        vd_info("resized volume '%s' to %llu bytes", name,
+                (unsigned long long)size);
+        if (mgr->notify != NULL) {
+            mgr->notify(mgr->notify_arg, VD_VOLUME_RESIZED, vol->ino, name);
+        }
+    }
+out:
+    vd_volume_unref(vol);
+    pthread_mutex_unlock(&mgr->ctl);
+    return ret;
+}
