@@ -16,8 +16,8 @@
  *    unescaping is turned off), so "%2F" can never fake a separator and
  *    "%00" never truncates a name; names are then checked with
  *    vd_volume_name_valid before any handler sees them.
- * 5. Handlers that call the volume manager run under api->lock: the
- *    manager's control path is written for one API thread. */
+ * 5. Handlers call the volume manager from several connection threads at
+ *    once; it serialises its own changes (volume.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,6 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,14 +48,12 @@ struct vd_api {
     struct vd_volmgr *mgr;
     size_t max_body;
     uint16_t port;
-    pthread_mutex_t lock;   /* held around every volume manager call */
 };
 
 struct route_method {
     const char *method;
     api_handler_fn fn;
     bool body;          /* takes a JSON body */
-    bool locked;        /* calls the volume manager: run under api->lock */
     const char *query;  /* the one query parameter accepted, or NULL */
 };
 
@@ -69,18 +66,18 @@ struct route {
 
 static const struct route routes[] = {
     {"health", false, "GET, HEAD",
-     {{"GET", api_health_get, false, false, NULL}}},
+     {{"GET", api_health_get, false, NULL}}},
     {"metrics", false, "GET, HEAD",
-     {{"GET", api_metrics_get, false, true, NULL}}},
+     {{"GET", api_metrics_get, false, NULL}}},
     {"openapi.json", false, "GET, HEAD",
-     {{"GET", api_openapi_get, false, false, NULL}}},
+     {{"GET", api_openapi_get, false, NULL}}},
     {"volumes", false, "GET, HEAD, POST",
-     {{"GET", api_volumes_list, false, true, NULL},
-      {"POST", api_volumes_create, true, true, NULL}}},
+     {{"GET", api_volumes_list, false, NULL},
+      {"POST", api_volumes_create, true, NULL}}},
     {"volumes", true, "GET, HEAD, PATCH, DELETE",
-     {{"GET", api_volumes_get, false, true, NULL},
-      {"PATCH", api_volumes_patch, true, true, NULL},
-      {"DELETE", api_volumes_delete, false, true, "force"}}},
+     {{"GET", api_volumes_get, false, NULL},
+      {"PATCH", api_volumes_patch, true, NULL},
+      {"DELETE", api_volumes_delete, false, "force"}}},
 };
 
 /* Per-request state, freed in request_completed. */
@@ -388,13 +385,7 @@ static void request_run(struct vd_api *api, struct MHD_Connection *c,
             return;
         }
     }
-    if (cx->rm->locked) {
-        pthread_mutex_lock(&api->lock);
-    }
     cx->rm->fn(&req, rep);
-    if (cx->rm->locked) {
-        pthread_mutex_unlock(&api->lock);
-    }
     json_decref(req.body);
 }
 
@@ -519,7 +510,6 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
     }
     api->mgr = mgr;
     api->max_body = cfg->max_body;
-    pthread_mutex_init(&api->lock, NULL);
 
     fd = listen_on(cfg->host, cfg->port, &v6, &api->port, err);
     if (fd < 0) {
@@ -548,7 +538,6 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
     return 0;
 
 out_free:
-    pthread_mutex_destroy(&api->lock);
     free(api);
     return ret;
 }
@@ -564,6 +553,5 @@ void vd_api_stop(struct vd_api *api)
         return;
     }
     MHD_stop_daemon(api->mhd);
-    pthread_mutex_destroy(&api->lock);
     free(api);
 }
