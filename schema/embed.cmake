@@ -1,7 +1,7 @@
 # Turn schema/NNN_*.sql into a C array of migrations, in file-name order.
 file(GLOB sql_files "${SRC_DIR}/[0-9][0-9][0-9]_*.sql")
 list(SORT sql_files)
-set(out "/* Generated from schema/*.sql — do not edit. */\n#include \"schema.h\"\n\n")
+set(out "/* Generated from the schema migrations (schema/NNN_name.sql) — do not edit. */\n#include \"schema.h\"\n\n")
 set(entries "")
 set(i 0)
 foreach(f IN LISTS sql_files)
