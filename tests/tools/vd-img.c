@@ -153,7 +153,7 @@ static int copy(struct vd_image *img, const char *file, bool in)
     while (ret == 0 && off < size) {
         size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
         if (in) {
-            ssize_t r = pread(fd, buf, n, (off_t)off);
+            ssize_t r = read(fd, buf, n);   /* sequential: pipes work */
             if (r <= 0) {
                 ret = r < 0 ? -errno : 0;
                 break;
