@@ -10,9 +10,11 @@
 #include "image.h"
 #include "vd_error.h"
 
+extern const struct vd_driver vd_driver_qcow2;
 extern const struct vd_driver vd_driver_raw;
 
 static const struct vd_driver *const drivers[] = {
+    &vd_driver_qcow2,   /* before raw: raw matches anything */
     &vd_driver_raw,
     NULL,
 };
