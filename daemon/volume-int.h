@@ -33,6 +33,7 @@ struct vd_volmgr {
     char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
     char **import_dirs;              /* NULL terminated */
     char *default_format;
+    bool host_cache;
     struct vd_catalog *cat;
 
     pthread_mutex_t ctl;             /* serialises create/delete/resize */
@@ -60,6 +61,11 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err);
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol);
+
+/* snapshot.c */
+/* Make the catalog's snapshot rows match the image's table, logging what
+ * changed. */
+void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol);
 
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,

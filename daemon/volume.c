@@ -85,6 +85,7 @@ int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
 {
     struct vd_open_opts o = {
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
+        .direct = !mgr->host_cache,
     };
     return vd_image_open(row_driver(row), row->location, &o, img, err);
 }
@@ -201,6 +202,9 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
             snprintf(row->state, sizeof(row->state), "%s", VD_STATE_READY);
         }
         struct vd_volume *vol = vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
+        if (vol != NULL) {
+            vd_volume_sync_snapshots(mgr, vol);
+        }
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
             vd_image_close(img);
             free(vol);
@@ -282,6 +286,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     pthread_mutex_init(&mgr->ctl, NULL);
     pthread_mutex_init(&mgr->lock, NULL);
     mgr->cat = cat;
+    mgr->host_cache = cfg->host_cache;
     mgr->next_ino = 2;   /* 1 is the mount's root directory */
     if (fmt == NULL) {
         fmt = vd_driver_find("qcow2") != NULL ? "qcow2" : "raw";

@@ -31,6 +31,9 @@ struct vd_create_opts {
 
 struct vd_open_opts {
     bool readonly;
+    bool direct;                     /* host file data I/O bypasses the page
+                                        cache (O_DIRECT) where the file system
+                                        allows it */
     uint64_t cache_bytes;            /* metadata cache size, 0 = driver default */
     /* Directories (canonical, no trailing slash) a backing file may be
      * opened from, NULL terminated. NULL = no backing files allowed. */

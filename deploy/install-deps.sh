@@ -1,0 +1,25 @@
+#!/bin/sh
+# install-deps.sh — install what vdiskd needs on Debian 12, as root.
+#   deploy/install-deps.sh          build and runtime packages
+#   deploy/install-deps.sh --test   also the tools the test suite drives
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
+      libjansson-dev libsqlite3-dev uuid-dev zlib1g-dev libzstd-dev
+      liburing-dev libnbd-dev curl"
+if [ "${1:-}" = "--test" ]; then
+    pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
+          clang util-linux procps sqlite3 libnbd-bin
+          qemu-system-common"
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (it calls apt-get)" >&2
+    exit 1
+fi
+missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+    grep -q '^install ok installed' || echo "$p"; done)
+if [ -n "$missing" ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing
+fi
