@@ -18,7 +18,10 @@
  *    and fx_leave, so vd_fuse_export_stop can wait for them even if the
  *    kernel connection outlives the loop (see fuse_export.c).
  * 5. Reads land in a per-thread aligned buffer that grows to the largest
- *    request seen, so the data path does not allocate per request. */
+ *    request seen, so the data path does not allocate per request. Write
+ *    payloads sit 80 bytes into libfuse's receive buffer; sector-aligned
+ *    ones are copied into that buffer too, because images opened with
+ *    O_DIRECT would otherwise bounce them through a fresh allocation. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -450,11 +453,38 @@ static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
 }
 
-static void fx_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-                     size_t size, off_t off, struct fuse_file_info *fi)
+/* Where the payload of a write can be read from: in place when it is
+ * aligned, or when it is not a candidate for direct I/O anyway; else copied
+ * into the thread's aligned buffer, which spares the image layer an
+ * allocation per request to bounce it (note 5). NULL when out of memory. */
+static const void *write_payload(struct fuse_bufvec *bufv, size_t size,
+                                 off_t off)
+{
+    const struct fuse_buf *b = &bufv->buf[bufv->idx];
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+    if (bufv->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
+        const char *p = (const char *)b->mem + bufv->off;
+        if ((uintptr_t)p % FX_BUF_ALIGN == 0 || size % 512 != 0 ||
+            off % 512 != 0) {
+            return p;
+        }
+    }
+    dst.buf[0].mem = thread_buf(size);
+    if (dst.buf[0].mem == NULL ||
+        fuse_buf_copy(&dst, bufv, 0) != (ssize_t)size) {
+        return NULL;
+    }
+    return dst.buf[0].mem;
+}
+
+static void fx_write_buf(fuse_req_t req, fuse_ino_t ino,
+                         struct fuse_bufvec *bufv, off_t off,
+                         struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
+    size_t size = fuse_buf_size(bufv);
+    const void *data;
     uint64_t vsize;
     int ret;
 
@@ -475,8 +505,14 @@ static void fx_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     if (size > vsize - (uint64_t)off) {
         size = (size_t)(vsize - (uint64_t)off);   /* short, like a disk */
     }
+    data = write_payload(bufv, size, off);
+    if (data == NULL) {
+        fx_leave(fx);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
     atomic_store(&h->dirty, true);
-    ret = vd_volume_pwrite(h->vol, buf, size, (uint64_t)off);
+    ret = vd_volume_pwrite(h->vol, data, size, (uint64_t)off);
     fx_leave(fx);
     if (ret < 0) {
         fuse_reply_err(req, -ret);
@@ -687,7 +723,7 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .open = fx_open,
     .release = fx_release,
     .read = fx_read,
-    .write = fx_write,
+    .write_buf = fx_write_buf,
     .flush = fx_flush,
     .fsync = fx_fsync,
     .readdir = fx_readdir,
