@@ -56,6 +56,16 @@ assert os.pread(fd, 4096, 63 << 20) == b"\xee" * 4096
 PY
 qcheck "$F" 'write -P 0xcd 63M 4k' 
 
+# --- a 1 MiB request reaches the volume whole (max_write, max_pages)
+writes() {
+    api GET /volumes/v1
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["writes"])' "$T/body"
+}
+w0=$(writes)
+qcheck "$F" 'write -P 0x99 5M 1M'
+w1=$(writes)
+[ $((w1 - w0)) = 1 ] || fail "a 1 MiB write arrived as $((w1 - w0)) requests"
+
 # --- discard (fallocate punch hole) and write_zeroes read back as zeroes
 qcheck "$F" 'write -P 0x55 8M 1M' 'discard 8M 64k' 'read -P 0 8M 64k' \
     'read -P 0x55 8454144 983040' 'write -z 9M 128k' 'read -P 0 9M 128k'
