@@ -22,7 +22,7 @@
  *    end within a few seconds, stop aborts the connection through fusectl
  *    (mounted privately for the moment if the host has not mounted it),
  *    and failing that leaves the loop behind; handlers stop touching the
- *    volume manager either way (fuse_ops.c note 4).
+ *    volume manager either way (fx_enter in fuse-int.h).
  * 3. Invalidations are written to /dev/fuse by one worker thread, never by
  *    the caller: the kernel takes the directory's inode lock to drop an
  *    entry, and a lookup holding that lock may be waiting for the volume
@@ -119,7 +119,8 @@ static int find_mount(const char *path, struct mount_entry *out)
         char mnt[PATH_MAX], fstype[64], source[256];
         char *sep = strstr(line, " - ");
         if (sep == NULL ||
-            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, mnt) != 3 ||
+            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
+                   mnt) != 3 ||
             sscanf(sep + 3, "%63s %255s", fstype, source) != 2) {
             continue;
         }
