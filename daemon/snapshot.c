@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "image.h"
+#include "jobs.h"
 #include "log.h"
 #include "vd_error.h"
 #include "volume-int.h"
@@ -248,6 +249,14 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
     }
     ret = find_snapshot(vol, name, NULL, err);
     if (ret < 0) {
+        goto out;
+    }
+    char source[330];
+    snprintf(source, sizeof(source), "%s/%s", volume, name);
+    if (vd_jobs_source_busy(mgr->jobs, source)) {
+        ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is being "
+                           "cloned; delete it when the job has finished",
+                           name, volume);
         goto out;
     }
     vd_volume_gate_close(vol);

@@ -42,6 +42,8 @@ struct vd_volmgr {
     size_t n_vols, cap_vols;
     uint64_t next_ino;
 
+    struct vd_jobs *jobs;            /* full clones in progress */
+
     vd_volume_notify_fn notify;
     void *notify_arg;
 };
@@ -61,6 +63,13 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err);
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol);
+
+/* volume_ctl.c */
+/* Validate a create request and fill the row it asks for (state
+ * 'creating'); base is filled for linked clones. */
+int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                   struct vd_volume_row *row, struct vd_volume_row *base,
+                   struct vd_error *err);
 
 /* snapshot.c */
 /* Make the catalog's snapshot rows match the image's table, logging what

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "jobs.h"
 #include "log.h"
 #include "vd_error.h"
 #include "volume-int.h"
@@ -301,11 +302,13 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     if (asprintf(&mgr->images_dir, "%s/images", cfg->data_dir) < 0) {
         mgr->images_dir = NULL;
     }
+    mgr->jobs = vd_jobs_new();
     mgr->import_dirs = dup_strv(NULL, cfg->import_dirs);
     mgr->allowed_dirs = dup_strv(cfg->data_dir, cfg->import_dirs);
     if (mgr->default_format == NULL || mgr->data_dir == NULL ||
         mgr->mount_dir == NULL || mgr->images_dir == NULL ||
-        mgr->import_dirs == NULL || mgr->allowed_dirs == NULL) {
+        mgr->import_dirs == NULL || mgr->allowed_dirs == NULL ||
+        mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
@@ -350,6 +353,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     if (mgr == NULL) {
         return;
     }
+    vd_jobs_free(mgr->jobs);   /* running clones stop and undo themselves */
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);

@@ -105,6 +105,16 @@ int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
                               const char *name, bool force,
                               struct vd_error *err);
 
+/* Full clone: start a job that copies snapshot src_snapshot of src_volume
+ * into a new independent volume named spec->name (format, cluster size
+ * from spec). The volume appears when the job succeeds. */
+struct vd_job_info;
+int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                    const char *src_volume, const char *src_snapshot,
+                    uint64_t *job_id, struct vd_error *err);
+int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
+                      struct vd_job_info *out, struct vd_error *err);
+
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);
 

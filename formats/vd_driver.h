@@ -39,6 +39,10 @@ struct vd_open_opts {
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
     int chain_depth;                 /* how deep in a backing chain this open is */
+    /* Open read-only as the named internal snapshot's view (the image's
+     * contents when it was taken). NULL = the active image. Drivers
+     * without snapshots fail with -ENOTSUP. */
+    const char *snapshot;
 };
 
 /* Longest backing chain a driver may follow before refusing (loop guard). */
