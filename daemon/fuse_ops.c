@@ -41,7 +41,7 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
                      struct stat *st)
 {
     uint64_t size = vd_volume_size(vol);
-    mode_t mode = fx->cfg.mode & 07777;
+    mode_t mode = fx->cfg.mode & 0777;   /* never set-id bits */
     if (vd_volume_readonly(vol)) {
         mode &= ~(mode_t)0222;
     }
