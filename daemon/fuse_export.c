@@ -515,7 +515,7 @@ static bool still_mounted(struct vd_fuse_export *fx)
     struct mount_entry me;
     return find_mount(fx->mount_dir, &me) > 0 &&
            strcmp(me.fstype, FX_FSTYPE) == 0 &&
-           ((me.major << 20) | me.minor) == fx->conn_dev;
+           (fx->conn_dev == 0 || ((me.major << 20) | me.minor) == fx->conn_dev);
 }
 
 void vd_fuse_export_stop(struct vd_fuse_export *fx)
