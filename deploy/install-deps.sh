@@ -9,7 +9,8 @@ pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
       liburing-dev libnbd-dev curl"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
-          clang util-linux procps sqlite3"
+          clang util-linux procps sqlite3 libnbd-bin
+          qemu-system-common"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it calls apt-get)" >&2
