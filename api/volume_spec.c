@@ -214,10 +214,13 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
         if (api_size_from_json(v, "size", &spec->size, err) < 0) {
             return -EINVAL;
         }
-    } else if (spec->base == NULL && spec->import_path == NULL) {
+    } else if (spec->base == NULL && spec->import_path == NULL &&
+               (spec->backend_type == NULL ||
+                strcmp(spec->backend_type, "file") == 0)) {
+        /* A remote backend's size comes from its server. */
         return vd_error_set(err, -EINVAL,
-                            "'size' is required unless 'base' or 'import' "
-                            "is given");
+                            "'size' is required unless 'base', 'import' or "
+                            "a remote 'backend' is given");
     }
     return 0;
 }

@@ -380,3 +380,15 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res)
     drv_leave(img);
     return ret;
 }
+
+int vd_image_describe(struct vd_image *img, char *buf, size_t len)
+{
+    if (len == 0) {
+        return -ERANGE;
+    }
+    buf[0] = '\0';
+    if (img->drv->describe == NULL) {
+        return -ENOTSUP;
+    }
+    return img->drv->describe(img, buf, len);
+}
