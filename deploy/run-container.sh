@@ -23,6 +23,7 @@ mkdir -p "$mnt"
 # is not connected") behind: clear it. A live one is left alone.
 while ! stat "$mnt" >/dev/null 2>&1 &&
     findmnt -n -o FSTYPE "$mnt" 2>/dev/null | grep -q '^fuse'; do
+    echo "run-container.sh: clearing a dead FUSE mount at $mnt" >&2
     umount -l "$mnt"
 done
 # The host directory must itself be a shared mount point, or the container's

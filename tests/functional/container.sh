@@ -5,7 +5,7 @@
 # the published API, write and read it from the host with qemu-io (io_uring,
 # O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
 # gone), and run a new container on the same data volume: the volume and
-# its data are back.
+# its data are back, also after a container that was killed.
 . "$(dirname "$0")/../functions.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -74,6 +74,7 @@ run_container() {
     VDISKD_NAME=$NAME VDISKD_DATA=$DATAVOL VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
         "$SRC/deploy/run-container.sh" "$MNT" "$IMG" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
+    sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
     for ((i = 0; i < 150; i++)); do
         curl -fsS "$VD_URL/health" >/dev/null 2>&1 && break
         [ "$(podman container inspect -f '{{.State.Running}}' "$NAME")" = true ] ||
@@ -133,6 +134,16 @@ expect_status 200
 [ "$(json_get format)" = "$FMT" ] || fail "after restart v1 is $(json_get format), was $FMT"
 check_data "second container"
 echo "container: the new container serves v1 with its data"
+
+# ---- killed, not stopped: the dead mount it leaves does not block the next ----------------
+podman kill -s KILL "$NAME" >/dev/null || fail "podman kill"
+podman wait "$NAME" >/dev/null 2>&1 || true
+podman rm "$NAME" >/dev/null || fail "podman rm $NAME after kill"
+left=$(awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/' /proc/mounts)
+echo "container: killed; left on the host: ${left:-nothing}"
+run_container
+check_data "container after a killed one"
+echo "container: a container after a killed one serves v1 with its data"
 stop_container
 
 # And the data is in the image file inside the data volume.
