@@ -10,7 +10,7 @@
  *    refused rather than guessed at.
  * 4. Every access holds `lock`; SQLite's own serialisation is not relied on
  *    for multi-statement sequences. */
-#include "catalog.h"
+#include "catalog-int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,13 +24,8 @@
 #include "schema.h"
 #include "vd_error.h"
 
-struct vd_catalog {
-    sqlite3 *db;
-    pthread_mutex_t lock;   /* protects db and every statement on it */
-};
-
-static int db_error(struct vd_catalog *cat, struct vd_error *err,
-                    const char *what)
+int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
+                        const char *what)
 {
     return vd_error_set(err, -EIO, "catalog: %s: %s", what,
                         sqlite3_errmsg(cat->db));
@@ -69,7 +64,7 @@ static int migrate(struct vd_catalog *cat, struct vd_error *err)
     int version = vd_catalog_schema_version(cat);
     char sql[64];
     if (version < 0) {
-        return db_error(cat, err, "reading user_version");
+        return vd_catalog_db_error(cat, err, "reading user_version");
     }
     if (version > vd_migration_count) {
         return vd_error_set(err, -EPROTO,
@@ -178,7 +173,7 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
     row->created_at = row->updated_at = (int64_t)time(NULL);
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        ret = db_error(cat, err, "prepare insert");
+        ret = vd_catalog_db_error(cat, err, "prepare insert");
         goto out;
     }
     sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
@@ -199,7 +194,7 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
         ret = vd_error_set(err, -EEXIST, "volume '%s' already exists",
                            row->name);
     } else if (rc != SQLITE_DONE) {
-        ret = db_error(cat, err, "insert");
+        ret = vd_catalog_db_error(cat, err, "insert");
     } else {
         row->id = sqlite3_last_insert_rowid(cat->db);
     }
@@ -218,7 +213,7 @@ int vd_catalog_volume_get(struct vd_catalog *cat, const char *name,
     int rc;
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        ret = db_error(cat, err, "prepare get");
+        ret = vd_catalog_db_error(cat, err, "prepare get");
         goto out;
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -228,7 +223,7 @@ int vd_catalog_volume_get(struct vd_catalog *cat, const char *name,
     } else if (rc == SQLITE_DONE) {
         ret = vd_error_set(err, -ENOENT, "no volume named '%s'", name);
     } else {
-        ret = db_error(cat, err, "get");
+        ret = vd_catalog_db_error(cat, err, "get");
     }
 out:
     sqlite3_finalize(st);
@@ -245,7 +240,7 @@ static int change_one(struct vd_catalog *cat, const char *sql,
     int ret = 0;
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        ret = db_error(cat, err, "prepare update");
+        ret = vd_catalog_db_error(cat, err, "prepare update");
         goto out;
     }
     /* Statements take ?1 name, and optionally ?2 value and ?3 timestamp. */
@@ -263,7 +258,7 @@ static int change_one(struct vd_catalog *cat, const char *sql,
         ret = vd_error_set(err, -EBUSY, "volume '%s' is still referenced: %s",
                            name, sqlite3_errmsg(cat->db));
     } else if (rc != SQLITE_DONE) {
-        ret = db_error(cat, err, "update");
+        ret = vd_catalog_db_error(cat, err, "update");
     } else if (sqlite3_changes(cat->db) != 1) {
         ret = vd_error_set(err, -ENOENT, "no volume named '%s'", name);
     }
@@ -312,7 +307,7 @@ int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
     *rows = NULL;
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        ret = db_error(cat, err, "prepare list");
+        ret = vd_catalog_db_error(cat, err, "prepare list");
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -329,7 +324,7 @@ int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
         read_row(st, &v[n++]);
     }
     if (rc != SQLITE_DONE) {
-        ret = db_error(cat, err, "list");
+        ret = vd_catalog_db_error(cat, err, "list");
     }
 out:
     sqlite3_finalize(st);

@@ -62,4 +62,21 @@ int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,
 int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
                            struct vd_error *err);
 
+struct vd_snapshot_row {
+    char name[256];
+    uint64_t size;            /* virtual size when taken */
+    int64_t created_at;       /* unix seconds */
+};
+
+/* Record a snapshot of volume (-EEXIST if recorded already). */
+int vd_catalog_snapshot_insert(struct vd_catalog *cat, const char *volume,
+                               const struct vd_snapshot_row *row,
+                               struct vd_error *err);
+int vd_catalog_snapshot_delete(struct vd_catalog *cat, const char *volume,
+                               const char *name, struct vd_error *err);
+/* The volume's snapshot rows by creation; *rows caller-freed; count. */
+int vd_catalog_snapshot_list(struct vd_catalog *cat, const char *volume,
+                             struct vd_snapshot_row **rows,
+                             struct vd_error *err);
+
 #endif

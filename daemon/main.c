@@ -37,6 +37,7 @@ struct options {
     mode_t mode;
     int threads;
     bool verbose;
+    bool host_cache;
 };
 
 static void usage(FILE *f)
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 "  --owner USER[:GROUP] owner of the volume files (default: root:root)\n"
 "  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
 "  --threads N         FUSE worker threads (default: 8)\n"
+"  --cache MODE        image I/O: 'direct' bypasses the host page cache\n"
+"                      (O_DIRECT), 'host' uses it (default: direct,\n"
+"                      env VDISKD_CACHE)\n"
 "  --verbose           log debug messages\n"
 "  --help              show this help and exit\n"
 "  --version           show the version and exit\n");
@@ -99,6 +103,17 @@ static int parse_owner(const char *s, struct options *o)
     return 0;
 }
 
+static int parse_cache(const char *s, struct options *o)
+{
+    if (strcmp(s, "direct") == 0 || strcmp(s, "host") == 0) {
+        o->host_cache = strcmp(s, "host") == 0;
+        return 0;
+    }
+    fprintf(stderr, "vdiskd: --cache must be 'direct' or 'host', got '%s'\n",
+            s);
+    return -1;
+}
+
 static const char *env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
@@ -109,7 +124,7 @@ static const char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
-           OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_VERBOSE, OPT_HELP,
+           OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE, OPT_VERBOSE, OPT_HELP,
            OPT_VERSION };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
@@ -120,6 +135,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"owner", required_argument, NULL, OPT_OWNER},
         {"file-mode", required_argument, NULL, OPT_MODE},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"cache", required_argument, NULL, OPT_CACHE},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -133,6 +149,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->listen = env_or("VDISKD_LISTEN", "127.0.0.1:8080");
     o->format = env_or("VDISKD_FORMAT", NULL);
     o->mode = 0660;
+    if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0) {
+        return -1;
+    }
     o->threads = 8;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -172,6 +191,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->threads = (int)v;
             break;
         }
+        case OPT_CACHE:
+            if (parse_cache(optarg, o) < 0) {
+                return -1;
+            }
+            break;
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_HELP: case 'h': usage(stdout); return 1;
         case OPT_VERSION: printf("vdiskd %s\n", VD_VERSION); return 1;
@@ -293,6 +317,7 @@ int main(int argc, char **argv)
         .mount_dir = mount_dir,
         .import_dirs = (const char *const *)import_real,
         .default_format = o.format,
+        .host_cache = o.host_cache,
     };
     if (vd_volmgr_new(&mcfg, cat, &mgr, &err) < 0) {
         vd_err("volumes: %s", err.msg);

@@ -33,6 +33,7 @@ struct vd_volmgr {
     char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
     char **import_dirs;              /* NULL terminated */
     char *default_format;
+    bool host_cache;
     struct vd_catalog *cat;
 
     pthread_mutex_t ctl;             /* serialises create/delete/resize */
@@ -40,6 +41,8 @@ struct vd_volmgr {
     struct vd_volume **vols;         /* ordered by ino */
     size_t n_vols, cap_vols;
     uint64_t next_ino;
+
+    struct vd_jobs *jobs;            /* full clones in progress */
 
     vd_volume_notify_fn notify;
     void *notify_arg;
@@ -60,6 +63,18 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err);
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol);
+
+/* volume_ctl.c */
+/* Validate a create request and fill the row it asks for (state
+ * 'creating'); base is filled for linked clones. */
+int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                   struct vd_volume_row *row, struct vd_volume_row *base,
+                   struct vd_error *err);
+
+/* snapshot.c */
+/* Make the catalog's snapshot rows match the image's table, logging what
+ * changed. */
+void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol);
 
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "jobs.h"
 #include "log.h"
 #include "vd_error.h"
 #include "volume-int.h"
@@ -85,6 +86,7 @@ int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
 {
     struct vd_open_opts o = {
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
+        .direct = !mgr->host_cache,
     };
     return vd_image_open(row_driver(row), row->location, &o, img, err);
 }
@@ -201,6 +203,9 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
             snprintf(row->state, sizeof(row->state), "%s", VD_STATE_READY);
         }
         struct vd_volume *vol = vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
+        if (vol != NULL) {
+            vd_volume_sync_snapshots(mgr, vol);
+        }
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
             vd_image_close(img);
             free(vol);
@@ -282,6 +287,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     pthread_mutex_init(&mgr->ctl, NULL);
     pthread_mutex_init(&mgr->lock, NULL);
     mgr->cat = cat;
+    mgr->host_cache = cfg->host_cache;
     mgr->next_ino = 2;   /* 1 is the mount's root directory */
     if (fmt == NULL) {
         fmt = vd_driver_find("qcow2") != NULL ? "qcow2" : "raw";
@@ -296,11 +302,13 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     if (asprintf(&mgr->images_dir, "%s/images", cfg->data_dir) < 0) {
         mgr->images_dir = NULL;
     }
+    mgr->jobs = vd_jobs_new();
     mgr->import_dirs = dup_strv(NULL, cfg->import_dirs);
     mgr->allowed_dirs = dup_strv(cfg->data_dir, cfg->import_dirs);
     if (mgr->default_format == NULL || mgr->data_dir == NULL ||
         mgr->mount_dir == NULL || mgr->images_dir == NULL ||
-        mgr->import_dirs == NULL || mgr->allowed_dirs == NULL) {
+        mgr->import_dirs == NULL || mgr->allowed_dirs == NULL ||
+        mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
@@ -345,6 +353,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     if (mgr == NULL) {
         return;
     }
+    vd_jobs_free(mgr->jobs);   /* running clones stop and undo themselves */
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);

@@ -21,6 +21,7 @@ struct vd_volmgr_config {
     const char *mount_dir;              /* where the FUSE files appear */
     const char *const *import_dirs;     /* NULL-terminated; NULL = none */
     const char *default_format;         /* "qcow2" or "raw" */
+    bool host_cache;                    /* false: image data I/O uses O_DIRECT */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
@@ -74,6 +75,45 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
                    struct vd_error *err);
 int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
                      struct vd_error *err);
+
+/* Snapshots (qcow2 internal snapshots). A snapshot as the API shows it. */
+struct vd_snapshot_view {
+    char name[256];
+    char id[64];              /* the image's snapshot id */
+    uint64_t size;            /* virtual size when taken */
+    uint64_t vm_state_size;
+    int64_t created_at;       /* unix seconds */
+};
+
+/* Take a consistent snapshot while clients write: the gate closes, I/O in
+ * flight drains, the image is flushed, the snapshot taken, the gate opens.
+ * *paused_us (may be NULL) gets how long I/O was held. -ENOTSUP for
+ * formats without snapshots, -EEXIST for a duplicate name. */
+int vd_volmgr_snapshot_create(struct vd_volmgr *mgr, const char *volume,
+                              const char *name, struct vd_snapshot_view *out,
+                              uint64_t *paused_us, struct vd_error *err);
+/* Returns the count; *out caller-freed. */
+int vd_volmgr_snapshot_list(struct vd_volmgr *mgr, const char *volume,
+                            struct vd_snapshot_view **out, struct vd_error *err);
+int vd_volmgr_snapshot_get(struct vd_volmgr *mgr, const char *volume,
+                           const char *name, struct vd_snapshot_view *out,
+                           struct vd_error *err);
+int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
+                              const char *name, struct vd_error *err);
+/* Roll the volume back; -EBUSY while its file is open unless force. */
+int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
+                              const char *name, bool force,
+                              struct vd_error *err);
+
+/* Full clone: start a job that copies snapshot src_snapshot of src_volume
+ * into a new independent volume named spec->name (format, cluster size
+ * from spec). The volume appears when the job succeeds. */
+struct vd_job_info;
+int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                    const char *src_volume, const char *src_snapshot,
+                    uint64_t *job_id, struct vd_error *err);
+int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
+                      struct vd_job_info *out, struct vd_error *err);
 
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);

@@ -56,6 +56,10 @@ int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
     if (ret < 0) {
         return ret;
     }
+    if (strcmp(row.state, VD_STATE_CREATING) == 0) {
+        return vd_error_set(err, -ENOENT, "volume '%s' is still being "
+                            "created", name);
+    }
     struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
     fill_info(mgr, vol, &row, out);
     vd_volume_unref(vol);
@@ -76,14 +80,18 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
         free(rows);
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
+    int k = 0;
     for (int i = 0; i < n; i++) {
+        if (strcmp(rows[i].state, VD_STATE_CREATING) == 0) {
+            continue;   /* appears once made (a clone job may be running) */
+        }
         struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
-        fill_info(mgr, vol, &rows[i], &v[i]);
+        fill_info(mgr, vol, &rows[i], &v[k++]);
         vd_volume_unref(vol);
     }
     free(rows);
     *out = v;
-    return n;
+    return k;
 }
 
 /* Resolve path and require it to lie inside one of dirs. Sets *real
@@ -181,8 +189,7 @@ out:
     return ret;
 }
 
-/* Validate the spec and fill the row it asks for (state 'creating'). */
-static int plan_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                        struct vd_volume_row *row, struct vd_volume_row *base,
                        struct vd_error *err)
 {
@@ -302,7 +309,7 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     bool file;
     int ret;
 
-    ret = plan_create(mgr, spec, &row, &base, err);
+    ret = vd_volmgr_plan(mgr, spec, &row, &base, err);
     if (ret < 0) {
         return ret;
     }

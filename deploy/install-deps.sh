@@ -9,7 +9,8 @@ pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
       liburing-dev libnbd-dev curl"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
-          clang util-linux procps sqlite3"
+          clang util-linux procps sqlite3 libnbd-bin
+          qemu-system-common"
     # guest_boot.sh: a TCG guest with a Debian kernel and a busybox initramfs
     pkgs="$pkgs qemu-system-x86 busybox-static"
     # container.sh: rootful podman (runc: crun 1.8 fails on hybrid cgroups),

@@ -80,12 +80,17 @@ int vd_image_open(const char *format, const char *location,
                             VD_MAX_CHAIN_DEPTH, location);
     }
 
+    if (opts->snapshot != NULL && drv->snapshot_list == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' has no snapshots",
+                            drv->name);
+    }
     img = calloc(1, sizeof(*img));
     if (img == NULL) {
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
     img->drv = drv;
-    img->readonly = opts->readonly || drv->pwrite == NULL;
+    img->readonly = opts->readonly || drv->pwrite == NULL ||
+                    opts->snapshot != NULL;
     pthread_mutex_init(&img->serial, NULL);
     img->location = strdup(location);
     if (img->location == NULL) {

@@ -12,6 +12,28 @@ int vd_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /* Write exactly len bytes, retrying short writes and EINTR. */
 int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* A host file opened twice: buffered, and with O_DIRECT where the file
+ * system allows it. Requests whose offset and length suit the device go
+ * to the direct fd (through an aligned bounce buffer when the caller's
+ * memory is not aligned); others take the buffered fd, which the kernel
+ * keeps coherent with direct I/O. */
+struct vd_hostfile {
+    int fd;              /* buffered, always open; -1 when closed */
+    int dfd;             /* O_DIRECT, or -1 when not in use */
+    uint32_t mem_align;  /* buffer alignment direct I/O needs */
+    uint32_t off_align;  /* offset and length alignment direct I/O needs */
+};
+
+/* Open path read-only or read-write; direct asks for the O_DIRECT fd
+ * (silently not used when the file system refuses it). 0 or -errno. */
+int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
+                     bool direct);
+void vd_hostfile_close(struct vd_hostfile *hf);
+int vd_hostfile_pread(struct vd_hostfile *hf, void *buf, size_t len,
+                      uint64_t off);
+int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,
+                       uint64_t off);
+
 /* Take QEMU-compatible byte-range (OFD) locks on an image file so QEMU's
  * tools see it as in use: readers claim consistent-read; writers also
  * claim write and refuse to share write and resize. -EAGAIN (with a

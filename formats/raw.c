@@ -15,7 +15,7 @@
 #include "vd_error.h"
 
 struct raw_state {
-    int fd;                   /* -1 when closed */
+    struct vd_hostfile hf;    /* hf.fd -1 when closed */
     _Atomic uint64_t size;    /* virtual size == file size */
 };
 
@@ -70,12 +70,12 @@ static int raw_open(struct vd_image *img, const char *location,
     struct stat st;
     int ret;
 
-    s->fd = open(location, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (s->fd < 0) {
-        return vd_error_set(err, -errno, "cannot open '%s': %s", location,
-                            strerror(errno));
+    ret = vd_hostfile_open(&s->hf, location, !o->readonly, o->direct);
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot open '%s': %s", location,
+                            strerror(-ret));
     }
-    if (fstat(s->fd, &st) < 0) {
+    if (fstat(s->hf.fd, &st) < 0) {
         ret = vd_error_set(err, -errno, "stat '%s': %s", location,
                            strerror(errno));
         goto out_close;
@@ -85,7 +85,7 @@ static int raw_open(struct vd_image *img, const char *location,
                            location);
         goto out_close;
     }
-    ret = vd_lock_image_fd(s->fd, !o->readonly);
+    ret = vd_lock_image_fd(s->hf.fd, !o->readonly);
     if (ret < 0) {
         vd_error_set(err, ret, "'%s' is in use by another process: %s",
                      location, strerror(-ret));
@@ -95,43 +95,39 @@ static int raw_open(struct vd_image *img, const char *location,
     return 0;
 
 out_close:
-    close(s->fd);
-    s->fd = -1;
+    vd_hostfile_close(&s->hf);
     return ret;
 }
 
 static void raw_close(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    vd_hostfile_close(&s->hf);
 }
 
 static int raw_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
 {
     struct raw_state *s = img->opaque;
-    return vd_pread_full(s->fd, buf, len, off);
+    return vd_hostfile_pread(&s->hf, buf, len, off);
 }
 
 static int raw_pwrite(struct vd_image *img, const void *buf, size_t len,
                       uint64_t off)
 {
     struct raw_state *s = img->opaque;
-    return vd_pwrite_full(s->fd, buf, len, off);
+    return vd_hostfile_pwrite(&s->hf, buf, len, off);
 }
 
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
-    return fdatasync(s->fd) < 0 ? -errno : 0;
+    return fdatasync(s->hf.fd) < 0 ? -errno : 0;
 }
 
 static int raw_discard(struct vd_image *img, uint64_t off, uint64_t len)
 {
     struct raw_state *s = img->opaque;
-    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+    if (fallocate(s->hf.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)off, (off_t)len) < 0) {
         return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
     }
@@ -147,7 +143,7 @@ static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
             return 0;
         }
     }
-    if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+    if (fallocate(s->hf.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
                   (off_t)off, (off_t)len) < 0) {
         return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
     }
@@ -158,7 +154,7 @@ static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
                             uint64_t *pnum)
 {
     struct raw_state *s = img->opaque;
-    off_t data = lseek(s->fd, (off_t)off, SEEK_DATA);
+    off_t data = lseek(s->hf.fd, (off_t)off, SEEK_DATA);
     off_t hole;
 
     if (data < 0) {
@@ -173,7 +169,7 @@ static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
         *pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
         return VD_BS_ZERO;
     }
-    hole = lseek(s->fd, (off_t)off, SEEK_HOLE);
+    hole = lseek(s->hf.fd, (off_t)off, SEEK_HOLE);
     if (hole < 0 || (uint64_t)hole <= off) {
         *pnum = len;
         return VD_BS_DATA | VD_BS_ALLOCATED;
@@ -192,7 +188,7 @@ static int64_t raw_allocated(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
     struct stat st;
-    if (fstat(s->fd, &st) < 0) {
+    if (fstat(s->hf.fd, &st) < 0) {
         return -errno;
     }
     return (int64_t)st.st_blocks * 512;
@@ -205,7 +201,7 @@ static int raw_truncate(struct vd_image *img, uint64_t size,
     if (size < atomic_load(&s->size)) {
         return vd_error_set(err, -ENOTSUP, "shrinking a volume is not supported");
     }
-    if (ftruncate(s->fd, (off_t)size) < 0) {
+    if (ftruncate(s->hf.fd, (off_t)size) < 0) {
         return vd_error_set(err, -errno, "resize: %s", strerror(errno));
     }
     atomic_store(&s->size, size);

@@ -31,11 +31,18 @@ struct vd_create_opts {
 
 struct vd_open_opts {
     bool readonly;
+    bool direct;                     /* host file data I/O bypasses the page
+                                        cache (O_DIRECT) where the file system
+                                        allows it */
     uint64_t cache_bytes;            /* metadata cache size, 0 = driver default */
     /* Directories (canonical, no trailing slash) a backing file may be
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
     int chain_depth;                 /* how deep in a backing chain this open is */
+    /* Open read-only as the named internal snapshot's view (the image's
+     * contents when it was taken). NULL = the active image. Drivers
+     * without snapshots fail with -ENOTSUP. */
+    const char *snapshot;
 };
 
 /* Longest backing chain a driver may follow before refusing (loop guard). */

@@ -21,6 +21,7 @@ expect_exit 2 "HOST:PORT" --listen nonsense --data-dir "$T/d" --mount "$T/m"
 expect_exit 2 "HOST:PORT" --listen 127.0.0.1:99999 --data-dir "$T/d" --mount "$T/m"
 expect_exit 2 "threads" --threads 0
 expect_exit 2 "file-mode" --file-mode 9999
+expect_exit 2 "cache" --cache sometimes
 expect_exit 2 "owner" --owner no-such-user-here
 expect_exit 2 "unexpected argument" stray
 expect_exit 1 "import-dir" --import-dir /no/such/dir --data-dir "$T/d" --mount "$T/m"

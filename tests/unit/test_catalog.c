@@ -54,6 +54,19 @@ int main(void)
     CHECK_EQ(vd_catalog_volume_set_size(cat, "a", 2 << 20, NULL), 0);
     CHECK_EQ(vd_catalog_volume_set_state(cat, "zz", VD_STATE_READY, NULL),
              -ENOENT);
+    /* Snapshot records belong to a volume and go with it. */
+    struct vd_snapshot_row sr = {.name = "s1", .size = 1 << 20};
+    struct vd_snapshot_row *srows = NULL;
+    CHECK_EQ(vd_catalog_snapshot_insert(cat, "b", &sr, NULL), 0);
+    CHECK_EQ(vd_catalog_snapshot_insert(cat, "b", &sr, NULL), -EEXIST);
+    CHECK_EQ(vd_catalog_snapshot_insert(cat, "a", &sr, NULL), 0);
+    CHECK_EQ(vd_catalog_snapshot_insert(cat, "zz", &sr, NULL), -ENOENT);
+    CHECK_EQ(vd_catalog_snapshot_list(cat, "b", &srows, NULL), 1);
+    CHECK(srows != NULL && strcmp(srows[0].name, "s1") == 0);
+    free(srows);
+    CHECK_EQ(vd_catalog_snapshot_delete(cat, "a", "s1", NULL), 0);
+    CHECK_EQ(vd_catalog_snapshot_delete(cat, "a", "s1", NULL), -ENOENT);
+
     /* A base with a clone cannot be removed (foreign key). */
     CHECK(vd_catalog_volume_delete(cat, "a", NULL) < 0);
     vd_catalog_close(cat);
@@ -65,7 +78,9 @@ int main(void)
     CHECK(strcmp(rows[0].name, "a") == 0 && rows[0].size == 2 << 20);
     CHECK(strcmp(rows[0].state, VD_STATE_READY) == 0);
     free(rows);
-    CHECK_EQ(vd_catalog_volume_delete(cat, "b", NULL), 0);
+    CHECK_EQ(vd_catalog_volume_delete(cat, "b", NULL), 0);   /* cascades */
+    CHECK_EQ(vd_catalog_snapshot_list(cat, "b", &srows, NULL), 0);
+    free(srows);
     CHECK_EQ(vd_catalog_volume_delete(cat, "a", NULL), 0);
     CHECK_EQ(vd_catalog_volume_delete(cat, "a", NULL), -ENOENT);
     CHECK_EQ(vd_catalog_volume_list(cat, &rows, NULL), 0);

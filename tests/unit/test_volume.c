@@ -135,6 +135,19 @@ int main(void)
     CHECK(strstr(err.msg, "open") != NULL);
     vd_volume_release_file(vol);
 
+    /* Raw volumes have no snapshots: a clear -ENOTSUP, nothing changes. */
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_snapshot_create(mgr, "v1", "s1", NULL, NULL, &err),
+             -ENOTSUP);
+    CHECK(strstr(err.msg, "no snapshots") != NULL);
+    CHECK_EQ(vd_volmgr_snapshot_create(mgr, "v1", "../x", NULL, NULL, NULL),
+             -EINVAL);
+    CHECK_EQ(vd_volmgr_snapshot_create(mgr, "nope", "s1", NULL, NULL, NULL),
+             -ENOENT);
+    struct vd_snapshot_view *snaps = NULL;
+    CHECK_EQ(vd_volmgr_snapshot_list(mgr, "v1", &snaps, NULL), -ENOTSUP);
+    CHECK_EQ(vd_volmgr_snapshot_revert(mgr, "v1", "s1", true, NULL), -ENOTSUP);
+
     /* Resize grows, refuses to shrink. */
     CHECK_EQ(vd_volmgr_resize(mgr, "v1", 8 << 20, NULL), 0);
     CHECK_EQ(vd_volume_size(vol), 8 << 20);

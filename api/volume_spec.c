@@ -1,0 +1,242 @@
+/* volume_spec.c — validate POST/PATCH /volumes bodies (see
+ * volume_spec.h).
+ *
+ * Checks are about the shape of the request only: types, known members,
+ * name syntax, size bounds. Whether a base exists or an import path is
+ * allowed is the volume manager's business. */
+#include "volume_spec.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "parse.h"
+#include "vd_error.h"
+#include "volume.h"
+
+#define CLUSTER_SIZE_MAX (1U << 30)
+
+/* -EINVAL naming the first member of obj not in the NULL-terminated
+ * list; where prefixes nested members ("backend."). */
+static int check_members(const json_t *obj, const char *const *known,
+                         const char *where, struct vd_error *err)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v) {
+        const char *const *k = known;
+        while (*k != NULL && strcmp(*k, key) != 0) {
+            k++;
+        }
+        if (*k == NULL) {
+            return vd_error_set(err, -EINVAL, "unknown member '%s%.64s'",
+                                where, key);
+        }
+    }
+    return 0;
+}
+
+/* A string member; absent → *out untouched. Empty strings and strings
+ * with embedded NULs are rejected. */
+static int get_string(const json_t *obj, const char *key, const char *label,
+                      const char **out, struct vd_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return vd_error_set(err, -EINVAL, "'%s' must be a string", label);
+    }
+    if (json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        return vd_error_set(err, -EINVAL, "'%s' must be a non-empty string",
+                            label);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int check_name(const char *name, const char *label,
+                      struct vd_error *err)
+{
+    if (!vd_volume_name_valid(name)) {
+        return vd_error_set(err, -EINVAL,
+                            "'%s' must match [a-z0-9][a-z0-9_.-]{0,63}, got "
+                            "\"%.80s\"", label, name);
+    }
+    return 0;
+}
+
+static int parse_backend(const json_t *b, struct vd_volume_spec *spec,
+                         struct vd_error *err)
+{
+    static const char *const known[] = {"type", "uri", NULL};
+    const char *type = NULL;
+
+    if (!json_is_object(b)) {
+        return vd_error_set(err, -EINVAL, "'backend' must be an object");
+    }
+    if (check_members(b, known, "backend.", err) < 0 ||
+        get_string(b, "type", "backend.type", &type, err) < 0 ||
+        get_string(b, "uri", "backend.uri", &spec->backend_uri, err) < 0) {
+        return -EINVAL;
+    }
+    if (type == NULL) {
+        return vd_error_set(err, -EINVAL, "'backend.type' is required");
+    }
+    if (strcmp(type, "file") == 0) {
+        if (spec->backend_uri != NULL) {
+            return vd_error_set(err, -EINVAL,
+                                "'backend.uri' is not allowed with type "
+                                "\"file\"");
+        }
+    } else if (strcmp(type, "nbd") == 0) {
+        if (spec->backend_uri == NULL) {
+            return vd_error_set(err, -EINVAL,
+                                "'backend.uri' is required with type \"nbd\"");
+        }
+        if (strlen(spec->backend_uri) >= VD_LOCATION_MAX) {
+            return vd_error_set(err, -EINVAL, "'backend.uri' is too long");
+        }
+    } else {
+        return vd_error_set(err, -EINVAL,
+                            "'backend.type' must be \"file\" or \"nbd\", got "
+                            "\"%.32s\"", type);
+    }
+    spec->backend_type = type;
+    return 0;
+}
+
+static int parse_import(const json_t *imp, struct vd_volume_spec *spec,
+                        struct vd_error *err)
+{
+    static const char *const known[] = {"path", NULL};
+    const char *path = NULL;
+
+    if (!json_is_object(imp)) {
+        return vd_error_set(err, -EINVAL, "'import' must be an object");
+    }
+    if (check_members(imp, known, "import.", err) < 0 ||
+        get_string(imp, "path", "import.path", &path, err) < 0) {
+        return -EINVAL;
+    }
+    if (path == NULL) {
+        return vd_error_set(err, -EINVAL, "'import.path' is required");
+    }
+    if (path[0] != '/') {
+        return vd_error_set(err, -EINVAL,
+                            "'import.path' must be an absolute path");
+    }
+    if (strlen(path) >= PATH_MAX) {
+        return vd_error_set(err, -EINVAL, "'import.path' is too long");
+    }
+    spec->import_path = path;
+    return 0;
+}
+
+int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
+                       struct vd_error *err)
+{
+    static const char *const known[] = {"name", "size", "format", "backend",
+                                        "cluster_size", "base", "import",
+                                        NULL};
+    json_t *v;
+
+    *spec = (struct vd_volume_spec){0};
+    if (!json_is_object(body)) {
+        return vd_error_set(err, -EINVAL, "the body must be a JSON object");
+    }
+    if (check_members(body, known, "", err) < 0) {
+        return -EINVAL;
+    }
+
+    if (get_string(body, "name", "name", &spec->name, err) < 0) {
+        return -EINVAL;
+    }
+    if (spec->name == NULL) {
+        return vd_error_set(err, -EINVAL, "'name' is required");
+    }
+    if (check_name(spec->name, "name", err) < 0) {
+        return -EINVAL;
+    }
+
+    if (get_string(body, "format", "format", &spec->format, err) < 0) {
+        return -EINVAL;
+    }
+    if (spec->format != NULL && strcmp(spec->format, "qcow2") != 0 &&
+        strcmp(spec->format, "raw") != 0) {
+        return vd_error_set(err, -EINVAL,
+                            "'format' must be \"qcow2\" or \"raw\", got "
+                            "\"%.32s\"", spec->format);
+    }
+
+    v = json_object_get(body, "backend");
+    if (v != NULL && parse_backend(v, spec, err) < 0) {
+        return -EINVAL;
+    }
+
+    v = json_object_get(body, "cluster_size");
+    if (v != NULL) {
+        json_int_t cs;
+        if (!json_is_integer(v)) {
+            return vd_error_set(err, -EINVAL,
+                                "'cluster_size' must be an integer");
+        }
+        cs = json_integer_value(v);
+        if (cs <= 0 || cs > CLUSTER_SIZE_MAX) {
+            return vd_error_set(err, -EINVAL,
+                                "'cluster_size' must be between 1 and %u, got "
+                                "%" JSON_INTEGER_FORMAT, CLUSTER_SIZE_MAX, cs);
+        }
+        spec->cluster_size = (uint32_t)cs;
+    }
+
+    if (get_string(body, "base", "base", &spec->base, err) < 0) {
+        return -EINVAL;
+    }
+    if (spec->base != NULL && check_name(spec->base, "base", err) < 0) {
+        return -EINVAL;
+    }
+
+    v = json_object_get(body, "import");
+    if (v != NULL && parse_import(v, spec, err) < 0) {
+        return -EINVAL;
+    }
+    if (spec->base != NULL && spec->import_path != NULL) {
+        return vd_error_set(err, -EINVAL,
+                            "'base' and 'import' cannot be used together");
+    }
+
+    v = json_object_get(body, "size");
+    if (v != NULL) {
+        if (api_size_from_json(v, "size", &spec->size, err) < 0) {
+            return -EINVAL;
+        }
+    } else if (spec->base == NULL && spec->import_path == NULL) {
+        return vd_error_set(err, -EINVAL,
+                            "'size' is required unless 'base' or 'import' "
+                            "is given");
+    }
+    return 0;
+}
+
+int api_resize_from_json(const json_t *body, uint64_t *size,
+                         struct vd_error *err)
+{
+    static const char *const known[] = {"size", NULL};
+    json_t *v;
+
+    if (!json_is_object(body)) {
+        return vd_error_set(err, -EINVAL, "the body must be a JSON object");
+    }
+    if (check_members(body, known, "", err) < 0) {
+        return -EINVAL;
+    }
+    v = json_object_get(body, "size");
+    if (v == NULL) {
+        return vd_error_set(err, -EINVAL, "'size' is required");
+    }
+    return api_size_from_json(v, "size", size, err);
+}

@@ -1,0 +1,185 @@
+/* volumes.c — the /volumes routes: list, create, show, grow, delete, and
+ * the volume's JSON form.
+ *
+ * Each handler validates, makes one volume manager call, and renders the
+ * outcome; errors from the volume manager go through api_problem_errno. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler.h"
+#include "parse.h"
+#include "problem.h"
+#include "vd_error.h"
+#include "volume.h"
+#include "volume_spec.h"
+
+/* json_t for a catalog string that should be UTF-8 but is not trusted to
+ * be; null rather than a failed document. */
+static json_t *str_or_null(const char *s)
+{
+    json_t *j = s != NULL ? json_string(s) : NULL;
+    return j != NULL ? j : json_null();
+}
+
+static json_t *volume_to_json(const struct vd_volume_info *vi)
+{
+    const struct vd_volume_row *r = &vi->row;
+    bool local = strcmp(r->backend, "file") == 0;
+    char created[API_RFC3339_LEN];
+    json_t *backend, *stats;
+
+    backend = json_pack("{s:o}", "type", str_or_null(r->backend));
+    if (backend != NULL && !local) {
+        json_object_set_new(backend, "uri", str_or_null(r->location));
+    }
+    stats = json_pack("{s:I, s:I, s:I, s:I, s:I}",
+                      "reads", (json_int_t)vi->reads,
+                      "writes", (json_int_t)vi->writes,
+                      "bytes_read", (json_int_t)vi->bytes_read,
+                      "bytes_written", (json_int_t)vi->bytes_written,
+                      "errors", (json_int_t)vi->errors);
+    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i, "
+                     "s:o, s:o, s:o}",
+                     "name", str_or_null(r->name),
+                     "uuid", str_or_null(r->uuid),
+                     "size", (json_int_t)r->size,
+                     "format", str_or_null(r->format),
+                     "backend", backend != NULL ? backend : json_null(),
+                     "path", str_or_null(vi->path),
+                     "image", local ? str_or_null(r->location) : json_null(),
+                     "allocated", vi->allocated >= 0
+                                      ? json_integer(vi->allocated)
+                                      : json_null(),
+                     "state", str_or_null(r->state),
+                     "open_count", vi->open_count,
+                     "created_at",
+                     api_rfc3339(r->created_at, created, sizeof(created)) == 0
+                         ? json_string(created)
+                         : json_null(),
+                     "base", r->base[0] != '\0' ? str_or_null(r->base)
+                                                : json_null(),
+                     "stats", stats != NULL ? stats : json_null());
+}
+
+/* Reply 'status' with the volume, or 500 if rendering ran out of memory. */
+static void reply_volume(struct api_reply *rep, unsigned status,
+                         const struct vd_volume_info *vi)
+{
+    json_t *j = volume_to_json(vi);
+    if (j == NULL) {
+        api_problem(rep, 500, "out of memory rendering volume '%s'",
+                    vi->row.name);
+        return;
+    }
+    api_reply_json(rep, status, j);
+}
+
+void api_volumes_list(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    struct vd_volume_info *vols = NULL;
+    json_t *arr = NULL;
+    int n;
+
+    n = vd_volmgr_list(req->mgr, &vols, &err);
+    if (n < 0) {
+        api_problem_errno(rep, n, err.msg);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; arr != NULL && i < n; i++) {
+        json_t *j = volume_to_json(&vols[i]);
+        if (j == NULL || json_array_append_new(arr, j) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(vols);
+    if (arr == NULL) {
+        api_problem(rep, 500, "out of memory listing volumes");
+        return;
+    }
+    api_reply_json(rep, 200, json_pack("{s:o}", "volumes", arr));
+}
+
+void api_volumes_create(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    struct vd_volume_spec spec;
+    struct vd_volume_info *vi;
+    int r;
+
+    if (api_spec_from_json(req->body, &spec, &err) < 0) {
+        api_problem(rep, 400, "%s", err.msg);
+        return;
+    }
+    /* vd_volume_info carries two 4 KiB paths: keep it off thread stacks. */
+    vi = calloc(1, sizeof(*vi));
+    if (vi == NULL) {
+        api_problem(rep, 500, "out of memory");
+        return;
+    }
+    r = vd_volmgr_create(req->mgr, &spec, vi, &err);
+    if (r < 0) {
+        api_problem_errno(rep, r, err.msg);
+        goto out;
+    }
+    reply_volume(rep, 201, vi);
+    if (rep->status == 201 && asprintf(&rep->location, "/volumes/%s",
+                                       spec.name) < 0) {
+        rep->location = NULL;
+    }
+out:
+    free(vi);
+}
+
+void api_volumes_get(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    struct vd_volume_info *vi = calloc(1, sizeof(*vi));
+    int r;
+
+    if (vi == NULL) {
+        api_problem(rep, 500, "out of memory");
+        return;
+    }
+    r = vd_volmgr_get(req->mgr, req->name, vi, &err);
+    if (r < 0) {
+        api_problem_errno(rep, r, err.msg);
+    } else {
+        reply_volume(rep, 200, vi);
+    }
+    free(vi);
+}
+
+void api_volumes_patch(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    uint64_t size;
+    int r;
+
+    if (api_resize_from_json(req->body, &size, &err) < 0) {
+        api_problem(rep, 400, "%s", err.msg);
+        return;
+    }
+    r = vd_volmgr_resize(req->mgr, req->name, size, &err);
+    if (r < 0) {
+        api_problem_errno(rep, r, err.msg);
+        return;
+    }
+    api_volumes_get(req, rep);
+}
+
+void api_volumes_delete(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    int r = vd_volmgr_delete(req->mgr, req->name, req->force, &err);
+
+    if (r < 0) {
+        api_problem_errno(rep, r, err.msg);
+        return;
+    }
+    api_reply_json(rep, 204, NULL);
+}

@@ -1,0 +1,20 @@
+/* catalog-int.h — private state of the catalog, shared by catalog.c
+ * (connection, migrations, volumes) and catalog_snap.c (snapshots). */
+#ifndef VD_CATALOG_INT_H
+#define VD_CATALOG_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "catalog.h"
+
+struct vd_catalog {
+    sqlite3 *db;
+    pthread_mutex_t lock;   /* protects db and every statement on it */
+};
+
+/* Record SQLite's last message as an -EIO error about `what`. */
+int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
+                        const char *what);
+
+#endif

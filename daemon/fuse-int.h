@@ -1,0 +1,61 @@
+/* fuse-int.h — private state of the FUSE export, shared by fuse_export.c
+ * (session lifecycle, mount point, kernel cache invalidation) and
+ * fuse_ops.c (the request handlers). */
+#ifndef VD_FUSE_INT_H
+#define VD_FUSE_INT_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "fuse_export.h"
+
+struct vd_volume;
+struct vd_fuse_event;
+
+/* One FUSE open of a volume file; fi->fh points at it. */
+struct vd_fuse_handle {
+    struct vd_volume *vol;       /* reference held while open */
+    atomic_bool dirty;           /* written since the last flush/fsync */
+    struct vd_fuse_handle *prev; /* fx->handles list; fx->handles_lock */
+    struct vd_fuse_handle *next;
+};
+
+struct vd_fuse_export {
+    struct vd_fuse_config cfg;   /* cfg.mount_dir points at mount_dir */
+    char *mount_dir;
+    struct vd_volmgr *mgr;
+    struct fuse_session *se;
+    unsigned int conn_dev;       /* name under /sys/fs/fuse/connections */
+    time_t started_at;           /* times of the root directory */
+
+    pthread_t loop_thread;       /* runs fuse_session_loop_mt */
+    bool loop_started;
+    atomic_bool loop_done;       /* the loop returned */
+    atomic_bool stopping;        /* handlers must not touch mgr any more */
+    atomic_int inflight;         /* handlers inside fx_enter/fx_leave */
+
+    pthread_mutex_t handles_lock;
+    struct vd_fuse_handle handles;   /* list head; handles_lock */
+
+    /* Invalidation worker (fuse_export.c); all under ev_lock. */
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;      /* worker: queue not empty or ev_stop */
+    pthread_cond_t ev_done_cond; /* producers: ev_done advanced */
+    struct vd_fuse_event *ev_head, *ev_tail;
+    uint64_t ev_queued, ev_done;
+    bool ev_stop;
+    pthread_t ev_thread;
+    bool ev_started;
+};
+
+/* fuse_ops.c */
+extern const struct fuse_lowlevel_ops vd_fuse_ops;
+/* Drop every handle the kernel did not release (after the loop ended). */
+void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
+
+#endif
