@@ -155,6 +155,16 @@ struct vd_driver {
     int (*snapshot_revert)(struct vd_image *img, const char *name,
                            struct vd_error *err);
 
+    /* Changed blocks: call cb(arg, off, len) for the extents whose data may
+     * differ between internal snapshot `since` (NULL = an empty image) and
+     * snapshot `snap`, in ascending order, judged from the mapping tables
+     * alone (no data is read). A non-zero cb return stops the walk and is
+     * returned. NULL = answered -ENOTSUP. */
+    int (*snapshot_changes)(struct vd_image *img, const char *since,
+                            const char *snap,
+                            int (*cb)(void *arg, uint64_t off, uint64_t len),
+                            void *arg, struct vd_error *err);
+
     /* Consistency check of the image's metadata. NULL = nothing to check. */
     int (*check)(struct vd_image *img, struct vd_check_result *res);
 
