@@ -350,4 +350,8 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err);
 int qcow2_create(const char *location, const struct vd_create_opts *opts,
                  struct vd_error *err);
 
+/* relocate.c */
+int vd_qcow2_relocate(const char *location, const char *orig_dir,
+                      struct vd_error *err);
+
 #endif

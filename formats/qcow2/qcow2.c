@@ -522,6 +522,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .is_file = true,
     .probe = qcow2_probe,
     .create = qcow2_create,
+    .relocate = vd_qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
     .pread = qcow2_pread,
