@@ -194,6 +194,11 @@ static int load_snapshots(struct qcow2_state *s, uint64_t file_size,
     free(buf);
     if (ret == 0) {
         s->nsnaps = s->hdr.nb_snapshots;
+        for (uint32_t i = 0; i < s->nsnaps; i++) {
+            if (s->snaps[i].disk_size == 0) {   /* old entries lack it */
+                s->snaps[i].disk_size = s->hdr.size;
+            }
+        }
     }
     return ret;
 }

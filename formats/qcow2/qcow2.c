@@ -533,5 +533,9 @@ const struct vd_driver vd_driver_qcow2 = {
     .length = qcow2_length,
     .allocated = qcow2_allocated,
     .truncate = qcow2_truncate,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_delete = qcow2_snapshot_delete,
+    .snapshot_revert = qcow2_snapshot_revert,
     .check = qcow2_check_op,
 };

@@ -10,7 +10,7 @@
  *   verify PATH OFF LEN BYTE     copy-in PATH SRC     copy-out PATH DST
  *   zero PATH OFF LEN [unmap]    discard PATH OFF LEN
  *   map PATH                     check PATH           resize PATH SIZE
- *   info PATH
+ *   info PATH                    snapshot PATH -c|-d|-a NAME, or -l
  *   stress PATH COUNT SEED [SHADOW]  random writes, zeroes, discards and
  *          flushes; with SHADOW, the expected contents are saved there */
 #include <errno.h>
@@ -318,6 +318,29 @@ int main(int argc, char **argv)
         ret = cmd_stress(img, strtol(argv[2], NULL, 0),
                          (unsigned)strtoul(argv[3], NULL, 0),
                          argc > 4 ? argv[4] : NULL);
+    } else if (!strcmp(cmd, "snapshot") && argc >= 3) {
+        struct vd_error err = {0};
+        if (!strcmp(argv[2], "-l")) {
+            struct vd_snapshot_info *v;
+            ret = vd_image_snapshot_list(img, &v);
+            for (int i = 0; i < ret; i++) {
+                printf("%s %s %llu\n", v[i].id, v[i].name,
+                       (unsigned long long)v[i].disk_size);
+            }
+            ret = ret < 0 ? ret : 0;
+            free(v);
+        } else if (argc == 4 && !strcmp(argv[2], "-c")) {
+            ret = vd_image_snapshot_create(img, argv[3], &err);
+        } else if (argc == 4 && !strcmp(argv[2], "-d")) {
+            ret = vd_image_snapshot_delete(img, argv[3], &err);
+        } else if (argc == 4 && !strcmp(argv[2], "-a")) {
+            ret = vd_image_snapshot_revert(img, argv[3], &err);
+        } else {
+            ret = -EINVAL;
+        }
+        if (ret < 0 && err.msg[0]) {
+            fprintf(stderr, "vd-img: %s\n", err.msg);
+        }
     } else if (!strcmp(cmd, "map")) {
         ret = cmd_map(img);
     } else if (!strcmp(cmd, "resize") && argc == 3) {
