@@ -26,7 +26,8 @@ static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
     e = s->l1[l1_index];
     *off = e & L1E_OFFSET_MASK;
     *copied = (e & QCOW_OFLAG_COPIED) != 0;
-    if (*off != 0 && !q2_host_cluster_ok(s, *off)) {
+    if (*off != 0 && (!q2_host_cluster_ok(s, *off) ||
+                      q2_overlaps_metadata(s, *off, s->cluster_size))) {
         return -EIO;
     }
     return 0;

@@ -240,6 +240,13 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
         return bad(err, "refcount table offset unaligned, in the header "
                         "cluster or past the end of the file");
     }
+    if (h->l1_size > 0 &&
+        h->l1_table_offset < h->refcount_table_offset +
+                                 (uint64_t)h->refcount_table_clusters * cs &&
+        h->refcount_table_offset < h->l1_table_offset +
+                                       (uint64_t)h->l1_size * 8) {
+        return bad(err, "L1 table overlaps the refcount table");
+    }
     /* Snapshot table: bounds here, entries in q2_snapshots_decode. */
     if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
         return bad(err, "too many snapshots");

@@ -24,7 +24,8 @@ static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
     if (off == 0) {
         return 0;
     }
-    if (!q2_host_cluster_ok(s, off)) {
+    if (!q2_host_cluster_ok(s, off) ||
+        q2_overlaps_metadata(s, off, s->cluster_size)) {
         s->broken = true;
         return -EIO;
     }

@@ -108,6 +108,17 @@ mk dataisl1 base.qcow2 "l2 = r64(l1) & ((1 << 56) - 1); h(l2, 'Q', (1 << 63) | l
 sum=$(md5sum <dataisl1.qcow2)
 expect_fail_msg "Input/output error" "$VDIMG" write dataisl1.qcow2 0 512 7
 [ "$(md5sum <dataisl1.qcow2)" = "$sum" ] || fail "metadata overwritten through a bad L2 entry"
+# Tables aimed at other tables: an L2 table that is the refcount table,
+# a refcount block that is the L1 table, an L1 overlapping the refcount
+# table. Writing through them would destroy metadata.
+mk l2isrt base.qcow2 "h(l1, 'Q', (1 << 63) | rt)"
+read_eio l2isrt 0
+mk rbisl1 base.qcow2 "h(rt, 'Q', l1)"
+sum=$(md5sum <rbisl1.qcow2)
+expect_fail_msg "Input/output error" "$VDIMG" write rbisl1.qcow2 512k 512 7
+[ "$(md5sum <rbisl1.qcow2)" = "$sum" ] || fail "refcount block aimed at the L1 table was written"
+mk l1rt base.qcow2 "h(40, 'Q', rt)"
+open_fails l1rt "L1 table overlaps the refcount table"
 # Compressed cluster with garbage bytes.
 mk compbad comp.qcow2 "
 l2 = r64(l1) & ((1 << 56) - 1); e = r64(l2)
