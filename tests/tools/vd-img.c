@@ -288,7 +288,7 @@ int main(int argc, char **argv)
     }
     bool ro = !strcmp(cmd, "read") || !strcmp(cmd, "verify") ||
               !strcmp(cmd, "copy-out") || !strcmp(cmd, "map") ||
-              !strcmp(cmd, "info");
+              !strcmp(cmd, "info") || !strcmp(cmd, "check");
     img = open_img(argv[1], ro);
     if (!strcmp(cmd, "write") && argc == 5) {
         ret = fill(img, parse_size(argv[2]), parse_size(argv[3]),
