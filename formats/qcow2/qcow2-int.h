@@ -274,6 +274,7 @@ int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c);
 void q2_cache_drop(struct q2_cache *c, uint64_t off);
 /* Forget every table, dirty or not. */
 void q2_cache_clear(struct q2_cache *c);
+bool q2_cache_has_dirty(const struct q2_cache *c);
 
 /* ---- refcount.c ---- */
 int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc);

@@ -61,6 +61,8 @@
  *     the queued decrements of 4, so no read or write still in flight on an
  *     old mapping can have its cluster reused underneath it. Lock order:
  *     io_barrier, then lock; never the other way round, never nested.
+ * 11. A flush with no dirty metadata and no queued frees only syncs the
+ *     data, without holding the lock, so lookups do not wait on the disk.
  */
 
 static int qcow2_probe(const uint8_t *buf, size_t len)
@@ -248,6 +250,14 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
+    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
+        !q2_cache_has_dirty(&s->l2_cache) &&
+        !q2_cache_has_dirty(&s->rb_cache)) {
+        /* Only data to sync (the steady state of a VM writing in place):
+         * do not stall lookups behind the disk. */
+        pthread_mutex_unlock(&s->lock);
+        return fdatasync(s->fd) < 0 ? -errno : 0;
+    }
     ret = q2_metadata_writeback(s);
     p = s->pending;
     n = s->npending;
