@@ -10,12 +10,15 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vd_volmgr;
 
 struct api_request {
     struct vd_volmgr *mgr;
-    const char *name;     /* decoded, validated {name} path segment, or NULL */
+    const char *name;     /* decoded, validated {volume} in the path, or NULL */
+    const char *snapshot; /* decoded, validated {snapshot}, or NULL */
+    uint64_t job;         /* {job} */
     json_t *body;         /* parsed JSON object for POST/PATCH, else NULL */
     bool force;           /* ?force=true */
 };
