@@ -50,6 +50,21 @@ void api_volumes_get(const struct api_request *req, struct api_reply *rep);
 void api_volumes_patch(const struct api_request *req, struct api_reply *rep);
 void api_volumes_delete(const struct api_request *req, struct api_reply *rep);
 
+/* snapshots.c */
+void api_snapshots_list(const struct api_request *req, struct api_reply *rep);
+void api_snapshots_create(const struct api_request *req,
+                          struct api_reply *rep);
+void api_snapshots_get(const struct api_request *req, struct api_reply *rep);
+void api_snapshots_delete(const struct api_request *req,
+                          struct api_reply *rep);
+void api_snapshots_revert(const struct api_request *req,
+                          struct api_reply *rep);
+
+/* jobs.c */
+struct vd_job_info;
+json_t *api_job_to_json(const struct vd_job_info *ji);   /* NULL if out of memory */
+void api_jobs_get(const struct api_request *req, struct api_reply *rep);
+
 /* metrics.c */
 void api_metrics_get(const struct api_request *req, struct api_reply *rep);
 

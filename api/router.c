@@ -30,6 +30,15 @@ static const struct route routes[] = {
      {{"GET", api_volumes_get, false, NULL},
       {"PATCH", api_volumes_patch, true, NULL},
       {"DELETE", api_volumes_delete, false, "force"}}},
+    {"/volumes/{volume}/snapshots", "GET, HEAD, POST",
+     {{"GET", api_snapshots_list, false, NULL},
+      {"POST", api_snapshots_create, true, NULL}}},
+    {"/volumes/{volume}/snapshots/{snapshot}", "GET, HEAD, DELETE",
+     {{"GET", api_snapshots_get, false, NULL},
+      {"DELETE", api_snapshots_delete, false, NULL}}},
+    {"/volumes/{volume}/snapshots/{snapshot}/revert", "POST",
+     {{"POST", api_snapshots_revert, false, "force"}}},
+    {"/jobs/{job}", "GET, HEAD", {{"GET", api_jobs_get, false, NULL}}},
 };
 
 enum { P_VOLUME, P_SNAPSHOT, P_JOB, P_COUNT };

@@ -42,6 +42,36 @@ int main(void)
     CHECK_EQ(route("/volumes/%76%31", "GET", &m, &rep), 200);
     CHECK(strcmp(m.volume, "v1") == 0);
 
+    /* Snapshots and jobs. */
+    CHECK_EQ(route("/volumes/v1/snapshots", "GET", &m, &rep), 200);
+    CHECK(m.rm->fn == api_snapshots_list && strcmp(m.volume, "v1") == 0);
+    CHECK_EQ(route("/volumes/v1/snapshots", "POST", &m, &rep), 200);
+    CHECK(m.rm->fn == api_snapshots_create && m.rm->body);
+    CHECK_EQ(route("/volumes/v1/snapshots/s%31", "GET", &m, &rep), 200);
+    CHECK(m.rm->fn == api_snapshots_get && m.has_snapshot);
+    CHECK(strcmp(m.volume, "v1") == 0 && strcmp(m.snapshot, "s1") == 0);
+    CHECK_EQ(route("/volumes/v1/snapshots/s1", "DELETE", &m, &rep), 200);
+    CHECK(m.rm->fn == api_snapshots_delete);
+    CHECK_EQ(route("/volumes/v1/snapshots/s1/revert", "POST", &m, &rep), 200);
+    CHECK(m.rm->fn == api_snapshots_revert && !m.rm->body);
+    CHECK(strcmp(m.rm->query, "force") == 0);
+    CHECK_EQ(route("/volumes/v1/snapshots/s1/revert", "GET", &m, &rep), 405);
+    CHECK(strcmp(rep.allow, "POST") == 0);
+    CHECK_EQ(route("/volumes/v1/snapshots/s1", "PATCH", &m, &rep), 405);
+    CHECK_EQ(route("/volumes/v1/snapshots/..", "GET", &m, &rep), 400);
+    CHECK_EQ(route("/volumes/../snapshots/s1", "GET", &m, &rep), 400);
+    CHECK_EQ(route("/jobs/42", "GET", &m, &rep), 200);
+    CHECK(m.rm->fn == api_jobs_get && m.has_job);
+    CHECK_EQ(m.job, 42);
+    CHECK_EQ(route("/jobs/18446744073709551615", "GET", &m, &rep), 200);
+    CHECK(m.job == UINT64_MAX);
+    CHECK_EQ(route("/jobs/18446744073709551616", "GET", &m, &rep), 400);
+    CHECK_EQ(route("/jobs/-1", "GET", &m, &rep), 400);
+    CHECK_EQ(route("/jobs/1x", "GET", &m, &rep), 400);
+    CHECK_EQ(route("/jobs/%31", "GET", &m, &rep), 400);   /* ids are plain digits */
+    CHECK_EQ(route("/jobs", "GET", &m, &rep), 404);
+    CHECK_EQ(route("/jobs/1", "DELETE", &m, &rep), 405);
+
     /* Unknown paths. */
     const char *unknown[] = {"", "/", "//", "/nope", "/volumes/", "//volumes",
                              "/volumes//", "/volumes/v1/", "/volumes/v1/x/y/z",
