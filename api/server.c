@@ -1,5 +1,6 @@
-/* server.c — the HTTP side of the API: libmicrohttpd daemon, routing,
- * request bodies, and sending the replies handlers build.
+/* server.c — the HTTP side of the API: the libmicrohttpd daemon, request
+ * headers and bodies, and sending the replies handlers build. Which
+ * handler runs is router.c's decision.
  *
  * DESIGN NOTES
  * 1. One thread per connection (MHD_USE_THREAD_PER_CONNECTION), at most
@@ -12,9 +13,9 @@
  *    dropped and the request ends in 413. Routes without a body drop
  *    any body sent. Good requests are answered after the whole request
  *    is read, so the connection stays open for the next one.
- * 4. The path is split on raw '/' before percent-decoding (MHD's own
- *    unescaping is turned off), so "%2F" can never fake a separator and
- *    "%00" never truncates a name; names are then checked with
+ * 4. MHD's own percent-decoding is turned off: router.c splits the raw
+ *    path on '/' first, so "%2F" can never fake a separator and "%00"
+ *    never truncates a name; names are then checked with
  *    vd_volume_name_valid before any handler sees them.
  * 5. Handlers call the volume manager from several connection threads at
  *    once; it serialises its own changes (volume.h). */
