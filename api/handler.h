@@ -10,15 +10,12 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 struct vd_volmgr;
 
 struct api_request {
     struct vd_volmgr *mgr;
-    const char *name;     /* decoded, validated {volume} in the path, or NULL */
-    const char *snapshot; /* decoded, validated {snapshot}, or NULL */
-    uint64_t job;         /* {job} */
+    const char *name;     /* decoded, validated {name} path segment, or NULL */
     json_t *body;         /* parsed JSON object for POST/PATCH, else NULL */
     bool force;           /* ?force=true */
 };
@@ -49,21 +46,6 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep);
 void api_volumes_get(const struct api_request *req, struct api_reply *rep);
 void api_volumes_patch(const struct api_request *req, struct api_reply *rep);
 void api_volumes_delete(const struct api_request *req, struct api_reply *rep);
-
-/* snapshots.c */
-void api_snapshots_list(const struct api_request *req, struct api_reply *rep);
-void api_snapshots_create(const struct api_request *req,
-                          struct api_reply *rep);
-void api_snapshots_get(const struct api_request *req, struct api_reply *rep);
-void api_snapshots_delete(const struct api_request *req,
-                          struct api_reply *rep);
-void api_snapshots_revert(const struct api_request *req,
-                          struct api_reply *rep);
-
-/* jobs.c */
-struct vd_job_info;
-json_t *api_job_to_json(const struct vd_job_info *ji);   /* NULL if out of memory */
-void api_jobs_get(const struct api_request *req, struct api_reply *rep);
 
 /* metrics.c */
 void api_metrics_get(const struct api_request *req, struct api_reply *rep);

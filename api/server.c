@@ -1,6 +1,5 @@
-/* server.c — the HTTP side of the API: the libmicrohttpd daemon, request
- * headers and bodies, and sending the replies handlers build. Which
- * handler runs is router.c's decision.
+/* server.c — the HTTP side of the API: libmicrohttpd daemon, routing,
+ * request bodies, and sending the replies handlers build.
  *
  * DESIGN NOTES
  * 1. One thread per connection (MHD_USE_THREAD_PER_CONNECTION), at most
@@ -13,14 +12,16 @@
  *    dropped and the request ends in 413. Routes without a body drop
  *    any body sent. Good requests are answered after the whole request
  *    is read, so the connection stays open for the next one.
- * 4. MHD's own percent-decoding is turned off: router.c splits the raw
- *    path on '/' first, so "%2F" can never fake a separator and "%00"
- *    never truncates a name; names are then checked with
+ * 4. The path is split on raw '/' before percent-decoding (MHD's own
+ *    unescaping is turned off), so "%2F" can never fake a separator and
+ *    "%00" never truncates a name; names are then checked with
  *    vd_volume_name_valid before any handler sees them.
  * 5. Handlers call the volume manager from several connection threads at
  *    once; it serialises its own changes (volume.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -36,8 +37,8 @@
 #include "log.h"
 #include "parse.h"
 #include "problem.h"
-#include "router.h"
 #include "vd_error.h"
+#include "volume.h"
 
 #define API_MAX_CONNECTIONS 64
 #define API_CONN_TIMEOUT 30   /* seconds */
@@ -49,13 +50,121 @@ struct vd_api {
     uint16_t port;
 };
 
-/* Per-request state, freed in on_completed. */
+struct route_method {
+    const char *method;
+    api_handler_fn fn;
+    bool body;          /* takes a JSON body */
+    const char *query;  /* the one query parameter accepted, or NULL */
+};
+
+struct route {
+    const char *first;    /* first path segment */
+    bool named;           /* followed by /{name} */
+    const char *allow;    /* Allow header for 405 */
+    struct route_method methods[4];
+};
+
+static const struct route routes[] = {
+    {"health", false, "GET, HEAD",
+     {{"GET", api_health_get, false, NULL}}},
+    {"metrics", false, "GET, HEAD",
+     {{"GET", api_metrics_get, false, NULL}}},
+    {"openapi.json", false, "GET, HEAD",
+     {{"GET", api_openapi_get, false, NULL}}},
+    {"volumes", false, "GET, HEAD, POST",
+     {{"GET", api_volumes_list, false, NULL},
+      {"POST", api_volumes_create, true, NULL}}},
+    {"volumes", true, "GET, HEAD, PATCH, DELETE",
+     {{"GET", api_volumes_get, false, NULL},
+      {"PATCH", api_volumes_patch, true, NULL},
+      {"DELETE", api_volumes_delete, false, "force"}}},
+};
+
+/* Per-request state, freed in request_completed. */
 struct conn {
-    struct api_match m;
+    const struct route_method *rm;
+    char name[VD_NAME_MAX + 1];
+    bool named;
     char *body;
     size_t len, cap;
     bool too_big;
 };
+
+/* ---- routing ---------------------------------------------------------- */
+
+/* Find the route for url and method. On failure fills rep (404, 405 or
+ * 400) and returns NULL. */
+static const struct route_method *route_find(const char *url,
+                                             const char *method,
+                                             struct conn *cx,
+                                             struct api_reply *rep)
+{
+    const char *seg, *slash, *name = NULL;
+    size_t seglen, namelen = 0;
+    const struct route *rt = NULL;
+
+    if (url[0] != '/') {
+        api_problem(rep, 404, "no resource at this path");
+        return NULL;
+    }
+    seg = url + 1;
+    slash = strchr(seg, '/');
+    seglen = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
+    if (slash != NULL) {
+        name = slash + 1;
+        namelen = strlen(name);
+        if (namelen == 0 || strchr(name, '/') != NULL) {
+            api_problem(rep, 404, "no resource at this path");
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strlen(routes[i].first) == seglen &&
+            memcmp(routes[i].first, seg, seglen) == 0 &&
+            routes[i].named == (name != NULL)) {
+            rt = &routes[i];
+            break;
+        }
+    }
+    if (rt == NULL) {
+        api_problem(rep, 404, "no resource at this path");
+        return NULL;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
+        method = MHD_HTTP_METHOD_GET;
+    }
+    for (const struct route_method *rm = rt->methods; rm->method != NULL;
+         rm++) {
+        if (strcmp(rm->method, method) != 0) {
+            continue;
+        }
+        if (name != NULL) {
+            int r = api_segment_decode(name, namelen, cx->name,
+                                       sizeof(cx->name));
+            if (r == -ENAMETOOLONG) {
+                api_problem(rep, 400, "volume name in path is longer than %d "
+                            "characters", VD_NAME_MAX);
+                return NULL;
+            }
+            if (r < 0) {
+                api_problem(rep, 400, "volume name in path has a bad "
+                            "percent-escape, an encoded '/' or a NUL");
+                return NULL;
+            }
+            if (!vd_volume_name_valid(cx->name)) {
+                api_problem(rep, 400, "'%s' is not a valid volume name (want "
+                            "[a-z0-9][a-z0-9_.-]{0,63})", cx->name);
+                return NULL;
+            }
+            cx->named = true;
+        }
+        return rm;
+    }
+    rep->allow = rt->allow;
+    api_problem(rep, 405, "%s is not allowed here; allowed: %s", method,
+                rt->allow);
+    return NULL;
+}
 
 /* ---- query parameters --------------------------------------------------- */
 
@@ -174,10 +283,11 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
 {
     const char *clen, *ctype;
 
-    if (api_route(url, method, &cx->m, rep) < 0) {
+    cx->rm = route_find(url, method, cx, rep);
+    if (cx->rm == NULL) {
         return true;
     }
-    if (!cx->m.rm->body) {
+    if (!cx->rm->body) {
         return false;
     }
     clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -197,7 +307,7 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!api_media_type_is(ctype, "application/json") &&
-        !(strcmp(cx->m.rm->method, "PATCH") == 0 &&
+        !(strcmp(cx->rm->method, "PATCH") == 0 &&
           api_media_type_is(ctype, "application/merge-patch+json"))) {
         api_problem(rep, 415, "Content-Type must be application/json, got "
                     "'%.100s'", ctype != NULL ? ctype : "(none)");
@@ -250,21 +360,16 @@ static void request_body(struct vd_api *api, struct conn *cx,
 static void request_run(struct vd_api *api, struct MHD_Connection *c,
                         struct conn *cx, struct api_reply *rep)
 {
-    const struct api_route_method *rm = cx->m.rm;
-    struct api_request req = {
-        .mgr = api->mgr,
-        .name = cx->m.has_volume ? cx->m.volume : NULL,
-        .snapshot = cx->m.has_snapshot ? cx->m.snapshot : NULL,
-        .job = cx->m.job,
-    };
-    struct query_scan q = {.allowed = rm->query, .rep = rep};
+    struct api_request req = {.mgr = api->mgr,
+                              .name = cx->named ? cx->name : NULL};
+    struct query_scan q = {.allowed = cx->rm->query, .rep = rep};
 
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_check, &q);
     if (q.bad) {
         return;
     }
     req.force = q.force;
-    if (rm->body) {
+    if (cx->rm->body) {
         json_error_t jerr;
         if (cx->too_big) {
             api_problem(rep, 413, "request body is larger than the %zu bytes "
@@ -280,7 +385,7 @@ static void request_run(struct vd_api *api, struct MHD_Connection *c,
             return;
         }
     }
-    rm->fn(&req, rep);
+    cx->rm->fn(&req, rep);
     json_decref(req.body);
 }
 
@@ -308,7 +413,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
-        if (cx->m.rm->body) {
+        if (cx->rm->body) {
             request_body(api, cx, upload_data, *upload_data_size);
         }   /* else: a body nobody asked for is dropped unread */
         *upload_data_size = 0;

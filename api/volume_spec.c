@@ -136,63 +136,15 @@ static int parse_import(const json_t *imp, struct vd_volume_spec *spec,
     return 0;
 }
 
-static int parse_clone(const json_t *c, struct api_clone_source *clone,
-                       struct vd_error *err)
-{
-    static const char *const known[] = {"volume", "snapshot", NULL};
-
-    if (!json_is_object(c)) {
-        return vd_error_set(err, -EINVAL, "'clone' must be an object");
-    }
-    if (check_members(c, known, "clone.", err) < 0 ||
-        get_string(c, "volume", "clone.volume", &clone->volume, err) < 0 ||
-        get_string(c, "snapshot", "clone.snapshot", &clone->snapshot,
-                   err) < 0) {
-        return -EINVAL;
-    }
-    if (clone->volume == NULL || clone->snapshot == NULL) {
-        return vd_error_set(err, -EINVAL, "'clone' needs 'volume' and "
-                            "'snapshot'");
-    }
-    if (check_name(clone->volume, "clone.volume", err) < 0 ||
-        check_name(clone->snapshot, "clone.snapshot", err) < 0) {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* A clone copies a snapshot into a new local image: its size is the
- * snapshot's, and it has no base, import or remote backend. */
-static int check_clone_alone(const json_t *body, struct vd_error *err)
-{
-    static const char *const excluded[] = {"size", "base", "import", NULL};
-    const char *type;
-
-    for (const char *const *k = excluded; *k != NULL; k++) {
-        if (json_object_get(body, *k) != NULL) {
-            return vd_error_set(err, -EINVAL, "'%s' cannot be used with "
-                                "'clone'", *k);
-        }
-    }
-    type = json_string_value(
-        json_object_get(json_object_get(body, "backend"), "type"));
-    if (type != NULL && strcmp(type, "file") != 0) {
-        return vd_error_set(err, -EINVAL, "a clone is always a local image; "
-                            "'backend.type' must be \"file\"");
-    }
-    return 0;
-}
-
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
-                       struct api_clone_source *clone, struct vd_error *err)
+                       struct vd_error *err)
 {
     static const char *const known[] = {"name", "size", "format", "backend",
                                         "cluster_size", "base", "import",
-                                        "clone", NULL};
+                                        NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
-    *clone = (struct api_clone_source){0};
     if (!json_is_object(body)) {
         return vd_error_set(err, -EINVAL, "the body must be a JSON object");
     }
@@ -257,15 +209,6 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                             "'base' and 'import' cannot be used together");
     }
 
-    v = json_object_get(body, "clone");
-    if (v != NULL) {
-        if (parse_clone(v, clone, err) < 0 ||
-            check_clone_alone(body, err) < 0) {
-            return -EINVAL;
-        }
-        return 0;
-    }
-
     v = json_object_get(body, "size");
     if (v != NULL) {
         if (api_size_from_json(v, "size", &spec->size, err) < 0) {
@@ -273,8 +216,8 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
         }
     } else if (spec->base == NULL && spec->import_path == NULL) {
         return vd_error_set(err, -EINVAL,
-                            "'size' is required unless 'base', 'import' or "
-                            "'clone' is given");
+                            "'size' is required unless 'base' or 'import' "
+                            "is given");
     }
     return 0;
 }
@@ -296,23 +239,4 @@ int api_resize_from_json(const json_t *body, uint64_t *size,
         return vd_error_set(err, -EINVAL, "'size' is required");
     }
     return api_size_from_json(v, "size", size, err);
-}
-
-int api_snapshot_from_json(const json_t *body, const char **name,
-                           struct vd_error *err)
-{
-    static const char *const known[] = {"name", NULL};
-
-    *name = NULL;
-    if (!json_is_object(body)) {
-        return vd_error_set(err, -EINVAL, "the body must be a JSON object");
-    }
-    if (check_members(body, known, "", err) < 0 ||
-        get_string(body, "name", "name", name, err) < 0) {
-        return -EINVAL;
-    }
-    if (*name == NULL) {
-        return vd_error_set(err, -EINVAL, "'name' is required");
-    }
-    return check_name(*name, "name", err);
 }

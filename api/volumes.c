@@ -1,5 +1,4 @@
-/* volumes.c — the /volumes routes: list, create (new, linked clone,
- * import, or a full clone started as a job), show, grow, delete, and
+/* volumes.c — the /volumes routes: list, create, show, grow, delete, and
  * the volume's JSON form.
  *
  * Each handler validates, makes one volume manager call, and renders the
@@ -10,7 +9,6 @@
 #include <string.h>
 
 #include "handler.h"
-#include "jobs.h"
 #include "parse.h"
 #include "problem.h"
 #include "vd_error.h"
@@ -106,52 +104,15 @@ void api_volumes_list(const struct api_request *req, struct api_reply *rep)
     api_reply_json(rep, 200, json_pack("{s:o}", "volumes", arr));
 }
 
-/* A full clone runs as a job: 202 with the job and its Location. */
-static void create_clone(const struct api_request *req,
-                         const struct vd_volume_spec *spec,
-                         const struct api_clone_source *src,
-                         struct api_reply *rep)
-{
-    struct vd_error err = {0};
-    struct vd_job_info ji;
-    uint64_t id;
-    json_t *j;
-    int r;
-
-    r = vd_volmgr_clone(req->mgr, spec, src->volume, src->snapshot, &id,
-                        &err);
-    if (r < 0) {
-        api_problem_errno(rep, r, err.msg);
-        return;
-    }
-    r = vd_volmgr_job_get(req->mgr, id, &ji, &err);
-    j = r == 0 ? api_job_to_json(&ji) : NULL;
-    if (j == NULL) {
-        api_problem(rep, 500, "clone started as job %llu, but it cannot be "
-                    "shown: %s", (unsigned long long)id,
-                    r < 0 ? err.msg : "out of memory");
-        return;
-    }
-    api_reply_json(rep, 202, j);
-    if (asprintf(&rep->location, "/jobs/%llu", (unsigned long long)id) < 0) {
-        rep->location = NULL;
-    }
-}
-
 void api_volumes_create(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
     struct vd_volume_spec spec;
-    struct api_clone_source clone;
     struct vd_volume_info *vi;
     int r;
 
-    if (api_spec_from_json(req->body, &spec, &clone, &err) < 0) {
+    if (api_spec_from_json(req->body, &spec, &err) < 0) {
         api_problem(rep, 400, "%s", err.msg);
-        return;
-    }
-    if (clone.volume != NULL) {
-        create_clone(req, &spec, &clone, rep);
         return;
     }
     /* vd_volume_info carries two 4 KiB paths: keep it off thread stacks. */

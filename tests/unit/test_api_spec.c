@@ -10,7 +10,6 @@
 #include "volume_spec.h"
 
 static json_t *doc;
-static struct api_clone_source clone;
 
 /* Parse text into spec; returns the result and leaves the message in err. */
 static int spec(const char *text, struct vd_volume_spec *s,
@@ -24,7 +23,7 @@ static int spec(const char *text, struct vd_volume_spec *s,
         fprintf(stderr, "test JSON does not parse: %s\n", text);
         return -999;
     }
-    return api_spec_from_json(doc, s, &clone, err);
+    return api_spec_from_json(doc, s, err);
 }
 
 #define BAD(text, needle)                                                 \
@@ -72,16 +71,7 @@ static void test_good(void)
     CHECK_EQ(spec("{\"name\": \"i\", \"import\": {\"path\": \"/srv/x.img\"}}",
                   &s, &err), 0);
     CHECK(strcmp(s.import_path, "/srv/x.img") == 0);
-    CHECK(clone.volume == NULL);
     CHECK_EQ(err.code, 0);
-
-    /* a full clone takes its size from the snapshot */
-    CHECK_EQ(spec("{\"name\": \"c\", \"format\": \"qcow2\", \"clone\": "
-                  "{\"volume\": \"v1\", \"snapshot\": \"s1\"}}", &s, &err), 0);
-    CHECK(clone.volume != NULL && strcmp(clone.volume, "v1") == 0);
-    CHECK(clone.snapshot != NULL && strcmp(clone.snapshot, "s1") == 0);
-    CHECK(strcmp(s.format, "qcow2") == 0);
-    CHECK_EQ(s.size, 0);
 }
 
 static void test_bad(void)
@@ -127,48 +117,6 @@ static void test_bad(void)
         "'import.y'");
     BAD("{\"name\": \"a\", \"base\": \"b\", \"import\": {\"path\": \"/x\"}}",
         "together");
-    BAD("{\"name\": \"a\", \"clone\": \"v1\"}", "'clone' must be an object");
-    BAD("{\"name\": \"a\", \"clone\": {\"volume\": \"v1\"}}", "'snapshot'");
-    BAD("{\"name\": \"a\", \"clone\": {\"volume\": \"v1\", \"snapshot\": "
-        "\"s\", \"x\": 1}}", "'clone.x'");
-    BAD("{\"name\": \"a\", \"clone\": {\"volume\": \"..\", \"snapshot\": "
-        "\"s\"}}", "'clone.volume'");
-    BAD("{\"name\": \"a\", \"clone\": {\"volume\": \"v\", \"snapshot\": "
-        "\"S S\"}}", "'clone.snapshot'");
-    BAD("{\"name\": \"a\", \"size\": 512, \"clone\": {\"volume\": \"v\", "
-        "\"snapshot\": \"s\"}}", "'size' cannot be used with 'clone'");
-    BAD("{\"name\": \"a\", \"base\": \"b\", \"clone\": {\"volume\": \"v\", "
-        "\"snapshot\": \"s\"}}", "'base' cannot be used with 'clone'");
-    BAD("{\"name\": \"a\", \"backend\": {\"type\": \"nbd\", \"uri\": \"u\"}, "
-        "\"clone\": {\"volume\": \"v\", \"snapshot\": \"s\"}}", "local image");
-}
-
-static void test_snapshot_body(void)
-{
-    struct vd_error err = {0};
-    json_error_t jerr;
-    const char *name = NULL;
-    static const struct {
-        const char *text, *needle;
-    } bad[] = {
-        {"[]", "JSON object"},
-        {"{}", "'name' is required"},
-        {"{\"name\": 1}", "'name' must be a string"},
-        {"{\"name\": \"..\"}", "'name' must match"},
-        {"{\"name\": \"s1\", \"desc\": \"x\"}", "'desc'"},
-    };
-    json_t *j = json_loads("{\"name\": \"before-upgrade\"}", 0, &jerr);
-
-    CHECK_EQ(api_snapshot_from_json(j, &name, &err), 0);
-    CHECK(name != NULL && strcmp(name, "before-upgrade") == 0);
-    json_decref(j);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        vd_error_clear(&err);
-        j = json_loads(bad[i].text, 0, &jerr);
-        CHECK_EQ(api_snapshot_from_json(j, &name, &err), -EINVAL);
-        CHECK(strstr(err.msg, bad[i].needle) != NULL);
-        json_decref(j);
-    }
 }
 
 static void test_resize(void)
@@ -206,7 +154,6 @@ int main(void)
     test_good();
     test_bad();
     test_resize();
-    test_snapshot_body();
     json_decref(doc);
     return vd_test_done("test_api_spec");
 }
