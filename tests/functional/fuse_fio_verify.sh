@@ -4,7 +4,7 @@
 # flight at once must each land where they were aimed, whole.
 . "$(dirname "$0")/../functions.sh"
 
-cd "$T"   # fio leaves verify state files in the working directory
+cd "$T" || exit 1   # fio leaves verify state files in the working directory
 start_daemon
 api POST /volumes '{"name":"v1","size":67108864,"format":"raw"}'
 expect_status 201

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2010  # ls is the point: it lists through readdir
 # fuse_listing.sh — the mount's directory follows the volume manager: many
 # volumes list completely (readdir resumes across several replies), a new
 # volume appears and a grown one shows its new size at once, even where the

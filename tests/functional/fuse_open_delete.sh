@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2010  # ls is the point: it lists through readdir
 # fuse_open_delete.sh — a volume whose file a process holds open cannot be
 # deleted (409, still listed, still served); once the last opener has closed
 # it, DELETE answers 204 and the file is gone from the mount at once.
