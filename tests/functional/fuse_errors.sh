@@ -4,7 +4,7 @@
 # under a larger sparse volume), writes fail with ENOSPC through the FUSE
 # file, the daemon keeps serving and counts the errors, data already
 # written stays readable, and freeing space (discard) lets writes succeed.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 VD_DATA=$T/data
 mkdir -p "$VD_DATA"

@@ -3,7 +3,7 @@
 # random writes of 4 KiB and 64 KiB verified with crc32c, a mixed two-job
 # load, and four synchronous writers at once: many requests in flight must
 # each land where they were aimed, whole.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 cd "$T" || exit 1   # fio leaves verify state files in the working directory
 start_daemon
