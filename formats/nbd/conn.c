@@ -284,7 +284,9 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
             return NULL;
         }
         if (atomic_load(&c->kill_gen) == gen) {
-            return "a request got no reply in time; connection dropped";
+            return atomic_load(&c->kill_why) == NBD_KILL_SHUTDOWN
+                       ? "the server is shutting down; connection dropped"
+                       : "a request got no reply in time; connection dropped";
         }
         if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
             return "connection to the server lost";
@@ -627,6 +629,7 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
                 }
             }
             if (timed_out) {        /* note 3: kill it, then it completes */
+                atomic_store(&c->kill_why, NBD_KILL_TIMEOUT);
                 atomic_store(&c->kill_gen, gen);
                 wake(c);
                 while (!w.done) {
@@ -639,6 +642,15 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
         if (err == 0) {
             ret = 0;
             break;
+        }
+        if (err == ESHUTDOWN) {
+            /* The server is stopping and waits for its clients to hang
+             * up: drop every connection so it can, and redial. */
+            for (int i = 0; i < s->n_conns; i++) {
+                atomic_store(&s->conns[i].kill_why, NBD_KILL_SHUTDOWN);
+                atomic_store(&s->conns[i].kill_gen, atomic_load(&s->conns[i].gen));
+                wake(&s->conns[i]);
+            }
         }
         if (conn_error(err) && !timed_out && vd_nbd_now_ms() < deadline) {
             struct timespec pause = {.tv_nsec = 1000000};

@@ -32,6 +32,9 @@ struct nbd_server_info {
 #define NBD_CAP_EXTENTS 0x10u
 #define NBD_CAP_RO      0x20u
 
+#define NBD_KILL_TIMEOUT  1      /* a request got no reply in time */
+#define NBD_KILL_SHUTDOWN 2      /* the server said it is shutting down */
+
 /* One connection to the server and the thread that drives it. */
 struct nbd_conn {
     struct nbd_state *s;
@@ -47,6 +50,7 @@ struct nbd_conn {
     int sock_fd;                 /* I/O thread only: our dup of h's socket */
     _Atomic uint64_t gen;        /* bumped on every publish of h */
     _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
+    atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
     struct nbd_handle *preset;   /* a handle open() already connected */
 };
 
