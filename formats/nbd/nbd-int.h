@@ -2,7 +2,7 @@
  *
  * nbd.c is the driver table (URI checks, open/close, the data ops,
  * describe); conn.c owns the connections: dialing, one I/O thread per
- * connection, reconnecting, and running a request to completion. */
+ * connection, reconnecting; request.c runs a request to completion. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -134,6 +134,10 @@ void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info);
 int vd_nbd_conns_start(struct nbd_state *s);
 /* Stop and join every I/O thread and close every handle. */
 void vd_nbd_conns_stop(struct nbd_state *s);
+/* Wake c's I/O thread: new work to poll for, a kill, or stop. */
+void vd_nbd_wake(struct nbd_conn *c);
+
+/* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */
 int vd_nbd_run(struct nbd_state *s, struct nbd_req *r);
 
