@@ -30,6 +30,8 @@ unsigned api_status_from_errno(int code)
     case -EFBIG:
         return 413;
     case -ENOTSUP:
+    case -ENXIO:     /* a remote backend that cannot be reached or has no
+                      * such export: the request named it, not our fault */
         return 422;
     case -ENOSPC:
         return 507;

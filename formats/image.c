@@ -368,6 +368,22 @@ int vd_image_snapshot_list(struct vd_image *img,
     return ret;
 }
 
+int vd_image_snapshot_changes(struct vd_image *img, const char *since,
+                              const char *snap,
+                              int (*cb)(void *arg, uint64_t off, uint64_t len),
+                              void *arg, struct vd_error *err)
+{
+    int ret;
+    if (img->drv->snapshot_changes == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' cannot list changed "
+                            "blocks", img->drv->name);
+    }
+    drv_enter(img);
+    ret = img->drv->snapshot_changes(img, since, snap, cb, arg, err);
+    drv_leave(img);
+    return ret;
+}
+
 int vd_image_check(struct vd_image *img, struct vd_check_result *res)
 {
     int ret;
@@ -379,4 +395,16 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res)
     ret = img->drv->check(img, res);
     drv_leave(img);
     return ret;
+}
+
+int vd_image_describe(struct vd_image *img, char *buf, size_t len)
+{
+    if (len == 0) {
+        return -ERANGE;
+    }
+    buf[0] = '\0';
+    if (img->drv->describe == NULL) {
+        return -ENOTSUP;
+    }
+    return img->drv->describe(img, buf, len);
 }

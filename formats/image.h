@@ -73,6 +73,14 @@ int vd_image_snapshot_delete(struct vd_image *img, const char *name,
                              struct vd_error *err);
 int vd_image_snapshot_revert(struct vd_image *img, const char *name,
                              struct vd_error *err);
+int vd_image_snapshot_changes(struct vd_image *img, const char *since,
+                              const char *snap,
+                              int (*cb)(void *arg, uint64_t off, uint64_t len),
+                              void *arg, struct vd_error *err);
 int vd_image_check(struct vd_image *img, struct vd_check_result *res);
+
+/* Driver state as a JSON object text in buf (see vd_driver.describe):
+ * its length, -ENOTSUP when the driver has nothing to say, or -errno. */
+int vd_image_describe(struct vd_image *img, char *buf, size_t len);
 
 #endif

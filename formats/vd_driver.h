@@ -39,6 +39,13 @@ struct vd_open_opts {
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
     int chain_depth;                 /* how deep in a backing chain this open is */
+    /* Remote backends (is_file == false) only; file drivers ignore these. */
+    bool lazy_connect;     /* server down: open anyway, disconnected, sized by
+                            * size_hint, and connect in the background */
+    uint64_t size_hint;    /* the size last seen (catalog); 0 = unknown, and
+                            * then lazy_connect cannot apply */
+    uint32_t io_timeout_ms; /* fail I/O with -EIO after this long without a
+                             * server; 0 = driver default */
     /* Open read-only as the named internal snapshot's view (the image's
      * contents when it was taken). NULL = the active image. Drivers
      * without snapshots fail with -ENOTSUP. */
@@ -148,8 +155,25 @@ struct vd_driver {
     int (*snapshot_revert)(struct vd_image *img, const char *name,
                            struct vd_error *err);
 
+    /* Changed blocks: call cb(arg, off, len) for the extents whose data may
+     * differ between internal snapshot `since` (NULL = an empty image) and
+     * snapshot `snap`, in ascending order, judged from the mapping tables
+     * alone (no data is read). A non-zero cb return stops the walk and is
+     * returned. NULL = answered -ENOTSUP. */
+    int (*snapshot_changes)(struct vd_image *img, const char *since,
+                            const char *snap,
+                            int (*cb)(void *arg, uint64_t off, uint64_t len),
+                            void *arg, struct vd_error *err);
+
     /* Consistency check of the image's metadata. NULL = nothing to check. */
     int (*check)(struct vd_image *img, struct vd_check_result *res);
+
+    /* Write a small JSON object (text, NUL terminated, at most len bytes
+     * including the NUL) describing live driver state, e.g. a remote
+     * backend's connection. Returns the text length, -ERANGE when len is
+     * too small, or -errno. Called any time the image is open, from any
+     * thread. NULL = nothing to describe. */
+    int (*describe)(struct vd_image *img, char *buf, size_t len);
 };
 
 #endif

@@ -215,6 +215,7 @@ static void test_errno_status(void)
     CHECK_EQ(api_status_from_errno(-E2BIG), 413);
     CHECK_EQ(api_status_from_errno(-EFBIG), 413);
     CHECK_EQ(api_status_from_errno(-ENOTSUP), 422);
+    CHECK_EQ(api_status_from_errno(-ENXIO), 422);
     CHECK_EQ(api_status_from_errno(-ENOSPC), 507);
     CHECK_EQ(api_status_from_errno(-EIO), 500);
     CHECK_EQ(api_status_from_errno(-ENOMEM), 500);

@@ -1,0 +1,136 @@
+/* nbd-int.h — private interface between the NBD driver's files.
+ *
+ * nbd.c is the driver table (URI checks, open/close, the data ops,
+ * describe); conn.c owns the connections: dialing, one I/O thread per
+ * connection, reconnecting, and running a request to completion. */
+#ifndef VD_NBD_INT_H
+#define VD_NBD_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct nbd_handle;
+
+#define NBD_MAX_CONNS 16
+
+/* What the server advertised on the first connection. */
+struct nbd_server_info {
+    uint64_t size;
+    bool read_only, can_flush, can_trim, can_zero, can_fua, can_multi_conn;
+    bool can_extents;          /* base:allocation was negotiated */
+    uint64_t max_request;      /* largest pread/pwrite we send */
+};
+
+/* Capabilities as seen by the data path (lock free). */
+#define NBD_CAP_KNOWN   0x01u   /* the bits below are valid */
+#define NBD_CAP_FLUSH   0x02u
+#define NBD_CAP_TRIM    0x04u
+#define NBD_CAP_ZERO    0x08u
+#define NBD_CAP_EXTENTS 0x10u
+#define NBD_CAP_RO      0x20u
+
+/* One connection to the server and the thread that drives it. */
+struct nbd_conn {
+    struct nbd_state *s;
+    int index;
+    bool thread_started;
+    atomic_bool up;              /* h is published and usable (a hint) */
+    pthread_t thread;
+    int wake_fd;                 /* eventfd: work queued, kill, or stop */
+    /* hlock: read-held by submitters while they call nbd_aio_* on h;
+     * write-held by the I/O thread only to publish or retire h. */
+    pthread_rwlock_t hlock;
+    struct nbd_handle *h;        /* hlock; NULL while not connected */
+    int sock_fd;                 /* I/O thread only: our dup of h's socket */
+    _Atomic uint64_t gen;        /* bumped on every publish of h */
+    _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
+    struct nbd_handle *preset;   /* a handle open() already connected */
+};
+
+/* Driver state at img->opaque.
+ *
+ * DESIGN NOTES
+ * 1. A caller never blocks in libnbd: it submits nbd_aio_* under a read
+ *    lock of one connection and sleeps on its own request until libnbd
+ *    calls the request's free callback, which libnbd calls exactly once,
+ *    after the completion callback, also when submission fails or the
+ *    handle is closed with the command still pending.
+ * 2. Only a connection's I/O thread calls nbd_aio_notify_* and nbd_close
+ *    on its handle, and it retires a handle only under the write lock, so
+ *    a submitter never sees a freed handle.
+ * 3. Every request carries one deadline (now + timeout). A request that
+ *    fails because its connection dropped is resubmitted on a live one
+ *    until then; when the deadline passes with the request still on the
+ *    wire, its connection is killed (which completes it) and it fails
+ *    with -EIO. The caller's buffer is never handed back while libnbd may
+ *    still write to it.
+ * 4. While no connection is up, new requests wait for one at most until
+ *    down_since + timeout, so a long outage fails I/O at once instead of
+ *    making every request wait the whole timeout.
+ */
+struct nbd_state {
+    char *uri;
+    uint32_t timeout_ms;         /* per-request bound, see note 3 */
+    uint32_t backoff_max_ms;     /* reconnect delay cap */
+    bool readonly;               /* opened read-only: never writes */
+    int n_conns;                 /* connections wanted with multi-conn */
+    struct nbd_conn conns[NBD_MAX_CONNS];
+    atomic_uint rr;              /* round-robin cursor */
+    atomic_uint caps;            /* NBD_CAP_*, set once the server is known */
+    _Atomic uint64_t max_request; /* largest pread/pwrite sent at once */
+    atomic_bool stopping;
+
+    pthread_mutex_t lock;        /* protects the fields below */
+    pthread_cond_t changed;      /* a connection went up or down (monotonic) */
+    bool have_info;
+    struct nbd_server_info info; /* valid when have_info */
+    uint64_t size;               /* info.size, or the open size hint */
+    int n_up;                    /* connections currently usable */
+    int64_t down_since_ms;       /* when n_up last fell to 0 (monotonic) */
+    uint64_t connects;           /* successful connects, all connections */
+    uint64_t reconnects;         /* connects after an earlier one died */
+    char last_error[256];        /* last connect or connection failure */
+};
+
+/* Data requests run by vd_nbd_run(). */
+enum nbd_op {
+    NBD_OP_READ,
+    NBD_OP_WRITE,
+    NBD_OP_FLUSH,
+    NBD_OP_TRIM,
+    NBD_OP_ZERO,
+    NBD_OP_BLOCK_STATUS,
+};
+
+struct nbd_req {
+    enum nbd_op op;
+    void *buf;                   /* READ: out; WRITE: in */
+    uint64_t count, off;
+    uint32_t flags;              /* LIBNBD_CMD_FLAG_* */
+    /* BLOCK_STATUS result: the first base:allocation extent. */
+    bool bs_got;
+    uint32_t bs_len, bs_flags;
+};
+
+/* conn.c */
+int64_t vd_nbd_now_ms(void);
+/* Connect a new handle to uri within timeout_ms. On failure returns NULL
+ * and sets *code (-EINVAL for a URI libnbd refuses, else -ENXIO) and msg.
+ * wake_fd (or -1) aborts the wait when s->stopping is set. */
+struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
+                            int wake_fd, int *code, char *msg, size_t len);
+/* Read what the server advertises on a connected handle. */
+void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info);
+/* Adopt info as the image's server description (s->lock held). */
+void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info);
+/* Start the I/O threads (connection 0 uses conns[0].preset if set). */
+int vd_nbd_conns_start(struct nbd_state *s);
+/* Stop and join every I/O thread and close every handle. */
+void vd_nbd_conns_stop(struct nbd_state *s);
+/* Run r on some live connection within the timeout: 0 or -errno. */
+int vd_nbd_run(struct nbd_state *s, struct nbd_req *r);
+
+#endif

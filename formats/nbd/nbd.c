@@ -1,0 +1,455 @@
+/* nbd.c — the NBD backend driver: a volume served by an NBD server
+ * (qemu-nbd, nbdkit, ...) through libnbd's asynchronous API.
+ *
+ * The location is an nbd:// or nbd+unix:// URI. The size and the
+ * operations offered come from the server; requests run on one to
+ * NBD_MAX_CONNS connections driven by I/O threads (conn.c). */
+#include <errno.h>
+#include <libnbd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "nbd-int.h"
+#include "vd_error.h"
+
+#define DEFAULT_TIMEOUT_MS 30000u
+#define DEFAULT_BACKOFF_MAX_MS 5000u
+#define DEFAULT_CONNS 4
+#define LAZY_DIAL_MS 1000u          /* first try of a lazy open */
+#define MAX_RANGE (1u << 30)        /* trim/zero/block status per request */
+
+/* ---- the location ----------------------------------------------------- */
+
+static bool port_ok(const char *p, size_t n)
+{
+    unsigned long v = 0;
+    if (n == 0 || n > 5) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (unsigned long)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+/* Accept nbd://host[:port][/export] and
+ * nbd+unix:///[export]?socket=/abs/path, nothing else: no TLS, vsock,
+ * ssh or other schemes that reach past a plain socket, no user info, no
+ * query parameters but the socket. 0, or -EINVAL with msg set. */
+static int uri_check(const char *uri, char *msg, size_t len)
+{
+    static const char *const refused[] = {"nbds", "nbd+vsock", "nbds+unix",
+                                          "nbds+vsock", "nbd+ssh", "nbds+ssh"};
+    const char *p, *auth, *auth_end, *query;
+    bool unix_sock;
+
+    for (p = uri; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            snprintf(msg, len, "spaces and control characters are not allowed");
+            return -EINVAL;
+        }
+    }
+    if (strncmp(uri, "nbd://", 6) == 0) {
+        unix_sock = false;
+        auth = uri + 6;
+    } else if (strncmp(uri, "nbd+unix://", 11) == 0) {
+        unix_sock = true;
+        auth = uri + 11;
+    } else {
+        const char *colon = strstr(uri, "://");
+        for (size_t i = 0; colon && i < sizeof(refused) / sizeof(*refused); i++) {
+            if ((size_t)(colon - uri) == strlen(refused[i]) &&
+                strncmp(uri, refused[i], strlen(refused[i])) == 0) {
+                snprintf(msg, len, "scheme '%s' is not supported", refused[i]);
+                return -EINVAL;
+            }
+        }
+        snprintf(msg, len, "use nbd://HOST[:PORT]/EXPORT or "
+                 "nbd+unix:///EXPORT?socket=/PATH");
+        return -EINVAL;
+    }
+    if (strchr(uri, '#') != NULL) {
+        snprintf(msg, len, "fragments are not allowed");
+        return -EINVAL;
+    }
+    auth_end = auth + strcspn(auth, "/?");
+    query = strchr(auth, '?');
+    if (unix_sock) {
+        if (auth_end != auth) {
+            snprintf(msg, len, "nbd+unix:// takes no host (nbd+unix:///EXPORT?socket=/PATH)");
+            return -EINVAL;
+        }
+        if (query == NULL || strncmp(query, "?socket=/", 9) != 0 ||
+            strpbrk(query + 1, "&;?") != NULL) {
+            snprintf(msg, len, "nbd+unix:// needs exactly one parameter, "
+                     "socket=/ABSOLUTE/PATH");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (query != NULL) {
+        snprintf(msg, len, "nbd:// URIs take no parameters");
+        return -EINVAL;
+    }
+    if (memchr(auth, '@', (size_t)(auth_end - auth)) != NULL) {
+        snprintf(msg, len, "user names are not allowed");
+        return -EINVAL;
+    }
+    const char *host_end = auth_end;
+    if (*auth == '[') {
+        host_end = memchr(auth, ']', (size_t)(auth_end - auth));
+        if (host_end == NULL || host_end == auth + 1) {
+            snprintf(msg, len, "malformed IPv6 address");
+            return -EINVAL;
+        }
+        host_end++;
+    } else {
+        const char *colon = memchr(auth, ':', (size_t)(auth_end - auth));
+        if (colon != NULL) {
+            host_end = colon;
+        }
+    }
+    if (host_end == auth) {
+        snprintf(msg, len, "no host name");
+        return -EINVAL;
+    }
+    if (host_end != auth_end &&
+        (*host_end != ':' || !port_ok(host_end + 1, (size_t)(auth_end - host_end - 1)))) {
+        snprintf(msg, len, "port must be a number from 1 to 65535");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static uint32_t env_u32(const char *name, uint32_t def, uint32_t min,
+                        uint32_t max)
+{
+    const char *v = getenv(name);
+    char *end;
+    unsigned long n;
+    if (v == NULL || *v == '\0') {
+        return def;
+    }
+    n = strtoul(v, &end, 10);
+    if (*end != '\0' || n < min || n > max) {
+        return def;
+    }
+    return (uint32_t)n;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+static void state_free(struct nbd_state *s)
+{
+    vd_nbd_conns_stop(s);
+    pthread_cond_destroy(&s->changed);
+    pthread_mutex_destroy(&s->lock);
+    free(s->uri);
+    s->uri = NULL;
+}
+
+static int nbd_drv_open(struct vd_image *img, const char *location,
+                    const struct vd_open_opts *o, struct vd_error *err)
+{
+    struct nbd_state *s = img->opaque;
+    struct nbd_handle *h;
+    pthread_condattr_t ca;
+    char msg[256];
+    int code, ret;
+
+    if (uri_check(location, msg, sizeof(msg)) < 0) {
+        return vd_error_set(err, -EINVAL, "bad NBD URI '%s': %s", location, msg);
+    }
+    s->uri = strdup(location);
+    if (s->uri == NULL) {
+        return vd_error_set(err, -ENOMEM, "out of memory");
+    }
+    s->timeout_ms = o->io_timeout_ms ? o->io_timeout_ms
+                    : env_u32("VD_NBD_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 100, 3600000);
+    s->backoff_max_ms = env_u32("VD_NBD_RECONNECT_MAX_MS", DEFAULT_BACKOFF_MAX_MS,
+                                100, 600000);
+    s->n_conns = (int)env_u32("VD_NBD_CONNECTIONS", DEFAULT_CONNS, 1, NBD_MAX_CONNS);
+    s->readonly = o->readonly;
+    atomic_store(&s->max_request, 32u << 20);
+    for (int i = 0; i < NBD_MAX_CONNS; i++) {
+        s->conns[i].wake_fd = -1;
+        s->conns[i].sock_fd = -1;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    s->down_since_ms = vd_nbd_now_ms();
+
+    bool lazy = o->lazy_connect && o->size_hint > 0;
+    h = vd_nbd_dial(s, lazy && s->timeout_ms > LAZY_DIAL_MS ? LAZY_DIAL_MS : s->timeout_ms,
+                 -1, &code, msg, sizeof(msg));
+    if (h == NULL) {
+        if (code == -EINVAL || !lazy) {
+            ret = vd_error_set(err, code, "cannot connect to NBD server '%s': %s",
+                               location, msg);
+            goto out_free;
+        }
+        s->size = o->size_hint;       /* connect in the background */
+        snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
+    } else {
+        struct nbd_server_info info;
+        vd_nbd_read_info(h, &info);
+        if (o->size_hint > 0 && info.size != o->size_hint) {
+            nbd_close(h);
+            ret = vd_error_set(err, -ENXIO, "NBD export '%s' is %llu bytes, "
+                               "expected %llu", location,
+                               (unsigned long long)info.size,
+                               (unsigned long long)o->size_hint);
+            goto out_free;
+        }
+        if (info.size == 0) {
+            nbd_close(h);
+            ret = vd_error_set(err, -ENXIO, "NBD export '%s' is empty", location);
+            goto out_free;
+        }
+        vd_nbd_set_info(s, &info);
+        s->size = info.size;
+        if (info.read_only) {
+            img->readonly = true;     /* the server decides */
+            s->readonly = true;
+        }
+        s->conns[0].preset = h;
+    }
+    ret = vd_nbd_conns_start(s);
+    if (ret < 0) {
+        vd_error_set(err, ret, "cannot start NBD I/O threads: %s", strerror(-ret));
+        goto out_free;
+    }
+    return 0;
+
+out_free:
+    state_free(s);
+    return ret;
+}
+
+static void nbd_drv_close(struct vd_image *img)
+{
+    state_free(img->opaque);
+}
+
+/* ---- data path -------------------------------------------------------- */
+
+static bool has_cap(struct nbd_state *s, unsigned cap)
+{
+    unsigned caps = atomic_load(&s->caps);
+    return !(caps & NBD_CAP_KNOWN) || (caps & cap);
+}
+
+static int nbd_drv_rw(struct vd_image *img, enum nbd_op op, void *buf, size_t len,
+                  uint64_t off)
+{
+    struct nbd_state *s = img->opaque;
+    uint64_t max = atomic_load(&s->max_request);
+    while (len > 0) {
+        size_t n = len < max ? len : (size_t)max;
+        struct nbd_req r = {.op = op, .buf = buf, .count = n, .off = off};
+        int ret = vd_nbd_run(s, &r);
+        if (ret < 0) {
+            return ret == -EPERM && op == NBD_OP_WRITE ? -EROFS : ret;
+        }
+        buf = (char *)buf + n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int nbd_drv_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
+{
+    return nbd_drv_rw(img, NBD_OP_READ, buf, len, off);
+}
+
+static int nbd_drv_pwrite(struct vd_image *img, const void *buf, size_t len,
+                      uint64_t off)
+{
+    return nbd_drv_rw(img, NBD_OP_WRITE, (void *)buf, len, off);
+}
+
+static int nbd_drv_flush(struct vd_image *img)
+{
+    struct nbd_state *s = img->opaque;
+    struct nbd_req r = {.op = NBD_OP_FLUSH};
+    if (!has_cap(s, NBD_CAP_FLUSH)) {
+        return 0;   /* nothing the server lets us make more durable */
+    }
+    return vd_nbd_run(s, &r);
+}
+
+static int zero_range(struct nbd_state *s, uint64_t off, uint64_t len,
+                      uint32_t flags)
+{
+    if (!has_cap(s, NBD_CAP_ZERO)) {
+        return -ENOTSUP;
+    }
+    while (len > 0) {
+        uint64_t n = len < MAX_RANGE ? len : MAX_RANGE;
+        struct nbd_req r = {.op = NBD_OP_ZERO, .count = n, .off = off,
+                            .flags = flags};
+        int ret = vd_nbd_run(s, &r);
+        if (ret < 0) {
+            return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
+        }
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* The interface promises that discarded ranges read back as zeroes, and
+ * NBD_CMD_TRIM promises nothing (qemu-nbd ignores it by default). A
+ * WRITE_ZEROES without NO_HOLE is the NBD way to say "deallocate, but
+ * read as zeroes", so discard uses that; a server that cannot zero gets
+ * -ENOTSUP, never a trim that might leave old data behind. */
+static int nbd_drv_discard(struct vd_image *img, uint64_t off, uint64_t len)
+{
+    return zero_range(img->opaque, off, len, 0);
+}
+
+static int nbd_drv_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                            unsigned flags)
+{
+    return zero_range(img->opaque, off, len,
+                      flags & VD_ZERO_MAY_UNMAP ? 0 : LIBNBD_CMD_FLAG_NO_HOLE);
+}
+
+static int nbd_drv_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                            uint64_t *pnum)
+{
+    struct nbd_state *s = img->opaque;
+    struct nbd_req r = {.op = NBD_OP_BLOCK_STATUS, .off = off,
+                        .count = len < MAX_RANGE ? len : MAX_RANGE,
+                        .flags = LIBNBD_CMD_FLAG_REQ_ONE};
+    int ret;
+
+    *pnum = len;
+    if (!has_cap(s, NBD_CAP_EXTENTS)) {
+        return VD_BS_DATA | VD_BS_ALLOCATED;
+    }
+    ret = vd_nbd_run(s, &r);
+    if (ret == -ENOTSUP || ret == -EOPNOTSUPP || ret == -EINVAL) {
+        return VD_BS_DATA | VD_BS_ALLOCATED;   /* not negotiated after all */
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    if (!r.bs_got || r.bs_len == 0) {
+        return VD_BS_DATA | VD_BS_ALLOCATED;
+    }
+    *pnum = r.bs_len < len ? r.bs_len : len;
+    ret = r.bs_flags & LIBNBD_STATE_HOLE ? 0 : VD_BS_DATA | VD_BS_ALLOCATED;
+    if (r.bs_flags & LIBNBD_STATE_ZERO) {
+        ret |= VD_BS_ZERO;
+    }
+    return ret;
+}
+
+static uint64_t nbd_drv_length(struct vd_image *img)
+{
+    struct nbd_state *s = img->opaque;
+    return s->size;   /* fixed at open: a server of another size is refused */
+}
+
+/* ---- describe --------------------------------------------------------- */
+
+/* Append in as a JSON string literal to out (cap bytes, NUL terminated). */
+static void json_str(char *out, size_t cap, const char *in)
+{
+    size_t n = 0;
+    if (cap < 3) {
+        return;
+    }
+    out[n++] = '"';
+    for (; *in && n + 8 < cap; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+static int nbd_drv_describe(struct vd_image *img, char *buf, size_t len)
+{
+    struct nbd_state *s = img->opaque;
+    char uri[2 * 1024], lasterr[2 * 256 + 8], server[256];
+    const char *state;
+    int active, n;
+
+    json_str(uri, sizeof(uri), s->uri);
+    pthread_mutex_lock(&s->lock);
+    active = !s->have_info ? 1
+             : s->info.can_multi_conn || s->info.read_only || s->readonly ? s->n_conns
+                                                                          : 1;
+    if (s->n_up == 0) {
+        state = s->connects == 0 ? "connecting" : "disconnected";
+    } else {
+        state = s->n_up < active ? "degraded" : "connected";
+    }
+    if (s->have_info) {
+        snprintf(server, sizeof(server),
+                 "{\"size\":%llu,\"read_only\":%s,\"can_flush\":%s,"
+                 "\"can_trim\":%s,\"can_zero\":%s,\"can_fua\":%s,"
+                 "\"can_multi_conn\":%s,\"block_status\":%s}",
+                 (unsigned long long)s->info.size,
+                 s->info.read_only ? "true" : "false",
+                 s->info.can_flush ? "true" : "false",
+                 s->info.can_trim ? "true" : "false",
+                 s->info.can_zero ? "true" : "false",
+                 s->info.can_fua ? "true" : "false",
+                 s->info.can_multi_conn ? "true" : "false",
+                 s->info.can_extents ? "true" : "false");
+    } else {
+        snprintf(server, sizeof(server), "null");
+    }
+    if (s->last_error[0] != '\0') {
+        json_str(lasterr, sizeof(lasterr), s->last_error);
+    } else {
+        snprintf(lasterr, sizeof(lasterr), "null");
+    }
+    n = snprintf(buf, len,
+                 "{\"state\":\"%s\",\"uri\":%s,\"server\":%s,"
+                 "\"connections\":%d,\"connected\":%d,\"reconnects\":%llu,"
+                 "\"timeout_ms\":%u,\"last_error\":%s}",
+                 state, uri, server, active, s->n_up,
+                 (unsigned long long)s->reconnects, s->timeout_ms, lasterr);
+    pthread_mutex_unlock(&s->lock);
+    if (n < 0) {
+        return -EIO;
+    }
+    return (size_t)n >= len ? -ERANGE : n;
+}
+
+const struct vd_driver vd_driver_nbd = {
+    .name = "nbd",
+    .instance_size = sizeof(struct nbd_state),
+    .parallel = true,
+    .is_file = false,
+    .open = nbd_drv_open,
+    .close = nbd_drv_close,
+    .pread = nbd_drv_pread,
+    .pwrite = nbd_drv_pwrite,
+    .flush = nbd_drv_flush,
+    .discard = nbd_drv_discard,
+    .write_zeroes = nbd_drv_write_zeroes,
+    .block_status = nbd_drv_block_status,
+    .length = nbd_drv_length,
+    .describe = nbd_drv_describe,
+};
