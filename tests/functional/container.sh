@@ -5,11 +5,13 @@
 # the published API, write and read it from the host with qemu-io (io_uring,
 # O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
 # gone), and run a new container on the same data volume: the volume and
-# its data are back, also after a container that was killed.
+# its data are back, also after a container that was killed. Last, QEMU on
+# the host boots a guest on the volume the container serves.
 . "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../guest/guest.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-CACHE=${VD_TEST_CACHE:-/var/cache/vdiskd-tests}
+CACHE=$VD_TEST_CACHE
 BASE=localhost/debian12-base
 ID=$$-$RANDOM
 IMG=localhost/vdiskd-test:$ID
@@ -22,6 +24,7 @@ for tool in podman runc debootstrap qemu-io qemu-img curl findmnt flock; do
     command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
 done
 mkdir -p "$CACHE"
+guest_setup
 
 # Podman settings for this machine, for this test only (CONTAINERS_CONF
 # replaces the system files): runc, since crun 1.8 fails on a hybrid cgroup
@@ -144,13 +147,23 @@ echo "container: killed; left on the host: ${left:-nothing}"
 run_container
 check_data "container after a killed one"
 echo "container: a container after a killed one serves v1 with its data"
+
+# ---- QEMU on the host, vdiskd in the container -------------------------------------------
+# The guest overwrites every region written above with its own pattern.
+SEED=ctr-$RANDOM$RANDOM
+BYTE=$((RANDOM % 255 + 1))
+guest_expect "$SEED" "$BYTE" $SIZE
+guest_boot "$MNT/v1" drive write "$SEED" "$BYTE"
+qemu-img compare -q -f raw -F raw "$T/expect.raw" "$MNT/v1" ||
+    cfail "$MNT/v1 differs from the pattern the guest wrote"
+echo "container: a guest on the host wrote v1 through the container"
 stop_container
 
 # And the data is in the image file inside the data volume.
 vol_dir=$(podman volume inspect -f '{{.Mountpoint}}' "$DATAVOL") || fail "volume inspect"
 image=$vol_dir/${IMAGE_IN_CTR#/var/lib/vdiskd/}
-qemu-io -f "$FMT" -r -c "read -P $A 0 1M" -c "read -P $B 32M 64k" -c "read -P $A 63M 1M" \
-    "$image" >"$T/qio.out" 2>&1 || fail "image $image: $(cat "$T/qio.out")"
+qemu-img compare -q -f raw -F "$FMT" "$T/expect.raw" "$image" ||
+    fail "image $image ($FMT) differs from the pattern the guest wrote"
 if [ "$FMT" = qcow2 ]; then
     qemu-img check -f qcow2 "$image" >"$T/check.out" 2>&1 || fail "qemu-img check: $(cat "$T/check.out")"
 fi
