@@ -159,10 +159,8 @@ static void free_state(struct qcow2_state *s)
         vd_image_close(s->backing);
         s->backing = NULL;
     }
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    vd_hostfile_close(&s->hf);
+    s->fd = -1;
 }
 
 static int load_snapshots(struct qcow2_state *s, uint64_t file_size,
@@ -212,10 +210,11 @@ int qcow2_open(struct vd_image *img, const char *location,
     size_t hlen;
     int ret;
 
-    s->fd = open(location, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (s->fd < 0) {
-        return vd_error_set(err, -errno, "cannot open '%s': %s", location,
-                            strerror(errno));
+    ret = vd_hostfile_open(&s->hf, location, !o->readonly, o->direct);
+    s->fd = s->hf.fd;
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot open '%s': %s", location,
+                            strerror(-ret));
     }
     s->readonly = o->readonly;
     if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -308,6 +307,7 @@ int qcow2_open(struct vd_image *img, const char *location,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&s->io_barrier, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_cond_init(&s->inflight_cond, NULL);
 
     if (!s->readonly) {
         /* Repairs before anything else is written. Autoclear bits go
@@ -336,6 +336,7 @@ int qcow2_open(struct vd_image *img, const char *location,
     return 0;
 
 fail_locks:
+    pthread_cond_destroy(&s->inflight_cond);
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_barrier);
 fail:
@@ -347,6 +348,7 @@ fail:
 void qcow2_close(struct vd_image *img)
 {
     struct qcow2_state *s = img->opaque;
+    pthread_cond_destroy(&s->inflight_cond);
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_barrier);
     free_state(s);

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "io_util.h"
+
 struct vd_error;
 struct vd_image;
 struct vd_check_result;
@@ -171,8 +173,21 @@ struct q2_pending_free {
     uint64_t len;
 };
 
+/* A guest cluster range whose new host clusters are being written outside
+ * the lock (write.c); it lives on the writer's stack. */
+struct q2_inflight {
+    uint64_t vaddr, len;         /* guest range, whole clusters */
+    struct q2_inflight *next;
+};
+
 struct qcow2_state {
-    int fd;                      /* -1 when closed */
+    /* The image file. hf.fd (also `fd`) is buffered and carries metadata,
+     * made durable by explicit fdatasync in the order of DESIGN NOTES 1-5;
+     * hf.dfd is the O_DIRECT descriptor for guest data when the volume was
+     * opened with vd_open_opts.direct (-1 otherwise). The kernel keeps the
+     * two coherent: a direct write drops cached pages in its range. */
+    struct vd_hostfile hf;
+    int fd;                      /* == hf.fd; -1 when closed */
     bool readonly;
 
     /* Geometry, fixed after open. */
@@ -213,6 +228,11 @@ struct qcow2_state {
      * exclusively by flush before freed clusters become reusable, so no
      * in-flight read or write still targets them. */
     pthread_rwlock_t io_barrier;
+
+    /* Allocations whose data is being written outside the lock (DESIGN
+     * NOTES 9); inflight_cond is signalled (with lock) when one ends. */
+    struct q2_inflight *inflight;
+    pthread_cond_t inflight_cond;
 
     struct vd_image *backing;    /* NULL = none; read-only, own locks */
     uint64_t backing_size;
@@ -315,15 +335,21 @@ int q2_read_compressed(struct qcow2_state *s, const struct q2_map *m,
 
 /* ---- write.c: allocating writes, zeroes, discard ---- */
 /* Write [vaddr, vaddr+len) where at least the first cluster needs
- * allocation or copy-on-write; called with the lock held. Sets *done to
- * the bytes handled (>= 1 cluster's worth or len). */
+ * allocation or copy-on-write; called with the lock held, which it drops
+ * while guest data is written and holds again on return. Sets *done to
+ * the bytes handled: 0 when it waited for another writer of the cluster
+ * (the caller looks the mapping up again), else at least the rest of the
+ * first cluster or len. */
 int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done);
-/* Read the guest cluster at cluster-aligned vaddr as it reads now. */
+/* Read the guest cluster at cluster-aligned vaddr as it reads now. Needs
+ * no lock: the mapping m was looked up by the caller, and its clusters
+ * stay allocated while the caller holds io_barrier (DESIGN NOTES 10). */
 int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out);
 /* Zero or discard the whole clusters in [off, off+len) (cluster aligned)
- * by changing L2 entries only. Lock held. */
+ * by changing L2 entries only. Lock held; waits (dropping it) for
+ * allocations in flight in the range. */
 int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
                        bool discard, bool may_unmap);
 /* true when [off, off+len) touches the header, L1 table, refcount table

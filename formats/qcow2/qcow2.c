@@ -51,11 +51,21 @@
  *  8. Reads look up a run under the lock, drop it, and read host clusters,
  *     the backing file or decompress outside it.
  *  9. Writes to clusters already allocated with COPIED look up under the
- *     lock and pwrite outside it. Writes needing allocation or COW happen
- *     entirely under the lock, data included, re-checking the mapping
- *     after taking it: two writers of one unallocated cluster therefore
- *     never both allocate, and a reader sees the L2 entry only after the
- *     data is in place (old contents before, new after).
+ *     lock and pwrite outside it. Writes needing allocation or COW re-check
+ *     the mapping under the lock, allocate the host clusters (refcount
+ *     raised, 1) and put the guest range on s->inflight; then they drop
+ *     the lock to read the old contents and write the new cluster, and take
+ *     it again to set the L2 entries and leave s->inflight. A writer,
+ *     zeroer or discarder of a guest cluster that is in flight waits on
+ *     inflight_cond and looks it up again: two writers of one unallocated
+ *     cluster therefore never both allocate, and a reader sees the L2
+ *     entry only after the data is in place (old contents before, new
+ *     after). A crash in between leaks the new clusters, nothing more.
+ *     A new cluster past every cluster ever used since open (>= host_end
+ *     before the allocation) is known to read as zeroes (a hole or past
+ *     end of file), so a partial write into it with nothing to copy
+ *     (unallocated without backing, or a zero cluster) writes only the
+ *     guest's bytes: no copy-on-write of zeroes, no host space for them.
  * 10. Every data-path call holds s->io_barrier shared for its duration.
  *     Flush takes it exclusively (after dropping s->lock) before applying
  *     the queued decrements of 4, so no read or write still in flight on an
@@ -104,8 +114,8 @@ static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
         }
         switch (m.type) {
         case Q2_NORMAL:
-            ret = vd_pread_full(s->fd, buf, run,
-                                m.host + (off & (s->cluster_size - 1)));
+            ret = vd_hostfile_pread(&s->hf, buf, run,
+                                    m.host + (off & (s->cluster_size - 1)));
             break;
         case Q2_UNALLOCATED:
             ret = q2_read_backing(s, buf, run, off);
@@ -159,7 +169,7 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
             }
             pthread_mutex_unlock(&s->lock);
             if (ret == 0) {
-                ret = vd_pwrite_full(s->fd, buf, run, host);
+                ret = vd_hostfile_pwrite(&s->hf, buf, run, host);
             }
         } else {
             if (ret == 0) {

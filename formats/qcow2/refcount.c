@@ -106,6 +106,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     uint8_t *blk = NULL;
     uint64_t old_off = s->reftable_offset;
     uint64_t old_bytes = s->reftable_size * 8;
+    uint64_t written_end = 0;   /* past the clusters written so far */
     int ret;
 
     if (entries < min_entries) {
@@ -159,6 +160,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
         for (uint64_t c = lo > start ? lo : start; c < hi && c < end; c++) {
             q2_refcount_set_entry(blk, c - lo, s->refcount_order, 1);
         }
+        written_end = (next_blk + 1) * cs;
         ret = vd_pwrite_full(s->fd, blk, cs, next_blk * cs);
         if (ret < 0) {
             goto out;
@@ -173,6 +175,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     for (uint64_t i = 0; i < entries; i++) {
         q2_put_be64(&table[i], table[i]);   /* to disk order in place */
     }
+    written_end = (next_blk + nt) * cs;
     ret = vd_pwrite_full(s->fd, table, nt * cs, next_blk * cs);
     for (uint64_t i = 0; i < entries; i++) {
         table[i] = q2_be64(&table[i]);
@@ -204,6 +207,11 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     /* The header no longer points at the old table. */
     ret = q2_refcount_update(s, old_off, old_bytes, -1);
 out:
+    if (written_end > s->host_end) {
+        /* Written but unused: not fresh zeroes any more (DESIGN NOTES 9
+         * in qcow2.c); they stay free and are reused with a full copy. */
+        s->host_end = written_end;
+    }
     free(table);
     free(blk);
     return ret;

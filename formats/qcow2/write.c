@@ -1,9 +1,10 @@
 /* write.c — writes that change the mapping: allocation with copy-on-write,
  * zero clusters, discard and metadata preallocation.
  *
- * Everything here runs with the metadata lock held, data writes included,
- * so two writers can never allocate the same guest cluster and no reader
- * sees an L2 entry before the data it exposes (DESIGN NOTES, qcow2.c). */
+ * Mapping changes run with the metadata lock held; the guest data of an
+ * allocating write is written with the lock dropped while its guest
+ * clusters sit on s->inflight, so other writers of them wait and no reader
+ * sees an L2 entry before the data it exposes (DESIGN NOTES 9, qcow2.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
 {
     switch (m->type) {
     case Q2_NORMAL:
-        return vd_pread_full(s->fd, out, s->cluster_size, m->host);
+        return vd_hostfile_pread(&s->hf, out, s->cluster_size, m->host);
     case Q2_COMPRESSED:
         return q2_read_compressed(s, m, out);
     case Q2_UNALLOCATED:
@@ -75,6 +76,49 @@ static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
     return q2_free_deferred(s, off, len);
 }
 
+static bool inflight_overlaps(const struct qcow2_state *s, uint64_t vaddr,
+                              uint64_t len)
+{
+    for (const struct q2_inflight *f = s->inflight; f != NULL; f = f->next) {
+        if (ranges_overlap(vaddr, len, f->vaddr, f->len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
+{
+    for (struct q2_inflight **pp = &s->inflight; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == me) {
+            *pp = me->next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&s->inflight_cond);
+}
+
+/* Point guest clusters [idx, idx+k) of the L2 table for l1_index at the
+ * host clusters from host on. The table is looked up again: it may have
+ * been evicted or copied while the lock was dropped. */
+static int map_new_clusters(struct qcow2_state *s, uint32_t l1_index,
+                            uint64_t idx, uint64_t k, uint64_t host)
+{
+    uint64_t l2_off;
+    uint8_t *l2;
+    int ret = s->broken ? -EIO : q2_l2_for_write(s, l1_index, &l2_off);
+    for (uint64_t i = 0; i < k && ret == 0; i++) {
+        struct q2_map old;
+        ret = entry_at(s, l2_off, idx + i, &l2, &old);
+        if (ret == 0) {
+            ret = set_entry(s, l2, idx + i, &old,
+                            (host + i * s->cluster_size) | QCOW_OFLAG_COPIED);
+        }
+    }
+    return ret;
+}
+
 int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done)
 {
@@ -83,13 +127,21 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
     uint32_t l1_index = (uint32_t)(vaddr >> (s->cluster_bits + s->l2_bits));
     uint64_t idx = (vaddr >> s->cluster_bits) & (l2_entries - 1);
     uint64_t in = vaddr & (cs - 1);
-    uint64_t l2_off, host, k = 1;
-    uint8_t *l2, *cbuf;
+    uint64_t l2_off, host, fresh_from, k = 1;
+    uint8_t *l2, *cbuf = NULL;
+    struct q2_inflight me = {.vaddr = vaddr - in, .len = cs};
     struct q2_map m;
+    bool fresh;
     int ret;
 
+    *done = 0;
     if (s->broken) {
         return -EIO;
+    }
+    if (inflight_overlaps(s, me.vaddr, cs)) {
+        /* Another writer is allocating this cluster: wait, look again. */
+        pthread_cond_wait(&s->inflight_cond, &s->lock);
+        return 0;
     }
     ret = q2_l2_for_write(s, l1_index, &l2_off);
     if (ret < 0) {
@@ -100,21 +152,14 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
         return ret;
     }
     if (m.type == Q2_NORMAL && m.copied) {
-        /* Someone allocated it since the caller looked. */
-        uint64_t n = len < cs - in ? len : cs - in;
-        if (!q2_host_cluster_ok(s, m.host) ||
-            q2_overlaps_metadata(s, m.host, cs)) {
-            s->broken = true;
-            return -EIO;
-        }
-        *done = n;
-        return vd_pwrite_full(s->fd, buf, n, m.host + in);
+        return 0;   /* allocated since the caller looked: write in place */
     }
 
     if (in == 0 && len >= cs) {
         /* Whole clusters: no old content to keep. */
         struct q2_map n;
-        while ((k + 1) * cs <= len && idx + k < l2_entries) {
+        while ((k + 1) * cs <= len && idx + k < l2_entries &&
+               !inflight_overlaps(s, me.vaddr + k * cs, cs)) {
             if (q2_l2_entry_decode(q2_table_get(l2, idx + k),
                                    s->cluster_bits, &n) < 0 ||
                 (n.type == Q2_NORMAL && n.copied)) {
@@ -126,61 +171,69 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
         if (ret < 0) {
             return ret;
         }
-        ret = vd_pwrite_full(s->fd, buf, k * cs, host);
-        if (ret < 0) {
+        me.len = k * cs;
+        me.next = s->inflight;
+        s->inflight = &me;
+        pthread_mutex_unlock(&s->lock);
+        ret = vd_hostfile_pwrite(&s->hf, buf, k * cs, host);
+        pthread_mutex_lock(&s->lock);
+        if (ret == 0) {
+            ret = map_new_clusters(s, l1_index, idx, k, host);
+        } else {
             q2_refcount_update(s, host, k * cs, -1);   /* unreferenced */
-            return ret;
         }
-        for (uint64_t i = 0; i < k; i++) {
-            ret = entry_at(s, l2_off, idx + i, &l2, &n);
-            if (ret == 0) {
-                ret = set_entry(s, l2, idx + i, &n,
-                                (host + i * cs) | QCOW_OFLAG_COPIED);
-            }
-            if (ret < 0) {
-                return ret;
-            }
+        inflight_remove(s, &me);
+        if (ret == 0) {
+            *done = k * cs;
         }
-        *done = k * cs;
-        return 0;
+        return ret;
     }
 
-    /* Part of one cluster: build the whole cluster (copy-on-write). */
+    /* Part of one cluster: build the whole cluster (copy-on-write), unless
+     * it is fresh and would only copy zeroes (DESIGN NOTES 9). */
     uint64_t n = len < cs - in ? len : cs - in;
     bool reuse = m.type == Q2_ZERO_ALLOC && m.copied &&
                  q2_host_cluster_ok(s, m.host) &&
                  !q2_overlaps_metadata(s, m.host, cs);
-    cbuf = malloc(cs);
-    if (cbuf == NULL) {
-        return -ENOMEM;
-    }
-    ret = q2_read_cluster_locked(s, vaddr - in, &m, cbuf);
-    if (ret < 0) {
-        goto out;
-    }
-    memcpy(cbuf + in, buf, n);
     if (reuse) {
         host = m.host;
+        fresh = false;
     } else {
+        fresh_from = s->host_end;
         ret = q2_alloc_clusters(s, 1, &host);
         if (ret < 0) {
-            goto out;
+            return ret;
+        }
+        fresh = host >= fresh_from &&
+                (m.type == Q2_ZERO_PLAIN ||
+                 (m.type == Q2_UNALLOCATED && s->backing == NULL));
+    }
+    me.next = s->inflight;
+    s->inflight = &me;
+    pthread_mutex_unlock(&s->lock);
+    if (fresh) {
+        ret = vd_hostfile_pwrite(&s->hf, buf, n, host + in);
+    } else if (posix_memalign((void **)&cbuf, s->hf.mem_align, cs) != 0) {
+        cbuf = NULL;
+        ret = -ENOMEM;
+    } else {
+        ret = q2_read_cluster_locked(s, vaddr - in, &m, cbuf);
+        if (ret == 0) {
+            memcpy(cbuf + in, buf, n);
+            ret = vd_hostfile_pwrite(&s->hf, cbuf, cs, host);
         }
     }
-    ret = vd_pwrite_full(s->fd, cbuf, cs, host);
-    if (ret < 0) {
-        if (!reuse) {
-            q2_refcount_update(s, host, cs, -1);
-        }
-        goto out;
-    }
-    ret = entry_at(s, l2_off, idx, &l2, &m);
-    if (ret == 0) {
-        ret = set_entry(s, l2, idx, &m, host | QCOW_OFLAG_COPIED);
-    }
-    *done = n;
-out:
     free(cbuf);
+    pthread_mutex_lock(&s->lock);
+    if (ret == 0) {
+        ret = map_new_clusters(s, l1_index, idx, 1, host);
+    } else if (!reuse) {
+        q2_refcount_update(s, host, cs, -1);
+    }
+    inflight_remove(s, &me);
+    if (ret == 0) {
+        *done = n;
+    }
     return ret;
 }
 
@@ -190,6 +243,9 @@ int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
     uint64_t cs = s->cluster_size;
     uint64_t l2_entries = 1ULL << s->l2_bits;
 
+    while (inflight_overlaps(s, off, len)) {
+        pthread_cond_wait(&s->inflight_cond, &s->lock);
+    }
     while (len > 0) {
         uint32_t l1_index = (uint32_t)(off >> (s->cluster_bits + s->l2_bits));
         uint64_t idx = (off >> s->cluster_bits) & (l2_entries - 1);
