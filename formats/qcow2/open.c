@@ -262,6 +262,7 @@ int qcow2_open(struct vd_image *img, const char *location,
     s->cluster_offset_mask = (1ULL << s->csize_shift) - 1;
     atomic_store(&s->size, s->hdr.size);
     s->host_end = q2_align_up((uint64_t)st.st_size, s->cluster_size);
+    s->file_size = (uint64_t)st.st_size;
     s->free_hint = s->cluster_size;
 
     s->hdr_raw = calloc(1, s->hdr.header_length);

@@ -216,6 +216,7 @@ struct qcow2_state {
     struct q2_cache l2_cache;
     struct q2_cache rb_cache;
     uint64_t host_end;           /* offset past every cluster in use */
+    uint64_t file_size;          /* host file size as far as we grew it */
     uint64_t free_hint;          /* no free cluster below this */
     struct q2_pending_free *pending;   /* frees waiting for a flush */
     size_t npending, pending_cap;

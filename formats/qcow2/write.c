@@ -14,6 +14,9 @@
 #include "vd_driver.h"
 #include "qcow2-int.h"
 
+/* How far ahead the host file is grown for fresh clusters. */
+#define Q2_GROW_STEP (1ULL << 20)
+
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
                            uint64_t blen)
 {
@@ -99,6 +102,25 @@ static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
     pthread_cond_broadcast(&s->inflight_cond);
 }
 
+/* Make the host file reach at least end (the end of clusters just
+ * allocated, so host_end), growing it ahead in steps: a direct write past
+ * end of file is an extending write, which the file system runs
+ * synchronously with an inode update every time (ext4: orphan list and
+ * size change in the journal). Nothing was ever written at or past
+ * host_end, so the new size never cuts data off. Failure only means the
+ * data write extends the file itself. Lock held. */
+static void grow_file(struct qcow2_state *s, uint64_t end)
+{
+    uint64_t to;
+    if (end <= s->file_size) {
+        return;
+    }
+    to = q2_align_up(end, Q2_GROW_STEP);
+    if (ftruncate(s->fd, (off_t)to) == 0) {
+        s->file_size = to;
+    }
+}
+
 /* Point guest clusters [idx, idx+k) of the L2 table for l1_index at the
  * host clusters from host on. The table is looked up again: it may have
  * been evicted or copied while the lock was dropped. */
@@ -171,6 +193,7 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
         if (ret < 0) {
             return ret;
         }
+        grow_file(s, host + k * cs);
         me.len = k * cs;
         me.next = s->inflight;
         s->inflight = &me;
@@ -207,6 +230,9 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
         fresh = host >= fresh_from &&
                 (m.type == Q2_ZERO_PLAIN ||
                  (m.type == Q2_UNALLOCATED && s->backing == NULL));
+        if (fresh) {
+            grow_file(s, host + cs);
+        }
     }
     me.next = s->inflight;
     s->inflight = &me;
