@@ -18,6 +18,8 @@ struct vd_fuse_config {
     gid_t gid;
     mode_t mode;        /* permission bits of the volume files, e.g. 0660 */
     int threads;        /* worker threads for the session loop */
+    bool host_cache;    /* images use the host page cache (no O_DIRECT):
+                           write payloads need no aligned copy */
 };
 
 /* Clean a dead mount a killed daemon left at mount_dir (ENOTCONN), and

@@ -21,7 +21,9 @@
  *    request seen, so the data path does not allocate per request. Write
  *    payloads sit 80 bytes into libfuse's receive buffer; sector-aligned
  *    ones are copied into that buffer too, because images opened with
- *    O_DIRECT would otherwise bounce them through a fresh allocation. */
+ *    O_DIRECT would otherwise bounce them through a fresh allocation.
+ *    With --cache host nothing is opened O_DIRECT and the payload is
+ *    used in place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -238,15 +240,16 @@ void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * aligned, or when it is not a candidate for direct I/O anyway; else copied
  * into the thread's aligned buffer, which spares the image layer an
  * allocation per request to bounce it (note 5). NULL when out of memory. */
-static const void *write_payload(struct fuse_bufvec *bufv, size_t size,
+static const void *write_payload(struct vd_fuse_export *fx,
+                                 struct fuse_bufvec *bufv, size_t size,
                                  off_t off)
 {
     const struct fuse_buf *b = &bufv->buf[bufv->idx];
     struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
     if (bufv->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
         const char *p = (const char *)b->mem + bufv->off;
-        if ((uintptr_t)p % FX_BUF_ALIGN == 0 || size % 512 != 0 ||
-            off % 512 != 0) {
+        if (fx->cfg.host_cache || (uintptr_t)p % FX_BUF_ALIGN == 0 ||
+            size % 512 != 0 || off % 512 != 0) {
             return p;
         }
     }
@@ -286,7 +289,7 @@ void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
     if (size > vsize - (uint64_t)off) {
         size = (size_t)(vsize - (uint64_t)off);   /* short, like a disk */
     }
-    data = write_payload(bufv, size, off);
+    data = write_payload(fx, bufv, size, off);
     if (data == NULL) {
         fx_leave(fx);
         fuse_reply_err(req, ENOMEM);

@@ -334,6 +334,7 @@ int main(int argc, char **argv)
         .gid = o.gid,
         .mode = o.mode,
         .threads = o.threads,
+        .host_cache = o.host_cache,
     };
     if (vd_fuse_export_start(&fcfg, mgr, &fx, &err) < 0) {
         vd_err("fuse: %s", err.msg);
