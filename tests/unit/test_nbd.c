@@ -485,6 +485,7 @@ static void test_qemu_nbd(void)
     CHECK(img != NULL);
     if (img != NULL) {
         CHECK_EQ(vd_image_length(img), 16 * MIB);
+        CHECK(wait_connected(img));   /* -e 8: qemu-nbd offers multi-conn */
         check_data_ops(img, false);
         fill(buf, sizeof(buf), 77);
         CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 5 * MIB), 0);
@@ -548,6 +549,21 @@ static void test_fallbacks(void)
                  VD_BS_DATA | VD_BS_ALLOCATED);
         CHECK_EQ(pnum, 1 * MIB);
         CHECK(describe_has(img, "\"block_status\":false"));
+        vd_image_close(img);
+    }
+    stop_server(srv);
+
+    /* Writable without multi-conn: one connection, or a flush on one
+     * would not cover writes made on another. */
+    srv = NBDKIT(sock, "--filter=multi-conn", "memory", "64M",
+                 "multi-conn-mode=disable");
+    img = open_uri(uri, NULL);
+    CHECK(srv > 0 && img != NULL);
+    if (img != NULL) {
+        CHECK(describe_has(img, "\"can_multi_conn\":false"));
+        CHECK(describe_has(img, "\"state\":\"connected\",") &&
+              describe_has(img, "\"connections\":1,\"connected\":1"));
+        check_data_ops(img, true);
         vd_image_close(img);
     }
     stop_server(srv);
