@@ -16,7 +16,6 @@
 
 #include "nbd-int.h"
 
-#define BACKOFF_MIN_MS 100u
 #define MAX_REQUEST (32u << 20)  /* NBD's safe default without a server limit */
 
 int64_t vd_nbd_now_ms(void)
@@ -316,15 +315,21 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
     }
 }
 
-/* Sleep ms unless woken to stop; true when stopping. */
+/* Back off for ms, or less when a request pokes (note 4); true when
+ * stopping. */
 static bool conn_sleep(struct nbd_conn *c, uint32_t ms)
 {
     struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-    int64_t until = vd_nbd_now_ms() + ms;
+    int64_t start = vd_nbd_now_ms();
+    int64_t until = start + ms;
     int64_t left;
     while (!atomic_load(&c->s->stopping) && (left = until - vd_nbd_now_ms()) > 0) {
         if (poll(&p, 1, (int)left) > 0) {
             drain(c->wake_fd);
+        }
+        if (atomic_exchange(&c->poked, false) &&
+            until > start + NBD_BACKOFF_MIN_MS) {
+            until = start + NBD_BACKOFF_MIN_MS;
         }
     }
     return atomic_load(&c->s->stopping);
@@ -352,7 +357,7 @@ static bool conn_wanted(struct nbd_conn *c)
 
 static uint32_t next_backoff(const struct nbd_state *s, uint32_t cur)
 {
-    uint32_t next = cur == 0 ? BACKOFF_MIN_MS : cur * 2;
+    uint32_t next = cur == 0 ? NBD_BACKOFF_MIN_MS : cur * 2;
     return next > s->backoff_max_ms ? s->backoff_max_ms : next;
 }
 
@@ -378,7 +383,9 @@ static void *conn_main(void *arg)
             if (backoff > 0 && conn_sleep(c, backoff)) {
                 break;
             }
-            h = vd_nbd_dial(s, s->timeout_ms, c->wake_fd, &code, msg, sizeof(msg));
+            atomic_store(&c->poked, false);   /* this dial answers them */
+            h = vd_nbd_dial(s, s->connect_timeout_ms, c->wake_fd, &code, msg,
+                            sizeof(msg));
             if (h != NULL && conn_accept(s, h, msg, sizeof(msg)) < 0) {
                 nbd_close(h);
                 h = NULL;

@@ -15,6 +15,7 @@
 #include "vd_error.h"
 
 #define DEFAULT_TIMEOUT_MS 30000u
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define DEFAULT_BACKOFF_MAX_MS 5000u
 #define DEFAULT_CONNS 4
 #define LAZY_DIAL_MS 1000u          /* first try of a lazy open */
@@ -171,6 +172,11 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     }
     s->timeout_ms = o->io_timeout_ms ? o->io_timeout_ms
                     : env_u32("VD_NBD_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 100, 3600000);
+    s->connect_timeout_ms = env_u32("VD_NBD_CONNECT_TIMEOUT_MS",
+                                    DEFAULT_CONNECT_TIMEOUT_MS, 100, 3600000);
+    if (s->connect_timeout_ms > s->timeout_ms) {
+        s->connect_timeout_ms = s->timeout_ms;
+    }
     s->backoff_max_ms = env_u32("VD_NBD_RECONNECT_MAX_MS", DEFAULT_BACKOFF_MAX_MS,
                                 100, 600000);
     s->n_conns = (int)env_u32("VD_NBD_CONNECTIONS", DEFAULT_CONNS, 1, NBD_MAX_CONNS);
@@ -188,8 +194,9 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     s->down_since_ms = vd_nbd_now_ms();
 
     bool lazy = o->lazy_connect && o->size_hint > 0;
-    h = vd_nbd_dial(s, lazy && s->timeout_ms > LAZY_DIAL_MS ? LAZY_DIAL_MS : s->timeout_ms,
-                 -1, &code, msg, sizeof(msg));
+    h = vd_nbd_dial(s, lazy && s->connect_timeout_ms > LAZY_DIAL_MS
+                           ? LAZY_DIAL_MS : s->connect_timeout_ms,
+                    -1, &code, msg, sizeof(msg));
     if (h == NULL) {
         if (code == -EINVAL || !lazy) {
             ret = vd_error_set(err, code, "cannot connect to NBD server '%s': %s",

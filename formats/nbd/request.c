@@ -86,9 +86,23 @@ static bool conn_error(int err)
            err == EPIPE || err == ECONNABORTED;
 }
 
+/* Ask the I/O threads to redial now instead of at the end of their
+ * backoff: someone is waiting for a connection. */
+static void poke(struct nbd_state *s)
+{
+    for (int i = 0; i < s->n_conns; i++) {
+        struct nbd_conn *c = &s->conns[i];
+        if (!atomic_exchange(&c->poked, true)) {
+            vd_nbd_wake(c);
+        }
+    }
+}
+
 /* A live connection, round-robin; NULL when none comes up in time. */
 static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
 {
+    int64_t grace = 0;
+
     for (;;) {
         unsigned start = atomic_fetch_add(&s->rr, 1);
         for (int i = 0; i < s->n_conns; i++) {
@@ -97,9 +111,18 @@ static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
                 return c;
             }
         }
+        if (grace == 0) {
+            poke(s);
+            grace = vd_nbd_now_ms() + NBD_POKE_WAIT_MS;
+        }
         pthread_mutex_lock(&s->lock);
         if (s->n_up == 0) {
-            int64_t limit = s->down_since_ms + s->timeout_ms;   /* note 4 */
+            /* note 4: wait out the outage's first timeout, and after that
+             * only as long as a poked redial takes. */
+            int64_t limit = s->down_since_ms + s->timeout_ms;
+            if (limit < grace) {
+                limit = grace;
+            }
             if (limit > deadline) {
                 limit = deadline;
             }
