@@ -10,12 +10,18 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vd_volmgr;
 
+#define VD_API_NAME_MAX 64   /* volume and snapshot names */
+
 struct api_request {
     struct vd_volmgr *mgr;
-    const char *name;     /* decoded, validated {name} path segment, or NULL */
+    const char *name;     /* decoded, validated {volume} path segment, or NULL */
+    const char *snapshot; /* decoded, validated {snapshot} segment, or NULL */
+    uint64_t id;          /* {id} segment (jobs) */
+    const char *since;    /* ?since=SNAPSHOT, or NULL */
     json_t *body;         /* parsed JSON object for POST/PATCH, else NULL */
     bool force;           /* ?force=true */
 };
@@ -46,6 +52,26 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep);
 void api_volumes_get(const struct api_request *req, struct api_reply *rep);
 void api_volumes_patch(const struct api_request *req, struct api_reply *rep);
 void api_volumes_delete(const struct api_request *req, struct api_reply *rep);
+
+/* snapshots.c */
+void api_snapshots_list(const struct api_request *req, struct api_reply *rep);
+void api_snapshots_create(const struct api_request *req,
+                          struct api_reply *rep);
+void api_snapshots_get(const struct api_request *req, struct api_reply *rep);
+void api_snapshots_delete(const struct api_request *req,
+                          struct api_reply *rep);
+void api_snapshots_revert(const struct api_request *req,
+                          struct api_reply *rep);
+void api_snapshots_changes(const struct api_request *req,
+                           struct api_reply *rep);
+
+/* jobs.c */
+struct vd_volume_spec;
+void api_jobs_get(const struct api_request *req, struct api_reply *rep);
+/* POST /volumes with "source": start a full clone job, 202 + Location. */
+void api_volumes_clone(const struct api_request *req,
+                       const struct vd_volume_spec *spec,
+                       struct api_reply *rep);
 
 /* metrics.c */
 void api_metrics_get(const struct api_request *req, struct api_reply *rep);

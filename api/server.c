@@ -37,6 +37,7 @@
 #include "log.h"
 #include "parse.h"
 #include "problem.h"
+#include "router.h"
 #include "vd_error.h"
 #include "volume.h"
 
@@ -50,127 +51,21 @@ struct vd_api {
     uint16_t port;
 };
 
-struct route_method {
-    const char *method;
-    api_handler_fn fn;
-    bool body;          /* takes a JSON body */
-    const char *query;  /* the one query parameter accepted, or NULL */
-};
-
-struct route {
-    const char *first;    /* first path segment */
-    bool named;           /* followed by /{name} */
-    const char *allow;    /* Allow header for 405 */
-    struct route_method methods[4];
-};
-
-static const struct route routes[] = {
-    {"health", false, "GET, HEAD",
-     {{"GET", api_health_get, false, NULL}}},
-    {"metrics", false, "GET, HEAD",
-     {{"GET", api_metrics_get, false, NULL}}},
-    {"openapi.json", false, "GET, HEAD",
-     {{"GET", api_openapi_get, false, NULL}}},
-    {"volumes", false, "GET, HEAD, POST",
-     {{"GET", api_volumes_list, false, NULL},
-      {"POST", api_volumes_create, true, NULL}}},
-    {"volumes", true, "GET, HEAD, PATCH, DELETE",
-     {{"GET", api_volumes_get, false, NULL},
-      {"PATCH", api_volumes_patch, true, NULL},
-      {"DELETE", api_volumes_delete, false, "force"}}},
-};
-
 /* Per-request state, freed in request_completed. */
 struct conn {
-    const struct route_method *rm;
-    char name[VD_NAME_MAX + 1];
-    bool named;
+    const struct api_route_method *rm;
+    struct api_path path;
     char *body;
     size_t len, cap;
     bool too_big;
 };
 
-/* ---- routing ---------------------------------------------------------- */
-
-/* Find the route for url and method. On failure fills rep (404, 405 or
- * 400) and returns NULL. */
-static const struct route_method *route_find(const char *url,
-                                             const char *method,
-                                             struct conn *cx,
-                                             struct api_reply *rep)
-{
-    const char *seg, *slash, *name = NULL;
-    size_t seglen, namelen = 0;
-    const struct route *rt = NULL;
-
-    if (url[0] != '/') {
-        api_problem(rep, 404, "no resource at this path");
-        return NULL;
-    }
-    seg = url + 1;
-    slash = strchr(seg, '/');
-    seglen = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
-    if (slash != NULL) {
-        name = slash + 1;
-        namelen = strlen(name);
-        if (namelen == 0 || strchr(name, '/') != NULL) {
-            api_problem(rep, 404, "no resource at this path");
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strlen(routes[i].first) == seglen &&
-            memcmp(routes[i].first, seg, seglen) == 0 &&
-            routes[i].named == (name != NULL)) {
-            rt = &routes[i];
-            break;
-        }
-    }
-    if (rt == NULL) {
-        api_problem(rep, 404, "no resource at this path");
-        return NULL;
-    }
-    if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
-        method = MHD_HTTP_METHOD_GET;
-    }
-    for (const struct route_method *rm = rt->methods; rm->method != NULL;
-         rm++) {
-        if (strcmp(rm->method, method) != 0) {
-            continue;
-        }
-        if (name != NULL) {
-            int r = api_segment_decode(name, namelen, cx->name,
-                                       sizeof(cx->name));
-            if (r == -ENAMETOOLONG) {
-                api_problem(rep, 400, "volume name in path is longer than %d "
-                            "characters", VD_NAME_MAX);
-                return NULL;
-            }
-            if (r < 0) {
-                api_problem(rep, 400, "volume name in path has a bad "
-                            "percent-escape, an encoded '/' or a NUL");
-                return NULL;
-            }
-            if (!vd_volume_name_valid(cx->name)) {
-                api_problem(rep, 400, "'%s' is not a valid volume name (want "
-                            "[a-z0-9][a-z0-9_.-]{0,63})", cx->name);
-                return NULL;
-            }
-            cx->named = true;
-        }
-        return rm;
-    }
-    rep->allow = rt->allow;
-    api_problem(rep, 405, "%s is not allowed here; allowed: %s", method,
-                rt->allow);
-    return NULL;
-}
-
 /* ---- query parameters --------------------------------------------------- */
 
 struct query_scan {
     const char *allowed;    /* NULL = none */
-    bool force;
+    bool force;             /* ?force=true */
+    char since[VD_API_NAME_MAX + 1];   /* ?since=NAME, "" if absent */
     struct api_reply *rep;  /* set to a 400 on the first bad parameter */
     bool bad;
 };
@@ -190,6 +85,18 @@ static enum MHD_Result query_check(void *cls, enum MHD_ValueKind kind,
         api_problem(q->rep, 400, "unknown query parameter '%s'", k);
         q->bad = true;
         return MHD_NO;
+    }
+    if (strcmp(k, "since") == 0) {
+        if (value == NULL ||
+            api_segment_decode(value, strlen(value), q->since,
+                               sizeof(q->since)) < 0 ||
+            !vd_volume_name_valid(q->since)) {
+            api_problem(q->rep, 400, "query parameter 'since' must name a "
+                        "snapshot");
+            q->bad = true;
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
     if ((value != NULL &&
          api_segment_decode(value, strlen(value), v, sizeof(v)) < 0) ||
@@ -283,7 +190,7 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
 {
     const char *clen, *ctype;
 
-    cx->rm = route_find(url, method, cx, rep);
+    cx->rm = api_route_find(url, method, &cx->path, rep);
     if (cx->rm == NULL) {
         return true;
     }
@@ -360,8 +267,12 @@ static void request_body(struct vd_api *api, struct conn *cx,
 static void request_run(struct vd_api *api, struct MHD_Connection *c,
                         struct conn *cx, struct api_reply *rep)
 {
-    struct api_request req = {.mgr = api->mgr,
-                              .name = cx->named ? cx->name : NULL};
+    struct api_request req = {
+        .mgr = api->mgr,
+        .name = cx->path.volume[0] != '\0' ? cx->path.volume : NULL,
+        .snapshot = cx->path.snapshot[0] != '\0' ? cx->path.snapshot : NULL,
+        .id = cx->path.id,
+    };
     struct query_scan q = {.allowed = cx->rm->query, .rep = rep};
 
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_check, &q);
@@ -369,6 +280,7 @@ static void request_run(struct vd_api *api, struct MHD_Connection *c,
         return;
     }
     req.force = q.force;
+    req.since = q.since[0] != '\0' ? q.since : NULL;
     if (cx->rm->body) {
         json_error_t jerr;
         if (cx->too_big) {

@@ -136,12 +136,38 @@ static int parse_import(const json_t *imp, struct vd_volume_spec *spec,
     return 0;
 }
 
+/* "source": {"volume": V, "snapshot": S} — a full clone. */
+static int parse_source(const json_t *src, struct vd_volume_spec *spec,
+                        struct vd_error *err)
+{
+    static const char *const known[] = {"volume", "snapshot", NULL};
+    if (!json_is_object(src)) {
+        return vd_error_set(err, -EINVAL, "'source' must be an object");
+    }
+    if (check_members(src, known, "source.", err) < 0 ||
+        get_string(src, "volume", "source.volume", &spec->source_volume,
+                   err) < 0 ||
+        get_string(src, "snapshot", "source.snapshot", &spec->source_snapshot,
+                   err) < 0) {
+        return -EINVAL;
+    }
+    if (spec->source_volume == NULL || spec->source_snapshot == NULL) {
+        return vd_error_set(err, -EINVAL, "'source' needs both 'volume' and "
+                            "'snapshot'");
+    }
+    if (check_name(spec->source_volume, "source.volume", err) < 0 ||
+        check_name(spec->source_snapshot, "source.snapshot", err) < 0) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err)
 {
     static const char *const known[] = {"name", "size", "format", "backend",
                                         "cluster_size", "base", "import",
-                                        NULL};
+                                        "source", NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
@@ -204,9 +230,19 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
     if (v != NULL && parse_import(v, spec, err) < 0) {
         return -EINVAL;
     }
-    if (spec->base != NULL && spec->import_path != NULL) {
-        return vd_error_set(err, -EINVAL,
-                            "'base' and 'import' cannot be used together");
+    v = json_object_get(body, "source");
+    if (v != NULL && parse_source(v, spec, err) < 0) {
+        return -EINVAL;
+    }
+    if ((spec->base != NULL) + (spec->import_path != NULL) +
+            (spec->source_volume != NULL) > 1) {
+        return vd_error_set(err, -EINVAL, "'base', 'import' and 'source' "
+                            "cannot be used together");
+    }
+    if (spec->source_volume != NULL && (spec->backend_type != NULL ||
+                                        json_object_get(body, "size"))) {
+        return vd_error_set(err, -EINVAL, "a clone from 'source' takes its "
+                            "size and backend from the snapshot");
     }
 
     v = json_object_get(body, "size");
@@ -215,12 +251,13 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
             return -EINVAL;
         }
     } else if (spec->base == NULL && spec->import_path == NULL &&
+               spec->source_volume == NULL &&
                (spec->backend_type == NULL ||
                 strcmp(spec->backend_type, "file") == 0)) {
         /* A remote backend's size comes from its server. */
         return vd_error_set(err, -EINVAL,
-                            "'size' is required unless 'base', 'import' or "
-                            "a remote 'backend' is given");
+                            "'size' is required unless 'base', 'import', "
+                            "'source' or a remote 'backend' is given");
     }
     return 0;
 }

@@ -115,6 +115,10 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep)
         api_problem(rep, 400, "%s", err.msg);
         return;
     }
+    if (spec.source_volume != NULL) {
+        api_volumes_clone(req, &spec, rep);
+        return;
+    }
     /* vd_volume_info carries two 4 KiB paths: keep it off thread stacks. */
     vi = calloc(1, sizeof(*vi));
     if (vi == NULL) {

@@ -1,6 +1,6 @@
 /* fuse-int.h — private state of the FUSE export, shared by fuse_export.c
- * (session lifecycle, mount point, kernel cache invalidation) and
- * fuse_ops.c (the request handlers). */
+ * (session lifecycle, mount point, kernel cache invalidation), fuse_ops.c
+ * (the name space) and fuse_io.c (the data path). */
 #ifndef VD_FUSE_INT_H
 #define VD_FUSE_INT_H
 
@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -37,7 +38,7 @@ struct vd_fuse_export {
     bool loop_started;
     atomic_bool loop_done;       /* the loop returned */
     atomic_bool stopping;        /* handlers must not touch mgr any more */
-    atomic_int inflight;         /* handlers inside fx_enter/fx_leave */
+    atomic_int inflight;         /* handlers between fx_enter/fx_leave */
 
     pthread_mutex_t handles_lock;
     struct vd_fuse_handle handles;   /* list head; handles_lock */
@@ -53,8 +54,50 @@ struct vd_fuse_export {
     bool ev_started;
 };
 
-/* fuse_ops.c */
+static inline struct vd_fuse_export *req_fx(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* Every handler that touches the volume manager (or a handle's volume)
+ * runs between fx_enter and fx_leave, and does not touch it when fx_enter
+ * fails: once stop set `stopping` and saw `inflight` reach zero, the volume
+ * manager may go away even if the kernel connection outlives the loop. */
+static inline bool fx_enter(struct vd_fuse_export *fx)
+{
+    atomic_fetch_add(&fx->inflight, 1);
+    if (atomic_load(&fx->stopping)) {
+        atomic_fetch_sub(&fx->inflight, 1);
+        return false;
+    }
+    return true;
+}
+
+static inline void fx_leave(struct vd_fuse_export *fx)
+{
+    atomic_fetch_sub(&fx->inflight, 1);
+}
+
+/* fuse_ops.c: the name space and the table of every handler */
 extern const struct fuse_lowlevel_ops vd_fuse_ops;
+
+/* fuse_io.c: the data path */
+/* An aligned buffer of at least len bytes owned by the calling thread,
+ * valid until its next call; NULL when out of memory. */
+void *vd_fuse_thread_buf(size_t len);
+void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
+                     struct fuse_file_info *fi);
+void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                  struct fuse_file_info *fi);
+void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_bufvec *bufv, off_t off,
+                       struct fuse_file_info *fi);
+void vd_fuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                   struct fuse_file_info *fi);
+void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+                       off_t len, struct fuse_file_info *fi);
 /* Drop every handle the kernel did not release (after the loop ended). */
 void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
 

@@ -14,14 +14,15 @@
  *    connection only once no file on the mount is open any more, so stop
  *    first pins the mount root with an O_PATH descriptor, marks the session
  *    exited, unmounts (lazily), and then makes one lookup below the pinned
- *    root from a helper thread: the worker that answers it sees the exit
+ *    root from a helper thread: the first worker it wakes sees the exit
  *    flag and ends the loop, which cancels the other workers. Closing the
  *    last /dev/fuse descriptor then aborts the connection, and clients that
- *    still hold files get ENOTCONN. If that does not work within a few
- *    seconds (an admin detached the mount while files were open), stop
- *    aborts the connection through /sys/fs/fuse/connections, and failing
- *    that leaves the loop behind; handlers stop touching the volume
- *    manager either way (fuse_ops.c note 4).
+ *    still hold files get ENOTCONN. If an admin detached the mount while
+ *    files were open (no path reaches it any more), or the loop does not
+ *    end within a few seconds, stop aborts the connection through fusectl
+ *    (mounted privately for the moment if the host has not mounted it),
+ *    and failing that leaves the loop behind; handlers stop touching the
+ *    volume manager either way (fx_enter in fuse-int.h).
  * 3. Invalidations are written to /dev/fuse by one worker thread, never by
  *    the caller: the kernel takes the directory's inode lock to drop an
  *    entry, and a lookup holding that lock may be waiting for the volume
@@ -48,7 +49,7 @@
 #define FX_FSNAME "vdiskd"
 #define FX_FSTYPE "fuse." FX_FSNAME
 #define FX_NOTIFY_WAIT_MS 500
-#define FX_STOP_WAIT_S 5
+#define FX_STOP_WAIT_S 3
 
 struct vd_fuse_event {
     struct vd_fuse_event *next;
@@ -118,7 +119,8 @@ static int find_mount(const char *path, struct mount_entry *out)
         char mnt[PATH_MAX], fstype[64], source[256];
         char *sep = strstr(line, " - ");
         if (sep == NULL ||
-            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, mnt) != 3 ||
+            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
+                   mnt) != 3 ||
             sscanf(sep + 3, "%63s %255s", fstype, source) != 2) {
             continue;
         }
@@ -136,6 +138,18 @@ static int find_mount(const char *path, struct mount_entry *out)
     return found;
 }
 
+static int stat_sync(const char *path, struct stat *st)
+{
+    struct statx stx;
+    if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS,
+              &stx) < 0) {
+        return -1;
+    }
+    memset(st, 0, sizeof(*st));
+    st->st_mode = stx.stx_mode;
+    return 0;
+}
+
 int vd_fuse_prepare_mountpoint(const char *mount_dir, struct vd_error *err)
 {
     struct mount_entry me;
@@ -143,8 +157,10 @@ int vd_fuse_prepare_mountpoint(const char *mount_dir, struct vd_error *err)
     struct stat st;
     int r;
 
-    /* A killed daemon leaves a dead mount (ENOTCONN); stacked ones too. */
-    for (int i = 0; stat(mount_dir, &st) < 0; i++) {
+    /* A killed daemon leaves a dead mount (ENOTCONN); stacked ones too.
+     * Force a round trip: the kernel may still hold the dead root's
+     * attributes and answer a plain stat from its cache. */
+    for (int i = 0; stat_sync(mount_dir, &st) < 0; i++) {
         if (errno == ENOENT) {
             if (mkdir(mount_dir, 0755) < 0 && errno != EEXIST) {
                 return vd_error_set(err, -errno, "cannot create '%s': %s",
@@ -454,22 +470,52 @@ static int join_for(pthread_t t, int seconds)
     return pthread_timedjoin_np(t, NULL, &ts);
 }
 
-static void abort_connection(struct vd_fuse_export *fx)
+static int write_abort(const char *ctl_dir, unsigned int dev)
 {
-    char path[64];
-    int fd;
-    snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
-             fx->conn_dev);
+    char path[PATH_MAX];
+    int fd, ret = 0;
+    snprintf(path, sizeof(path), "%s/%u/abort", ctl_dir, dev);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
-        vd_warn("cannot abort the FUSE connection (%s: %s)", path,
-                strerror(errno));
-        return;
+        return -errno;
     }
     if (write(fd, "1", 1) < 0) {
-        vd_warn("cannot abort the FUSE connection: %s", strerror(errno));
+        ret = -errno;
     }
     close(fd);
+    return ret;
+}
+
+/* Abort the kernel connection, as `echo 1 > .../abort` would. Where the
+ * fusectl file system is not mounted (systemd mounts it on most hosts),
+ * mount it privately for the moment. */
+static void abort_connection(struct vd_fuse_export *fx)
+{
+    char tmp[] = "/run/vdiskd-fusectl.XXXXXX";
+    int r = write_abort("/sys/fs/fuse/connections", fx->conn_dev);
+    if (r == -ENOENT && mkdtemp(tmp) != NULL) {
+        if (mount("fusectl", tmp, "fusectl", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  NULL) == 0) {
+            r = write_abort(tmp, fx->conn_dev);
+            umount2(tmp, MNT_DETACH);
+        } else {
+            r = -errno;
+        }
+        rmdir(tmp);
+    }
+    if (r < 0) {
+        vd_warn("cannot abort FUSE connection %u: %s", fx->conn_dev,
+                strerror(-r));
+    }
+}
+
+/* Is our file system still the one mounted at mount_dir? */
+static bool still_mounted(struct vd_fuse_export *fx)
+{
+    struct mount_entry me;
+    return find_mount(fx->mount_dir, &me) > 0 &&
+           strcmp(me.fstype, FX_FSTYPE) == 0 &&
+           (fx->conn_dev == 0 || ((me.major << 20) | me.minor) == fx->conn_dev);
 }
 
 void vd_fuse_export_stop(struct vd_fuse_export *fx)
@@ -486,9 +532,15 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     atomic_store(&fx->stopping, true);
 
     if (fx->loop_started && !atomic_load(&fx->loop_done)) {
-        int rootfd = open(fx->mount_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* Detached from outside while files were open: nothing to unmount
+         * and no path to reach the loop by; abort straight away. */
+        bool ours = still_mounted(fx);
+        int rootfd = -1;
         fuse_session_exit(fx->se);
-        fuse_session_unmount(fx->se);
+        if (ours) {
+            rootfd = open(fx->mount_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            fuse_session_unmount(fx->se);
+        }
         if (rootfd >= 0) {
             if (pthread_create(&waker, NULL, wake_loop,
                                (void *)(intptr_t)rootfd) == 0) {
@@ -497,11 +549,18 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
                 close(rootfd);
             }
         }
-        if (join_for(fx->loop_thread, FX_STOP_WAIT_S) != 0) {
-            vd_warn("FUSE loop did not end after unmount; aborting the "
-                    "connection");
+        if (!ours || join_for(fx->loop_thread, FX_STOP_WAIT_S) != 0) {
+            vd_warn("FUSE loop for %s still running after unmount; aborting "
+                    "its connection",
+                    fx->mount_dir);
             abort_connection(fx);
             joined = join_for(fx->loop_thread, FX_STOP_WAIT_S) == 0;
+        }
+        if (!ours && joined) {
+            /* The connection is dead, so this unmounts nothing (whatever
+             * is mounted at mount_dir now is not ours); it frees libfuse's
+             * record of the mount point. */
+            fuse_session_unmount(fx->se);
         }
     } else {
         if (fx->loop_started) {

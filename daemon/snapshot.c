@@ -321,3 +321,60 @@ out_unlock:
     pthread_mutex_unlock(&mgr->ctl);
     return ret;
 }
+
+struct extent_list {
+    struct vd_extent *v;
+    size_t n, cap;
+};
+
+/* Collect extents, merging each with the last when they touch. */
+static int add_extent(void *arg, uint64_t off, uint64_t len)
+{
+    struct extent_list *l = arg;
+    if (l->n > 0 && l->v[l->n - 1].offset + l->v[l->n - 1].length == off) {
+        l->v[l->n - 1].length += len;
+        return 0;
+    }
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 64;
+        struct vd_extent *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            return -ENOMEM;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = (struct vd_extent){off, len};
+    return 0;
+}
+
+int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
+                               const char *snap, const char *since,
+                               struct vd_extent **out, struct vd_error *err)
+{
+    struct extent_list l = {0};
+    struct vd_volume *vol;
+    int ret = snap_volume(mgr, volume, &vol, err);
+
+    *out = NULL;
+    if (ret < 0) {
+        return ret;
+    }
+    if ((ret = find_snapshot(vol, snap, NULL, err)) < 0 ||
+        (since != NULL && (ret = find_snapshot(vol, since, NULL, err)) < 0)) {
+        goto out;
+    }
+    ret = vd_image_snapshot_changes(vol->img, since, snap, add_extent, &l,
+                                    err);
+    if (ret == -ENOMEM) {
+        vd_error_set(err, ret, "out of memory listing changes");
+    }
+out:
+    vd_volume_unref(vol);
+    if (ret < 0) {
+        free(l.v);
+        return ret;
+    }
+    *out = l.v;
+    return (int)l.n;
+}

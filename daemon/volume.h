@@ -34,6 +34,8 @@ struct vd_volume_spec {
     uint32_t cluster_size;     /* 0 = driver default */
     const char *base;          /* linked clone of this volume */
     const char *import_path;   /* take in an existing image */
+    const char *source_volume; /* full clone of a snapshot of this volume */
+    const char *source_snapshot;
 };
 
 /* A volume as shown by the API. */
@@ -104,6 +106,15 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
 int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
                               const char *name, bool force,
                               struct vd_error *err);
+
+/* Changed blocks between snapshot `since` (NULL = nothing) and `snap`:
+ * merged, ascending extents. Returns the count; *out caller-freed. */
+struct vd_extent {
+    uint64_t offset, length;
+};
+int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
+                               const char *snap, const char *since,
+                               struct vd_extent **out, struct vd_error *err);
 
 /* Full clone: start a job that copies snapshot src_snapshot of src_volume
  * into a new independent volume named spec->name (format, cluster size

@@ -11,6 +11,14 @@ if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
           clang util-linux procps sqlite3 libnbd-bin
           qemu-system-common"
+    # guest_boot.sh: a TCG guest with a Debian kernel and a busybox initramfs
+    pkgs="$pkgs qemu-system-x86 busybox-static"
+    # container.sh: rootful podman (runc: crun 1.8 fails on hybrid cgroups),
+    # CNI + iptables for -p, and debootstrap for a base image without a registry
+    pkgs="$pkgs podman runc conmon containernetworking-plugins iptables
+          debootstrap debian-archive-keyring"
+    # systemd_unit.sh: systemd-analyze verify
+    pkgs="$pkgs systemd"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it calls apt-get)" >&2

@@ -1,20 +1,41 @@
 #!/bin/sh
 # run-container.sh — run the vdiskd image with its FUSE mount shared back
-# to the host. Usage: deploy/run-container.sh [HOST_MOUNT_DIR] [IMAGE]
+# to the host.
+#
+# Usage: deploy/run-container.sh [HOST_MOUNT_DIR [IMAGE [VDISKD-FLAG...]]]
+#   HOST_MOUNT_DIR  where the volume files appear on the host (/mnt/vols)
+#   IMAGE           the image built from deploy/Containerfile (vdiskd)
+# Environment:
+#   VDISKD_NAME     container name (vdiskd)
+#   VDISKD_DATA     named volume or absolute host directory for the catalog
+#                   and images (vdiskd-data)
+#   VDISKD_PUBLISH  host address of the API (127.0.0.1:8080)
 set -eu
 mnt=${1:-/mnt/vols}
 image=${2:-vdiskd}
+if [ $# -ge 2 ]; then shift 2; else shift $#; fi
+name=${VDISKD_NAME:-vdiskd}
+data=${VDISKD_DATA:-vdiskd-data}
+publish=${VDISKD_PUBLISH:-127.0.0.1:8080}
+
+# A container that was killed leaves a dead FUSE mount ("Transport endpoint
+# is not connected") behind: clear it. A live one is left alone. Listing
+# the directory asks the FUSE server; stat may be answered from a cache.
+while ! ls -A "$mnt" >/dev/null 2>&1 &&
+    findmnt -n -o FSTYPE "$mnt" 2>/dev/null | grep -q '^fuse'; do
+    echo "run-container.sh: clearing a dead FUSE mount at $mnt" >&2
+    umount -l "$mnt"
+done
 mkdir -p "$mnt"
-# The host directory must itself be a shared mount, or the container's FUSE
-# mount never propagates back.
-if ! findmnt -n -o PROPAGATION "$mnt" 2>/dev/null | grep -q shared; then
-    mountpoint -q "$mnt" || mount --bind "$mnt" "$mnt"
-    mount --make-shared "$mnt"
-fi
-exec podman run -d --name vdiskd \
+# The host directory must itself be a shared mount point, or the container's
+# FUSE mount never propagates back (/ is often private).
+mountpoint -q "$mnt" || mount --bind "$mnt" "$mnt"
+findmnt -n -o PROPAGATION "$mnt" | grep -q shared || mount --make-shared "$mnt"
+
+exec podman run -d --name "$name" \
     --device /dev/fuse --cap-add SYS_ADMIN \
     --security-opt apparmor=unconfined \
-    -v vdiskd-data:/var/lib/vdiskd \
+    -v "$data:/var/lib/vdiskd" \
     -v "$mnt:/mnt/vols:rshared" \
-    -p 127.0.0.1:8080:8080 \
-    "$image"
+    -p "$publish:8080" \
+    "$image" "$@"

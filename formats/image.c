@@ -54,6 +54,16 @@ int vd_image_create(const char *format, const char *location,
     return drv->create(location, opts, err);
 }
 
+int vd_image_relocate(const char *format, const char *location,
+                      const char *orig_dir, struct vd_error *err)
+{
+    const struct vd_driver *drv = vd_driver_find(format);
+    if (drv == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
+    }
+    return drv->relocate != NULL ? drv->relocate(location, orig_dir, err) : 0;
+}
+
 int vd_image_open(const char *format, const char *location,
                   const struct vd_open_opts *opts, struct vd_image **out,
                   struct vd_error *err)
@@ -364,6 +374,22 @@ int vd_image_snapshot_list(struct vd_image *img,
     }
     drv_enter(img);
     ret = img->drv->snapshot_list(img, out);
+    drv_leave(img);
+    return ret;
+}
+
+int vd_image_snapshot_changes(struct vd_image *img, const char *since,
+                              const char *snap,
+                              int (*cb)(void *arg, uint64_t off, uint64_t len),
+                              void *arg, struct vd_error *err)
+{
+    int ret;
+    if (img->drv->snapshot_changes == NULL) {
+        return vd_error_set(err, -ENOTSUP, "format '%s' cannot list changed "
+                            "blocks", img->drv->name);
+    }
+    drv_enter(img);
+    ret = img->drv->snapshot_changes(img, since, snap, cb, arg, err);
     drv_leave(img);
     return ret;
 }

@@ -10,12 +10,14 @@
 #include "image.h"
 #include "vd_error.h"
 
+extern const struct vd_driver vd_driver_qcow2;
 extern const struct vd_driver vd_driver_raw;
 #ifdef VD_WITH_NBD
 extern const struct vd_driver vd_driver_nbd;
 #endif
 
 static const struct vd_driver *const drivers[] = {
+    &vd_driver_qcow2,   /* before raw: raw matches anything */
     &vd_driver_raw,
 #ifdef VD_WITH_NBD
     &vd_driver_nbd,     /* no probe: only chosen by name */

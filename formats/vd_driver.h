@@ -100,6 +100,12 @@ struct vd_driver {
     int (*create)(const char *location, const struct vd_create_opts *opts,
                   struct vd_error *err);
 
+    /* The image file at location was copied from directory orig_dir:
+     * rewrite references to other files (backing files) that were
+     * relative to orig_dir so they still resolve. NULL = nothing to do. */
+    int (*relocate)(const char *location, const char *orig_dir,
+                    struct vd_error *err);
+
     /* Open location into img (img->opaque is zeroed, img->readonly set).
      * Must not leave resources behind on failure. Required. */
     int (*open)(struct vd_image *img, const char *location,
@@ -154,6 +160,16 @@ struct vd_driver {
                            struct vd_error *err);
     int (*snapshot_revert)(struct vd_image *img, const char *name,
                            struct vd_error *err);
+
+    /* Changed blocks: call cb(arg, off, len) for the extents whose data may
+     * differ between internal snapshot `since` (NULL = an empty image) and
+     * snapshot `snap`, in ascending order, judged from the mapping tables
+     * alone (no data is read). A non-zero cb return stops the walk and is
+     * returned. NULL = answered -ENOTSUP. */
+    int (*snapshot_changes)(struct vd_image *img, const char *since,
+                            const char *snap,
+                            int (*cb)(void *arg, uint64_t off, uint64_t len),
+                            void *arg, struct vd_error *err);
 
     /* Consistency check of the image's metadata. NULL = nothing to check. */
     int (*check)(struct vd_image *img, struct vd_check_result *res);

@@ -1,0 +1,373 @@
+/* qcow2-int.h — private state and cross-file prototypes of the qcow2 driver.
+ *
+ * Prototypes are grouped under the file that defines them. On-disk values
+ * are big-endian; the only conversions live in the "on-disk byte order"
+ * section below and in format.c, which decodes whole structures. */
+#ifndef VD_QCOW2_INT_H
+#define VD_QCOW2_INT_H
+
+#include <endian.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct vd_error;
+struct vd_image;
+struct vd_check_result;
+struct vd_create_opts;
+struct vd_snapshot_info;
+
+/* ---- Constants from docs/interop/qcow2.txt ---- */
+#define QCOW_MAGIC 0x514649fbu            /* "QFI\xfb" */
+#define QCOW_MIN_CLUSTER_BITS 9
+#define QCOW_MAX_CLUSTER_BITS 21
+#define QCOW_DEFAULT_CLUSTER_BITS 16
+
+#define QCOW_OFLAG_COPIED     (1ULL << 63)
+#define QCOW_OFLAG_COMPRESSED (1ULL << 62)
+#define QCOW_OFLAG_ZERO       (1ULL << 0)
+#define L1E_OFFSET_MASK       0x00fffffffffffe00ULL
+#define L2E_OFFSET_MASK       0x00fffffffffffe00ULL
+#define REFT_OFFSET_MASK      0xfffffffffffffe00ULL
+
+#define QCOW2_INCOMPAT_DIRTY       (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT     (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE   (1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2       (1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN       0x1fULL
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
+
+#define QCOW2_COMPRESSION_DEFLATE 0
+#define QCOW2_COMPRESSION_ZSTD    1
+
+#define QCOW2_EXT_END            0x00000000u
+#define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
+#define QCOW2_EXT_FEATURE_TABLE  0x6803f857u
+#define QCOW2_EXT_DATA_FILE      0x44415441u
+#define QCOW2_EXT_CRYPTO         0x0537be77u
+
+/* Fixed maxima, the same as QEMU's, so hostile counts cannot make us
+ * allocate unbounded memory. */
+#define QCOW2_MAX_L1_BYTES       (32u << 20)
+#define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
+#define QCOW2_MAX_SNAPSHOTS      65536u
+#define QCOW2_MAX_SNAPSHOT_TABLE (64u << 20)
+#define QCOW2_MAX_BACKING_NAME   1023u
+#define QCOW2_V2_HEADER_LEN      72u
+#define QCOW2_V3_HEADER_LEN      104u
+#define QCOW2_OUR_HEADER_LEN     112u   /* v3 + compression type + padding */
+
+/* ---- On-disk byte order: every big-endian access goes through here ---- */
+static inline uint64_t q2_be64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return be64toh(v);
+}
+static inline uint32_t q2_be32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return be32toh(v);
+}
+static inline uint16_t q2_be16(const void *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return be16toh(v);
+}
+static inline void q2_put_be64(void *p, uint64_t v)
+{
+    v = htobe64(v);
+    memcpy(p, &v, 8);
+}
+static inline void q2_put_be32(void *p, uint32_t v)
+{
+    v = htobe32(v);
+    memcpy(p, &v, 4);
+}
+static inline void q2_put_be16(void *p, uint16_t v)
+{
+    v = htobe16(v);
+    memcpy(p, &v, 2);
+}
+
+/* ---- Decoded structures (host byte order) ---- */
+struct q2_header {
+    uint32_t version;
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    uint64_t incompatible_features;
+    uint64_t compatible_features;
+    uint64_t autoclear_features;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    uint8_t compression_type;
+    /* From header extensions: */
+    char backing_format[32];    /* "" when the extension is absent */
+    bool has_data_file_ext;
+};
+
+struct q2_snapshot {
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    char *id;
+    char *name;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t vm_state_size;
+    uint64_t disk_size;
+    uint8_t *extra_rest;       /* extra data past the 16 bytes we know */
+    uint32_t extra_rest_size;
+};
+
+/* What one L2 entry says about a guest cluster. */
+enum q2_ctype {
+    Q2_UNALLOCATED,    /* read from backing file, or zeroes */
+    Q2_ZERO_PLAIN,     /* reads zeroes, no host cluster */
+    Q2_ZERO_ALLOC,     /* reads zeroes, host cluster reserved */
+    Q2_NORMAL,         /* data at host */
+    Q2_COMPRESSED,     /* compressed bytes at host, csize long */
+};
+
+struct q2_map {
+    enum q2_ctype type;
+    uint64_t host;     /* cluster offset, or byte offset when compressed */
+    uint64_t csize;    /* compressed byte count (COMPRESSED only) */
+    bool copied;       /* QCOW_OFLAG_COPIED was set */
+};
+
+/* ---- Metadata cache (cache.c) ---- */
+struct q2_cache_slot {
+    uint64_t offset;   /* host offset of the table; 0 = empty slot */
+    uint8_t *data;     /* one cluster */
+    uint64_t lru;
+    bool dirty;
+};
+
+struct q2_cache {
+    struct q2_cache_slot *slots;
+    size_t nslots;
+    uint64_t tick;
+    bool is_l2;        /* dirty L2 tables wait for refcounts and data */
+};
+
+/* ---- Driver state ---- */
+struct q2_pending_free {
+    uint64_t offset;
+    uint64_t len;
+};
+
+struct qcow2_state {
+    int fd;                      /* -1 when closed */
+    bool readonly;
+
+    /* Geometry, fixed after open. */
+    uint32_t cluster_bits;
+    uint64_t cluster_size;
+    uint32_t l2_bits;            /* log2 of entries per L2 table */
+    uint32_t refcount_order;
+    uint32_t rb_bits;            /* log2 of entries per refcount block */
+    uint64_t refcount_max;
+    uint32_t csize_shift;
+    uint64_t csize_mask;
+    uint64_t cluster_offset_mask;
+
+    /* --- Everything below is protected by `lock` --- */
+    pthread_mutex_t lock;
+    struct q2_header hdr;        /* as on disk (our edits applied) */
+    uint8_t *hdr_raw;            /* header_length bytes as read */
+    _Atomic uint64_t size;       /* virtual size; atomic for length() */
+    uint64_t *l1;                /* l1_size entries, host order */
+    uint32_t l1_size;
+    uint64_t l1_offset;
+    uint32_t l1_dirty_lo, l1_dirty_hi;  /* dirty entry range [lo, hi) */
+    uint64_t *reftable;          /* host order */
+    uint64_t reftable_size;      /* entries */
+    uint64_t reftable_offset;
+    struct q2_cache l2_cache;
+    struct q2_cache rb_cache;
+    uint64_t host_end;           /* offset past every cluster in use */
+    uint64_t free_hint;          /* no free cluster below this */
+    struct q2_pending_free *pending;   /* frees waiting for a flush */
+    size_t npending, pending_cap;
+    bool broken;                 /* corruption seen: no more writes */
+    struct q2_snapshot *snaps;
+    uint32_t nsnaps;
+    uint64_t snap_table_bytes;
+
+    /* Held shared by every data-path call for its whole duration; taken
+     * exclusively by flush before freed clusters become reusable, so no
+     * in-flight read or write still targets them. */
+    pthread_rwlock_t io_barrier;
+
+    struct vd_image *backing;    /* NULL = none; read-only, own locks */
+    uint64_t backing_size;
+};
+
+static inline uint64_t q2_align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- format.c: header, extensions, snapshot table, entry decoding ---- */
+/* Decode and validate a header from buf (len bytes, the first cluster or
+ * as much of the file as exists). file_size bounds every offset. */
+int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
+                     struct q2_header *h, struct vd_error *err);
+/* Write h's fixed fields into raw (at least h->header_length bytes). */
+void q2_header_encode(const struct q2_header *h, uint8_t *raw);
+/* Parse the snapshot table in buf (len bytes, nb entries); validates
+ * each entry against file_size. On success *out holds nb entries and
+ * *used the table's length in bytes. Caller frees with q2_snapshots_free. */
+int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
+                        uint32_t version, uint32_t cluster_bits,
+                        uint64_t file_size, struct q2_snapshot **out,
+                        uint64_t *used, struct vd_error *err);
+void q2_snapshots_free(struct q2_snapshot *snaps, uint32_t nb);
+/* Encode nb entries into a new buffer (caller frees); *len its size. */
+int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
+                        uint8_t **out, uint64_t *len);
+/* Classify an L2 entry. -EIO when it cannot be valid (unaligned data
+ * offset, compressed with the copied flag). */
+int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,
+                       struct q2_map *m);
+/* Refcount entry i of a block with 2^order-bit entries. */
+uint64_t q2_refcount_get_entry(const uint8_t *block, uint64_t i,
+                               uint32_t order);
+void q2_refcount_set_entry(uint8_t *block, uint64_t i, uint32_t order,
+                           uint64_t v);
+static inline uint64_t q2_table_get(const uint8_t *table, uint64_t i)
+{
+    return q2_be64(table + 8 * i);
+}
+static inline void q2_table_set(uint8_t *table, uint64_t i, uint64_t v)
+{
+    q2_put_be64(table + 8 * i, v);
+}
+
+/* ---- cache.c ---- */
+int q2_cache_init(struct q2_cache *c, size_t nslots, uint64_t cluster_size,
+                  bool is_l2);
+void q2_cache_destroy(struct q2_cache *c);
+/* Pointer to the cluster-sized table at off, read from disk when load is
+ * true, zero-filled otherwise. Valid until the next call on this cache. */
+int q2_cache_get(struct qcow2_state *s, struct q2_cache *c, uint64_t off,
+                 bool load, uint8_t **out);
+void q2_cache_mark_dirty(struct q2_cache *c, const uint8_t *table);
+/* Write every dirty table (no sync). */
+int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c);
+/* Forget the table at off without writing it (its cluster was freed). */
+void q2_cache_drop(struct q2_cache *c, uint64_t off);
+/* Forget every table, dirty or not. */
+void q2_cache_clear(struct q2_cache *c);
+bool q2_cache_has_dirty(const struct q2_cache *c);
+
+/* ---- refcount.c ---- */
+int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc);
+/* Add delta to the refcount of every cluster overlapping [off, off+len). */
+int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
+                       int delta);
+/* Find n contiguous free clusters, set their refcounts to 1. */
+int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off);
+/* Queue a decrement to run once the tables no longer pointing at the
+ * range are durable (see DESIGN NOTES in qcow2.c). */
+int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len);
+/* The range an L2 entry's data occupies (0 length if none). */
+void q2_entry_host_range(const struct qcow2_state *s, const struct q2_map *m,
+                         uint64_t *off, uint64_t *len);
+
+/* ---- cluster.c: L1/L2 mapping ---- */
+/* Mapping of the guest cluster holding vaddr, and the number of bytes
+ * from vaddr (<= maxlen) that share it (contiguous host for data). */
+int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
+                   struct q2_map *m, uint64_t *run);
+/* An L2 table for l1_index that may be modified in place: allocates a new
+ * one or copies a shared one. *l2_off receives its host offset. */
+int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
+                    uint64_t *l2_off);
+/* Validate a host offset taken from a table: cluster aligned, past the
+ * header, and inside the file. */
+bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off);
+/* Write l1 entries [lo, hi) from memory to disk (no sync). */
+int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi);
+
+/* ---- compress.c ---- */
+int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
+                  uint8_t *dst, size_t dlen);
+/* Read and decompress the compressed cluster m into out (one cluster).
+ * Uses only the file descriptor: safe without the lock. */
+int q2_read_compressed(struct qcow2_state *s, const struct q2_map *m,
+                       uint8_t *out);
+
+/* ---- write.c: allocating writes, zeroes, discard ---- */
+/* Write [vaddr, vaddr+len) where at least the first cluster needs
+ * allocation or copy-on-write; called with the lock held. Sets *done to
+ * the bytes handled (>= 1 cluster's worth or len). */
+int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
+                   uint64_t len, uint64_t *done);
+/* Read the guest cluster at cluster-aligned vaddr as it reads now. */
+int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
+                           const struct q2_map *m, uint8_t *out);
+/* Zero or discard the whole clusters in [off, off+len) (cluster aligned)
+ * by changing L2 entries only. Lock held. */
+int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
+                       bool discard, bool may_unmap);
+/* true when [off, off+len) touches the header, L1 table, refcount table
+ * or snapshot table: a data write there would destroy metadata. */
+bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
+                          uint64_t len);
+/* Map every guest cluster to a host cluster (create with preallocation);
+ * mode is a vd_prealloc: FALLOC reserves and FULL zeroes the data. */
+int q2_preallocate(struct qcow2_state *s, int mode);
+
+/* ---- open.c ---- */
+struct vd_open_opts;
+int qcow2_open(struct vd_image *img, const char *location,
+               const struct vd_open_opts *o, struct vd_error *err);
+void qcow2_close(struct vd_image *img);
+
+/* ---- qcow2.c ---- */
+/* Write header fields from s->hdr (no sync). */
+int q2_header_write(struct qcow2_state *s);
+/* Make dirty metadata durable in crash-safe order. Lock held. */
+int q2_metadata_writeback(struct qcow2_state *s);
+int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
+                    uint64_t off);
+
+/* ---- snapshot.c ---- */
+int qcow2_snapshot_create(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+int qcow2_snapshot_list(struct vd_image *img, struct vd_snapshot_info **out);
+int qcow2_snapshot_delete(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+int qcow2_snapshot_revert(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+
+/* ---- check.c ---- */
+int q2_check(struct qcow2_state *s, struct vd_check_result *res);
+/* Rebuild the refcount structure from the mapping tables (dirty image). */
+int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err);
+
+/* ---- create.c ---- */
+int qcow2_create(const char *location, const struct vd_create_opts *opts,
+                 struct vd_error *err);
+
+/* relocate.c */
+int vd_qcow2_relocate(const char *location, const char *orig_dir,
+                      struct vd_error *err);
+
+#endif

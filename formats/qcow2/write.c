@@ -1,0 +1,309 @@
+/* write.c — writes that change the mapping: allocation with copy-on-write,
+ * zero clusters, discard and metadata preallocation.
+ *
+ * Everything here runs with the metadata lock held, data writes included,
+ * so two writers can never allocate the same guest cluster and no reader
+ * sees an L2 entry before the data it exposes (DESIGN NOTES, qcow2.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "io_util.h"
+#include "vd_driver.h"
+#include "qcow2-int.h"
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                           uint64_t blen)
+{
+    return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
+bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
+                          uint64_t len)
+{
+    return ranges_overlap(off, len, 0, s->cluster_size) ||
+           ranges_overlap(off, len, s->l1_offset, (uint64_t)s->l1_size * 8) ||
+           ranges_overlap(off, len, s->reftable_offset,
+                          s->reftable_size * 8) ||
+           ranges_overlap(off, len, s->hdr.snapshots_offset,
+                          s->snap_table_bytes);
+}
+
+int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
+                           const struct q2_map *m, uint8_t *out)
+{
+    switch (m->type) {
+    case Q2_NORMAL:
+        return vd_pread_full(s->fd, out, s->cluster_size, m->host);
+    case Q2_COMPRESSED:
+        return q2_read_compressed(s, m, out);
+    case Q2_UNALLOCATED:
+        return q2_read_backing(s, out, s->cluster_size, vaddr);
+    default:
+        memset(out, 0, s->cluster_size);
+        return 0;
+    }
+}
+
+static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
+                    uint8_t **l2, struct q2_map *m)
+{
+    int ret = q2_cache_get(s, &s->l2_cache, l2_off, true, l2);
+    if (ret < 0) {
+        return ret;
+    }
+    if (q2_l2_entry_decode(q2_table_get(*l2, idx), s->cluster_bits, m) < 0) {
+        s->broken = true;
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Replace entry idx by `entry`; the old entry's clusters are freed once
+ * the new table is durable. */
+static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
+                     const struct q2_map *old, uint64_t entry)
+{
+    uint64_t off, len;
+    q2_table_set(l2, idx, entry);
+    q2_cache_mark_dirty(&s->l2_cache, l2);
+    q2_entry_host_range(s, old, &off, &len);
+    if ((entry & L2E_OFFSET_MASK) == off && !(entry & QCOW_OFLAG_COMPRESSED)) {
+        return 0;   /* same host cluster kept */
+    }
+    return q2_free_deferred(s, off, len);
+}
+
+int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
+                   uint64_t len, uint64_t *done)
+{
+    uint64_t cs = s->cluster_size;
+    uint64_t l2_entries = 1ULL << s->l2_bits;
+    uint32_t l1_index = (uint32_t)(vaddr >> (s->cluster_bits + s->l2_bits));
+    uint64_t idx = (vaddr >> s->cluster_bits) & (l2_entries - 1);
+    uint64_t in = vaddr & (cs - 1);
+    uint64_t l2_off, host, k = 1;
+    uint8_t *l2, *cbuf;
+    struct q2_map m;
+    int ret;
+
+    if (s->broken) {
+        return -EIO;
+    }
+    ret = q2_l2_for_write(s, l1_index, &l2_off);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = entry_at(s, l2_off, idx, &l2, &m);
+    if (ret < 0) {
+        return ret;
+    }
+    if (m.type == Q2_NORMAL && m.copied) {
+        /* Someone allocated it since the caller looked. */
+        uint64_t n = len < cs - in ? len : cs - in;
+        if (!q2_host_cluster_ok(s, m.host) ||
+            q2_overlaps_metadata(s, m.host, cs)) {
+            s->broken = true;
+            return -EIO;
+        }
+        *done = n;
+        return vd_pwrite_full(s->fd, buf, n, m.host + in);
+    }
+
+    if (in == 0 && len >= cs) {
+        /* Whole clusters: no old content to keep. */
+        struct q2_map n;
+        while ((k + 1) * cs <= len && idx + k < l2_entries) {
+            if (q2_l2_entry_decode(q2_table_get(l2, idx + k),
+                                   s->cluster_bits, &n) < 0 ||
+                (n.type == Q2_NORMAL && n.copied)) {
+                break;
+            }
+            k++;
+        }
+        ret = q2_alloc_clusters(s, k, &host);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = vd_pwrite_full(s->fd, buf, k * cs, host);
+        if (ret < 0) {
+            q2_refcount_update(s, host, k * cs, -1);   /* unreferenced */
+            return ret;
+        }
+        for (uint64_t i = 0; i < k; i++) {
+            ret = entry_at(s, l2_off, idx + i, &l2, &n);
+            if (ret == 0) {
+                ret = set_entry(s, l2, idx + i, &n,
+                                (host + i * cs) | QCOW_OFLAG_COPIED);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        *done = k * cs;
+        return 0;
+    }
+
+    /* Part of one cluster: build the whole cluster (copy-on-write). */
+    uint64_t n = len < cs - in ? len : cs - in;
+    bool reuse = m.type == Q2_ZERO_ALLOC && m.copied &&
+                 q2_host_cluster_ok(s, m.host) &&
+                 !q2_overlaps_metadata(s, m.host, cs);
+    cbuf = malloc(cs);
+    if (cbuf == NULL) {
+        return -ENOMEM;
+    }
+    ret = q2_read_cluster_locked(s, vaddr - in, &m, cbuf);
+    if (ret < 0) {
+        goto out;
+    }
+    memcpy(cbuf + in, buf, n);
+    if (reuse) {
+        host = m.host;
+    } else {
+        ret = q2_alloc_clusters(s, 1, &host);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    ret = vd_pwrite_full(s->fd, cbuf, cs, host);
+    if (ret < 0) {
+        if (!reuse) {
+            q2_refcount_update(s, host, cs, -1);
+        }
+        goto out;
+    }
+    ret = entry_at(s, l2_off, idx, &l2, &m);
+    if (ret == 0) {
+        ret = set_entry(s, l2, idx, &m, host | QCOW_OFLAG_COPIED);
+    }
+    *done = n;
+out:
+    free(cbuf);
+    return ret;
+}
+
+int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
+                       bool discard, bool may_unmap)
+{
+    uint64_t cs = s->cluster_size;
+    uint64_t l2_entries = 1ULL << s->l2_bits;
+
+    while (len > 0) {
+        uint32_t l1_index = (uint32_t)(off >> (s->cluster_bits + s->l2_bits));
+        uint64_t idx = (off >> s->cluster_bits) & (l2_entries - 1);
+        uint64_t n = (l2_entries - idx) * cs;
+        uint64_t l2_off;
+        uint8_t *l2;
+        int ret;
+
+        if (n > len) {
+            n = len;
+        }
+        if (s->broken) {
+            return -EIO;
+        }
+        if ((s->l1[l1_index] & L1E_OFFSET_MASK) == 0 &&
+            (discard || s->backing == NULL)) {
+            goto next;   /* nothing mapped: already reads as wanted */
+        }
+        ret = q2_l2_for_write(s, l1_index, &l2_off);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t i = 0; i < n / cs; i++) {
+            struct q2_map m;
+            uint64_t entry;
+            ret = entry_at(s, l2_off, idx + i, &l2, &m);
+            if (ret < 0) {
+                return ret;
+            }
+            if (discard) {
+                entry = 0;
+            } else if (!may_unmap && m.copied &&
+                       (m.type == Q2_NORMAL || m.type == Q2_ZERO_ALLOC)) {
+                entry = m.host | QCOW_OFLAG_ZERO | QCOW_OFLAG_COPIED;
+            } else if (m.type == Q2_UNALLOCATED && s->backing == NULL) {
+                continue;
+            } else {
+                entry = QCOW_OFLAG_ZERO;
+            }
+            if (q2_table_get(l2, idx + i) == entry) {
+                continue;
+            }
+            ret = set_entry(s, l2, idx + i, &m, entry);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    next:
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Reserve or zero the data clusters [host, host+len) (create only). */
+static int prealloc_data(struct qcow2_state *s, uint64_t host, uint64_t len,
+                         int mode)
+{
+    if (mode == VD_PREALLOC_FALLOC) {
+        int r = posix_fallocate(s->fd, (off_t)host, (off_t)len);
+        return -r;
+    }
+    if (mode == VD_PREALLOC_FULL) {
+        const uint64_t chunk = 1u << 20;
+        uint8_t *z = calloc(1, chunk);
+        int ret = 0;
+        if (z == NULL) {
+            return -ENOMEM;
+        }
+        for (uint64_t o = 0; o < len && ret == 0; o += chunk) {
+            ret = vd_pwrite_full(s->fd, z, len - o < chunk ? len - o : chunk,
+                                 host + o);
+        }
+        free(z);
+        return ret;
+    }
+    return 0;
+}
+
+int q2_preallocate(struct qcow2_state *s, int mode)
+{
+    uint64_t cs = s->cluster_size;
+    uint64_t l2_entries = 1ULL << s->l2_bits;
+    uint64_t clusters = q2_align_up(atomic_load(&s->size), cs) / cs;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t first = (uint64_t)i * l2_entries;
+        uint64_t k = clusters - first < l2_entries ? clusters - first
+                                                   : l2_entries;
+        uint64_t l2_off, host;
+        uint8_t *l2;
+        int ret;
+        if (first >= clusters) {
+            break;
+        }
+        ret = q2_l2_for_write(s, i, &l2_off);
+        if (ret == 0) {
+            ret = q2_alloc_clusters(s, k, &host);
+        }
+        if (ret == 0) {
+            ret = q2_cache_get(s, &s->l2_cache, l2_off, true, &l2);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t j = 0; j < k; j++) {
+            q2_table_set(l2, j, (host + j * cs) | QCOW_OFLAG_COPIED);
+        }
+        q2_cache_mark_dirty(&s->l2_cache, l2);
+        ret = prealloc_data(s, host, k * cs, mode);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    /* The file covers every cluster now mapped. */
+    return ftruncate(s->fd, (off_t)s->host_end) < 0 ? -errno : 0;
+}

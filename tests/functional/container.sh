@@ -1,0 +1,170 @@
+#!/bin/bash
+# container.sh — the container deployment, end to end: build the image from
+# deploy/Containerfile on a debootstrap-made Debian 12 base, run it with
+# deploy/run-container.sh on a test mount directory, create a volume over
+# the published API, write and read it from the host with qemu-io (io_uring,
+# O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
+# gone), and run a new container on the same data volume: the volume and
+# its data are back, also after a container that was killed. Last, QEMU on
+# the host boots a guest on the volume the container serves.
+. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../guest/guest.sh"
+
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=$VD_TEST_CACHE
+BASE=localhost/debian12-base
+ID=$$-$RANDOM
+IMG=localhost/vdiskd-test:$ID
+NAME=vdiskd-test-$ID
+DATAVOL=vdiskd-test-data-$ID
+MNT=$T/vols
+SIZE=67108864
+
+for tool in podman runc debootstrap qemu-io qemu-img curl findmnt flock; do
+    command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
+done
+mkdir -p "$CACHE"
+guest_setup
+
+# Podman settings for this machine, for this test only (CONTAINERS_CONF
+# replaces the system files): runc, since crun 1.8 fails on a hybrid cgroup
+# layout; cgroupfs without systemd; ulimits within the hard nofile limit.
+cat >"$T/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+export CONTAINERS_CONF=$T/containers.conf
+
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Fail with the container's own log.
+cfail() {
+    podman logs "$NAME" >"$T/container.log" 2>&1
+    VD_LOG=$T/container.log
+    fail "$@"
+}
+
+# ---- base image (cached) and the vdiskd image (made here, removed at exit) ---------
+t0=$(date +%s.%N)
+(
+    flock 8
+    podman image exists "$BASE" ||
+        "$SRC/deploy/debian-base.sh" "$BASE" "$CACHE/debian12-base.tar"
+) 8>"$CACHE/base.lock" || fail "could not make the base image $BASE"
+echo "container: base image $BASE ready in $(elapsed "$t0") s"
+
+t0=$(date +%s.%N)
+on_exit "podman rmi -f '$IMG'"
+# --network=host: apt in the build reaches the archive the host reaches.
+# --layers=false: no intermediate images are left behind.
+podman build --layers=false --network=host --build-arg "BASE=$BASE" \
+    -f "$SRC/deploy/Containerfile" -t "$IMG" "$SRC" >"$T/build.log" 2>&1 ||
+    fail "podman build: $(tail -n 30 "$T/build.log")"
+echo "container: built $IMG in $(elapsed "$t0") s"
+
+# ---- run -----------------------------------------------------------------------------
+on_exit "podman volume rm -f '$DATAVOL'"
+run_container() {
+    local i
+    VD_PORT=$(free_port)
+    VD_URL=http://127.0.0.1:$VD_PORT
+    on_exit "podman rm -f -t 5 '$NAME'"
+    t0=$(date +%s.%N)
+    VDISKD_NAME=$NAME VDISKD_DATA=$DATAVOL VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
+        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" >"$T/run.out" 2>&1 ||
+        fail "run-container.sh: $(cat "$T/run.out")"
+    sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
+    for ((i = 0; i < 150; i++)); do
+        curl -fsS "$VD_URL/health" >/dev/null 2>&1 && break
+        [ "$(podman container inspect -f '{{.State.Running}}' "$NAME")" = true ] ||
+            cfail "container exited during start-up"
+        sleep 0.2
+    done
+    [ "$i" -lt 150 ] || cfail "API on $VD_URL not healthy within 30 s"
+    # The daemon mounts before it answers; the mount must be on the host.
+    findmnt -n -o FSTYPE "$MNT" | grep -q '^fuse' ||
+        cfail "the container's FUSE mount did not reach the host at $MNT: $(findmnt -R "$MNT")"
+    echo "container: $NAME healthy on $VD_URL, mount on the host, in $(elapsed "$t0") s"
+}
+
+# podman stop: SIGTERM, the daemon unmounts and exits 0 within the timeout.
+stop_container() {
+    t0=$(date +%s.%N)
+    podman stop -t 30 "$NAME" >/dev/null || cfail "podman stop failed"
+    local rc
+    rc=$(podman container inspect -f '{{.State.ExitCode}}' "$NAME")
+    [ "$rc" = 0 ] || cfail "vdiskd in the container exited with $rc on podman stop"
+    if awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/ { found = 1 } END { exit !found }' /proc/mounts; then
+        cfail "FUSE mount still in /proc/mounts after podman stop"
+    fi
+    echo "container: stopped cleanly, mount gone, in $(elapsed "$t0") s"
+}
+
+run_container
+
+api POST /volumes "{\"name\":\"v1\",\"size\":$SIZE}"
+expect_status 201
+FMT=$(json_get format)
+[ "$(json_get path)" = /mnt/vols/v1 ] || fail "volume path $(json_get path), want /mnt/vols/v1"
+IMAGE_IN_CTR=$(json_get image)
+echo "container: created v1 ($FMT) through the published API"
+[ "$(stat -c %s "$MNT/v1" 2>&1)" = $SIZE ] ||
+    cfail "host sees $MNT/v1 as: $(stat -c %s "$MNT/v1" 2>&1)"
+
+# Seeded patterns at the start, in the middle and at the end of the disk.
+A=$((RANDOM % 255 + 1))
+B=$((A % 255 + 1))
+qio "$MNT/v1" "write -P $A 0 1M" "write -P $B 32M 64k" "write -P $A 63M 1M" \
+    "flush" >"$T/qio.out" 2>&1 || cfail "qemu-io write through the host mount: $(cat "$T/qio.out")"
+check_data() {
+    qio "$MNT/v1" "read -P $A 0 1M" "read -P $B 32M 64k" "read -P $A 63M 1M" \
+        "read -P 0 1M 1M" >"$T/qio.out" 2>&1 ||
+        cfail "$1: qemu-io read through the host mount: $(cat "$T/qio.out")"
+}
+check_data "first container"
+echo "container: wrote and read back bytes $A/$B with qemu-io (io_uring, O_DIRECT)"
+stop_container
+
+# ---- a new container on the same data volume -------------------------------------------
+podman rm "$NAME" >/dev/null || fail "podman rm $NAME"
+run_container
+api GET /volumes/v1
+expect_status 200
+[ "$(json_get format)" = "$FMT" ] || fail "after restart v1 is $(json_get format), was $FMT"
+check_data "second container"
+echo "container: the new container serves v1 with its data"
+
+# ---- killed, not stopped: the dead mount it leaves does not block the next ----------------
+podman kill -s KILL "$NAME" >/dev/null || fail "podman kill"
+podman wait "$NAME" >/dev/null 2>&1 || true
+podman rm "$NAME" >/dev/null || fail "podman rm $NAME after kill"
+left=$(awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/' /proc/mounts)
+echo "container: killed; left on the host: ${left:-nothing}"
+run_container
+check_data "container after a killed one"
+echo "container: a container after a killed one serves v1 with its data"
+
+# ---- QEMU on the host, vdiskd in the container -------------------------------------------
+# The guest overwrites every region written above with its own pattern.
+SEED=ctr-$RANDOM$RANDOM
+BYTE=$((RANDOM % 255 + 1))
+guest_expect "$SEED" "$BYTE" $SIZE
+guest_boot "$MNT/v1" drive write "$SEED" "$BYTE"
+qemu-img compare -q -f raw -F raw "$T/expect.raw" "$MNT/v1" ||
+    cfail "$MNT/v1 differs from the pattern the guest wrote"
+echo "container: a guest on the host wrote v1 through the container"
+stop_container
+
+# And the data is in the image file inside the data volume.
+vol_dir=$(podman volume inspect -f '{{.Mountpoint}}' "$DATAVOL") || fail "volume inspect"
+image=$vol_dir/${IMAGE_IN_CTR#/var/lib/vdiskd/}
+qemu-img compare -q -f raw -F "$FMT" "$T/expect.raw" "$image" ||
+    fail "image $image ($FMT) differs from the pattern the guest wrote"
+if [ "$FMT" = qcow2 ]; then
+    qemu-img check -f qcow2 "$image" >"$T/check.out" 2>&1 || fail "qemu-img check: $(cat "$T/check.out")"
+fi
+echo "container: ok ($FMT)"

@@ -1,0 +1,159 @@
+/* test_api_spec.c — POST/PATCH /volumes body validation: what a good
+ * body turns into, and that each bad one is refused with a message that
+ * names the offending member. */
+#include <errno.h>
+#include <string.h>
+
+#include "vd_error.h"
+#include "vd_test.h"
+#include "volume.h"
+#include "volume_spec.h"
+
+static json_t *doc;
+
+/* Parse text into spec; returns the result and leaves the message in err. */
+static int spec(const char *text, struct vd_volume_spec *s,
+                struct vd_error *err)
+{
+    json_error_t jerr;
+    json_decref(doc);
+    doc = json_loads(text, JSON_DECODE_ANY, &jerr);
+    vd_error_clear(err);
+    if (doc == NULL) {
+        fprintf(stderr, "test JSON does not parse: %s\n", text);
+        return -999;
+    }
+    return api_spec_from_json(doc, s, err);
+}
+
+#define BAD(text, needle)                                                 \
+    do {                                                                  \
+        struct vd_volume_spec s_;                                         \
+        struct vd_error e_ = {0};                                         \
+        CHECK_EQ(spec(text, &s_, &e_), -EINVAL);                          \
+        CHECK(strstr(e_.msg, needle) != NULL);                            \
+        if (strstr(e_.msg, needle) == NULL) {                             \
+            fprintf(stderr, "  %s -> '%s', want '%s'\n", text, e_.msg,    \
+                    needle);                                              \
+        }                                                                 \
+    } while (0)
+
+static void test_good(void)
+{
+    struct vd_volume_spec s;
+    struct vd_error err = {0};
+
+    CHECK_EQ(spec("{\"name\": \"v1\", \"size\": \"10G\"}", &s, &err), 0);
+    CHECK(strcmp(s.name, "v1") == 0);
+    CHECK_EQ(s.size, 10ULL << 30);
+    CHECK(s.format == NULL && s.backend_type == NULL && s.base == NULL &&
+          s.import_path == NULL && s.backend_uri == NULL);
+    CHECK_EQ(s.cluster_size, 0);
+
+    CHECK_EQ(spec("{\"name\": \"a.b-c_d\", \"size\": 10737418240, "
+                  "\"format\": \"qcow2\", \"cluster_size\": 65536, "
+                  "\"backend\": {\"type\": \"file\"}}", &s, &err), 0);
+    CHECK_EQ(s.size, 10737418240ULL);
+    CHECK(strcmp(s.format, "qcow2") == 0);
+    CHECK(strcmp(s.backend_type, "file") == 0);
+    CHECK_EQ(s.cluster_size, 65536);
+
+    CHECK_EQ(spec("{\"name\": \"n\", \"size\": \"1T\", \"backend\": "
+                  "{\"type\": \"nbd\", \"uri\": \"nbd://h:10809/e\"}}", &s,
+                  &err), 0);
+    CHECK(strcmp(s.backend_type, "nbd") == 0);
+    CHECK(strcmp(s.backend_uri, "nbd://h:10809/e") == 0);
+
+    /* size may be left out for clones and imports */
+    CHECK_EQ(spec("{\"name\": \"c\", \"base\": \"tmpl\"}", &s, &err), 0);
+    CHECK(strcmp(s.base, "tmpl") == 0);
+    CHECK_EQ(s.size, 0);
+    CHECK_EQ(spec("{\"name\": \"i\", \"import\": {\"path\": \"/srv/x.img\"}}",
+                  &s, &err), 0);
+    CHECK(strcmp(s.import_path, "/srv/x.img") == 0);
+    CHECK_EQ(err.code, 0);
+}
+
+static void test_bad(void)
+{
+    BAD("[]", "JSON object");
+    BAD("{\"size\": 512}", "'name' is required");
+    BAD("{\"name\": null, \"size\": 512}", "'name' must be a string");
+    BAD("{\"name\": \"\", \"size\": 512}", "'name'");
+    BAD("{\"name\": \"..\", \"size\": 512}", "'name' must match");
+    BAD("{\"name\": \"a/b\", \"size\": 512}", "'name' must match");
+    BAD("{\"name\": \"A\", \"size\": 512}", "'name' must match");
+    BAD("{\"name\": \"a\", \"size\": 512, \"extra\": 1}", "'extra'");
+    BAD("{\"name\": \"a\"}", "'size' is required");
+    BAD("{\"name\": \"a\", \"size\": 0}", "greater than zero");
+    BAD("{\"name\": \"a\", \"size\": -1}", "negative");
+    BAD("{\"name\": \"a\", \"size\": 100}", "multiple of 512");
+    BAD("{\"name\": \"a\", \"size\": \"65T\"}", "64 TiB");
+    BAD("{\"name\": \"a\", \"size\": 2.5}", "integer");
+    BAD("{\"name\": \"a\", \"size\": \"2.5G\"}", "'size'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"format\": \"vdi\"}", "'format'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"format\": \"\"}", "'format'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": []}", "'backend'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {}}",
+        "'backend.type' is required");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"x\"}}",
+        "'backend.type'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"nbd\"}}",
+        "'backend.uri' is required");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"file\", "
+        "\"uri\": \"u\"}}", "'backend.uri' is not allowed");
+    BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"nbd\", "
+        "\"uri\": \"u\", \"port\": 1}}", "'backend.port'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 0}",
+        "'cluster_size'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 4294967296}",
+        "'cluster_size'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": \"64K\"}",
+        "'cluster_size' must be an integer");
+    BAD("{\"name\": \"a\", \"base\": \"B\"}", "'base' must match");
+    BAD("{\"name\": \"a\", \"import\": {\"path\": \"x\"}}", "absolute");
+    BAD("{\"name\": \"a\", \"import\": {}}", "'import.path' is required");
+    BAD("{\"name\": \"a\", \"import\": {\"path\": \"/x\", \"y\": 1}}",
+        "'import.y'");
+    BAD("{\"name\": \"a\", \"base\": \"b\", \"import\": {\"path\": \"/x\"}}",
+        "together");
+}
+
+static void test_resize(void)
+{
+    struct vd_error err = {0};
+    json_error_t jerr;
+    uint64_t size = 0;
+    json_t *j;
+
+    j = json_loads("{\"size\": \"20G\"}", 0, &jerr);
+    CHECK_EQ(api_resize_from_json(j, &size, &err), 0);
+    CHECK_EQ(size, 20ULL << 30);
+    json_decref(j);
+
+    j = json_loads("{}", 0, &jerr);
+    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'size' is required") != NULL);
+    json_decref(j);
+
+    vd_error_clear(&err);
+    j = json_loads("{\"size\": 512, \"name\": \"x\"}", 0, &jerr);
+    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'name'") != NULL);
+    json_decref(j);
+
+    vd_error_clear(&err);
+    j = json_loads("{\"size\": 513}", 0, &jerr);
+    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
+    json_decref(j);
+    CHECK_EQ(size, 20ULL << 30);   /* untouched on failure */
+}
+
+int main(void)
+{
+    test_good();
+    test_bad();
+    test_resize();
+    json_decref(doc);
+    return vd_test_done("test_api_spec");
+}
