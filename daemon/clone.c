@@ -91,7 +91,7 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
 
     ret = vd_image_open(a->src.format, a->src.location, &so, &from, err);
     if (ret == 0) {
-        ret = vd_volmgr_open_row(mgr, &a->row, &to, err);
+        ret = vd_volmgr_open_row(mgr, &a->row, false, &to, err);
     }
     if (ret == 0) {
         ret = copy_data(job, from, to, err);

@@ -52,7 +52,14 @@ struct vd_volmgr {
 int vd_fsync_dir(const char *dir);
 bool vd_row_is_file(const struct vd_volume_row *row);
 int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
-                       struct vd_image **img, struct vd_error *err);
+                       bool readonly, struct vd_image **img,
+                       struct vd_error *err);
+/* Whether any volume names this one as its base (linked clones). */
+bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name);
+/* Swap the volume's image for one opened read-only or read-write, with
+ * I/O drained; on failure the old mode is restored if possible. */
+int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
+                     bool readonly, struct vd_error *err);
 uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
 /* Add to the served list, taking over the caller's reference. */
 int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);

@@ -82,9 +82,11 @@ static const char *row_driver(const struct vd_volume_row *row)
 }
 
 int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
-                          struct vd_image **img, struct vd_error *err)
+                       bool readonly, struct vd_image **img,
+                       struct vd_error *err)
 {
     struct vd_open_opts o = {
+        .readonly = readonly,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .direct = !mgr->host_cache,
     };
@@ -187,7 +189,13 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
             }
             continue;
         }
-        if (vd_volmgr_open_row(mgr, row, &img, &e) < 0) {
+        /* A base of linked clones stays read-only while it has them. */
+        bool is_base = false;
+        for (int k = 0; k < n && !is_base; k++) {
+            is_base = strcmp(rows[k].base, row->name) == 0 &&
+                      strcmp(rows[k].state, VD_STATE_READY) == 0;
+        }
+        if (vd_volmgr_open_row(mgr, row, is_base, &img, &e) < 0) {
             vd_err("reconcile: volume '%s' is not served: %s", row->name,
                    e.msg);
             if (strcmp(row->state, VD_STATE_MISSING) != 0) {
@@ -336,6 +344,44 @@ void vd_volmgr_set_notify(struct vd_volmgr *mgr, vd_volume_notify_fn fn,
 {
     mgr->notify = fn;
     mgr->notify_arg = arg;
+}
+
+bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name)
+{
+    struct vd_volume_row *rows = NULL;
+    int n = vd_catalog_volume_list(mgr->cat, &rows, NULL);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) {
+        found = strcmp(rows[i].base, name) == 0;
+    }
+    free(rows);
+    return found;
+}
+
+int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
+                     bool readonly, struct vd_error *err)
+{
+    struct vd_image *img = NULL;
+    int ret;
+    if (vol->img != NULL && vol->img->readonly == readonly) {
+        return 0;
+    }
+    vd_volume_gate_close(vol);
+    vd_image_close(vol->img);
+    vol->img = NULL;
+    ret = vd_volmgr_open_row(mgr, &vol->row, readonly, &img, err);
+    if (ret < 0 && vd_volmgr_open_row(mgr, &vol->row, !readonly, &img,
+                                      NULL) < 0) {
+        vd_err("volume '%s' could not be reopened and is not served",
+               vol->row.name);
+    }
+    vol->img = img;
+    vd_volume_gate_open(vol);
+    if (ret == 0) {
+        vd_info("volume '%s' is now %s", vol->row.name,
+                readonly ? "read-only (base of linked clones)" : "writable");
+    }
+    return ret;
 }
 
 /* Drain a volume's I/O and close its image. */

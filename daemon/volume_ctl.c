@@ -286,6 +286,12 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         snprintf(row->location, sizeof(row->location), "%s/%s.%s",
                  mgr->images_dir, row->uuid, drv->name);
         ret = copy_sparse(real, row->location, err);
+        if (ret == 0) {
+            char *slash = strrchr(real, '/');
+            *slash = '\0';   /* realpath: absolute, so a '/' exists */
+            ret = vd_image_relocate(drv->name, row->location,
+                                    slash == real ? "/" : real, err);
+        }
         free(real);
         return ret;
     }
@@ -298,6 +304,42 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         o.backing_format = base->format;
     }
     return vd_image_create(row->format, row->location, &o, err);
+}
+
+/* The last clone of base is gone: serve it writable again. */
+static void thaw_base(struct vd_volmgr *mgr, const char *base)
+{
+    if (base[0] == '\0' || vd_volmgr_has_clones(mgr, base)) {
+        return;
+    }
+    struct vd_volume *vol = vd_volmgr_lookup(mgr, base);
+    if (vol != NULL && vol->img != NULL) {
+        vd_volume_reopen(mgr, vol, false, NULL);
+    }
+    vd_volume_unref(vol);
+}
+
+/* A base must not change under its clones: refuse while a client has it
+ * open, then serve it read-only from now on. */
+static int freeze_base(struct vd_volmgr *mgr, const char *base,
+                       struct vd_error *err)
+{
+    struct vd_volume *vol = vd_volmgr_lookup(mgr, base);
+    int ret;
+    if (vol == NULL || vol->img == NULL) {
+        vd_volume_unref(vol);
+        return vd_error_set(err, -ENOENT, "base volume '%s' is not served",
+                            base);
+    }
+    if (!vol->img->readonly && vd_volume_open_count(vol) > 0) {
+        ret = vd_error_set(err, -EBUSY, "base volume '%s' is open by %d "
+                           "client(s); a base must be read-only, so close it "
+                           "first", base, vd_volume_open_count(vol));
+    } else {
+        ret = vd_volume_reopen(mgr, vol, true, err);
+    }
+    vd_volume_unref(vol);
+    return ret;
 }
 
 int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
@@ -315,6 +357,9 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     file = vd_row_is_file(&row);
     pthread_mutex_lock(&mgr->ctl);
+    if (spec->base != NULL && (ret = freeze_base(mgr, spec->base, err)) < 0) {
+        goto out_unlock;
+    }
     ret = vd_catalog_volume_insert(mgr->cat, &row, err);
     if (ret < 0) {
         goto out_unlock;
@@ -326,7 +371,7 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
         vd_fsync_dir(mgr->images_dir);
     }
-    ret = vd_volmgr_open_row(mgr, &row, &img, err);
+    ret = vd_volmgr_open_row(mgr, &row, false, &img, err);
     if (ret < 0) {
         goto out_undo;
     }
@@ -358,6 +403,9 @@ out_undo:
     }
     vd_catalog_volume_delete(mgr->cat, row.name, NULL);
 out_unlock:
+    if (spec->base != NULL) {
+        thaw_base(mgr, spec->base);   /* no-op while it has other clones */
+    }
     pthread_mutex_unlock(&mgr->ctl);
     return ret;
 }
@@ -419,6 +467,7 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
     ret = vd_volmgr_remove_row(mgr, &row, err);
     if (ret == 0) {
         vd_info("deleted volume '%s'%s", name, force ? " (forced)" : "");
+        thaw_base(mgr, row.base);
     }
 out:
     pthread_mutex_unlock(&mgr->ctl);

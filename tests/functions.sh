@@ -113,3 +113,15 @@ qio() {
         "driver=raw,file.driver=file,file.filename=$f,file.aio=io_uring,cache.direct=on" \
         "${args[@]}"
 }
+
+# qio_ro FILE qemu-io-commands... — like qio, opened read-only.
+qio_ro() {
+    local f=$1
+    shift
+    local args=()
+    local c
+    for c in "$@"; do args+=(-c "$c"); done
+    qemu-io -r --image-opts \
+        "driver=raw,file.driver=file,file.filename=$f,file.aio=io_uring,cache.direct=on" \
+        "${args[@]}"
+}

@@ -1,9 +1,9 @@
-/* conn.c — the NBD driver's connections: dial, drive, reconnect, and run
- * requests on them (see the DESIGN NOTES in nbd-int.h).
+/* conn.c — the NBD driver's connections: dial, drive and reconnect
+ * (see the DESIGN NOTES in nbd-int.h).
  *
  * Each connection has an I/O thread that polls the libnbd socket next to
  * an eventfd and re-dials with capped exponential backoff when the server
- * goes away. Callers submit with nbd_aio_* and sleep on their request. */
+ * goes away. request.c submits on them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
@@ -26,13 +26,7 @@ int64_t vd_nbd_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct timespec abs_time(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    return ts;
-}
-
-static void wake(struct nbd_conn *c)
+void vd_nbd_wake(struct nbd_conn *c)
 {
     uint64_t one = 1;
     if (write(c->wake_fd, &one, sizeof(one)) < 0) {
@@ -216,15 +210,22 @@ static int conn_accept(struct nbd_state *s, struct nbd_handle *h, char *msg,
     return ret;
 }
 
-static void conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
+/* Put a connected handle in service; false (h closed) if impossible. */
+static bool conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
 {
     struct nbd_state *s = c->s;
+    /* Our own reference to the socket: polling it never races with a
+     * submitter's failed send closing (and the kernel reusing) libnbd's. */
+    int fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
 
+    if (fd < 0) {
+        set_last_error(s, "cannot duplicate the NBD socket");
+        nbd_close(h);
+        return false;
+    }
     pthread_rwlock_wrlock(&c->hlock);
     c->h = h;
-    /* Our own reference to the socket: polling and shutting it down never
-     * race with libnbd closing (and the kernel reusing) its descriptor. */
-    c->sock_fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
+    c->sock_fd = fd;
     atomic_fetch_add(&c->gen, 1);
     pthread_rwlock_unlock(&c->hlock);
     atomic_store(&c->up, true);
@@ -237,6 +238,7 @@ static void conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
     s->n_up++;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
+    return true;
 }
 
 /* Take h out of service and close it; pending requests complete with
@@ -284,7 +286,9 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
             return NULL;
         }
         if (atomic_load(&c->kill_gen) == gen) {
-            return "a request got no reply in time; connection dropped";
+            return atomic_load(&c->kill_why) == NBD_KILL_SHUTDOWN
+                       ? "the server is shutting down; connection dropped"
+                       : "a request got no reply in time; connection dropped";
         }
         if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
             return "connection to the server lost";
@@ -364,9 +368,8 @@ static void *conn_main(void *arg)
         return NULL;
     }
     if (c->preset != NULL) {
-        conn_publish(c, c->preset, false);
+        ever_up = conn_publish(c, c->preset, false);
         c->preset = NULL;
-        ever_up = true;
     }
     while (!atomic_load(&s->stopping)) {
         if (c->h == NULL) {
@@ -387,7 +390,10 @@ static void *conn_main(void *arg)
                 backoff = next_backoff(s, backoff);
                 continue;
             }
-            conn_publish(c, h, ever_up);
+            if (!conn_publish(c, h, ever_up)) {
+                backoff = next_backoff(s, backoff);
+                continue;
+            }
             ever_up = true;
             backoff = 0;
         }
@@ -445,7 +451,7 @@ void vd_nbd_conns_stop(struct nbd_state *s)
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < s->n_conns; i++) {
         if (s->conns[i].wake_fd >= 0) {
-            wake(&s->conns[i]);
+            vd_nbd_wake(&s->conns[i]);
         }
     }
     for (int i = 0; i < s->n_conns; i++) {
@@ -467,188 +473,4 @@ void vd_nbd_conns_stop(struct nbd_state *s)
             c->s = NULL;
         }
     }
-}
-
-/* ---- running a request ------------------------------------------------ */
-
-/* One caller waiting for one command (lives on the caller's stack). */
-struct nbd_wait {
-    pthread_mutex_t lk;
-    pthread_cond_t cv;
-    bool done;                   /* lk; the free callback has run */
-    int err;                     /* the completion callback's errno */
-    struct nbd_req *r;
-};
-
-static int completion_cb(void *user_data, int *error)
-{
-    struct nbd_wait *w = user_data;
-    w->err = *error;
-    return 1;   /* retire automatically */
-}
-
-static void free_cb(void *user_data)
-{
-    struct nbd_wait *w = user_data;
-    pthread_mutex_lock(&w->lk);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->lk);   /* w may be gone after this */
-}
-
-static int extent_cb(void *user_data, const char *context, uint64_t offset,
-                     uint32_t *entries, size_t nr_entries, int *error)
-{
-    struct nbd_wait *w = user_data;
-    if (!w->r->bs_got && nr_entries >= 2 &&
-        strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0) {
-        w->r->bs_len = entries[0];
-        w->r->bs_flags = entries[1];
-        w->r->bs_got = true;
-    }
-    return 0;
-}
-
-static int64_t submit(struct nbd_handle *h, struct nbd_req *r,
-                      struct nbd_wait *w)
-{
-    nbd_completion_callback cb = {
-        .callback = completion_cb, .user_data = w, .free = free_cb,
-    };
-    nbd_extent_callback ecb = {.callback = extent_cb, .user_data = w};
-
-    switch (r->op) {
-    case NBD_OP_READ:
-        return nbd_aio_pread(h, r->buf, r->count, r->off, cb, 0);
-    case NBD_OP_WRITE:
-        return nbd_aio_pwrite(h, r->buf, r->count, r->off, cb, r->flags);
-    case NBD_OP_FLUSH:
-        return nbd_aio_flush(h, cb, 0);
-    case NBD_OP_TRIM:
-        return nbd_aio_trim(h, r->count, r->off, cb, r->flags);
-    case NBD_OP_ZERO:
-        return nbd_aio_zero(h, r->count, r->off, cb, r->flags);
-    case NBD_OP_BLOCK_STATUS:
-        return nbd_aio_block_status(h, r->count, r->off, ecb, cb, r->flags);
-    }
-    free_cb(w);
-    return -1;
-}
-
-/* Errors that mean "the connection went away", not "the server said no". */
-static bool conn_error(int err)
-{
-    return err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET ||
-           err == EPIPE || err == ECONNABORTED;
-}
-
-/* A live connection, round-robin; NULL when none comes up in time. */
-static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
-{
-    for (;;) {
-        unsigned start = atomic_fetch_add(&s->rr, 1);
-        for (int i = 0; i < s->n_conns; i++) {
-            struct nbd_conn *c = &s->conns[(start + (unsigned)i) % (unsigned)s->n_conns];
-            if (atomic_load(&c->up)) {
-                return c;
-            }
-        }
-        pthread_mutex_lock(&s->lock);
-        if (s->n_up == 0) {
-            int64_t limit = s->down_since_ms + s->timeout_ms;   /* note 4 */
-            if (limit > deadline) {
-                limit = deadline;
-            }
-            if (atomic_load(&s->stopping) || vd_nbd_now_ms() >= limit) {
-                pthread_mutex_unlock(&s->lock);
-                return NULL;
-            }
-            struct timespec ts = abs_time(limit);
-            pthread_cond_timedwait(&s->changed, &s->lock, &ts);
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-}
-
-int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
-{
-    int64_t deadline = vd_nbd_now_ms() + s->timeout_ms;
-    struct nbd_wait w = {.r = r};
-    pthread_condattr_t ca;
-    int ret;
-
-    pthread_mutex_init(&w.lk, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
-
-    for (;;) {
-        struct nbd_conn *c = pick(s, deadline);
-        bool timed_out = false;
-        int err;
-        if (c == NULL) {
-            ret = -EIO;
-            break;
-        }
-        pthread_rwlock_rdlock(&c->hlock);
-        struct nbd_handle *h = c->h;
-        if (h == NULL) {            /* retired since pick() looked */
-            pthread_rwlock_unlock(&c->hlock);
-            continue;
-        }
-        uint64_t gen = atomic_load(&c->gen);
-        w.done = false;
-        w.err = ENOTCONN;           /* what a close without completion means */
-        r->bs_got = false;
-        int64_t cookie = submit(h, r, &w);
-        if (cookie == -1) {
-            err = nbd_get_errno();
-            if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || err == 0) {
-                err = ENOTCONN;
-            }
-            pthread_rwlock_unlock(&c->hlock);
-            wake(c);
-        } else {
-            /* If the request did not fit into the socket at once, the I/O
-             * thread must start polling for POLLOUT. */
-            bool kick = nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE;
-            pthread_rwlock_unlock(&c->hlock);
-            if (kick) {
-                wake(c);
-            }
-            struct timespec ts = abs_time(deadline);
-            pthread_mutex_lock(&w.lk);
-            while (!w.done) {
-                if (pthread_cond_timedwait(&w.cv, &w.lk, &ts) == ETIMEDOUT &&
-                    !w.done) {
-                    timed_out = true;
-                    break;
-                }
-            }
-            if (timed_out) {        /* note 3: kill it, then it completes */
-                atomic_store(&c->kill_gen, gen);
-                wake(c);
-                while (!w.done) {
-                    pthread_cond_wait(&w.cv, &w.lk);
-                }
-            }
-            err = w.err;
-            pthread_mutex_unlock(&w.lk);
-        }
-        if (err == 0) {
-            ret = 0;
-            break;
-        }
-        if (conn_error(err) && !timed_out && vd_nbd_now_ms() < deadline) {
-            struct timespec pause = {.tv_nsec = 1000000};
-            nanosleep(&pause, NULL);   /* let the I/O thread retire it */
-            continue;
-        }
-        ret = conn_error(err) || timed_out ? -EIO : -err;
-        break;
-    }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.lk);
-    return ret;
 }

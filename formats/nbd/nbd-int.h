@@ -2,7 +2,7 @@
  *
  * nbd.c is the driver table (URI checks, open/close, the data ops,
  * describe); conn.c owns the connections: dialing, one I/O thread per
- * connection, reconnecting, and running a request to completion. */
+ * connection, reconnecting; request.c runs a request to completion. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -32,6 +32,9 @@ struct nbd_server_info {
 #define NBD_CAP_EXTENTS 0x10u
 #define NBD_CAP_RO      0x20u
 
+#define NBD_KILL_TIMEOUT  1      /* a request got no reply in time */
+#define NBD_KILL_SHUTDOWN 2      /* the server said it is shutting down */
+
 /* One connection to the server and the thread that drives it. */
 struct nbd_conn {
     struct nbd_state *s;
@@ -47,6 +50,7 @@ struct nbd_conn {
     int sock_fd;                 /* I/O thread only: our dup of h's socket */
     _Atomic uint64_t gen;        /* bumped on every publish of h */
     _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
+    atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
     struct nbd_handle *preset;   /* a handle open() already connected */
 };
 
@@ -130,6 +134,10 @@ void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info);
 int vd_nbd_conns_start(struct nbd_state *s);
 /* Stop and join every I/O thread and close every handle. */
 void vd_nbd_conns_stop(struct nbd_state *s);
+/* Wake c's I/O thread: new work to poll for, a kill, or stop. */
+void vd_nbd_wake(struct nbd_conn *c);
+
+/* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */
 int vd_nbd_run(struct nbd_state *s, struct nbd_req *r);
 
