@@ -383,8 +383,13 @@ def nbd_bench(args, work, vd, stack):
             self.p = p
 
         def stop(self):
+            # nbdkit waits on SIGTERM until its clients hang up.
             self.p.terminate()
-            self.p.wait()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
     stack.append(Proc(srv))
     wait_for(lambda: os.path.exists(sock), "nbdkit socket")
     st, body = vd.api("POST", "/volumes", {"name": "nbdvol", "backend": {
@@ -392,6 +397,12 @@ def nbd_bench(args, work, vd, stack):
     if st != 201:
         log(f"skipping NBD rows: {st} {body}")
         return
+
+    class NbdVolume:
+        def stop(self):
+            # Hang up on nbdkit before it is asked to stop.
+            vd.api("DELETE", "/volumes/nbdvol")
+    stack.append(NbdVolume())
     nf_dir = os.path.join(work, "nbdfuse")
     os.makedirs(nf_dir)
     nf = subprocess.Popen(["nbdfuse", nf_dir, "--unix", sock],

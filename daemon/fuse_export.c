@@ -556,6 +556,12 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
             abort_connection(fx);
             joined = join_for(fx->loop_thread, FX_STOP_WAIT_S) == 0;
         }
+        if (!ours && joined) {
+            /* The connection is dead, so this unmounts nothing (whatever
+             * is mounted at mount_dir now is not ours); it frees libfuse's
+             * record of the mount point. */
+            fuse_session_unmount(fx->se);
+        }
     } else {
         if (fx->loop_started) {
             pthread_join(fx->loop_thread, NULL);

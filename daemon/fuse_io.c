@@ -5,7 +5,9 @@
  * DESIGN NOTES
  * 1. Files are opened direct_io with keep_cache off: no kernel page cache
  *    sits under cache=none clients, and every read and write reaches the
- *    volume's I/O gate, which is what makes snapshots consistent.
+ *    volume's I/O gate, which is what makes snapshots consistent. They are
+ *    also opened for parallel direct writes: without it the kernel holds
+ *    the inode lock across each synchronous write, one at a time per file.
  * 2. A volume file behaves like a block device of fixed size: reads stop
  *    at the end (0 at EOF), writes at or past the end fail with ENOSPC and
  *    a write across it is cut short; fallocate may punch or zero inside the
@@ -24,6 +26,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <linux/fuse.h>
+#include <sys/uio.h>
 
 #include "fuse-int.h"
 #include "volume.h"
@@ -106,6 +111,22 @@ void vd_fuse_release_all_handles(struct vd_fuse_export *fx)
     }
 }
 
+/* Answer an open: direct I/O, no cache kept, no FLUSH on close for
+ * read-only opens (note 3), and parallel direct writes. libfuse 3.14's
+ * fuse_file_info has no bit for the last one (3.15 added it), so the
+ * reply is built here from the kernel's ABI (linux/fuse.h); kernels before
+ * 6.2 ignore the flag they do not know. */
+static int reply_open(fuse_req_t req, struct vd_fuse_handle *h, bool rdonly)
+{
+    struct fuse_open_out out = {
+        .fh = (uintptr_t)h,
+        .open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES |
+                      (rdonly ? FOPEN_NOFLUSH : 0),
+    };
+    struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
+    return fuse_reply_iov(req, &iov, 1);
+}
+
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
@@ -150,11 +171,7 @@ void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fx->handles.next = h;
     pthread_mutex_unlock(&fx->handles_lock);
 
-    fi->fh = (uintptr_t)h;
-    fi->direct_io = 1;
-    fi->keep_cache = 0;
-    fi->noflush = rdonly;
-    if (fuse_reply_open(req, fi) == -ENOENT) {
+    if (reply_open(req, h, rdonly) == -ENOENT) {
         /* The open was interrupted: the kernel will never release it. */
         handle_free(fx, h);
     }

@@ -286,6 +286,12 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         snprintf(row->location, sizeof(row->location), "%s/%s.%s",
                  mgr->images_dir, row->uuid, drv->name);
         ret = copy_sparse(real, row->location, err);
+        if (ret == 0) {
+            char *slash = strrchr(real, '/');
+            *slash = '\0';   /* realpath: absolute, so a '/' exists */
+            ret = vd_image_relocate(drv->name, row->location,
+                                    slash == real ? "/" : real, err);
+        }
         free(real);
         return ret;
     }

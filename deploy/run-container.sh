@@ -18,14 +18,15 @@ name=${VDISKD_NAME:-vdiskd}
 data=${VDISKD_DATA:-vdiskd-data}
 publish=${VDISKD_PUBLISH:-127.0.0.1:8080}
 
-mkdir -p "$mnt"
 # A container that was killed leaves a dead FUSE mount ("Transport endpoint
-# is not connected") behind: clear it. A live one is left alone.
-while ! stat "$mnt" >/dev/null 2>&1 &&
+# is not connected") behind: clear it. A live one is left alone. Listing
+# the directory asks the FUSE server; stat may be answered from a cache.
+while ! ls -A "$mnt" >/dev/null 2>&1 &&
     findmnt -n -o FSTYPE "$mnt" 2>/dev/null | grep -q '^fuse'; do
     echo "run-container.sh: clearing a dead FUSE mount at $mnt" >&2
     umount -l "$mnt"
 done
+mkdir -p "$mnt"
 # The host directory must itself be a shared mount point, or the container's
 # FUSE mount never propagates back (/ is often private).
 mountpoint -q "$mnt" || mount --bind "$mnt" "$mnt"

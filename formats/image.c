@@ -54,6 +54,16 @@ int vd_image_create(const char *format, const char *location,
     return drv->create(location, opts, err);
 }
 
+int vd_image_relocate(const char *format, const char *location,
+                      const char *orig_dir, struct vd_error *err)
+{
+    const struct vd_driver *drv = vd_driver_find(format);
+    if (drv == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
+    }
+    return drv->relocate != NULL ? drv->relocate(location, orig_dir, err) : 0;
+}
+
 int vd_image_open(const char *format, const char *location,
                   const struct vd_open_opts *opts, struct vd_image **out,
                   struct vd_error *err)

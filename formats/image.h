@@ -42,6 +42,11 @@ const struct vd_driver *const *vd_driver_list(void);
 int vd_image_create(const char *format, const char *location,
                     const struct vd_create_opts *opts, struct vd_error *err);
 
+/* After copying an image of format into location from orig_dir, make
+ * its relative references to other files resolve as before. */
+int vd_image_relocate(const char *format, const char *location,
+                      const char *orig_dir, struct vd_error *err);
+
 /* Open location with the named format, or probe it when format is NULL
  * (host files only). On success *out owns the image; caller closes. */
 int vd_image_open(const char *format, const char *location,

@@ -100,6 +100,12 @@ struct vd_driver {
     int (*create)(const char *location, const struct vd_create_opts *opts,
                   struct vd_error *err);
 
+    /* The image file at location was copied from directory orig_dir:
+     * rewrite references to other files (backing files) that were
+     * relative to orig_dir so they still resolve. NULL = nothing to do. */
+    int (*relocate)(const char *location, const char *orig_dir,
+                    struct vd_error *err);
+
     /* Open location into img (img->opaque is zeroed, img->readonly set).
      * Must not leave resources behind on failure. Required. */
     int (*open)(struct vd_image *img, const char *location,

@@ -1,9 +1,9 @@
-/* conn.c — the NBD driver's connections: dial, drive, reconnect, and run
- * requests on them (see the DESIGN NOTES in nbd-int.h).
+/* conn.c — the NBD driver's connections: dial, drive and reconnect
+ * (see the DESIGN NOTES in nbd-int.h).
  *
  * Each connection has an I/O thread that polls the libnbd socket next to
  * an eventfd and re-dials with capped exponential backoff when the server
- * goes away. Callers submit with nbd_aio_* and sleep on their request. */
+ * goes away. request.c submits on them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
@@ -16,8 +16,8 @@
 
 #include "nbd-int.h"
 
-#define BACKOFF_MIN_MS 100u
-#define MAX_REQUEST (32u << 20)  /* NBD's safe default without a server limit */
+#define MAX_REQUEST (32u << 20) /* NBD's safe default without a server limit   \
+                                 */
 
 int64_t vd_nbd_now_ms(void)
 {
@@ -26,13 +26,7 @@ int64_t vd_nbd_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct timespec abs_time(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    return ts;
-}
-
-static void wake(struct nbd_conn *c)
+void vd_nbd_wake(struct nbd_conn *c)
 {
     uint64_t one = 1;
     if (write(c->wake_fd, &one, sizeof(one)) < 0) {
@@ -51,10 +45,9 @@ static void drain(int fd)
 /* Hand a ready socket event to libnbd. -1 with libnbd's error set. */
 static int notify(struct nbd_handle *h, short revents, unsigned dir)
 {
-    bool rd = (revents & POLLIN) ||
-              ((revents & (POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ));
-    bool wr = (revents & POLLOUT) ||
-              ((revents & (POLLHUP | POLLERR)) && !rd);
+    bool rd = (revents & POLLIN) || ((revents & (POLLHUP | POLLERR)) &&
+                                     (dir & LIBNBD_AIO_DIRECTION_READ));
+    bool wr = (revents & POLLOUT) || ((revents & (POLLHUP | POLLERR)) && !rd);
     if (rd && nbd_aio_notify_read(h) == -1) {
         return -1;
     }
@@ -77,7 +70,7 @@ static short poll_events(unsigned dir)
 }
 
 struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
-                            int wake_fd, int *code, char *msg, size_t len)
+                               int wake_fd, int *code, char *msg, size_t len)
 {
     int64_t deadline = vd_nbd_now_ms() + timeout_ms;
     struct nbd_handle *h = nbd_create();
@@ -90,7 +83,8 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
     }
     /* No TLS, vsock or local files: a URI reaches a socket and no more. */
     if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
-                                            LIBNBD_ALLOW_TRANSPORT_UNIX) == -1 ||
+                                            LIBNBD_ALLOW_TRANSPORT_UNIX) ==
+            -1 ||
         nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) == -1 ||
         nbd_set_uri_allow_local_file(h, false) == -1 ||
         nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
@@ -100,8 +94,9 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
     }
     if (nbd_aio_connect_uri(h, s->uri) == -1) {
         int e = nbd_get_errno();
-        if (nbd_aio_is_created(h) && (e == EINVAL || e == EPERM || e == ENOTSUP)) {
-            *code = -EINVAL;   /* refused before any connection attempt */
+        if (nbd_aio_is_created(h) &&
+            (e == EINVAL || e == EPERM || e == ENOTSUP)) {
+            *code = -EINVAL; /* refused before any connection attempt */
         }
         snprintf(msg, len, "%s", nbd_get_error());
         goto fail;
@@ -110,7 +105,8 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
         if (nbd_aio_is_ready(h)) {
             return h;
         }
-        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || nbd_aio_is_created(h)) {
+        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) ||
+            nbd_aio_is_created(h)) {
             snprintf(msg, len, "connection closed during the handshake");
             goto fail;
         }
@@ -170,7 +166,8 @@ void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info)
     info->can_multi_conn = nbd_can_multi_conn(h) == 1;
     info->can_extents =
         nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
-    info->max_request = max > 0 && max < MAX_REQUEST ? (uint64_t)max : MAX_REQUEST;
+    info->max_request =
+        max > 0 && max < MAX_REQUEST ? (uint64_t)max : MAX_REQUEST;
 }
 
 void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info)
@@ -216,15 +213,22 @@ static int conn_accept(struct nbd_state *s, struct nbd_handle *h, char *msg,
     return ret;
 }
 
-static void conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
+/* Put a connected handle in service; false (h closed) if impossible. */
+static bool conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
 {
     struct nbd_state *s = c->s;
+    /* Our own reference to the socket: polling it never races with a
+     * submitter's failed send closing (and the kernel reusing) libnbd's. */
+    int fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
 
+    if (fd < 0) {
+        set_last_error(s, "cannot duplicate the NBD socket");
+        nbd_close(h);
+        return false;
+    }
     pthread_rwlock_wrlock(&c->hlock);
     c->h = h;
-    /* Our own reference to the socket: polling and shutting it down never
-     * race with libnbd closing (and the kernel reusing) its descriptor. */
-    c->sock_fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
+    c->sock_fd = fd;
     atomic_fetch_add(&c->gen, 1);
     pthread_rwlock_unlock(&c->hlock);
     atomic_store(&c->up, true);
@@ -237,6 +241,7 @@ static void conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
     s->n_up++;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
+    return true;
 }
 
 /* Take h out of service and close it; pending requests complete with
@@ -252,7 +257,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
     c->h = NULL;
     pthread_rwlock_unlock(&c->hlock);
     if (why == NULL) {
-        nbd_aio_disconnect(h, 0);   /* polite goodbye when closing */
+        nbd_aio_disconnect(h, 0); /* polite goodbye when closing */
     }
     nbd_close(h);
     if (c->sock_fd >= 0) {
@@ -276,7 +281,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
 static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
 {
     struct nbd_state *s = c->s;
-    struct nbd_handle *h = c->h;   /* only this thread changes c->h */
+    struct nbd_handle *h = c->h; /* only this thread changes c->h */
     uint64_t gen = atomic_load(&c->gen);
 
     for (;;) {
@@ -284,7 +289,9 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
             return NULL;
         }
         if (atomic_load(&c->kill_gen) == gen) {
-            return "a request got no reply in time; connection dropped";
+            return atomic_load(&c->kill_why) == NBD_KILL_SHUTDOWN
+                       ? "the server is shutting down; connection dropped"
+                       : "a request got no reply in time; connection dropped";
         }
         if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
             return "connection to the server lost";
@@ -312,15 +319,22 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
     }
 }
 
-/* Sleep ms unless woken to stop; true when stopping. */
+/* Back off for ms, or less when a request pokes (note 4); true when
+ * stopping. */
 static bool conn_sleep(struct nbd_conn *c, uint32_t ms)
 {
     struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-    int64_t until = vd_nbd_now_ms() + ms;
+    int64_t start = vd_nbd_now_ms();
+    int64_t until = start + ms;
     int64_t left;
-    while (!atomic_load(&c->s->stopping) && (left = until - vd_nbd_now_ms()) > 0) {
+    while (!atomic_load(&c->s->stopping) &&
+           (left = until - vd_nbd_now_ms()) > 0) {
         if (poll(&p, 1, (int)left) > 0) {
             drain(c->wake_fd);
+        }
+        if (atomic_exchange(&c->poked, false) &&
+            until > start + NBD_BACKOFF_MIN_MS) {
+            until = start + NBD_BACKOFF_MIN_MS;
         }
     }
     return atomic_load(&c->s->stopping);
@@ -348,7 +362,7 @@ static bool conn_wanted(struct nbd_conn *c)
 
 static uint32_t next_backoff(const struct nbd_state *s, uint32_t cur)
 {
-    uint32_t next = cur == 0 ? BACKOFF_MIN_MS : cur * 2;
+    uint32_t next = cur == 0 ? NBD_BACKOFF_MIN_MS : cur * 2;
     return next > s->backoff_max_ms ? s->backoff_max_ms : next;
 }
 
@@ -364,9 +378,8 @@ static void *conn_main(void *arg)
         return NULL;
     }
     if (c->preset != NULL) {
-        conn_publish(c, c->preset, false);
+        ever_up = conn_publish(c, c->preset, false);
         c->preset = NULL;
-        ever_up = true;
     }
     while (!atomic_load(&s->stopping)) {
         if (c->h == NULL) {
@@ -375,7 +388,9 @@ static void *conn_main(void *arg)
             if (backoff > 0 && conn_sleep(c, backoff)) {
                 break;
             }
-            h = vd_nbd_dial(s, s->timeout_ms, c->wake_fd, &code, msg, sizeof(msg));
+            atomic_store(&c->poked, false); /* this dial answers them */
+            h = vd_nbd_dial(s, s->connect_timeout_ms, c->wake_fd, &code, msg,
+                            sizeof(msg));
             if (h != NULL && conn_accept(s, h, msg, sizeof(msg)) < 0) {
                 nbd_close(h);
                 h = NULL;
@@ -387,7 +402,10 @@ static void *conn_main(void *arg)
                 backoff = next_backoff(s, backoff);
                 continue;
             }
-            conn_publish(c, h, ever_up);
+            if (!conn_publish(c, h, ever_up)) {
+                backoff = next_backoff(s, backoff);
+                continue;
+            }
             ever_up = true;
             backoff = 0;
         }
@@ -411,7 +429,8 @@ int vd_nbd_conns_start(struct nbd_state *s)
 
     pthread_rwlockattr_init(&ra);
     /* Retiring a dead handle must not wait behind a stream of readers. */
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlockattr_setkind_np(&ra,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     for (int i = 0; i < s->n_conns; i++) {
         struct nbd_conn *c = &s->conns[i];
         c->s = s;
@@ -445,7 +464,7 @@ void vd_nbd_conns_stop(struct nbd_state *s)
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < s->n_conns; i++) {
         if (s->conns[i].wake_fd >= 0) {
-            wake(&s->conns[i]);
+            vd_nbd_wake(&s->conns[i]);
         }
     }
     for (int i = 0; i < s->n_conns; i++) {
@@ -454,7 +473,7 @@ void vd_nbd_conns_stop(struct nbd_state *s)
             pthread_join(c->thread, NULL);
             c->thread_started = false;
         }
-        if (c->preset != NULL) {     /* thread never took it over */
+        if (c->preset != NULL) { /* thread never took it over */
             nbd_close(c->preset);
             c->preset = NULL;
         }
@@ -467,188 +486,4 @@ void vd_nbd_conns_stop(struct nbd_state *s)
             c->s = NULL;
         }
     }
-}
-
-/* ---- running a request ------------------------------------------------ */
-
-/* One caller waiting for one command (lives on the caller's stack). */
-struct nbd_wait {
-    pthread_mutex_t lk;
-    pthread_cond_t cv;
-    bool done;                   /* lk; the free callback has run */
-    int err;                     /* the completion callback's errno */
-    struct nbd_req *r;
-};
-
-static int completion_cb(void *user_data, int *error)
-{
-    struct nbd_wait *w = user_data;
-    w->err = *error;
-    return 1;   /* retire automatically */
-}
-
-static void free_cb(void *user_data)
-{
-    struct nbd_wait *w = user_data;
-    pthread_mutex_lock(&w->lk);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->lk);   /* w may be gone after this */
-}
-
-static int extent_cb(void *user_data, const char *context, uint64_t offset,
-                     uint32_t *entries, size_t nr_entries, int *error)
-{
-    struct nbd_wait *w = user_data;
-    if (!w->r->bs_got && nr_entries >= 2 &&
-        strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0) {
-        w->r->bs_len = entries[0];
-        w->r->bs_flags = entries[1];
-        w->r->bs_got = true;
-    }
-    return 0;
-}
-
-static int64_t submit(struct nbd_handle *h, struct nbd_req *r,
-                      struct nbd_wait *w)
-{
-    nbd_completion_callback cb = {
-        .callback = completion_cb, .user_data = w, .free = free_cb,
-    };
-    nbd_extent_callback ecb = {.callback = extent_cb, .user_data = w};
-
-    switch (r->op) {
-    case NBD_OP_READ:
-        return nbd_aio_pread(h, r->buf, r->count, r->off, cb, 0);
-    case NBD_OP_WRITE:
-        return nbd_aio_pwrite(h, r->buf, r->count, r->off, cb, r->flags);
-    case NBD_OP_FLUSH:
-        return nbd_aio_flush(h, cb, 0);
-    case NBD_OP_TRIM:
-        return nbd_aio_trim(h, r->count, r->off, cb, r->flags);
-    case NBD_OP_ZERO:
-        return nbd_aio_zero(h, r->count, r->off, cb, r->flags);
-    case NBD_OP_BLOCK_STATUS:
-        return nbd_aio_block_status(h, r->count, r->off, ecb, cb, r->flags);
-    }
-    free_cb(w);
-    return -1;
-}
-
-/* Errors that mean "the connection went away", not "the server said no". */
-static bool conn_error(int err)
-{
-    return err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET ||
-           err == EPIPE || err == ECONNABORTED;
-}
-
-/* A live connection, round-robin; NULL when none comes up in time. */
-static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
-{
-    for (;;) {
-        unsigned start = atomic_fetch_add(&s->rr, 1);
-        for (int i = 0; i < s->n_conns; i++) {
-            struct nbd_conn *c = &s->conns[(start + (unsigned)i) % (unsigned)s->n_conns];
-            if (atomic_load(&c->up)) {
-                return c;
-            }
-        }
-        pthread_mutex_lock(&s->lock);
-        if (s->n_up == 0) {
-            int64_t limit = s->down_since_ms + s->timeout_ms;   /* note 4 */
-            if (limit > deadline) {
-                limit = deadline;
-            }
-            if (atomic_load(&s->stopping) || vd_nbd_now_ms() >= limit) {
-                pthread_mutex_unlock(&s->lock);
-                return NULL;
-            }
-            struct timespec ts = abs_time(limit);
-            pthread_cond_timedwait(&s->changed, &s->lock, &ts);
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-}
-
-int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
-{
-    int64_t deadline = vd_nbd_now_ms() + s->timeout_ms;
-    struct nbd_wait w = {.r = r};
-    pthread_condattr_t ca;
-    int ret;
-
-    pthread_mutex_init(&w.lk, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
-
-    for (;;) {
-        struct nbd_conn *c = pick(s, deadline);
-        bool timed_out = false;
-        int err;
-        if (c == NULL) {
-            ret = -EIO;
-            break;
-        }
-        pthread_rwlock_rdlock(&c->hlock);
-        struct nbd_handle *h = c->h;
-        if (h == NULL) {            /* retired since pick() looked */
-            pthread_rwlock_unlock(&c->hlock);
-            continue;
-        }
-        uint64_t gen = atomic_load(&c->gen);
-        w.done = false;
-        w.err = ENOTCONN;           /* what a close without completion means */
-        r->bs_got = false;
-        int64_t cookie = submit(h, r, &w);
-        if (cookie == -1) {
-            err = nbd_get_errno();
-            if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || err == 0) {
-                err = ENOTCONN;
-            }
-            pthread_rwlock_unlock(&c->hlock);
-            wake(c);
-        } else {
-            /* If the request did not fit into the socket at once, the I/O
-             * thread must start polling for POLLOUT. */
-            bool kick = nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE;
-            pthread_rwlock_unlock(&c->hlock);
-            if (kick) {
-                wake(c);
-            }
-            struct timespec ts = abs_time(deadline);
-            pthread_mutex_lock(&w.lk);
-            while (!w.done) {
-                if (pthread_cond_timedwait(&w.cv, &w.lk, &ts) == ETIMEDOUT &&
-                    !w.done) {
-                    timed_out = true;
-                    break;
-                }
-            }
-            if (timed_out) {        /* note 3: kill it, then it completes */
-                atomic_store(&c->kill_gen, gen);
-                wake(c);
-                while (!w.done) {
-                    pthread_cond_wait(&w.cv, &w.lk);
-                }
-            }
-            err = w.err;
-            pthread_mutex_unlock(&w.lk);
-        }
-        if (err == 0) {
-            ret = 0;
-            break;
-        }
-        if (conn_error(err) && !timed_out && vd_nbd_now_ms() < deadline) {
-            struct timespec pause = {.tv_nsec = 1000000};
-            nanosleep(&pause, NULL);   /* let the I/O thread retire it */
-            continue;
-        }
-        ret = conn_error(err) || timed_out ? -EIO : -err;
-        break;
-    }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.lk);
-    return ret;
 }

@@ -2,7 +2,7 @@
  *
  * nbd.c is the driver table (URI checks, open/close, the data ops,
  * describe); conn.c owns the connections: dialing, one I/O thread per
- * connection, reconnecting, and running a request to completion. */
+ * connection, reconnecting; request.c runs a request to completion. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -15,6 +15,8 @@
 struct nbd_handle;
 
 #define NBD_MAX_CONNS 16
+#define NBD_BACKOFF_MIN_MS 100u  /* first reconnect delay; doubles per failure */
+#define NBD_POKE_WAIT_MS 500u    /* how long a request waits for a poked redial */
 
 /* What the server advertised on the first connection. */
 struct nbd_server_info {
@@ -32,6 +34,9 @@ struct nbd_server_info {
 #define NBD_CAP_EXTENTS 0x10u
 #define NBD_CAP_RO      0x20u
 
+#define NBD_KILL_TIMEOUT  1      /* a request got no reply in time */
+#define NBD_KILL_SHUTDOWN 2      /* the server said it is shutting down */
+
 /* One connection to the server and the thread that drives it. */
 struct nbd_conn {
     struct nbd_state *s;
@@ -47,6 +52,8 @@ struct nbd_conn {
     int sock_fd;                 /* I/O thread only: our dup of h's socket */
     _Atomic uint64_t gen;        /* bumped on every publish of h */
     _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
+    atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
+    atomic_bool poked;           /* a request waits: end the backoff early */
     struct nbd_handle *preset;   /* a handle open() already connected */
 };
 
@@ -68,12 +75,16 @@ struct nbd_conn {
  *    with -EIO. The caller's buffer is never handed back while libnbd may
  *    still write to it.
  * 4. While no connection is up, new requests wait for one at most until
- *    down_since + timeout, so a long outage fails I/O at once instead of
- *    making every request wait the whole timeout.
+ *    down_since + timeout, so a long outage fails I/O quickly instead of
+ *    making every request wait the whole timeout. A waiting request pokes
+ *    the I/O threads to redial at once (not more often than every
+ *    NBD_BACKOFF_MIN_MS) and waits at least NBD_POKE_WAIT_MS for that, so
+ *    a server that is back serves the first request, whatever the backoff.
  */
 struct nbd_state {
     char *uri;
     uint32_t timeout_ms;         /* per-request bound, see note 3 */
+    uint32_t connect_timeout_ms; /* one dial, handshake included */
     uint32_t backoff_max_ms;     /* reconnect delay cap */
     bool readonly;               /* opened read-only: never writes */
     int n_conns;                 /* connections wanted with multi-conn */
@@ -130,6 +141,10 @@ void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info);
 int vd_nbd_conns_start(struct nbd_state *s);
 /* Stop and join every I/O thread and close every handle. */
 void vd_nbd_conns_stop(struct nbd_state *s);
+/* Wake c's I/O thread: new work to poll for, a kill, or stop. */
+void vd_nbd_wake(struct nbd_conn *c);
+
+/* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */
 int vd_nbd_run(struct nbd_state *s, struct nbd_req *r);
 

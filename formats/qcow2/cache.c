@@ -169,3 +169,13 @@ void q2_cache_clear(struct q2_cache *c)
         c->slots[i].dirty = false;
     }
 }
+
+bool q2_cache_has_dirty(const struct q2_cache *c)
+{
+    for (size_t i = 0; i < c->nslots; i++) {
+        if (c->slots[i].dirty) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -1,6 +1,7 @@
 /* check.c — reference counts recomputed from the tables: the consistency
  * check (leaks and corruptions), and the rebuild a dirty image (lazy
- * refcounts) needs before it may be written.
+ * refcounts) needs before it may be written. The check also verifies
+ * the copied flags of the active tables, as qemu-img check does.
  *
  * Walks the header, the active and every snapshot's L1/L2 tables, the
  * snapshot table and the refcount structures, reading tables straight
@@ -135,6 +136,45 @@ static int compute(struct qcow2_state *s, struct refmap *r,
     return ret;
 }
 
+/* Active entries must carry QCOW_OFLAG_COPIED exactly when the cluster's
+ * refcount is 1; count those that do not. */
+static int check_copied(struct qcow2_state *s, struct vd_check_result *res)
+{
+    uint8_t *l2 = malloc(s->cluster_size);
+    int ret = 0;
+    if (l2 == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < s->l1_size && ret == 0; i++) {
+        uint64_t l2_off = s->l1[i] & L1E_OFFSET_MASK, rc;
+        if (l2_off == 0 || !q2_host_cluster_ok(s, l2_off)) {
+            continue;   /* counted by the reference walk */
+        }
+        if (q2_refcount_of(s, l2_off >> s->cluster_bits, &rc) < 0) {
+            res->check_errors++;
+            continue;
+        }
+        if ((rc == 1) != ((s->l1[i] & QCOW_OFLAG_COPIED) != 0)) {
+            res->corruptions++;
+        }
+        ret = vd_pread_full(s->fd, l2, s->cluster_size, l2_off);
+        for (uint64_t j = 0; ret == 0 && j < (1ULL << s->l2_bits); j++) {
+            struct q2_map m;
+            if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits,
+                                   &m) < 0 ||
+                (m.type != Q2_NORMAL && m.type != Q2_ZERO_ALLOC) ||
+                q2_refcount_of(s, m.host >> s->cluster_bits, &rc) < 0) {
+                continue;
+            }
+            if ((rc == 1) != m.copied) {
+                res->corruptions++;
+            }
+        }
+    }
+    free(l2);
+    return ret;
+}
+
 int q2_check(struct qcow2_state *s, struct vd_check_result *res)
 {
     struct refmap r;
@@ -160,7 +200,7 @@ int q2_check(struct qcow2_state *s, struct vd_check_result *res)
         }
     }
     free(r.rc);
-    return 0;
+    return check_copied(s, res);
 }
 
 static uint64_t div_up(uint64_t a, uint64_t b)

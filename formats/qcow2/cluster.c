@@ -26,7 +26,8 @@ static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
     e = s->l1[l1_index];
     *off = e & L1E_OFFSET_MASK;
     *copied = (e & QCOW_OFLAG_COPIED) != 0;
-    if (*off != 0 && !q2_host_cluster_ok(s, *off)) {
+    if (*off != 0 && (!q2_host_cluster_ok(s, *off) ||
+                      q2_overlaps_metadata(s, *off, s->cluster_size))) {
         return -EIO;
     }
     return 0;
@@ -51,7 +52,13 @@ int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
         return ret;
     }
     if (l2_off == 0) {
+        /* Unmapped: the run extends over every following empty L1 entry,
+         * so sparse images are walked per L1 entry, not per L2 range. */
         bytes += (l2_entries - l2_index - 1) * cs;
+        while (bytes < maxlen && ++l1_index < s->l1_size &&
+               (s->l1[l1_index] & L1E_OFFSET_MASK) == 0) {
+            bytes += cs << s->l2_bits;
+        }
         *run = bytes < maxlen ? bytes : maxlen;
         return 0;
     }

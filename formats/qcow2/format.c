@@ -240,6 +240,13 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
         return bad(err, "refcount table offset unaligned, in the header "
                         "cluster or past the end of the file");
     }
+    if (h->l1_size > 0 &&
+        h->l1_table_offset < h->refcount_table_offset +
+                                 (uint64_t)h->refcount_table_clusters * cs &&
+        h->refcount_table_offset < h->l1_table_offset +
+                                       (uint64_t)h->l1_size * 8) {
+        return bad(err, "L1 table overlaps the refcount table");
+    }
     /* Snapshot table: bounds here, entries in q2_snapshots_decode. */
     if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
         return bad(err, "too many snapshots");
@@ -315,6 +322,7 @@ void q2_snapshots_free(struct q2_snapshot *snaps, uint32_t nb)
     for (uint32_t i = 0; i < nb; i++) {
         free(snaps[i].id);
         free(snaps[i].name);
+        free(snaps[i].extra_rest);
     }
     free(snaps);
 }
@@ -347,7 +355,7 @@ int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
         struct q2_disk_snapshot d;
         uint64_t entry;
         struct q2_snapshot *sn = &snaps[i];
-        if (len - pos < sizeof(d)) {
+        if (pos >= len || len - pos < sizeof(d)) {
             goto bad_table;
         }
         memcpy(&d, buf + pos, sizeof(d));
@@ -358,10 +366,12 @@ int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
             goto bad_table;
         }
         entry = sizeof(d) + (uint64_t)extra + id_len + name_len;
-        entry = (entry + 7) & ~7ULL;
         if (entry > len - pos) {
             goto bad_table;
         }
+        /* Entries are padded to 8 bytes; the last one's padding may lie
+         * past the end of the file (QEMU does not write it). */
+        entry = (entry + 7) & ~7ULL;
         sn->l1_table_offset = be64toh(d.l1_table_offset);
         sn->l1_size = be32toh(d.l1_size);
         sn->date_sec = be32toh(d.date_sec);
@@ -386,14 +396,20 @@ int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
         }
         sn->id = dup_bytes(x + extra, id_len);
         sn->name = dup_bytes(x + extra + id_len, name_len);
-        if (sn->id == NULL || sn->name == NULL) {
+        if (extra > 16) {
+            /* Kept as is: unknown extra data survives our rewrites. */
+            sn->extra_rest_size = extra - 16;
+            sn->extra_rest = (uint8_t *)dup_bytes(x + 16, extra - 16);
+        }
+        if (sn->id == NULL || sn->name == NULL ||
+            (extra > 16 && sn->extra_rest == NULL)) {
             q2_snapshots_free(snaps, nb);
             return vd_error_set(err, -ENOMEM, "out of memory");
         }
         pos += entry;
     }
     *out = snaps;
-    *used = pos;
+    *used = pos < len ? pos : len;
     return 0;
 
 bad_table:
@@ -401,6 +417,52 @@ bad_table:
     return vd_error_set(err, -EINVAL,
                         "invalid qcow2 image: snapshot table entry %u runs "
                         "past the table or has bad sizes", i);
+}
+
+int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
+                        uint8_t **out, uint64_t *len)
+{
+    uint64_t total = 0, pos = 0;
+    uint8_t *buf;
+    for (uint32_t i = 0; i < nb; i++) {
+        total += (sizeof(struct q2_disk_snapshot) + 16 +
+                  snaps[i].extra_rest_size + strlen(snaps[i].id) +
+                  strlen(snaps[i].name) + 7) & ~7ULL;
+    }
+    buf = calloc(1, total ? total : 8);
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        const struct q2_snapshot *sn = &snaps[i];
+        struct q2_disk_snapshot d;
+        size_t id_len = strlen(sn->id), name_len = strlen(sn->name);
+        uint8_t *x = buf + pos + sizeof(d);
+        d.l1_table_offset = htobe64(sn->l1_table_offset);
+        d.l1_size = htobe32(sn->l1_size);
+        d.id_str_size = htobe16((uint16_t)id_len);
+        d.name_size = htobe16((uint16_t)name_len);
+        d.date_sec = htobe32(sn->date_sec);
+        d.date_nsec = htobe32(sn->date_nsec);
+        d.vm_clock_nsec = htobe64(sn->vm_clock_nsec);
+        d.vm_state_size = htobe32(sn->vm_state_size > UINT32_MAX
+                                      ? 0 : (uint32_t)sn->vm_state_size);
+        d.extra_data_size = htobe32(16 + sn->extra_rest_size);
+        memcpy(buf + pos, &d, sizeof(d));
+        q2_put_be64(x, sn->vm_state_size);
+        q2_put_be64(x + 8, sn->disk_size);
+        if (sn->extra_rest_size > 0) {
+            memcpy(x + 16, sn->extra_rest, sn->extra_rest_size);
+        }
+        x += 16 + sn->extra_rest_size;
+        memcpy(x, sn->id, id_len);
+        memcpy(x + id_len, sn->name, name_len);
+        pos += (sizeof(d) + 16 + sn->extra_rest_size + id_len + name_len +
+                7) & ~7ULL;
+    }
+    *out = buf;
+    *len = total;
+    return 0;
 }
 
 int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,

@@ -194,6 +194,11 @@ static int load_snapshots(struct qcow2_state *s, uint64_t file_size,
     free(buf);
     if (ret == 0) {
         s->nsnaps = s->hdr.nb_snapshots;
+        for (uint32_t i = 0; i < s->nsnaps; i++) {
+            if (s->snaps[i].disk_size == 0) {   /* old entries lack it */
+                s->snaps[i].disk_size = s->hdr.size;
+            }
+        }
     }
     return ret;
 }
@@ -305,16 +310,10 @@ int qcow2_open(struct vd_image *img, const char *location,
     pthread_rwlockattr_destroy(&attr);
 
     if (!s->readonly) {
-        /* Repairs before anything else is written. */
-        if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
-            ret = q2_rebuild_refcounts(s, err);
-            if (ret < 0) {
-                goto fail_locks;
-            }
-        }
+        /* Repairs before anything else is written. Autoclear bits go
+         * first: we maintain none of their data (bitmaps, ...), and a
+         * refcount rebuild does not count clusters only they reference. */
         if (s->hdr.autoclear_features != 0) {
-            /* We maintain none of them: tell other readers the data they
-             * guard (bitmaps, ...) may be stale. */
             s->hdr.autoclear_features = 0;
             ret = q2_header_write(s);
             if (ret == 0 && fdatasync(s->fd) < 0) {
@@ -323,6 +322,12 @@ int qcow2_open(struct vd_image *img, const char *location,
             if (ret < 0) {
                 vd_error_set(err, ret, "updating header of '%s': %s",
                              location, strerror(-ret));
+                goto fail_locks;
+            }
+        }
+        if (s->hdr.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+            ret = q2_rebuild_refcounts(s, err);
+            if (ret < 0) {
                 goto fail_locks;
             }
         }

@@ -18,6 +18,7 @@ struct vd_error;
 struct vd_image;
 struct vd_check_result;
 struct vd_create_opts;
+struct vd_snapshot_info;
 
 /* ---- Constants from docs/interop/qcow2.txt ---- */
 #define QCOW_MAGIC 0x514649fbu            /* "QFI\xfb" */
@@ -129,6 +130,8 @@ struct q2_snapshot {
     uint64_t vm_clock_nsec;
     uint64_t vm_state_size;
     uint64_t disk_size;
+    uint8_t *extra_rest;       /* extra data past the 16 bytes we know */
+    uint32_t extra_rest_size;
 };
 
 /* What one L2 entry says about a guest cluster. */
@@ -235,6 +238,9 @@ int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
                         uint64_t file_size, struct q2_snapshot **out,
                         uint64_t *used, struct vd_error *err);
 void q2_snapshots_free(struct q2_snapshot *snaps, uint32_t nb);
+/* Encode nb entries into a new buffer (caller frees); *len its size. */
+int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
+                        uint8_t **out, uint64_t *len);
 /* Classify an L2 entry. -EIO when it cannot be valid (unaligned data
  * offset, compressed with the copied flag). */
 int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,
@@ -268,6 +274,7 @@ int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c);
 void q2_cache_drop(struct q2_cache *c, uint64_t off);
 /* Forget every table, dirty or not. */
 void q2_cache_clear(struct q2_cache *c);
+bool q2_cache_has_dirty(const struct q2_cache *c);
 
 /* ---- refcount.c ---- */
 int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc);
@@ -341,6 +348,15 @@ int q2_metadata_writeback(struct qcow2_state *s);
 int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
                     uint64_t off);
 
+/* ---- snapshot.c ---- */
+int qcow2_snapshot_create(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+int qcow2_snapshot_list(struct vd_image *img, struct vd_snapshot_info **out);
+int qcow2_snapshot_delete(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+int qcow2_snapshot_revert(struct vd_image *img, const char *name,
+                          struct vd_error *err);
+
 /* ---- check.c ---- */
 int q2_check(struct qcow2_state *s, struct vd_check_result *res);
 /* Rebuild the refcount structure from the mapping tables (dirty image). */
@@ -349,5 +365,9 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err);
 /* ---- create.c ---- */
 int qcow2_create(const char *location, const struct vd_create_opts *opts,
                  struct vd_error *err);
+
+/* relocate.c */
+int vd_qcow2_relocate(const char *location, const char *orig_dir,
+                      struct vd_error *err);
 
 #endif

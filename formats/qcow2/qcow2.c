@@ -61,6 +61,8 @@
  *     the queued decrements of 4, so no read or write still in flight on an
  *     old mapping can have its cluster reused underneath it. Lock order:
  *     io_barrier, then lock; never the other way round, never nested.
+ * 11. A flush with no dirty metadata and no queued frees only syncs the
+ *     data, without holding the lock, so lookups do not wait on the disk.
  */
 
 static int qcow2_probe(const uint8_t *buf, size_t len)
@@ -248,6 +250,14 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
+    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
+        !q2_cache_has_dirty(&s->l2_cache) &&
+        !q2_cache_has_dirty(&s->rb_cache)) {
+        /* Only data to sync (the steady state of a VM writing in place):
+         * do not stall lookups behind the disk. */
+        pthread_mutex_unlock(&s->lock);
+        return fdatasync(s->fd) < 0 ? -errno : 0;
+    }
     ret = q2_metadata_writeback(s);
     p = s->pending;
     n = s->npending;
@@ -508,7 +518,14 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
 static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
 {
     struct qcow2_state *s = img->opaque;
-    int ret;
+    int ret = 0;
+    if (!s->readonly) {
+        /* Queued frees would otherwise count as leaks. */
+        ret = qcow2_flush(img);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     pthread_mutex_lock(&s->lock);
     ret = q2_check(s, res);
     pthread_mutex_unlock(&s->lock);
@@ -522,6 +539,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .is_file = true,
     .probe = qcow2_probe,
     .create = qcow2_create,
+    .relocate = vd_qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
     .pread = qcow2_pread,
@@ -533,5 +551,9 @@ const struct vd_driver vd_driver_qcow2 = {
     .length = qcow2_length,
     .allocated = qcow2_allocated,
     .truncate = qcow2_truncate,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_delete = qcow2_snapshot_delete,
+    .snapshot_revert = qcow2_snapshot_revert,
     .check = qcow2_check_op,
 };

@@ -24,7 +24,8 @@ static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
     if (off == 0) {
         return 0;
     }
-    if (!q2_host_cluster_ok(s, off)) {
+    if (!q2_host_cluster_ok(s, off) ||
+        q2_overlaps_metadata(s, off, s->cluster_size)) {
         s->broken = true;
         return -EIO;
     }
@@ -208,18 +209,83 @@ out:
     return ret;
 }
 
+static int find_free_run(struct qcow2_state *s, uint64_t n, uint64_t *out);
+
+/* Create the missing refcount block for table index i (< table size). It
+ * goes to the first free cluster: counted by an existing block when there
+ * is one, or describing itself when that cluster lies in its own range.
+ * Placing it outside a pending multi-cluster run keeps allocation from
+ * chasing the run into ever new block ranges. */
+static int new_refblock(struct qcow2_state *s, uint64_t i)
+{
+    uint64_t cs = s->cluster_size, c, j;
+    uint8_t *blk, raw[8];
+    int ret;
+
+    for (;;) {
+        ret = find_free_run(s, 1, &c);
+        if (ret < 0) {
+            return ret;
+        }
+        j = c >> s->rb_bits;
+        if (j >= s->reftable_size) {
+            ret = grow_reftable(s, j + 1);
+        } else if (j != i && s->reftable[j] == 0) {
+            ret = new_refblock(s, j);   /* converges: j's range is free */
+        } else {
+            break;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        if (s->reftable[i] != 0) {
+            return 0;   /* growing the table may have created it */
+        }
+    }
+    ret = q2_cache_get(s, &s->rb_cache, c * cs, false, &blk);
+    if (ret < 0) {
+        return ret;
+    }
+    if (j == i) {
+        q2_refcount_set_entry(blk, c - (i << s->rb_bits), s->refcount_order,
+                              1);
+    }
+    ret = vd_pwrite_full(s->fd, blk, cs, c * cs);
+    if ((c + 1) * cs > s->host_end) {
+        s->host_end = (c + 1) * cs;
+    }
+    if (ret == 0 && j != i) {
+        /* Its own refcount lives in block j and must be durable before
+         * the table points at it (DESIGN NOTES 1). */
+        ret = q2_refcount_update(s, c * cs, cs, 1);
+        if (ret == 0) {
+            ret = q2_cache_writeback(s, &s->rb_cache);
+        }
+    }
+    if (ret == 0 && fdatasync(s->fd) < 0) {
+        ret = -errno;
+    }
+    if (ret < 0) {
+        q2_cache_drop(&s->rb_cache, c * cs);
+        return ret;
+    }
+    s->reftable[i] = c * cs;
+    q2_put_be64(raw, c * cs);
+    ret = vd_pwrite_full(s->fd, raw, 8, s->reftable_offset + 8 * i);
+    if (ret < 0) {
+        s->reftable[i] = 0;   /* the cluster leaks; nothing points at it */
+    }
+    return ret;
+}
+
 /* Make sure refcount blocks cover [start, start+n) clusters. Sets
  * *changed when it had to use clusters (the caller searches again). */
 static int ensure_refblocks(struct qcow2_state *s, uint64_t start, uint64_t n,
                             bool *changed)
 {
-    uint64_t cs = s->cluster_size;
     *changed = false;
     for (uint64_t i = start >> s->rb_bits; i <= (start + n - 1) >> s->rb_bits;
          i++) {
-        uint8_t *blk, raw[8];
-        uint64_t c;
-        int ret;
         if (i < s->reftable_size && s->reftable[i] != 0) {
             continue;
         }
@@ -227,33 +293,7 @@ static int ensure_refblocks(struct qcow2_state *s, uint64_t start, uint64_t n,
         if (i >= s->reftable_size) {
             return grow_reftable(s, i + 1);
         }
-        /* The block sits in the range it describes, at the first cluster
-         * of the free run there, and counts itself. */
-        c = (i << s->rb_bits) > start ? (i << s->rb_bits) : start;
-        ret = q2_cache_get(s, &s->rb_cache, c * cs, false, &blk);
-        if (ret < 0) {
-            return ret;
-        }
-        q2_refcount_set_entry(blk, c - (i << s->rb_bits), s->refcount_order,
-                              1);
-        ret = vd_pwrite_full(s->fd, blk, cs, c * cs);
-        if (ret == 0 && fdatasync(s->fd) < 0) {
-            ret = -errno;
-        }
-        if (ret < 0) {
-            q2_cache_drop(&s->rb_cache, c * cs);
-            return ret;
-        }
-        s->reftable[i] = c * cs;
-        q2_put_be64(raw, c * cs);
-        ret = vd_pwrite_full(s->fd, raw, 8, s->reftable_offset + 8 * i);
-        if (ret < 0) {
-            return ret;
-        }
-        if ((c + 1) * cs > s->host_end) {
-            s->host_end = (c + 1) * cs;
-        }
-        return 0;
+        return new_refblock(s, i);
     }
     return 0;
 }

@@ -5,11 +5,13 @@
 # the published API, write and read it from the host with qemu-io (io_uring,
 # O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
 # gone), and run a new container on the same data volume: the volume and
-# its data are back, also after a container that was killed.
+# its data are back, also after a container that was killed. Last, QEMU on
+# the host boots a guest on the volume the container serves.
 . "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../guest/guest.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-CACHE=${VD_TEST_CACHE:-/var/cache/vdiskd-tests}
+CACHE=$VD_TEST_CACHE
 BASE=localhost/debian12-base
 ID=$$-$RANDOM
 IMG=localhost/vdiskd-test:$ID
@@ -22,6 +24,7 @@ for tool in podman runc debootstrap qemu-io qemu-img curl findmnt flock; do
     command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
 done
 mkdir -p "$CACHE"
+guest_setup
 
 # Podman settings for this machine, for this test only (CONTAINERS_CONF
 # replaces the system files): runc, since crun 1.8 fails on a hybrid cgroup
@@ -65,6 +68,8 @@ echo "container: built $IMG in $(elapsed "$t0") s"
 
 # ---- run -----------------------------------------------------------------------------
 on_exit "podman volume rm -f '$DATAVOL'"
+# run_container [VDISKD-FLAG...] — run-container.sh, then wait for the API
+# and for the mount to show on the host.
 run_container() {
     local i
     VD_PORT=$(free_port)
@@ -72,7 +77,7 @@ run_container() {
     on_exit "podman rm -f -t 5 '$NAME'"
     t0=$(date +%s.%N)
     VDISKD_NAME=$NAME VDISKD_DATA=$DATAVOL VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
-        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" >"$T/run.out" 2>&1 ||
+        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" "$@" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
     sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
     for ((i = 0; i < 150; i++)); do
@@ -141,16 +146,46 @@ podman wait "$NAME" >/dev/null 2>&1 || true
 podman rm "$NAME" >/dev/null || fail "podman rm $NAME after kill"
 left=$(awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/' /proc/mounts)
 echo "container: killed; left on the host: ${left:-nothing}"
-run_container
+# This one serves the files to an unprivileged QEMU user, the way libvirt
+# runs QEMU. Names in the container are not the host's: numeric IDs.
+QUID=64123
+QGID=64124
+run_container --owner $QUID:$QGID --file-mode 0660
 check_data "container after a killed one"
 echo "container: a container after a killed one serves v1 with its data"
+[ "$(stat -c %u:%g:%a "$MNT/v1")" = $QUID:$QGID:660 ] ||
+    cfail "host sees $MNT/v1 as $(stat -c %u:%g:%a "$MNT/v1"), want $QUID:$QGID:660"
+chmod 0711 "$T"     # let the unprivileged users reach $MNT
+as_user() {         # UID GID qemu-io-command
+    setpriv --reuid "$1" --regid "$2" --clear-groups -- qemu-io --image-opts \
+        "driver=raw,file.driver=file,file.filename=$MNT/v1,file.aio=io_uring,cache.direct=on" \
+        -c "$3" >"$T/qio.out" 2>&1
+}
+as_user $QUID $QGID "read -P $A 0 1M" ||
+    cfail "uid $QUID cannot read its volume file: $(cat "$T/qio.out")"
+as_user $QUID $QGID "write -P $A 8M 64k" ||
+    cfail "uid $QUID cannot write its volume file: $(cat "$T/qio.out")"
+if as_user $((QUID + 10)) $((QGID + 10)) "read 0 4k"; then
+    cfail "another uid could read a 0660 volume file of uid $QUID"
+fi
+echo "container: uid $QUID reads and writes v1 on the host, another uid is refused"
+
+# ---- QEMU on the host, vdiskd in the container -------------------------------------------
+# The guest overwrites every region written above with its own pattern.
+SEED=ctr-$RANDOM$RANDOM
+BYTE=$((RANDOM % 255 + 1))
+guest_expect "$SEED" "$BYTE" $SIZE
+guest_boot "$MNT/v1" drive write "$SEED" "$BYTE"
+qemu-img compare -q -f raw -F raw "$T/expect.raw" "$MNT/v1" ||
+    cfail "$MNT/v1 differs from the pattern the guest wrote"
+echo "container: a guest on the host wrote v1 through the container"
 stop_container
 
 # And the data is in the image file inside the data volume.
 vol_dir=$(podman volume inspect -f '{{.Mountpoint}}' "$DATAVOL") || fail "volume inspect"
 image=$vol_dir/${IMAGE_IN_CTR#/var/lib/vdiskd/}
-qemu-io -f "$FMT" -r -c "read -P $A 0 1M" -c "read -P $B 32M 64k" -c "read -P $A 63M 1M" \
-    "$image" >"$T/qio.out" 2>&1 || fail "image $image: $(cat "$T/qio.out")"
+qemu-img compare -q -f raw -F "$FMT" "$T/expect.raw" "$image" ||
+    fail "image $image ($FMT) differs from the pattern the guest wrote"
 if [ "$FMT" = qcow2 ]; then
     qemu-img check -f qcow2 "$image" >"$T/check.out" 2>&1 || fail "qemu-img check: $(cat "$T/check.out")"
 fi

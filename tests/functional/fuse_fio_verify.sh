@@ -1,10 +1,11 @@
 #!/bin/bash
 # fuse_fio_verify.sh — fio through io_uring with O_DIRECT at queue depth 16,
-# random writes of 4 KiB and 64 KiB verified with crc32c: many requests in
-# flight at once must each land where they were aimed, whole.
-. "$(dirname "$0")/../functions.sh"
+# random writes of 4 KiB and 64 KiB verified with crc32c, a mixed two-job
+# load, and four synchronous writers at once: many requests in flight must
+# each land where they were aimed, whole.
+. "$(dirname "$0")/../functions.sh" || exit 1
 
-cd "$T"   # fio leaves verify state files in the working directory
+cd "$T" || exit 1   # fio leaves verify state files in the working directory
 start_daemon
 api POST /volumes '{"name":"v1","size":67108864,"format":"raw"}'
 expect_status 201
@@ -25,6 +26,15 @@ fio --name=mixed --filename="$F" --ioengine=io_uring --direct=1 \
     --size=8M --offset_increment=16M --offset=32M --verify=crc32c \
     --verify_backlog=64 --verify_fatal=1 --runtime=30 \
     --output="$T/fio-mixed.out" || fail "fio mixed: $(cat "$T/fio-mixed.out")"
+
+# Synchronous writers in parallel (QEMU's aio=threads): four jobs with
+# their own regions, verified.
+fio --name=psync --filename="$F" --ioengine=psync --direct=1 --numjobs=4 \
+    --rw=randwrite --bs=4k --size=4M --offset=8M --offset_increment=4M \
+    --verify=crc32c --do_verify=1 --verify_fatal=1 --runtime=30 \
+    --group_reporting --output="$T/fio-psync.out" ||
+    fail "fio psync: $(cat "$T/fio-psync.out")"
+grep -E "^ +write:" "$T/fio-psync.out" | sed "s/^ */psync x4 /"
 
 # The I/O went through the volume, as the API counts it.
 api GET /volumes/v1

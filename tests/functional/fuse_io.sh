@@ -4,7 +4,7 @@
 # flush, discard and zeroing reading back zeroes, the end of the volume, what
 # the file refuses (truncate, chmod, growing), listing and attributes, and
 # the file mode deciding whether another user may open it.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 SIZE=67108864
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --)

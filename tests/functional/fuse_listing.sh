@@ -1,9 +1,10 @@
 #!/bin/bash
+# shellcheck disable=SC2010  # ls is the point: it lists through readdir
 # fuse_listing.sh — the mount's directory follows the volume manager: many
 # volumes list completely (readdir resumes across several replies), a new
 # volume appears and a grown one shows its new size at once, even where the
 # kernel had cached the old entry and attributes.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 # Long names: 60 entries of 80 bytes need two 4 KiB readdir replies.
 N=60

@@ -1,8 +1,9 @@
 #!/bin/bash
+# shellcheck disable=SC2010  # ls is the point: it lists through readdir
 # fuse_open_delete.sh — a volume whose file a process holds open cannot be
 # deleted (409, still listed, still served); once the last opener has closed
 # it, DELETE answers 204 and the file is gone from the mount at once.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 start_daemon
 api POST /volumes '{"name":"v1","size":16777216,"format":"raw"}'

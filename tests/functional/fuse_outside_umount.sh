@@ -2,7 +2,7 @@
 # fuse_outside_umount.sh — an admin lazily unmounts the volume directory
 # under a running daemon: the FUSE loop ends (ENODEV) without spinning, the
 # daemon logs it, keeps answering its API, and still stops cleanly.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 # CPU time (user + system, clock ticks) of a process so far.
 cpu_ticks() {

@@ -4,7 +4,7 @@
 # start on the same directories; a daemon killed with SIGKILL leaves a dead
 # mount that the next start cleans up before serving again; and a second
 # daemon refuses a mount point a live one is serving.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 qcheck() {
     qio "$@" >"$T/qio.out" 2>&1 || fail "qemu-io $*: $(cat "$T/qio.out")"

@@ -2,7 +2,7 @@
 # fuse_stop_busy.sh — stopping the daemon while a client still holds a file
 # open (and while the mount was detached under it) ends promptly with exit 0
 # and no mount left; the client's next request fails instead of hanging.
-. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../functions.sh" || exit 1
 
 # holder FILE READY-FILE: open FILE, report, then after the daemon stopped
 # (READY-FILE.go exists) try one read and write what happened to READY-FILE.out.

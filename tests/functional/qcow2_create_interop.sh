@@ -30,6 +30,18 @@ PY
     "$VDIMG" check "$img" >/dev/null || fail "our check disagrees, cluster $cs"
 done
 
+# 512-byte clusters with 16-bit refcounts: one refcount table cluster
+# covers 8 MiB of file, so 12 MiB of data must grow and move the table.
+img=$T/grow.qcow2
+"$VDIMG" create -c 512 qcow2 "$img" 16M || fail "create grow"
+rt_before=$(read_u64 "$img" 48)
+randfile "$T/src12" 12M
+"$VDIMG" copy-in "$img" "$T/src12" || fail "copy-in grow"
+[ "$(read_u64 "$img" 48)" != "$rt_before" ] || fail "refcount table did not move"
+qcheck "$img"
+cp "$T/src12" "$T/exp12"; truncate -s 16M "$T/exp12"
+qcompare "$T/exp12" "$img"
+
 for p in metadata falloc full; do
     img=$T/p$p.qcow2
     "$VDIMG" create -c 65536 -p $p qcow2 "$img" 20M || fail "create prealloc $p"

@@ -46,6 +46,18 @@ cmp -s "$T/ext.before" "$T/ext.after" || fail "header extensions not kept"
 qcheck u.qcow2
 qio_verify u.qcow2 'read -P 9 0 64k'
 
+# --- persistent bitmaps (autoclear bit 0): we keep none, so our first
+# write must mark them stale; their clusters may then leak, never corrupt.
+qemu-img create -q -f qcow2 b.qcow2 16M
+qemu-io -f qcow2 -c 'write -P 1 0 1M' b.qcow2 >/dev/null
+qemu-img bitmap --add b.qcow2 bm0 || fail "qemu-img bitmap"
+[ "$(read_u64 b.qcow2 88)" = 1 ] || fail "precondition: bitmaps autoclear bit"
+"$VDIMG" write b.qcow2 8M 64k 3 || fail "write to image with bitmaps"
+[ "$(read_u64 b.qcow2 88)" = 0 ] || fail "bitmaps bit not cleared"
+rc=0; qemu-img check b.qcow2 >check.out 2>&1 || rc=$?
+[ $rc = 0 ] || [ $rc = 3 ] || fail "image with stale bitmaps is corrupt: $(head check.out)"
+qio_verify b.qcow2 'read -P 1 0 1M' 'read -P 3 8M 64k'
+
 # --- refused features ---
 qemu-img create -q -f qcow2 i.qcow2 8M
 patch_u64 i.qcow2 72 $(( 1 << 7 ))

@@ -108,6 +108,17 @@ mk dataisl1 base.qcow2 "l2 = r64(l1) & ((1 << 56) - 1); h(l2, 'Q', (1 << 63) | l
 sum=$(md5sum <dataisl1.qcow2)
 expect_fail_msg "Input/output error" "$VDIMG" write dataisl1.qcow2 0 512 7
 [ "$(md5sum <dataisl1.qcow2)" = "$sum" ] || fail "metadata overwritten through a bad L2 entry"
+# Tables aimed at other tables: an L2 table that is the refcount table,
+# a refcount block that is the L1 table, an L1 overlapping the refcount
+# table. Writing through them would destroy metadata.
+mk l2isrt base.qcow2 "h(l1, 'Q', (1 << 63) | rt)"
+read_eio l2isrt 0
+mk rbisl1 base.qcow2 "h(rt, 'Q', l1)"
+sum=$(md5sum <rbisl1.qcow2)
+expect_fail_msg "Input/output error" "$VDIMG" write rbisl1.qcow2 512k 512 7
+[ "$(md5sum <rbisl1.qcow2)" = "$sum" ] || fail "refcount block aimed at the L1 table was written"
+mk l1rt base.qcow2 "h(40, 'Q', rt)"
+open_fails l1rt "L1 table overlaps the refcount table"
 # Compressed cluster with garbage bytes.
 mk compbad comp.qcow2 "
 l2 = r64(l1) & ((1 << 56) - 1); e = r64(l2)
@@ -120,6 +131,21 @@ mk rbeof base.qcow2 "h(rt, 'Q', 1 << 40)"
 sum=$(md5sum <rbeof.qcow2)
 expect_fail_msg "Input/output error" "$VDIMG" write rbeof.qcow2 512k 512 7
 [ "$(md5sum <rbeof.qcow2)" = "$sum" ] || fail "image with bad refcount table was written to"
+
+# Our check finds what qemu-img check finds.
+cp base.qcow2 chk.qcow2
+qemu-img snapshot -c s chk.qcow2
+"$VDIMG" check chk.qcow2 >/dev/null || fail "clean image reported bad"
+mk chkcopied chk.qcow2 "l2 = r64(l1) & ((1 << 56) - 1); h(l2, 'Q', r64(l2) | (1 << 63))"
+qemu-img check chkcopied.qcow2 >/dev/null 2>&1 && fail "precondition: copied error"
+out=$("$VDIMG" check chkcopied.qcow2) && fail "copied flag error not found"
+echo "$out" | grep -q "^corruptions 1 leaks 0" || fail "check copied: $out"
+mk chkleak base.qcow2 "h(r64(rt), 'H', 2)"
+out=$("$VDIMG" check chkleak.qcow2) && fail "leak not found"
+echo "$out" | grep -q "^corruptions 0 leaks 1" || fail "check leak: $out"
+mk chklow base.qcow2 "h(r64(rt) + 2 * (l1 // cs), 'H', 0)"
+out=$("$VDIMG" -r check chklow.qcow2) && fail "missing refcount not found"
+echo "$out" | grep -q "^corruptions 1 " || fail "check low refcount: $out"
 
 # The originals were fine all along.
 "$VDIMG" verify base.qcow2 0 64k 0x11 || fail "base image"

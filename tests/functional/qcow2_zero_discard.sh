@@ -37,6 +37,17 @@ assert at(3 << 20)['zero'] and 'offset' not in at(3 << 20), at(3 << 20)
 assert not at(5 << 20)['data'], at(5 << 20)
 assert at(0)['data'] and not at(0)['zero']
 PY
+# Freed clusters are punched out of the host file: allocated bytes drop.
+"$VDIMG" create -c 65536 qcow2 "$T/a.qcow2" 16M || fail create
+"$VDIMG" write "$T/a.qcow2" 0 8M 0x1 || fail write
+a1=$("$VDIMG" info "$T/a.qcow2" | sed -n 's/^allocated //p')
+"$VDIMG" discard "$T/a.qcow2" 0 6M || fail discard
+a2=$("$VDIMG" info "$T/a.qcow2" | sed -n 's/^allocated //p')
+[ "$a1" -ge $((8 << 20)) ] || fail "allocated $a1 after writing 8M"
+[ "$a2" -le $((a1 - (5 << 20))) ] || fail "allocated $a1 -> $a2 after discarding 6M"
+[ "$a2" = $(( $(stat -c %b "$T/a.qcow2") * 512 )) ] || fail "allocated is not st_blocks"
+qcheck "$T/a.qcow2"
+
 # Discarded and unmapped clusters are freed once flushed: writes reuse them.
 before=$(stat -c %s "$img")
 "$VDIMG" write "$img" 9M 2M 0x11 || fail "write after discard"

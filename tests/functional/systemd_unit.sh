@@ -1,9 +1,11 @@
 #!/bin/bash
 # systemd_unit.sh — deploy/vdiskd.service as installed by the README's
-# commands passes `systemd-analyze verify` with nothing to say, and gives the
+# commands passes `systemd-analyze verify` with nothing to say; it gives the
 # service no mount or network namespace of its own (else its FUSE mount
-# would be invisible to QEMU on the host, or its API to the host). systemd is not PID 1 here, so the install
-# happens in a private mount namespace over tmpfs, leaving the host alone.
+# would be invisible to QEMU on the host, or its API to the host); and the
+# daemon works within the unit's CapabilityBoundingSet= with
+# NoNewPrivileges=. systemd is not PID 1 here: the install happens in a
+# private mount namespace over tmpfs, the privileges are set with setpriv.
 . "$(dirname "$0")/../functions.sh"
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -50,4 +52,34 @@ if grep -nE "^[[:space:]]*($private_ns)=" "$UNIT" >"$T/ns"; then
 fi
 grep -qx 'Type=notify' "$UNIT" || fail "the unit is not Type=notify"
 grep -q '^ExecStart=/usr/local/bin/vdiskd' "$UNIT" || fail "ExecStart is not /usr/local/bin/vdiskd"
-echo "systemd_unit: no private namespaces; ok"
+echo "systemd_unit: no private namespaces"
+
+# The unit's capability bounding set and no_new_privs, applied by setpriv:
+# the daemon mounts, serves a volume and stops cleanly with only those.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT")
+[ -n "$caps" ] || fail "the unit has no CapabilityBoundingSet="
+bset=-all
+for c in $caps; do
+    c=${c#CAP_}
+    bset+=",+${c,,}"
+done
+nnp=
+if grep -qx 'NoNewPrivileges=yes' "$UNIT"; then
+    nnp=--no-new-privs
+fi
+printf '#!/bin/sh\nexec setpriv %s --bounding-set %s -- "%s" "$@"\n' \
+    "$nnp" "$bset" "$VDISKD" >"$T/vdiskd-unit"
+chmod +x "$T/vdiskd-unit"
+VDISKD=$T/vdiskd-unit
+start_daemon
+grep -q '^CapBnd:[[:space:]]*000001ffffffffff$' "/proc/$VD_PID/status" &&
+    fail "the capability bounding set was not applied"
+if [ -n "$nnp" ]; then
+    grep -q '^NoNewPrivs:[[:space:]]*1$' "/proc/$VD_PID/status" || fail "no_new_privs not set"
+fi
+api POST /volumes '{"name":"u1","size":4194304,"format":"raw"}'
+expect_status 201
+qio "$VD_MNT/u1" "write -P 0x6b 0 1M" "flush" "read -P 0x6b 0 1M" >"$T/qio.out" 2>&1 ||
+    fail "I/O under the unit's privileges: $(cat "$T/qio.out")"
+stop_daemon
+echo "systemd_unit: vdiskd works with only $caps and no_new_privs; ok"

@@ -1,5 +1,6 @@
 /* fuzz_qcow2.c — libFuzzer harness: open arbitrary bytes as a read-only
- * qcow2 image, walk its block status, read a few ranges, close.
+ * qcow2 image, walk its block status, read a few ranges, run the refcount
+ * check, list snapshots, close.
  *
  * The bytes go to a memfd so the driver sees a real file descriptor with
  * a real size. No backing files are allowed, so nothing outside the input
@@ -55,6 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         read_range(img, buf, len / 2 & ~511ULL, 8192);
         read_range(img, buf, len > 3000 ? len - 3000 : 0, 3000);
         read_range(img, buf, 1, sizeof(buf));
+        struct vd_check_result res;
+        vd_image_check(img, &res);   /* walks every table read-only */
+        struct vd_snapshot_info *snaps = NULL;
+        vd_image_snapshot_list(img, &snaps);
+        free(snaps);
         vd_image_close(img);
     }
     close(fd);

@@ -14,8 +14,9 @@ exec 9>"$cache/guest.build.lock"
 flock 9
 
 die() { echo "mkguest: $*" >&2; exit 1; }
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx cpio ||
+if ! /bin/busybox --list 2>/dev/null | grep -qx cpio; then
     die "/bin/busybox (busybox-static) missing: run deploy/install-deps.sh --test"
+fi
 
 # ---- kernel ------------------------------------------------------------------
 kpkg() { apt-cache depends linux-image-amd64 2>/dev/null |

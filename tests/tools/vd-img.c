@@ -10,7 +10,9 @@
  *   verify PATH OFF LEN BYTE     copy-in PATH SRC     copy-out PATH DST
  *   zero PATH OFF LEN [unmap]    discard PATH OFF LEN
  *   map PATH                     check PATH           resize PATH SIZE
- *   info PATH */
+ *   info PATH                    snapshot PATH -c|-d|-a NAME, or -l
+ *   stress PATH COUNT SEED [SHADOW]  random writes, zeroes, discards and
+ *          flushes; with SHADOW, the expected contents are saved there */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -176,6 +178,64 @@ static int copy(struct vd_image *img, const char *file, bool in)
     return ret;
 }
 
+/* Random mixed operations; the shadow buffer mirrors what reads must
+ * return (discard may expose zeroes only: used on images without backing). */
+static int cmd_stress(struct vd_image *img, long count, unsigned seed,
+                      const char *shadow_path)
+{
+    uint64_t size = vd_image_length(img);
+    uint8_t *shadow = calloc(1, size), *buf = malloc(256 * 1024);
+    int ret = 0;
+    if (shadow == NULL || buf == NULL) {
+        return -ENOMEM;
+    }
+    ret = vd_image_pread(img, shadow, size, 0);
+    for (long i = 0; i < count && ret == 0; i++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        uint64_t off = ((uint64_t)rand_r(&seed) * 4099) % size;
+        uint64_t len = 1 + (uint64_t)rand_r(&seed) % (256 * 1024);
+        if (len > size - off) {
+            len = size - off;
+        }
+        switch (r % 20) {
+        case 0:
+            ret = vd_image_flush(img);
+            break;
+        case 1:
+        case 2:
+            ret = vd_image_discard(img, off, len);
+            if (ret == 0) {
+                /* discard may leave partial clusters: reread them */
+                ret = vd_image_pread(img, shadow + off, len, off);
+            }
+            break;
+        case 3:
+        case 4:
+            ret = vd_image_write_zeroes(img, off, len,
+                                        r & 64 ? VD_ZERO_MAY_UNMAP : 0);
+            memset(shadow + off, 0, len);
+            break;
+        default:
+            memset(buf, (int)(i & 0xff) | 1, len);
+            ret = vd_image_pwrite(img, buf, len, off);
+            memcpy(shadow + off, buf, len);
+            break;
+        }
+    }
+    if (ret == 0 && shadow_path != NULL) {
+        FILE *f = fopen(shadow_path, "wb");
+        if (f == NULL || fwrite(shadow, 1, size, f) != size) {
+            ret = -EIO;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    free(shadow);
+    free(buf);
+    return ret;
+}
+
 static int cmd_map(struct vd_image *img)
 {
     uint64_t off = 0, size = vd_image_length(img), n;
@@ -228,7 +288,7 @@ int main(int argc, char **argv)
     }
     bool ro = !strcmp(cmd, "read") || !strcmp(cmd, "verify") ||
               !strcmp(cmd, "copy-out") || !strcmp(cmd, "map") ||
-              !strcmp(cmd, "info");
+              !strcmp(cmd, "info") || !strcmp(cmd, "check");
     img = open_img(argv[1], ro);
     if (!strcmp(cmd, "write") && argc == 5) {
         ret = fill(img, parse_size(argv[2]), parse_size(argv[3]),
@@ -254,6 +314,33 @@ int main(int argc, char **argv)
                                     argc > 4 ? VD_ZERO_MAY_UNMAP : 0);
     } else if (!strcmp(cmd, "discard") && argc == 4) {
         ret = vd_image_discard(img, parse_size(argv[2]), parse_size(argv[3]));
+    } else if (!strcmp(cmd, "stress") && argc >= 4) {
+        ret = cmd_stress(img, strtol(argv[2], NULL, 0),
+                         (unsigned)strtoul(argv[3], NULL, 0),
+                         argc > 4 ? argv[4] : NULL);
+    } else if (!strcmp(cmd, "snapshot") && argc >= 3) {
+        struct vd_error err = {0};
+        if (!strcmp(argv[2], "-l")) {
+            struct vd_snapshot_info *v;
+            ret = vd_image_snapshot_list(img, &v);
+            for (int i = 0; i < ret; i++) {
+                printf("%s %s %llu\n", v[i].id, v[i].name,
+                       (unsigned long long)v[i].disk_size);
+            }
+            ret = ret < 0 ? ret : 0;
+            free(v);
+        } else if (argc == 4 && !strcmp(argv[2], "-c")) {
+            ret = vd_image_snapshot_create(img, argv[3], &err);
+        } else if (argc == 4 && !strcmp(argv[2], "-d")) {
+            ret = vd_image_snapshot_delete(img, argv[3], &err);
+        } else if (argc == 4 && !strcmp(argv[2], "-a")) {
+            ret = vd_image_snapshot_revert(img, argv[3], &err);
+        } else {
+            ret = -EINVAL;
+        }
+        if (ret < 0 && err.msg[0]) {
+            fprintf(stderr, "vd-img: %s\n", err.msg);
+        }
     } else if (!strcmp(cmd, "map")) {
         ret = cmd_map(img);
     } else if (!strcmp(cmd, "resize") && argc == 3) {

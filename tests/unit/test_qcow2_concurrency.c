@@ -6,7 +6,15 @@
  * clusters. Every thread checks its own stripes after each write, and at
  * the end the image is compared with the shadow copy by our reader and by
  * qemu-img (check must be clean, compare identical). A small metadata
- * cache forces evictions during the run. */
+ * cache forces evictions during the run.
+ *
+ * Meanwhile one more thread owns a region where it changes mappings of
+ * whole clusters: allocating writes, zero clusters with and without unmap,
+ * discards, so freed clusters are reused while others read and flush.
+ *
+ * A second phase races readers against the first allocation of clusters:
+ * a reader must see each cluster either still unallocated (zeroes) or
+ * with its whole new contents, never a mixture. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,7 +31,8 @@
 #define OPS 1500
 #define SIZE (24u << 20)
 #define STRIPE 3000u
-#define NSTRIPES (SIZE / STRIPE)
+#define NSTRIPES ((SIZE - (8u << 20)) / STRIPE)
+#define MAP_OFF (SIZE - (8u << 20))   /* whole-cluster mapping changes */
 
 static struct vd_image *img;
 static uint8_t *shadow;
@@ -77,6 +86,82 @@ static void *run(void *arg)
     return NULL;
 }
 
+static void *run_mapper(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    uint8_t *buf = malloc(8 * 4096), *got = malloc(8 * 4096);
+    for (int op = 0; op < OPS; op++) {
+        uint64_t n = 1 + (unsigned)rand_r(&seed) % 8;
+        uint64_t c = (unsigned)rand_r(&seed) % ((4u << 20) / 4096 - n);
+        uint64_t off = MAP_OFF + c * 4096, len = n * 4096;
+        int kind = rand_r(&seed) % 8, ret;
+        if (kind == 0) {
+            ret = vd_image_discard(img, off, len);
+            memset(shadow + off, 0, len);   /* no backing: zeroes */
+        } else if (kind <= 2) {
+            ret = vd_image_write_zeroes(img, off, len,
+                                        kind == 1 ? VD_ZERO_MAY_UNMAP : 0);
+            memset(shadow + off, 0, len);
+        } else {
+            memset(buf, 0x80 | (op & 0x7f), len);
+            ret = vd_image_pwrite(img, buf, len, off);
+            memcpy(shadow + off, buf, len);
+        }
+        if (ret < 0 || vd_image_pread(img, got, len, off) < 0 ||
+            memcmp(got, shadow + off, len) != 0) {
+            fprintf(stderr, "mapper op %d kind %d failed (%d)\n", op, kind,
+                    ret);
+            failures++;
+            break;
+        }
+    }
+    free(buf);
+    free(got);
+    return NULL;
+}
+
+#define RACE_OFF (SIZE - (4u << 20))
+#define RACE_CLUSTERS ((4u << 20) / 4096)
+static _Atomic int race_done;
+
+static void *race_writer(void *arg)
+{
+    uint8_t *buf = malloc(4096);
+    (void)arg;
+    for (unsigned c = 0; c < RACE_CLUSTERS; c++) {
+        memset(buf, (int)(c % 255) + 1, 4096);
+        if (vd_image_pwrite(img, buf, 4096, RACE_OFF + c * 4096ULL) < 0) {
+            failures++;
+        }
+    }
+    race_done = 1;
+    free(buf);
+    return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    uint8_t *buf = malloc(4096);
+    while (!race_done) {
+        unsigned c = (unsigned)rand_r(&seed) % RACE_CLUSTERS;
+        if (vd_image_pread(img, buf, 4096, RACE_OFF + c * 4096ULL) < 0) {
+            failures++;
+            break;
+        }
+        uint8_t want = buf[0] == 0 ? 0 : (uint8_t)(c % 255 + 1);
+        for (int i = 0; i < 4096; i++) {
+            if (buf[i] != want) {
+                fprintf(stderr, "cluster %u read half allocated\n", c);
+                failures++;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
 static int sh(const char *fmt, const char *a, const char *b)
 {
     char cmd[1024];
@@ -109,8 +194,26 @@ int main(void)
         ws[i].seed = 1234u + (unsigned)i;
         pthread_create(&th[i], NULL, run, &ws[i]);
     }
+    pthread_t mapper;
+    pthread_create(&mapper, NULL, run_mapper, (void *)(uintptr_t)99);
     for (int i = 0; i < NTHREADS; i++) {
         pthread_join(th[i], NULL);
+    }
+    pthread_join(mapper, NULL);
+    CHECK_EQ(failures, 0);
+
+    /* Phase 2: the top 4 MiB were never written (stripes stop short). */
+    pthread_t rw, rr[3];
+    for (unsigned c = 0; c < RACE_CLUSTERS; c++) {
+        memset(shadow + RACE_OFF + c * 4096ULL, (int)(c % 255) + 1, 4096);
+    }
+    pthread_create(&rw, NULL, race_writer, NULL);
+    for (int i = 0; i < 3; i++) {
+        pthread_create(&rr[i], NULL, race_reader, (void *)(uintptr_t)(i + 7));
+    }
+    pthread_join(rw, NULL);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(rr[i], NULL);
     }
     CHECK_EQ(failures, 0);
     struct vd_check_result res;

@@ -1,6 +1,7 @@
 /* test_qcow2_format.c — pure logic of the qcow2 driver: L2 entry
  * decoding, refcount entry packing, header and snapshot table validation. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qcow2/qcow2-int.h"
@@ -179,6 +180,7 @@ static void test_snapshots(void)
     q2_put_be32(buf + 8, 4);     /* l1 size */
     q2_put_be16(buf + 12, 1);    /* id length */
     q2_put_be16(buf + 14, 4);    /* name length */
+    q2_put_be32(buf + 32, 123);  /* vm state size, 32-bit field */
     q2_put_be32(buf + 36, 16);   /* extra data */
     q2_put_be64(buf + 40, 123);  /* vm state size */
     q2_put_be64(buf + 48, 1 << 30);
@@ -189,6 +191,21 @@ static void test_snapshots(void)
     CHECK(strcmp(sn[0].id, "1") == 0 && strcmp(sn[0].name, "snap") == 0);
     CHECK_EQ(sn[0].disk_size, 1 << 30);
     CHECK_EQ(sn[0].vm_state_size, 123);
+    q2_snapshots_free(sn, 1);
+    /* the last entry's padding may lie past the end of the file */
+    CHECK_EQ(q2_snapshots_decode(buf, 61, 1, 3, 16, 1 << 20, &sn, &used,
+                                 &err), 0);
+    CHECK_EQ(used, 61);
+    q2_snapshots_free(sn, 1);
+    /* round trip through the encoder */
+    CHECK_EQ(q2_snapshots_decode(buf, sizeof(buf), 1, 3, 16, 1 << 20, &sn,
+                                 &used, &err), 0);
+    uint8_t *enc;
+    uint64_t enc_len;
+    CHECK_EQ(q2_snapshots_encode(sn, 1, &enc, &enc_len), 0);
+    CHECK_EQ(enc_len, 64);
+    CHECK(memcmp(enc, buf, 64) == 0);
+    free(enc);
     q2_snapshots_free(sn, 1);
     /* table shorter than the entry claims */
     CHECK_EQ(q2_snapshots_decode(buf, 60, 1, 3, 16, 1 << 20, &sn, &used,
