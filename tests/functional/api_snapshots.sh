@@ -1,9 +1,9 @@
 #!/bin/bash
 # api_snapshots.sh — the snapshot, revert, changes, clone and job routes
-# as far as today's formats reach: requests are validated (400/415/405),
-# unknown volumes and jobs are 404, a volume whose format has no
-# snapshots is 422 — and nothing changes. The success paths are in
-# tests/pending/api_snapshots_qcow2.sh until qcow2 has snapshots.
+# refusing what they must: requests are validated (400/415/405), unknown
+# volumes and jobs are 404, a volume whose format has no snapshots (raw)
+# is 422 — and nothing changes. The success paths are in
+# api_snapshots_qcow2.sh.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../api_functions.sh"
 
