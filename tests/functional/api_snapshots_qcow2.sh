@@ -1,7 +1,8 @@
 #!/bin/bash
 # api_snapshots_qcow2.sh — snapshots through the REST API on a qcow2
-# volume: take (201, Location), list, show, duplicate (409), revert (409 while open, then the old data is back), full clone as a job
-# (202, Location: /jobs/N, polled to success), delete (204).
+# volume: take (201, Location), list, show, duplicate (409), revert (409
+# while open, then the old data is back), full clone as a job (202,
+# Location: /jobs/N, polled to success), delete (204).
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../api_functions.sh"
 
