@@ -2,7 +2,7 @@
 # mkguest.sh — build the functional-test guest once and cache it: the kernel
 # of Debian's linux-image-amd64 (apt-get download + dpkg -x, not installed)
 # and a busybox-static initramfs whose /init is tests/guest/init, with the
-# virtio modules it loads in dependency order (from the modules' depends=).
+# modules it loads in dependency order (from the modules' depends=).
 #
 # Usage: mkguest.sh CACHE_DIR — prints "KERNEL_PATH INITRD_PATH" on stdout.
 # Safe to run concurrently (flock); a kernel or init change builds anew.
@@ -27,7 +27,10 @@ if [ -z "$pkg" ]; then
     pkg=$(kpkg)
 fi
 [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"
-kdir=$cache/kernel/$pkg
+# virtio disks; ext4 (which mounts ext2) for the file-system workload, with
+# the crc32c its "softdep=pre: crypto-crc32c" asks for.
+wanted="virtio_pci virtio_blk crc32c_generic ext4"
+kdir=$cache/kernel/$pkg-$(echo "$wanted" | sha256sum | cut -c1-8)
 if [ ! -f "$kdir/ok" ]; then
     echo "mkguest: fetching $pkg" >&2
     rm -rf "$kdir" "$kdir.tmp"
@@ -64,8 +67,9 @@ if [ ! -f "$kdir/ok" ]; then
         done
         order+=("$m")
     }
-    resolve virtio_pci
-    resolve virtio_blk
+    for m in $wanted; do
+        resolve "$m"
+    done
     echo "${order[*]}" >"$kdir.tmp/k/order"
     echo "$kver" >"$kdir.tmp/k/version"
     mv "$kdir.tmp/k" "$kdir"
