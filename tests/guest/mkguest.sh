@@ -9,7 +9,8 @@
 set -euo pipefail
 cache=$1
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$cache"
+store=$cache/guest
+mkdir -p "$store"
 exec 9>"$cache/guest.build.lock"
 flock 9
 
@@ -30,7 +31,7 @@ fi
 # virtio disks; ext4 (which mounts ext2) for the file-system workload, with
 # the crc32c its "softdep=pre: crypto-crc32c" asks for.
 wanted="virtio_pci virtio_blk crc32c_generic ext4"
-kdir=$cache/kernel/$pkg-$(echo "$wanted" | sha256sum | cut -c1-8)
+kdir=$store/kernel/$pkg-$(echo "$wanted" | sha256sum | cut -c1-8)
 if [ ! -f "$kdir/ok" ]; then
     echo "mkguest: fetching $pkg" >&2
     rm -rf "$kdir" "$kdir.tmp"
@@ -76,19 +77,23 @@ if [ ! -f "$kdir/ok" ]; then
     rm -rf "$kdir.tmp"
     touch "$kdir/ok"
 fi
-# Drop kernels that linux-image-amd64 no longer points at.
-for d in "$cache"/kernel/*; do
-    [ "$d" = "$kdir" ] || rm -rf "$d"
+# Other kernels and initramfs images may be in use by a test running from
+# another checkout: drop only those nobody used for a week.
+touch "$kdir/ok"
+for d in "$store"/kernel/*; do
+    if [ "$d" != "$kdir" ] && [ -z "$(find "$d/ok" -mtime -7 2>/dev/null)" ]; then
+        rm -rf "$d"
+    fi
 done
+find "$store" -maxdepth 1 -name 'initrd-*.cpio.gz' -mtime +7 -delete
 read -r -a order <"$kdir/order"
 
 # ---- initramfs ---------------------------------------------------------------
 key=$( (echo "$pkg ${order[*]}"; cat "$here/init" /bin/busybox) | sha256sum | cut -c1-16)
-initrd=$cache/initrd-$key.cpio.gz
+initrd=$store/initrd-$key.cpio.gz
 if [ ! -f "$initrd" ]; then
     echo "mkguest: packing initramfs (modules: ${order[*]})" >&2
-    rm -f "$cache"/initrd-*.cpio.gz
-    root=$(mktemp -d "$cache/initrd.XXXXXX")
+    root=$(mktemp -d "$store/initrd.XXXXXX")
     mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
     cp /bin/busybox "$root/bin/busybox"
     cp "$here/init" "$root/init"
@@ -102,4 +107,5 @@ if [ ! -f "$initrd" ]; then
     mv "$initrd.tmp" "$initrd"
     rm -rf "$root"
 fi
+touch "$initrd"
 echo "$kdir/vmlinuz $initrd"
