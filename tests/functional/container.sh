@@ -48,6 +48,33 @@ cfail() {
     fail "$@"
 }
 
+# ---- what a killed run of this test left behind ---------------------------------------
+# Names carry the PID of the test that made them; nothing of a live one is touched.
+sweep() {
+    local img id pid c src
+    for img in $(podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/vdiskd-test:'); do
+        id=${img#localhost/vdiskd-test:}
+        pid=${id%%-*}
+        kill -0 "$pid" 2>/dev/null && continue
+        echo "container: removing $img and its containers, left by a killed run"
+        for c in $(podman ps -a -q --filter "ancestor=$img"); do
+            src=$(podman container inspect -f \
+                '{{range .Mounts}}{{if eq .Destination "/mnt/vols"}}{{.Source}}{{end}}{{end}}' "$c")
+            podman rm -f -t 0 "$c" >/dev/null 2>&1
+            # Its mount dir in the dead test's temp dir: the FUSE and bind mounts.
+            if [[ $src =~ ^/tmp/vdtest\.[A-Za-z0-9]+/vols$ ]]; then
+                while awk -v m="$src" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; do
+                    umount -l "$src" || break
+                done
+                rm -rf "${src%/vols}"
+            fi
+        done
+        podman volume rm -f "vdiskd-test-data-$id" >/dev/null 2>&1
+        podman rmi -f "$img" >/dev/null 2>&1
+    done
+}
+sweep
+
 # ---- base image (cached) and the vdiskd image (made here, removed at exit) ---------
 t0=$(date +%s.%N)
 (
