@@ -37,8 +37,14 @@ if [ ! -f "$kdir/ok" ]; then
     rm -rf "$kdir" "$kdir.tmp"
     mkdir -p "$kdir.tmp/deb"
     chown _apt "$kdir.tmp/deb" 2>/dev/null || true   # apt-get download drops root
-    (cd "$kdir.tmp/deb" && apt-get download -q "$pkg" >&2) ||
-        die "apt-get download $pkg failed"
+    if ! (cd "$kdir.tmp/deb" && apt-get download -q "$pkg" >&2); then
+        # Stale package lists name a kernel the archive no longer has:
+        # refresh them once and start over (the kernel may have changed).
+        [ -z "${MKGUEST_UPDATED:-}" ] || die "apt-get download $pkg failed"
+        rm -rf "$kdir.tmp"
+        apt-get update -qq >&2
+        MKGUEST_UPDATED=1 exec bash "$0" "$@"
+    fi
     dpkg -x "$kdir.tmp"/deb/*.deb "$kdir.tmp/x"
     kver=$(ls "$kdir.tmp/x/lib/modules")
     mods=$kdir.tmp/x/lib/modules/$kver
