@@ -120,10 +120,10 @@ run_container() {
     echo "container: $NAME healthy on $VD_URL, mount on the host, in $(elapsed "$t0") s"
 }
 
-# podman stop: SIGTERM, the daemon unmounts and exits 0 within the timeout.
+# podman stop: SIGTERM, the daemon unmounts and exits 0 within the stop timeout.
 stop_container() {
     t0=$(date +%s.%N)
-    podman stop -t 30 "$NAME" >/dev/null || cfail "podman stop failed"
+    podman stop "$NAME" >/dev/null || cfail "podman stop failed"   # run-container.sh set the timeout
     local rc
     rc=$(podman container inspect -f '{{.State.ExitCode}}' "$NAME")
     [ "$rc" = 0 ] || cfail "vdiskd in the container exited with $rc on podman stop"
