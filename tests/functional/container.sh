@@ -5,8 +5,9 @@
 # the published API, write and read it from the host with qemu-io (io_uring,
 # O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
 # gone), and run a new container on the same data volume: the volume and
-# its data are back, also after a container that was killed. Last, QEMU on
-# the host boots a guest on the volume the container serves.
+# its data are back, also after a container that was killed. QEMU on the
+# host boots a guest on the volume the container serves. Last, the same
+# image runs through deploy/compose.yaml.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../guest/guest.sh"
 
@@ -20,7 +21,7 @@ DATAVOL=vdiskd-test-data-$ID
 MNT=$T/vols
 SIZE=67108864
 
-for tool in podman runc debootstrap qemu-io qemu-img curl findmnt flock; do
+for tool in podman podman-compose runc debootstrap qemu-io qemu-img curl findmnt flock; do
     command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
 done
 mkdir -p "$CACHE"
@@ -48,6 +49,34 @@ cfail() {
     fail "$@"
 }
 
+# ---- what a killed run of this test left behind ---------------------------------------
+# Names carry the PID of the test that made them; nothing of a live one is touched.
+sweep() {
+    local img id pid c src
+    for img in $(podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/vdiskd-test:'); do
+        id=${img#localhost/vdiskd-test:}
+        pid=${id%%-*}
+        kill -0 "$pid" 2>/dev/null && continue
+        echo "container: removing $img and its containers, left by a killed run"
+        for c in $(podman ps -a -q --filter "ancestor=$img"); do
+            src=$(podman container inspect -f \
+                '{{range .Mounts}}{{if eq .Destination "/mnt/vols"}}{{.Source}}{{end}}{{end}}' "$c")
+            podman rm -f -t 0 "$c" >/dev/null 2>&1
+            # Its mount dir in the dead test's temp dir: the FUSE and bind mounts.
+            if [[ $src =~ ^/tmp/vdtest\.[A-Za-z0-9]+/vols$ ]]; then
+                while awk -v m="$src" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; do
+                    umount -l "$src" || break
+                done
+                rm -rf "${src%/vols}"
+            fi
+        done
+        podman volume rm -f "vdiskd-test-data-$id" "vdiskdtest${id//-/}_vdiskd-data" >/dev/null 2>&1
+        podman network rm -f "vdiskdtest${id//-/}_default" >/dev/null 2>&1
+        podman rmi -f "$img" >/dev/null 2>&1
+    done
+}
+sweep
+
 # ---- base image (cached) and the vdiskd image (made here, removed at exit) ---------
 t0=$(date +%s.%N)
 (
@@ -68,16 +97,24 @@ echo "container: built $IMG in $(elapsed "$t0") s"
 
 # ---- run -----------------------------------------------------------------------------
 on_exit "podman volume rm -f '$DATAVOL'"
+# run_container [VDISKD-FLAG...] — run-container.sh, then wait for the API
+# and for the mount to show on the host.
 run_container() {
-    local i
     VD_PORT=$(free_port)
     VD_URL=http://127.0.0.1:$VD_PORT
     on_exit "podman rm -f -t 5 '$NAME'"
     t0=$(date +%s.%N)
     VDISKD_NAME=$NAME VDISKD_DATA=$DATAVOL VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
-        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" >"$T/run.out" 2>&1 ||
+        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" "$@" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
     sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
+    wait_healthy
+}
+
+# wait_healthy — the API of container $NAME answers on $VD_URL and its
+# mount is on the host at $MNT.
+wait_healthy() {
+    local i
     for ((i = 0; i < 150; i++)); do
         curl -fsS "$VD_URL/health" >/dev/null 2>&1 && break
         [ "$(podman container inspect -f '{{.State.Running}}' "$NAME")" = true ] ||
@@ -91,10 +128,10 @@ run_container() {
     echo "container: $NAME healthy on $VD_URL, mount on the host, in $(elapsed "$t0") s"
 }
 
-# podman stop: SIGTERM, the daemon unmounts and exits 0 within the timeout.
+# podman stop: SIGTERM, the daemon unmounts and exits 0 within the stop timeout.
 stop_container() {
     t0=$(date +%s.%N)
-    podman stop -t 30 "$NAME" >/dev/null || cfail "podman stop failed"
+    podman stop "$NAME" >/dev/null || cfail "podman stop failed"   # run-container.sh set the timeout
     local rc
     rc=$(podman container inspect -f '{{.State.ExitCode}}' "$NAME")
     [ "$rc" = 0 ] || cfail "vdiskd in the container exited with $rc on podman stop"
@@ -144,9 +181,29 @@ podman wait "$NAME" >/dev/null 2>&1 || true
 podman rm "$NAME" >/dev/null || fail "podman rm $NAME after kill"
 left=$(awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/' /proc/mounts)
 echo "container: killed; left on the host: ${left:-nothing}"
-run_container
+# This one serves the files to an unprivileged QEMU user, the way libvirt
+# runs QEMU. Names in the container are not the host's: numeric IDs.
+QUID=64123
+QGID=64124
+run_container --owner $QUID:$QGID --file-mode 0660
 check_data "container after a killed one"
 echo "container: a container after a killed one serves v1 with its data"
+[ "$(stat -c %u:%g:%a "$MNT/v1")" = $QUID:$QGID:660 ] ||
+    cfail "host sees $MNT/v1 as $(stat -c %u:%g:%a "$MNT/v1"), want $QUID:$QGID:660"
+chmod 0711 "$T"     # let the unprivileged users reach $MNT
+as_user() {         # UID GID qemu-io-command
+    setpriv --reuid "$1" --regid "$2" --clear-groups -- qemu-io --image-opts \
+        "driver=raw,file.driver=file,file.filename=$MNT/v1,file.aio=io_uring,cache.direct=on" \
+        -c "$3" >"$T/qio.out" 2>&1
+}
+as_user $QUID $QGID "read -P $A 0 1M" ||
+    cfail "uid $QUID cannot read its volume file: $(cat "$T/qio.out")"
+as_user $QUID $QGID "write -P $A 8M 64k" ||
+    cfail "uid $QUID cannot write its volume file: $(cat "$T/qio.out")"
+if as_user $((QUID + 10)) $((QGID + 10)) "read 0 4k"; then
+    cfail "another uid could read a 0660 volume file of uid $QUID"
+fi
+echo "container: uid $QUID reads and writes v1 on the host, another uid is refused"
 
 # ---- QEMU on the host, vdiskd in the container -------------------------------------------
 # The guest overwrites every region written above with its own pattern.
@@ -167,4 +224,31 @@ qemu-img compare -q -f raw -F "$FMT" "$T/expect.raw" "$image" ||
 if [ "$FMT" = qcow2 ]; then
     qemu-img check -f qcow2 "$image" >"$T/check.out" 2>&1 || fail "qemu-img check: $(cat "$T/check.out")"
 fi
+
+# ---- the same image through deploy/compose.yaml (podman-compose) ----------------------
+# A project of its own (fresh data volume) on the same shared mount dir.
+PROJ=vdiskdtest${ID//-/}
+NAME=${PROJ}_vdiskd_1
+VD_PORT=$(free_port)
+VD_URL=http://127.0.0.1:$VD_PORT
+compose() {
+    (cd "$SRC/deploy" && VDISKD_IMAGE=$IMG VDISKD_MOUNT=$MNT VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
+        podman-compose -p "$PROJ" -f compose.yaml "$@")
+}
+on_exit "podman network rm -f '${PROJ}_default'"
+on_exit "podman volume rm -f '${PROJ}_vdiskd-data'"
+on_exit "podman rm -f -t 5 '$NAME'"
+t0=$(date +%s.%N)
+compose up -d --no-build >"$T/compose.out" 2>&1 || fail "podman-compose up: $(tail -n 20 "$T/compose.out")"
+podman container exists "$NAME" || fail "podman-compose made no $NAME: $(tail -n 20 "$T/compose.out")"
+wait_healthy
+api POST /volumes "{\"name\":\"c1\",\"size\":$SIZE}"
+expect_status 201
+qio "$MNT/c1" "write -P $B 0 1M" "flush" "read -P $B 0 1M" >"$T/qio.out" 2>&1 ||
+    cfail "qemu-io through the compose container: $(cat "$T/qio.out")"
+[ -e "$MNT/v1" ] && cfail "the compose project should have its own data volume, but v1 is there"
+echo "container: compose.yaml: volume c1 served to the host"
+stop_container
+compose down >"$T/compose.out" 2>&1 || fail "podman-compose down: $(tail -n 20 "$T/compose.out")"
+podman container exists "$NAME" && fail "podman-compose down left $NAME"
 echo "container: ok ($FMT)"
