@@ -310,8 +310,9 @@ def main_bench(args):
                           file=out)
                     names = [subject] + [p for p in peers if p in systems]
                     summarise(results, args.workloads, names, subject, out)
-        alloc_bench(args, work, vds, stack)
-        scale_bench(args, vd)
+        if args.extras:
+            alloc_bench(args, work, vds, stack)
+            scale_bench(args, vd)
         if args.nbd:
             nbd_bench(args, work, vd, stack)
     finally:
@@ -478,6 +479,8 @@ def main():
     p.add_argument("--out", default=None, help="results folder")
     p.add_argument("--workdir", default="/var/tmp", help="where images are made (not tmpfs)")
     p.add_argument("--no-nbd", dest="nbd", action="store_false")
+    p.add_argument("--no-extras", dest="extras", action="store_false",
+                   help="skip the allocating-write and scale rows")
     p.add_argument("--vdiskd-args", nargs="*", default=[],
                    help="extra flags for both vdiskd daemons")
     p.add_argument("--modes", default="direct,host",
