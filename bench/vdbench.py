@@ -284,7 +284,7 @@ def main_bench(args):
             stack.append(q)
             systems[name] = (q.file, q.pid)
 
-        for rep in range(args.reps):
+        for rep in range(args.reps if args.main else 0):
             for wname, params in args.workloads:
                 for sname, system in systems.items():
                     tag = f"{wname}-{sname}-{rep}".replace(" ", "_").replace("/", "")
@@ -300,7 +300,7 @@ def main_bench(args):
                                                "qsd qcow2 cache"])]
         with open(os.path.join(args.out, "summary.md"), "w") as fh:
             for out in (fh, sys.stdout):
-                for mode, what, peers in tables:
+                for mode, what, peers in tables if args.main else ():
                     subject = f"vdiskd qcow2 {mode}"
                     if subject not in systems:
                         continue
@@ -384,7 +384,7 @@ def scale_bench(args, vd):
     paths = [vd.create({"name": f"s{i}", "size": args.fio_size_bytes, "format": "raw"})["path"]
              for i in range(n_vols)]
     cmd = ["fio", "--ioengine=io_uring", "--direct=1", "--time_based",
-           f"--runtime={args.runtime}", f"--size={args.fio_size}", "--rw=randwrite",
+           f"--runtime={args.runtime}", f"--size={args.fio_size_bytes}", "--rw=randwrite",
            "--bs=4k", "--iodepth=32", "--group_reporting", "--output-format=json"]
     for p in paths[:n_fio]:
         cmd += [f"--name={os.path.basename(p)}", f"--filename={p}"]
@@ -481,6 +481,8 @@ def main():
     p.add_argument("--no-nbd", dest="nbd", action="store_false")
     p.add_argument("--no-extras", dest="extras", action="store_false",
                    help="skip the allocating-write and scale rows")
+    p.add_argument("--no-main", dest="main", action="store_false",
+                   help="skip the data-path tables")
     p.add_argument("--vdiskd-args", nargs="*", default=[],
                    help="extra flags for both vdiskd daemons")
     p.add_argument("--modes", default="direct,host",
