@@ -112,6 +112,7 @@ static int open_backing(struct qcow2_state *s, const char *location,
     }
     bo = *o;
     bo.readonly = true;
+    bo.snapshot = NULL;   /* a view reads the backing file as it is */
     bo.chain_depth = o->chain_depth + 1;
     ret = vd_image_open(fmt, real, &bo, &s->backing, err);
     if (ret == 0) {
@@ -309,6 +310,13 @@ int qcow2_open(struct vd_image *img, const char *location,
     pthread_rwlock_init(&s->io_barrier, &attr);
     pthread_rwlockattr_destroy(&attr);
 
+    if (o->snapshot != NULL) {
+        /* image.c opened us read-only: a view never writes (snapview.c). */
+        ret = q2_view_select(s, o->snapshot, err);
+        if (ret < 0) {
+            goto fail_locks;
+        }
+    }
     if (!s->readonly) {
         /* Repairs before anything else is written. Autoclear bits go
          * first: we maintain none of their data (bitmaps, ...), and a
