@@ -244,7 +244,9 @@ int qcow2_open(struct vd_image *img, const char *location,
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
         s->readonly = img->readonly = true;   /* never write a corrupt image */
     }
-    ret = vd_lock_image_fd(s->fd, !s->readonly);
+    ret = vd_lock_image_fd_mode(s->fd, !s->readonly ? VD_LOCK_WRITE
+                                       : o->chain_depth > 0 ? VD_LOCK_BACKING
+                                                            : VD_LOCK_READ);
     if (ret < 0) {
         vd_error_set(err, ret, "'%s' is in use by another process: %s",
                      location, strerror(-ret));
