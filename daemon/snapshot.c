@@ -10,7 +10,10 @@
  *    and the image is flushed before the snapshot is taken, so the
  *    snapshot holds every write acknowledged before it.
  * 3. Order for create: image snapshot, then catalog row. A crash between
- *    the two leaves a snapshot without a row, which the next sync adds. */
+ *    the two leaves a snapshot without a row, which the next sync adds.
+ * 4. A snapshot being read — by a clone job, a view on the mount
+ *    (snapview.c) or a changed-block walk — cannot be deleted: the first
+ *    two are counted and make delete answer -EBUSY, the walk holds ctl. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +262,12 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
                            name, volume);
         goto out;
     }
+    if (vd_volmgr_snapview_busy(mgr, volume, name)) {
+        ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is open "
+                           "through %s/.snapshots; delete it once it is "
+                           "closed", name, volume, mgr->mount_dir);
+        goto out;
+    }
     vd_volume_gate_close(vol);
     ret = vd_image_snapshot_delete(vol->img, name, err);
     if (ret == 0) {
@@ -354,10 +363,13 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
 {
     struct extent_list l = {0};
     struct vd_volume *vol;
-    int ret = snap_volume(mgr, volume, &vol, err);
+    int ret;
 
     *out = NULL;
+    pthread_mutex_lock(&mgr->ctl);   /* no snapshot goes away mid-walk */
+    ret = snap_volume(mgr, volume, &vol, err);
     if (ret < 0) {
+        pthread_mutex_unlock(&mgr->ctl);
         return ret;
     }
     if ((ret = find_snapshot(vol, snap, NULL, err)) < 0 ||
@@ -371,6 +383,7 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
     }
 out:
     vd_volume_unref(vol);
+    pthread_mutex_unlock(&mgr->ctl);
     if (ret < 0) {
         free(l.v);
         return ret;

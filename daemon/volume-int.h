@@ -44,6 +44,9 @@ struct vd_volmgr {
 
     struct vd_jobs *jobs;            /* full clones in progress */
 
+    pthread_mutex_t views_lock;      /* protects views (snapview.c) */
+    struct vd_snapview *views;       /* open snapshot views */
+
     vd_volume_notify_fn notify;
     void *notify_arg;
 };
@@ -82,6 +85,13 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
 /* Make the catalog's snapshot rows match the image's table, logging what
  * changed. */
 void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol);
+
+/* snapview.c */
+/* Whether a view of volume's snapshot (any snapshot if NULL) is open. */
+bool vd_volmgr_snapview_busy(struct vd_volmgr *mgr, const char *volume,
+                             const char *snapshot);
+/* Close views nobody released (shutdown). */
+void vd_volmgr_snapviews_free(struct vd_volmgr *mgr);
 
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
