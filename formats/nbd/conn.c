@@ -16,8 +16,8 @@
 
 #include "nbd-int.h"
 
-#define BACKOFF_MIN_MS 100u
-#define MAX_REQUEST (32u << 20)  /* NBD's safe default without a server limit */
+#define MAX_REQUEST (32u << 20) /* NBD's safe default without a server limit   \
+                                 */
 
 int64_t vd_nbd_now_ms(void)
 {
@@ -45,10 +45,9 @@ static void drain(int fd)
 /* Hand a ready socket event to libnbd. -1 with libnbd's error set. */
 static int notify(struct nbd_handle *h, short revents, unsigned dir)
 {
-    bool rd = (revents & POLLIN) ||
-              ((revents & (POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ));
-    bool wr = (revents & POLLOUT) ||
-              ((revents & (POLLHUP | POLLERR)) && !rd);
+    bool rd = (revents & POLLIN) || ((revents & (POLLHUP | POLLERR)) &&
+                                     (dir & LIBNBD_AIO_DIRECTION_READ));
+    bool wr = (revents & POLLOUT) || ((revents & (POLLHUP | POLLERR)) && !rd);
     if (rd && nbd_aio_notify_read(h) == -1) {
         return -1;
     }
@@ -71,7 +70,7 @@ static short poll_events(unsigned dir)
 }
 
 struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
-                            int wake_fd, int *code, char *msg, size_t len)
+                               int wake_fd, int *code, char *msg, size_t len)
 {
     int64_t deadline = vd_nbd_now_ms() + timeout_ms;
     struct nbd_handle *h = nbd_create();
@@ -84,7 +83,8 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
     }
     /* No TLS, vsock or local files: a URI reaches a socket and no more. */
     if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
-                                            LIBNBD_ALLOW_TRANSPORT_UNIX) == -1 ||
+                                            LIBNBD_ALLOW_TRANSPORT_UNIX) ==
+            -1 ||
         nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) == -1 ||
         nbd_set_uri_allow_local_file(h, false) == -1 ||
         nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
@@ -94,8 +94,9 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
     }
     if (nbd_aio_connect_uri(h, s->uri) == -1) {
         int e = nbd_get_errno();
-        if (nbd_aio_is_created(h) && (e == EINVAL || e == EPERM || e == ENOTSUP)) {
-            *code = -EINVAL;   /* refused before any connection attempt */
+        if (nbd_aio_is_created(h) &&
+            (e == EINVAL || e == EPERM || e == ENOTSUP)) {
+            *code = -EINVAL; /* refused before any connection attempt */
         }
         snprintf(msg, len, "%s", nbd_get_error());
         goto fail;
@@ -104,7 +105,8 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
         if (nbd_aio_is_ready(h)) {
             return h;
         }
-        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || nbd_aio_is_created(h)) {
+        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) ||
+            nbd_aio_is_created(h)) {
             snprintf(msg, len, "connection closed during the handshake");
             goto fail;
         }
@@ -164,7 +166,8 @@ void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info)
     info->can_multi_conn = nbd_can_multi_conn(h) == 1;
     info->can_extents =
         nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
-    info->max_request = max > 0 && max < MAX_REQUEST ? (uint64_t)max : MAX_REQUEST;
+    info->max_request =
+        max > 0 && max < MAX_REQUEST ? (uint64_t)max : MAX_REQUEST;
 }
 
 void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info)
@@ -254,7 +257,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
     c->h = NULL;
     pthread_rwlock_unlock(&c->hlock);
     if (why == NULL) {
-        nbd_aio_disconnect(h, 0);   /* polite goodbye when closing */
+        nbd_aio_disconnect(h, 0); /* polite goodbye when closing */
     }
     nbd_close(h);
     if (c->sock_fd >= 0) {
@@ -278,7 +281,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
 static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
 {
     struct nbd_state *s = c->s;
-    struct nbd_handle *h = c->h;   /* only this thread changes c->h */
+    struct nbd_handle *h = c->h; /* only this thread changes c->h */
     uint64_t gen = atomic_load(&c->gen);
 
     for (;;) {
@@ -316,15 +319,22 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
     }
 }
 
-/* Sleep ms unless woken to stop; true when stopping. */
+/* Back off for ms, or less when a request pokes (note 4); true when
+ * stopping. */
 static bool conn_sleep(struct nbd_conn *c, uint32_t ms)
 {
     struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-    int64_t until = vd_nbd_now_ms() + ms;
+    int64_t start = vd_nbd_now_ms();
+    int64_t until = start + ms;
     int64_t left;
-    while (!atomic_load(&c->s->stopping) && (left = until - vd_nbd_now_ms()) > 0) {
+    while (!atomic_load(&c->s->stopping) &&
+           (left = until - vd_nbd_now_ms()) > 0) {
         if (poll(&p, 1, (int)left) > 0) {
             drain(c->wake_fd);
+        }
+        if (atomic_exchange(&c->poked, false) &&
+            until > start + NBD_BACKOFF_MIN_MS) {
+            until = start + NBD_BACKOFF_MIN_MS;
         }
     }
     return atomic_load(&c->s->stopping);
@@ -352,7 +362,7 @@ static bool conn_wanted(struct nbd_conn *c)
 
 static uint32_t next_backoff(const struct nbd_state *s, uint32_t cur)
 {
-    uint32_t next = cur == 0 ? BACKOFF_MIN_MS : cur * 2;
+    uint32_t next = cur == 0 ? NBD_BACKOFF_MIN_MS : cur * 2;
     return next > s->backoff_max_ms ? s->backoff_max_ms : next;
 }
 
@@ -378,7 +388,9 @@ static void *conn_main(void *arg)
             if (backoff > 0 && conn_sleep(c, backoff)) {
                 break;
             }
-            h = vd_nbd_dial(s, s->timeout_ms, c->wake_fd, &code, msg, sizeof(msg));
+            atomic_store(&c->poked, false); /* this dial answers them */
+            h = vd_nbd_dial(s, s->connect_timeout_ms, c->wake_fd, &code, msg,
+                            sizeof(msg));
             if (h != NULL && conn_accept(s, h, msg, sizeof(msg)) < 0) {
                 nbd_close(h);
                 h = NULL;
@@ -417,7 +429,8 @@ int vd_nbd_conns_start(struct nbd_state *s)
 
     pthread_rwlockattr_init(&ra);
     /* Retiring a dead handle must not wait behind a stream of readers. */
-    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlockattr_setkind_np(&ra,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     for (int i = 0; i < s->n_conns; i++) {
         struct nbd_conn *c = &s->conns[i];
         c->s = s;
@@ -460,7 +473,7 @@ void vd_nbd_conns_stop(struct nbd_state *s)
             pthread_join(c->thread, NULL);
             c->thread_started = false;
         }
-        if (c->preset != NULL) {     /* thread never took it over */
+        if (c->preset != NULL) { /* thread never took it over */
             nbd_close(c->preset);
             c->preset = NULL;
         }

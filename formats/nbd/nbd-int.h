@@ -15,6 +15,8 @@
 struct nbd_handle;
 
 #define NBD_MAX_CONNS 16
+#define NBD_BACKOFF_MIN_MS 100u  /* first reconnect delay; doubles per failure */
+#define NBD_POKE_WAIT_MS 500u    /* how long a request waits for a poked redial */
 
 /* What the server advertised on the first connection. */
 struct nbd_server_info {
@@ -51,6 +53,7 @@ struct nbd_conn {
     _Atomic uint64_t gen;        /* bumped on every publish of h */
     _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
     atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
+    atomic_bool poked;           /* a request waits: end the backoff early */
     struct nbd_handle *preset;   /* a handle open() already connected */
 };
 
@@ -72,12 +75,16 @@ struct nbd_conn {
  *    with -EIO. The caller's buffer is never handed back while libnbd may
  *    still write to it.
  * 4. While no connection is up, new requests wait for one at most until
- *    down_since + timeout, so a long outage fails I/O at once instead of
- *    making every request wait the whole timeout.
+ *    down_since + timeout, so a long outage fails I/O quickly instead of
+ *    making every request wait the whole timeout. A waiting request pokes
+ *    the I/O threads to redial at once (not more often than every
+ *    NBD_BACKOFF_MIN_MS) and waits at least NBD_POKE_WAIT_MS for that, so
+ *    a server that is back serves the first request, whatever the backoff.
  */
 struct nbd_state {
     char *uri;
     uint32_t timeout_ms;         /* per-request bound, see note 3 */
+    uint32_t connect_timeout_ms; /* one dial, handshake included */
     uint32_t backoff_max_ms;     /* reconnect delay cap */
     bool readonly;               /* opened read-only: never writes */
     int n_conns;                 /* connections wanted with multi-conn */

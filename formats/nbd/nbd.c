@@ -15,10 +15,11 @@
 #include "vd_error.h"
 
 #define DEFAULT_TIMEOUT_MS 30000u
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define DEFAULT_BACKOFF_MAX_MS 5000u
 #define DEFAULT_CONNS 4
-#define LAZY_DIAL_MS 1000u          /* first try of a lazy open */
-#define MAX_RANGE (1u << 30)        /* trim/zero/block status per request */
+#define LAZY_DIAL_MS 1000u   /* first try of a lazy open */
+#define MAX_RANGE (1u << 30) /* trim/zero/block status per request */
 
 /* ---- the location ----------------------------------------------------- */
 
@@ -43,8 +44,8 @@ static bool port_ok(const char *p, size_t n)
  * query parameters but the socket. 0, or -EINVAL with msg set. */
 static int uri_check(const char *uri, char *msg, size_t len)
 {
-    static const char *const refused[] = {"nbds", "nbd+vsock", "nbds+unix",
-                                          "nbds+vsock", "nbd+ssh", "nbds+ssh"};
+    static const char *const refused[] = {
+        "nbds", "nbd+vsock", "nbds+unix", "nbds+vsock", "nbd+ssh", "nbds+ssh"};
     const char *p, *auth, *auth_end, *query;
     bool unix_sock;
 
@@ -62,14 +63,16 @@ static int uri_check(const char *uri, char *msg, size_t len)
         auth = uri + 11;
     } else {
         const char *colon = strstr(uri, "://");
-        for (size_t i = 0; colon && i < sizeof(refused) / sizeof(*refused); i++) {
+        for (size_t i = 0; colon && i < sizeof(refused) / sizeof(*refused);
+             i++) {
             if ((size_t)(colon - uri) == strlen(refused[i]) &&
                 strncmp(uri, refused[i], strlen(refused[i])) == 0) {
                 snprintf(msg, len, "scheme '%s' is not supported", refused[i]);
                 return -EINVAL;
             }
         }
-        snprintf(msg, len, "use nbd://HOST[:PORT]/EXPORT or "
+        snprintf(msg, len,
+                 "use nbd://HOST[:PORT]/EXPORT or "
                  "nbd+unix:///EXPORT?socket=/PATH");
         return -EINVAL;
     }
@@ -81,12 +84,15 @@ static int uri_check(const char *uri, char *msg, size_t len)
     query = strchr(auth, '?');
     if (unix_sock) {
         if (auth_end != auth) {
-            snprintf(msg, len, "nbd+unix:// takes no host (nbd+unix:///EXPORT?socket=/PATH)");
+            snprintf(
+                msg, len,
+                "nbd+unix:// takes no host (nbd+unix:///EXPORT?socket=/PATH)");
             return -EINVAL;
         }
         if (query == NULL || strncmp(query, "?socket=/", 9) != 0 ||
             strpbrk(query + 1, "&;?") != NULL) {
-            snprintf(msg, len, "nbd+unix:// needs exactly one parameter, "
+            snprintf(msg, len,
+                     "nbd+unix:// needs exactly one parameter, "
                      "socket=/ABSOLUTE/PATH");
             return -EINVAL;
         }
@@ -119,7 +125,8 @@ static int uri_check(const char *uri, char *msg, size_t len)
         return -EINVAL;
     }
     if (host_end != auth_end &&
-        (*host_end != ':' || !port_ok(host_end + 1, (size_t)(auth_end - host_end - 1)))) {
+        (*host_end != ':' ||
+         !port_ok(host_end + 1, (size_t)(auth_end - host_end - 1)))) {
         snprintf(msg, len, "port must be a number from 1 to 65535");
         return -EINVAL;
     }
@@ -154,7 +161,7 @@ static void state_free(struct nbd_state *s)
 }
 
 static int nbd_drv_open(struct vd_image *img, const char *location,
-                    const struct vd_open_opts *o, struct vd_error *err)
+                        const struct vd_open_opts *o, struct vd_error *err)
 {
     struct nbd_state *s = img->opaque;
     struct nbd_handle *h;
@@ -163,17 +170,26 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     int code, ret;
 
     if (uri_check(location, msg, sizeof(msg)) < 0) {
-        return vd_error_set(err, -EINVAL, "bad NBD URI '%s': %s", location, msg);
+        return vd_error_set(err, -EINVAL, "bad NBD URI '%s': %s", location,
+                            msg);
     }
     s->uri = strdup(location);
     if (s->uri == NULL) {
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
-    s->timeout_ms = o->io_timeout_ms ? o->io_timeout_ms
-                    : env_u32("VD_NBD_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 100, 3600000);
-    s->backoff_max_ms = env_u32("VD_NBD_RECONNECT_MAX_MS", DEFAULT_BACKOFF_MAX_MS,
-                                100, 600000);
-    s->n_conns = (int)env_u32("VD_NBD_CONNECTIONS", DEFAULT_CONNS, 1, NBD_MAX_CONNS);
+    s->timeout_ms =
+        o->io_timeout_ms
+            ? o->io_timeout_ms
+            : env_u32("VD_NBD_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 100, 3600000);
+    s->connect_timeout_ms = env_u32("VD_NBD_CONNECT_TIMEOUT_MS",
+                                    DEFAULT_CONNECT_TIMEOUT_MS, 100, 3600000);
+    if (s->connect_timeout_ms > s->timeout_ms) {
+        s->connect_timeout_ms = s->timeout_ms;
+    }
+    s->backoff_max_ms =
+        env_u32("VD_NBD_RECONNECT_MAX_MS", DEFAULT_BACKOFF_MAX_MS, 100, 600000);
+    s->n_conns =
+        (int)env_u32("VD_NBD_CONNECTIONS", DEFAULT_CONNS, 1, NBD_MAX_CONNS);
     s->readonly = o->readonly;
     atomic_store(&s->max_request, 32u << 20);
     for (int i = 0; i < NBD_MAX_CONNS; i++) {
@@ -188,43 +204,50 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     s->down_since_ms = vd_nbd_now_ms();
 
     bool lazy = o->lazy_connect && o->size_hint > 0;
-    h = vd_nbd_dial(s, lazy && s->timeout_ms > LAZY_DIAL_MS ? LAZY_DIAL_MS : s->timeout_ms,
-                 -1, &code, msg, sizeof(msg));
+    h = vd_nbd_dial(s,
+                    lazy && s->connect_timeout_ms > LAZY_DIAL_MS
+                        ? LAZY_DIAL_MS
+                        : s->connect_timeout_ms,
+                    -1, &code, msg, sizeof(msg));
     if (h == NULL) {
         if (code == -EINVAL || !lazy) {
-            ret = vd_error_set(err, code, "cannot connect to NBD server '%s': %s",
-                               location, msg);
+            ret =
+                vd_error_set(err, code, "cannot connect to NBD server '%s': %s",
+                             location, msg);
             goto out_free;
         }
-        s->size = o->size_hint;       /* connect in the background */
+        s->size = o->size_hint; /* connect in the background */
         snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
     } else {
         struct nbd_server_info info;
         vd_nbd_read_info(h, &info);
         if (o->size_hint > 0 && info.size != o->size_hint) {
             nbd_close(h);
-            ret = vd_error_set(err, -ENXIO, "NBD export '%s' is %llu bytes, "
-                               "expected %llu", location,
-                               (unsigned long long)info.size,
+            ret = vd_error_set(err, -ENXIO,
+                               "NBD export '%s' is %llu bytes, "
+                               "expected %llu",
+                               location, (unsigned long long)info.size,
                                (unsigned long long)o->size_hint);
             goto out_free;
         }
         if (info.size == 0) {
             nbd_close(h);
-            ret = vd_error_set(err, -ENXIO, "NBD export '%s' is empty", location);
+            ret =
+                vd_error_set(err, -ENXIO, "NBD export '%s' is empty", location);
             goto out_free;
         }
         vd_nbd_set_info(s, &info);
         s->size = info.size;
         if (info.read_only) {
-            img->readonly = true;     /* the server decides */
+            img->readonly = true; /* the server decides */
             s->readonly = true;
         }
         s->conns[0].preset = h;
     }
     ret = vd_nbd_conns_start(s);
     if (ret < 0) {
-        vd_error_set(err, ret, "cannot start NBD I/O threads: %s", strerror(-ret));
+        vd_error_set(err, ret, "cannot start NBD I/O threads: %s",
+                     strerror(-ret));
         goto out_free;
     }
     return 0;
@@ -247,8 +270,8 @@ static bool has_cap(struct nbd_state *s, unsigned cap)
     return !(caps & NBD_CAP_KNOWN) || (caps & cap);
 }
 
-static int nbd_drv_rw(struct vd_image *img, enum nbd_op op, void *buf, size_t len,
-                  uint64_t off)
+static int nbd_drv_rw(struct vd_image *img, enum nbd_op op, void *buf,
+                      size_t len, uint64_t off)
 {
     struct nbd_state *s = img->opaque;
     uint64_t max = atomic_load(&s->max_request);
@@ -266,13 +289,14 @@ static int nbd_drv_rw(struct vd_image *img, enum nbd_op op, void *buf, size_t le
     return 0;
 }
 
-static int nbd_drv_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
+static int nbd_drv_pread(struct vd_image *img, void *buf, size_t len,
+                         uint64_t off)
 {
     return nbd_drv_rw(img, NBD_OP_READ, buf, len, off);
 }
 
 static int nbd_drv_pwrite(struct vd_image *img, const void *buf, size_t len,
-                      uint64_t off)
+                          uint64_t off)
 {
     return nbd_drv_rw(img, NBD_OP_WRITE, (void *)buf, len, off);
 }
@@ -282,7 +306,7 @@ static int nbd_drv_flush(struct vd_image *img)
     struct nbd_state *s = img->opaque;
     struct nbd_req r = {.op = NBD_OP_FLUSH};
     if (!has_cap(s, NBD_CAP_FLUSH)) {
-        return 0;   /* nothing the server lets us make more durable */
+        return 0; /* nothing the server lets us make more durable */
     }
     return vd_nbd_run(s, &r);
 }
@@ -295,8 +319,8 @@ static int zero_range(struct nbd_state *s, uint64_t off, uint64_t len,
     }
     while (len > 0) {
         uint64_t n = len < MAX_RANGE ? len : MAX_RANGE;
-        struct nbd_req r = {.op = NBD_OP_ZERO, .count = n, .off = off,
-                            .flags = flags};
+        struct nbd_req r = {
+            .op = NBD_OP_ZERO, .count = n, .off = off, .flags = flags};
         int ret = vd_nbd_run(s, &r);
         if (ret < 0) {
             return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
@@ -317,18 +341,19 @@ static int nbd_drv_discard(struct vd_image *img, uint64_t off, uint64_t len)
     return zero_range(img->opaque, off, len, 0);
 }
 
-static int nbd_drv_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
-                            unsigned flags)
+static int nbd_drv_write_zeroes(struct vd_image *img, uint64_t off,
+                                uint64_t len, unsigned flags)
 {
     return zero_range(img->opaque, off, len,
                       flags & VD_ZERO_MAY_UNMAP ? 0 : LIBNBD_CMD_FLAG_NO_HOLE);
 }
 
-static int nbd_drv_block_status(struct vd_image *img, uint64_t off, uint64_t len,
-                            uint64_t *pnum)
+static int nbd_drv_block_status(struct vd_image *img, uint64_t off,
+                                uint64_t len, uint64_t *pnum)
 {
     struct nbd_state *s = img->opaque;
-    struct nbd_req r = {.op = NBD_OP_BLOCK_STATUS, .off = off,
+    struct nbd_req r = {.op = NBD_OP_BLOCK_STATUS,
+                        .off = off,
                         .count = len < MAX_RANGE ? len : MAX_RANGE,
                         .flags = LIBNBD_CMD_FLAG_REQ_ONE};
     int ret;
@@ -339,7 +364,7 @@ static int nbd_drv_block_status(struct vd_image *img, uint64_t off, uint64_t len
     }
     ret = vd_nbd_run(s, &r);
     if (ret == -ENOTSUP || ret == -EOPNOTSUPP || ret == -EINVAL) {
-        return VD_BS_DATA | VD_BS_ALLOCATED;   /* not negotiated after all */
+        return VD_BS_DATA | VD_BS_ALLOCATED; /* not negotiated after all */
     }
     if (ret < 0) {
         return ret;
@@ -358,7 +383,7 @@ static int nbd_drv_block_status(struct vd_image *img, uint64_t off, uint64_t len
 static uint64_t nbd_drv_length(struct vd_image *img)
 {
     struct nbd_state *s = img->opaque;
-    return s->size;   /* fixed at open: a server of another size is refused */
+    return s->size; /* fixed at open: a server of another size is refused */
 }
 
 /* ---- describe --------------------------------------------------------- */
@@ -396,8 +421,9 @@ static int nbd_drv_describe(struct vd_image *img, char *buf, size_t len)
     json_str(uri, sizeof(uri), s->uri);
     pthread_mutex_lock(&s->lock);
     active = !s->have_info ? 1
-             : s->info.can_multi_conn || s->info.read_only || s->readonly ? s->n_conns
-                                                                          : 1;
+             : s->info.can_multi_conn || s->info.read_only || s->readonly
+                 ? s->n_conns
+                 : 1;
     if (s->n_up == 0) {
         state = s->connects == 0 ? "connecting" : "disconnected";
     } else {

@@ -11,7 +11,8 @@
 
 static struct timespec abs_time(int64_t ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (ms % 1000) * 1000000};
     return ts;
 }
 
@@ -19,8 +20,8 @@ static struct timespec abs_time(int64_t ms)
 struct nbd_wait {
     pthread_mutex_t lk;
     pthread_cond_t cv;
-    bool done;                   /* lk; the free callback has run */
-    int err;                     /* the completion callback's errno */
+    bool done; /* lk; the free callback has run */
+    int err;   /* the completion callback's errno */
     struct nbd_req *r;
 };
 
@@ -28,7 +29,7 @@ static int completion_cb(void *user_data, int *error)
 {
     struct nbd_wait *w = user_data;
     w->err = *error;
-    return 1;   /* retire automatically */
+    return 1; /* retire automatically */
 }
 
 static void free_cb(void *user_data)
@@ -37,7 +38,7 @@ static void free_cb(void *user_data)
     pthread_mutex_lock(&w->lk);
     w->done = true;
     pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->lk);   /* w may be gone after this */
+    pthread_mutex_unlock(&w->lk); /* w may be gone after this */
 }
 
 static int extent_cb(void *user_data, const char *context, uint64_t offset,
@@ -57,7 +58,9 @@ static int64_t submit(struct nbd_handle *h, struct nbd_req *r,
                       struct nbd_wait *w)
 {
     nbd_completion_callback cb = {
-        .callback = completion_cb, .user_data = w, .free = free_cb,
+        .callback = completion_cb,
+        .user_data = w,
+        .free = free_cb,
     };
     nbd_extent_callback ecb = {.callback = extent_cb, .user_data = w};
 
@@ -86,20 +89,44 @@ static bool conn_error(int err)
            err == EPIPE || err == ECONNABORTED;
 }
 
+/* Ask the I/O threads to redial now instead of at the end of their
+ * backoff: someone is waiting for a connection. */
+static void poke(struct nbd_state *s)
+{
+    for (int i = 0; i < s->n_conns; i++) {
+        struct nbd_conn *c = &s->conns[i];
+        if (!atomic_exchange(&c->poked, true)) {
+            vd_nbd_wake(c);
+        }
+    }
+}
+
 /* A live connection, round-robin; NULL when none comes up in time. */
 static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
 {
+    int64_t grace = 0;
+
     for (;;) {
         unsigned start = atomic_fetch_add(&s->rr, 1);
         for (int i = 0; i < s->n_conns; i++) {
-            struct nbd_conn *c = &s->conns[(start + (unsigned)i) % (unsigned)s->n_conns];
+            struct nbd_conn *c =
+                &s->conns[(start + (unsigned)i) % (unsigned)s->n_conns];
             if (atomic_load(&c->up)) {
                 return c;
             }
         }
+        if (grace == 0) {
+            poke(s);
+            grace = vd_nbd_now_ms() + NBD_POKE_WAIT_MS;
+        }
         pthread_mutex_lock(&s->lock);
         if (s->n_up == 0) {
-            int64_t limit = s->down_since_ms + s->timeout_ms;   /* note 4 */
+            /* note 4: wait out the outage's first timeout, and after that
+             * only as long as a poked redial takes. */
+            int64_t limit = s->down_since_ms + s->timeout_ms;
+            if (limit < grace) {
+                limit = grace;
+            }
             if (limit > deadline) {
                 limit = deadline;
             }
@@ -137,13 +164,13 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
         }
         pthread_rwlock_rdlock(&c->hlock);
         struct nbd_handle *h = c->h;
-        if (h == NULL) {            /* retired since pick() looked */
+        if (h == NULL) { /* retired since pick() looked */
             pthread_rwlock_unlock(&c->hlock);
             continue;
         }
         uint64_t gen = atomic_load(&c->gen);
         w.done = false;
-        w.err = ENOTCONN;           /* what a close without completion means */
+        w.err = ENOTCONN; /* what a close without completion means */
         r->bs_got = false;
         int64_t cookie = submit(h, r, &w);
         if (cookie == -1) {
@@ -170,7 +197,7 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
                     break;
                 }
             }
-            if (timed_out) {        /* note 3: kill it, then it completes */
+            if (timed_out) { /* note 3: kill it, then it completes */
                 atomic_store(&c->kill_why, NBD_KILL_TIMEOUT);
                 atomic_store(&c->kill_gen, gen);
                 vd_nbd_wake(c);
@@ -190,13 +217,14 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
              * up: drop every connection so it can, and redial. */
             for (int i = 0; i < s->n_conns; i++) {
                 atomic_store(&s->conns[i].kill_why, NBD_KILL_SHUTDOWN);
-                atomic_store(&s->conns[i].kill_gen, atomic_load(&s->conns[i].gen));
+                atomic_store(&s->conns[i].kill_gen,
+                             atomic_load(&s->conns[i].gen));
                 vd_nbd_wake(&s->conns[i]);
             }
         }
         if (conn_error(err) && !timed_out && vd_nbd_now_ms() < deadline) {
             struct timespec pause = {.tv_nsec = 1000000};
-            nanosleep(&pause, NULL);   /* let the I/O thread retire it */
+            nanosleep(&pause, NULL); /* let the I/O thread retire it */
             continue;
         }
         ret = conn_error(err) || timed_out ? -EIO : -err;

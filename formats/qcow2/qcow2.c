@@ -518,7 +518,14 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
 static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
 {
     struct qcow2_state *s = img->opaque;
-    int ret;
+    int ret = 0;
+    if (!s->readonly) {
+        /* Queued frees would otherwise count as leaks. */
+        ret = qcow2_flush(img);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     pthread_mutex_lock(&s->lock);
     ret = q2_check(s, res);
     pthread_mutex_unlock(&s->lock);

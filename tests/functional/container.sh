@@ -68,6 +68,8 @@ echo "container: built $IMG in $(elapsed "$t0") s"
 
 # ---- run -----------------------------------------------------------------------------
 on_exit "podman volume rm -f '$DATAVOL'"
+# run_container [VDISKD-FLAG...] — run-container.sh, then wait for the API
+# and for the mount to show on the host.
 run_container() {
     local i
     VD_PORT=$(free_port)
@@ -75,7 +77,7 @@ run_container() {
     on_exit "podman rm -f -t 5 '$NAME'"
     t0=$(date +%s.%N)
     VDISKD_NAME=$NAME VDISKD_DATA=$DATAVOL VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
-        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" >"$T/run.out" 2>&1 ||
+        "$SRC/deploy/run-container.sh" "$MNT" "$IMG" "$@" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
     sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
     for ((i = 0; i < 150; i++)); do
@@ -144,9 +146,29 @@ podman wait "$NAME" >/dev/null 2>&1 || true
 podman rm "$NAME" >/dev/null || fail "podman rm $NAME after kill"
 left=$(awk -v m="$MNT" '$2 == m && $3 ~ /^fuse/' /proc/mounts)
 echo "container: killed; left on the host: ${left:-nothing}"
-run_container
+# This one serves the files to an unprivileged QEMU user, the way libvirt
+# runs QEMU. Names in the container are not the host's: numeric IDs.
+QUID=64123
+QGID=64124
+run_container --owner $QUID:$QGID --file-mode 0660
 check_data "container after a killed one"
 echo "container: a container after a killed one serves v1 with its data"
+[ "$(stat -c %u:%g:%a "$MNT/v1")" = $QUID:$QGID:660 ] ||
+    cfail "host sees $MNT/v1 as $(stat -c %u:%g:%a "$MNT/v1"), want $QUID:$QGID:660"
+chmod 0711 "$T"     # let the unprivileged users reach $MNT
+as_user() {         # UID GID qemu-io-command
+    setpriv --reuid "$1" --regid "$2" --clear-groups -- qemu-io --image-opts \
+        "driver=raw,file.driver=file,file.filename=$MNT/v1,file.aio=io_uring,cache.direct=on" \
+        -c "$3" >"$T/qio.out" 2>&1
+}
+as_user $QUID $QGID "read -P $A 0 1M" ||
+    cfail "uid $QUID cannot read its volume file: $(cat "$T/qio.out")"
+as_user $QUID $QGID "write -P $A 8M 64k" ||
+    cfail "uid $QUID cannot write its volume file: $(cat "$T/qio.out")"
+if as_user $((QUID + 10)) $((QGID + 10)) "read 0 4k"; then
+    cfail "another uid could read a 0660 volume file of uid $QUID"
+fi
+echo "container: uid $QUID reads and writes v1 on the host, another uid is refused"
 
 # ---- QEMU on the host, vdiskd in the container -------------------------------------------
 # The guest overwrites every region written above with its own pattern.

@@ -59,6 +59,14 @@ qemu-io -f raw "$URI" -c "write -P 0xcd 80M 1M" >/dev/null 2>&1 ||
 qio "$F" "read -P 0xcd 80M 1M" >"$T/out" 2>&1 || fail "read through FUSE"
 grep -q "Pattern verification failed" "$T/out" && fail "file lacks server data"
 
+# A punched hole and a zeroed range read as zeroes on the server.
+qio "$F" "write -P 0xee 96M 2M" >/dev/null || fail "write before fallocate"
+fallocate -p -o 96M -l 1M "$F" || fail "punch hole through FUSE"
+fallocate -z -o 97M -l 512K "$F" || fail "zero range through FUSE"
+qemu-io -f raw -r "$URI" -c "read -P 0 96M 1536K" -c "read -P 0xee 99840K 512K" \
+    >"$T/out" 2>&1 || fail "qemu-io after fallocate: $(cat "$T/out")"
+grep -q "Pattern verification failed" "$T/out" && fail "fallocate: $(cat "$T/out")"
+
 # Refused: 4xx, a problem body naming the cause, and no volume left.
 bad_volume() {
     local status=$1 uri=$2 pattern=$3

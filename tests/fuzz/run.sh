@@ -1,20 +1,22 @@
 #!/bin/bash
-# tests/fuzz/run.sh [SECONDS] — fuzz the qcow2 open/read path for a bounded
-# time (default 60 s, one job) from the committed seed corpus. Builds the
-# harness in build-fuzz/ with clang if needed. New inputs go to a scratch
+# tests/fuzz/run.sh [SECONDS] [HARNESS] — fuzz for a bounded time (default
+# 60 s, one job) from the committed seed corpus. HARNESS is fuzz_qcow2
+# (open and read, the default) or fuzz_qcow2_rw (the write path). Builds
+# it in build-fuzz/ with clang if needed. New inputs go to a scratch
 # copy of the corpus; crashes land in build-fuzz/fuzz-artifacts/.
 set -eu
 secs=${1:-60}
+harness=${2:-fuzz_qcow2}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 bld=${VD_FUZZ_BUILDDIR:-$src/build-fuzz}
-if [ ! -x "$bld/tests/fuzz_qcow2" ]; then
+if [ ! -x "$bld/tests/$harness" ]; then
     cmake -S "$src" -B "$bld" -DVD_FUZZ=ON -DCMAKE_C_COMPILER=clang \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    make -C "$bld" -j2 fuzz_qcow2 >/dev/null
+    make -C "$bld" -j2 "$harness" >/dev/null
 fi
 work=$(mktemp -d /tmp/vdfuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$src/tests/fuzz/corpus/qcow2/"* "$work/"
 mkdir -p "$bld/fuzz-artifacts"
-"$bld/tests/fuzz_qcow2" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 \
+"$bld/tests/$harness" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 \
     -timeout=10 -artifact_prefix="$bld/fuzz-artifacts/" -print_final_stats=1 "$work"

@@ -38,7 +38,8 @@ static int64_t now_ms(void)
 
 static void sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
@@ -108,7 +109,8 @@ static bool can_connect(const char *sock, int port)
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     } else {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
@@ -123,7 +125,7 @@ static pid_t start_server(const char *sock, int port, const char *const *argv)
     char log[512];
     snprintf(log, sizeof(log), "%s/servers.log", dir);
     if (sock != NULL) {
-        unlink(sock);   /* a killed server leaves its socket behind */
+        unlink(sock); /* a killed server leaves its socket behind */
     }
     pid_t pid = fork();
     if (pid == 0) {
@@ -152,9 +154,10 @@ static pid_t start_server(const char *sock, int port, const char *const *argv)
 }
 
 /* nbdkit on a unix socket with extra arguments before the plugin. */
-#define NBDKIT(sock, ...)                                                  \
-    start_server(sock, 0, (const char *const[]){"nbdkit", "--exit-with-parent", \
-                 "-f", "-U", sock, __VA_ARGS__, NULL})
+#define NBDKIT(sock, ...)                                                      \
+    start_server(sock, 0,                                                      \
+                 (const char *const[]){"nbdkit", "--exit-with-parent", "-f",   \
+                                       "-U", sock, __VA_ARGS__, NULL})
 
 static int free_port(void)
 {
@@ -250,7 +253,7 @@ static void check_data_ops(struct vd_image *img, bool holes_read_as_zero)
     CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 1 * MIB), 0);
     CHECK_EQ(vd_image_pread(img, back, sizeof(back), 1 * MIB), 0);
     CHECK(memcmp(buf, back, sizeof(buf)) == 0);
-    CHECK_EQ(vd_image_pwrite(img, buf, 100, 3 * MIB + 7), 0);   /* unaligned */
+    CHECK_EQ(vd_image_pwrite(img, buf, 100, 3 * MIB + 7), 0); /* unaligned */
     CHECK_EQ(vd_image_pread(img, back, 100, 3 * MIB + 7), 0);
     CHECK(memcmp(buf, back, 100) == 0);
     CHECK_EQ(vd_image_flush(img), 0);
@@ -271,7 +274,8 @@ static void check_data_ops(struct vd_image *img, bool holes_read_as_zero)
     CHECK_EQ(vd_image_discard(img, 1 * MIB + 128 * 1024, 64 * 1024), 0);
     CHECK_EQ(vd_image_pread(img, back, 64 * 1024, 1 * MIB + 128 * 1024), 0);
     CHECK(is_zero(back, 64 * 1024));
-    CHECK_EQ(vd_image_write_zeroes(img, 2 * MIB - 4096, 4096, VD_ZERO_MAY_UNMAP), 0);
+    CHECK_EQ(
+        vd_image_write_zeroes(img, 2 * MIB - 4096, 4096, VD_ZERO_MAY_UNMAP), 0);
     CHECK_EQ(vd_image_pread(img, back, 4096, 2 * MIB - 4096), 0);
     CHECK(is_zero(back, 4096));
 
@@ -294,7 +298,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     uint8_t buf[64 * 1024], back[64 * 1024];
     for (int i = 0; i < w->iters; i++) {
-        uint64_t off = (uint64_t)w->id * 4 * MIB + (uint64_t)(i % 64) * sizeof(buf);
+        uint64_t off =
+            (uint64_t)w->id * 4 * MIB + (uint64_t)(i % 64) * sizeof(buf);
         fill(buf, sizeof(buf), (unsigned)(w->id * 1000 + i));
         if (vd_image_pwrite(w->img, buf, sizeof(buf), off) != 0 ||
             vd_image_pread(w->img, back, sizeof(back), off) != 0 ||
@@ -305,7 +310,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int64_t run_workers(struct vd_image *img, int n, int iters, int *failures)
+static int64_t run_workers(struct vd_image *img, int n, int iters,
+                           int *failures)
 {
     pthread_t t[8];
     struct worker w[8];
@@ -356,9 +362,10 @@ static void test_unix_memory(void)
     int failures;
     int64_t ms = run_workers(img, 8, 200, &failures);
     CHECK_EQ(failures, 0);
-    fprintf(stderr, "parallel: 8 threads x 200 x (64K write + read) in %lld ms\n",
+    fprintf(stderr,
+            "parallel: 8 threads x 200 x (64K write + read) in %lld ms\n",
             (long long)ms);
-    CHECK_EQ(img->stats.errors, 1);   /* only the out-of-range read */
+    CHECK_EQ(img->stats.errors, 1); /* only the out-of-range read */
     CHECK_EQ(vd_image_close(img), 0);
     stop_server(srv);
 }
@@ -369,9 +376,10 @@ static void test_tcp(void)
     int p = free_port();
     snprintf(port, sizeof(port), "%d", p);
     snprintf(uri, sizeof(uri), "nbd://127.0.0.1:%d/", p);
-    pid_t srv = start_server(NULL, p, (const char *const[]){
-        "nbdkit", "--exit-with-parent", "-f", "-i", "127.0.0.1", "-p", port,
-        "memory", "16M", NULL});
+    pid_t srv = start_server(
+        NULL, p,
+        (const char *const[]){"nbdkit", "--exit-with-parent", "-f", "-i",
+                              "127.0.0.1", "-p", port, "memory", "16M", NULL});
     CHECK(srv > 0);
     struct vd_image *img = open_uri(uri, NULL);
     CHECK(img != NULL);
@@ -390,14 +398,16 @@ static void test_latency_parallel(void)
     char sock[256], uri[512];
     snprintf(sock, sizeof(sock), "%s/delay.sock", dir);
     snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
-    pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M", "delay-read=50ms");
+    pid_t srv =
+        NBDKIT(sock, "--filter=delay", "memory", "64M", "delay-read=50ms");
     struct vd_image *img = open_uri(uri, NULL);
     CHECK(srv > 0 && img != NULL);
     if (img != NULL) {
         int failures;
-        int64_t ms = run_workers(img, 8, 8, &failures);   /* 64 reads */
+        int64_t ms = run_workers(img, 8, 8, &failures); /* 64 reads */
         CHECK_EQ(failures, 0);
-        fprintf(stderr, "latency: 64 reads of 50 ms each in %lld ms\n", (long long)ms);
+        fprintf(stderr, "latency: 64 reads of 50 ms each in %lld ms\n",
+                (long long)ms);
         CHECK(ms < 64 * 50 / 3);
         vd_image_close(img);
     }
@@ -427,14 +437,29 @@ static void test_read_only(void)
 static void test_bad_uris(void)
 {
     static const char *const bad[] = {
-        "", "garbage", "/tmp/file.raw", "file:///etc/passwd", "http://x/",
-        "nbds://127.0.0.1/", "nbds+unix:///?socket=/tmp/s", "nbd+vsock://1",
-        "nbd+ssh://host/", "nbd://", "nbd://:10809/", "nbd://host:0/",
-        "nbd://host:99999/", "nbd://host:abc/", "nbd://user@host/",
-        "nbd://host/?tls-psk-file=/etc/shadow", "nbd://[::1/",
-        "nbd+unix:///exp", "nbd+unix://host/?socket=/tmp/s",
-        "nbd+unix:///?socket=rel/path", "nbd+unix:///?socket=/s&tls=on",
-        "nbd://host/a b", "nbd://host/#frag",
+        "",
+        "garbage",
+        "/tmp/file.raw",
+        "file:///etc/passwd",
+        "http://x/",
+        "nbds://127.0.0.1/",
+        "nbds+unix:///?socket=/tmp/s",
+        "nbd+vsock://1",
+        "nbd+ssh://host/",
+        "nbd://",
+        "nbd://:10809/",
+        "nbd://host:0/",
+        "nbd://host:99999/",
+        "nbd://host:abc/",
+        "nbd://user@host/",
+        "nbd://host/?tls-psk-file=/etc/shadow",
+        "nbd://[::1/",
+        "nbd+unix:///exp",
+        "nbd+unix://host/?socket=/tmp/s",
+        "nbd+unix:///?socket=rel/path",
+        "nbd+unix:///?socket=/s&tls=on",
+        "nbd://host/a b",
+        "nbd://host/#frag",
     };
     char msg[512];
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
@@ -471,9 +496,10 @@ static void test_qemu_nbd(void)
     int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     CHECK(fd >= 0 && ftruncate(fd, 16 * MIB) == 0);
     close(fd);
-    pid_t srv = start_server(sock, 0, (const char *const[]){
-        "qemu-nbd", "-k", sock, "-f", "raw", "-x", "exp", "-e", "8", "-t",
-        img_path, NULL});
+    pid_t srv = start_server(sock, 0,
+                             (const char *const[]){"qemu-nbd", "-k", sock, "-f",
+                                                   "raw", "-x", "exp", "-e",
+                                                   "8", "-t", img_path, NULL});
     CHECK(srv > 0);
 
     snprintf(uri, sizeof(uri), "nbd+unix:///nope?socket=%s", sock);
@@ -485,6 +511,7 @@ static void test_qemu_nbd(void)
     CHECK(img != NULL);
     if (img != NULL) {
         CHECK_EQ(vd_image_length(img), 16 * MIB);
+        CHECK(wait_connected(img)); /* -e 8: qemu-nbd offers multi-conn */
         check_data_ops(img, false);
         fill(buf, sizeof(buf), 77);
         CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 5 * MIB), 0);
@@ -520,7 +547,7 @@ static void test_error_injection(void)
     int64_t t0 = now_ms();
     CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), -EIO);
     CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 4096), -EIO);
-    CHECK(now_ms() - t0 < 1000);   /* a server error is not retried */
+    CHECK(now_ms() - t0 < 1000); /* a server error is not retried */
     CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 8192), 0);
     CHECK_EQ(img->stats.errors, 2);
     unlink(trigger);
@@ -552,13 +579,28 @@ static void test_fallbacks(void)
     }
     stop_server(srv);
 
+    /* Writable without multi-conn: one connection, or a flush on one
+     * would not cover writes made on another. */
+    srv = NBDKIT(sock, "--filter=multi-conn", "memory", "64M",
+                 "multi-conn-mode=disable");
+    img = open_uri(uri, NULL);
+    CHECK(srv > 0 && img != NULL);
+    if (img != NULL) {
+        CHECK(describe_has(img, "\"can_multi_conn\":false"));
+        CHECK(wait_connected(img));
+        CHECK(describe_has(img, "\"connections\":1,\"connected\":1"));
+        check_data_ops(img, true);
+        vd_image_close(img);
+    }
+    stop_server(srv);
+
     srv = NBDKIT(sock, "--filter=nozero", "memory", "8M");
     img = open_uri(uri, NULL);
     CHECK(srv > 0 && img != NULL);
     if (img != NULL) {
         memset(buf, 0xee, sizeof(buf));
         CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);
-        CHECK_EQ(vd_image_write_zeroes(img, 0, 4096, 0), 0);   /* buffers */
+        CHECK_EQ(vd_image_write_zeroes(img, 0, 4096, 0), 0); /* buffers */
         CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), 0);
         CHECK(is_zero(buf, 4096) && buf[4096] == 0xee);
         CHECK_EQ(vd_image_discard(img, 4096, 4096), -ENOTSUP);
@@ -631,12 +673,14 @@ static void test_outage(void)
     pthread_join(t, NULL);
     CHECK_EQ(b.ret, -EIO);
     CHECK(b.ms >= 1500 && b.ms < 3500);
-    fprintf(stderr, "outage: in-flight read failed after %lld ms\n", (long long)b.ms);
+    fprintf(stderr, "outage: in-flight read failed after %lld ms\n",
+            (long long)b.ms);
 
-    /* Long outage: new I/O fails at once; the other volume is fine. */
+    /* Long outage: new I/O fails quickly (after one poked redial attempt,
+     * not the whole timeout); the other volume is fine. */
     int64_t t0 = now_ms();
     CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), -EIO);
-    CHECK(now_ms() - t0 < 500);
+    CHECK(now_ms() - t0 < 1000);
     CHECK(describe_has(img, "\"state\":\"disconnected\""));
     t0 = now_ms();
     CHECK_EQ(vd_image_pwrite(other, buf, sizeof(buf), 0), 0);
@@ -648,7 +692,8 @@ static void test_outage(void)
     CHECK(srv > 0);
     int64_t back = wait_io_back(img, 3000);
     CHECK(back >= 0);
-    fprintf(stderr, "outage: I/O back %lld ms after restart\n", (long long)back);
+    fprintf(stderr, "outage: I/O back %lld ms after restart\n",
+            (long long)back);
     CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);
     CHECK(wait_connected(img));
     CHECK(!describe_contains(img, "\"reconnects\":0"));
@@ -657,7 +702,7 @@ static void test_outage(void)
     /* A hung server (10 s reads): the read fails at the timeout, the
      * connection is dropped and redialled, writes keep working. */
     srv = NBDKIT(sock, "--filter=delay", "memory", "8M", "delay-read=10");
-    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);   /* reconnects */
+    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0); /* reconnects */
     t0 = now_ms();
     CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), -EIO);
     int64_t ms = now_ms() - t0;
@@ -668,7 +713,7 @@ static void test_outage(void)
 
     CHECK(img->stats.errors >= 3);
     CHECK_EQ(other->stats.errors, 0);
-    vd_image_close(img);   /* server gone: close must not hang */
+    vd_image_close(img); /* server gone: close must not hang */
     vd_image_close(other);
     stop_server(other_srv);
 }
@@ -703,6 +748,32 @@ static void test_graceful_restart(void)
     CHECK_EQ(b.ret, 0);
     CHECK(b.ms < 2000);
     CHECK_EQ(img->stats.errors, 0);
+    vd_image_close(img);
+    stop_server(srv);
+}
+
+/* A server back after a long outage serves the next request at once,
+ * though the reconnect backoff (cap 60 s here) has grown to seconds. */
+static void test_poke_redial(void)
+{
+    char sock[256], uri[512];
+    uint8_t buf[4096];
+    snprintf(sock, sizeof(sock), "%s/poke.sock", dir);
+    snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
+    pid_t srv = NBDKIT(sock, "memory", "8M");
+    setenv("VD_NBD_RECONNECT_MAX_MS", "60000", 1);
+    struct vd_image *img = open_uri(uri, NULL);
+    setenv("VD_NBD_RECONNECT_MAX_MS", "300", 1);
+    CHECK(srv > 0 && img != NULL);
+    if (img == NULL) {
+        return;
+    }
+    stop_server(srv);
+    sleep_ms(3500); /* redials at 0.1, 0.3, 0.7, 1.5, 3.1 s; next at 6.3 s */
+    srv = NBDKIT(sock, "memory", "8M");
+    int64_t t0 = now_ms();
+    CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), 0);
+    CHECK(now_ms() - t0 < 1000);
     vd_image_close(img);
     stop_server(srv);
 }
@@ -774,6 +845,7 @@ int main(void)
     test_fallbacks();
     test_outage();
     test_graceful_restart();
+    test_poke_redial();
     test_lazy();
     return vd_test_done("test_nbd");
 }

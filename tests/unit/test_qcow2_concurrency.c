@@ -8,6 +8,10 @@
  * qemu-img (check must be clean, compare identical). A small metadata
  * cache forces evictions during the run.
  *
+ * Meanwhile one more thread owns a region where it changes mappings of
+ * whole clusters: allocating writes, zero clusters with and without unmap,
+ * discards, so freed clusters are reused while others read and flush.
+ *
  * A second phase races readers against the first allocation of clusters:
  * a reader must see each cluster either still unallocated (zeroes) or
  * with its whole new contents, never a mixture. */
@@ -27,7 +31,8 @@
 #define OPS 1500
 #define SIZE (24u << 20)
 #define STRIPE 3000u
-#define NSTRIPES ((SIZE - (4u << 20)) / STRIPE)
+#define NSTRIPES ((SIZE - (8u << 20)) / STRIPE)
+#define MAP_OFF (SIZE - (8u << 20))   /* whole-cluster mapping changes */
 
 static struct vd_image *img;
 static uint8_t *shadow;
@@ -72,6 +77,40 @@ static void *run(void *arg)
             memcmp(got, shadow + off, STRIPE) != 0) {
             fprintf(stderr, "thread %d op %d: stripe %llu lost its data\n",
                     w->id, op, (unsigned long long)stripe);
+            failures++;
+            break;
+        }
+    }
+    free(buf);
+    free(got);
+    return NULL;
+}
+
+static void *run_mapper(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    uint8_t *buf = malloc(8 * 4096), *got = malloc(8 * 4096);
+    for (int op = 0; op < OPS; op++) {
+        uint64_t n = 1 + (unsigned)rand_r(&seed) % 8;
+        uint64_t c = (unsigned)rand_r(&seed) % ((4u << 20) / 4096 - n);
+        uint64_t off = MAP_OFF + c * 4096, len = n * 4096;
+        int kind = rand_r(&seed) % 8, ret;
+        if (kind == 0) {
+            ret = vd_image_discard(img, off, len);
+            memset(shadow + off, 0, len);   /* no backing: zeroes */
+        } else if (kind <= 2) {
+            ret = vd_image_write_zeroes(img, off, len,
+                                        kind == 1 ? VD_ZERO_MAY_UNMAP : 0);
+            memset(shadow + off, 0, len);
+        } else {
+            memset(buf, 0x80 | (op & 0x7f), len);
+            ret = vd_image_pwrite(img, buf, len, off);
+            memcpy(shadow + off, buf, len);
+        }
+        if (ret < 0 || vd_image_pread(img, got, len, off) < 0 ||
+            memcmp(got, shadow + off, len) != 0) {
+            fprintf(stderr, "mapper op %d kind %d failed (%d)\n", op, kind,
+                    ret);
             failures++;
             break;
         }
@@ -155,9 +194,12 @@ int main(void)
         ws[i].seed = 1234u + (unsigned)i;
         pthread_create(&th[i], NULL, run, &ws[i]);
     }
+    pthread_t mapper;
+    pthread_create(&mapper, NULL, run_mapper, (void *)(uintptr_t)99);
     for (int i = 0; i < NTHREADS; i++) {
         pthread_join(th[i], NULL);
     }
+    pthread_join(mapper, NULL);
     CHECK_EQ(failures, 0);
 
     /* Phase 2: the top 4 MiB were never written (stripes stop short). */
