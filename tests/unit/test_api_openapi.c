@@ -65,6 +65,13 @@ int main(void)
         {"/volumes/{name}", "get"}, {"/volumes/{name}", "patch"},
         {"/volumes/{name}", "delete"}, {"/health", "get"},
         {"/metrics", "get"},        {"/openapi.json", "get"},
+        {"/volumes/{name}/snapshots", "get"},
+        {"/volumes/{name}/snapshots", "post"},
+        {"/volumes/{name}/snapshots/{snapshot}", "get"},
+        {"/volumes/{name}/snapshots/{snapshot}", "delete"},
+        {"/volumes/{name}/snapshots/{snapshot}/revert", "post"},
+        {"/volumes/{name}/snapshots/{snapshot}/changes", "get"},
+        {"/jobs/{id}", "get"},
     };
     json_error_t jerr;
     json_t *doc, *paths;
