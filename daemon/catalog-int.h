@@ -17,4 +17,11 @@ struct vd_catalog {
 int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
                         const char *what);
 
+/* Run a change statement to its end (caller holds lock). Returns 0 when
+ * it changed at least one row, -ENOENT when it changed none, -EEXIST when
+ * it broke a constraint (the caller words both messages), or -EIO with
+ * SQLite's message in err. */
+int vd_catalog_step_change(struct vd_catalog *cat, sqlite3_stmt *st,
+                           struct vd_error *err, const char *what);
+
 #endif

@@ -31,6 +31,19 @@ int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
                         sqlite3_errmsg(cat->db));
 }
 
+int vd_catalog_step_change(struct vd_catalog *cat, sqlite3_stmt *st,
+                           struct vd_error *err, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        return -EEXIST;
+    }
+    if (rc != SQLITE_DONE) {
+        return vd_catalog_db_error(cat, err, what);
+    }
+    return sqlite3_changes(cat->db) > 0 ? 0 : -ENOENT;
+}
+
 static int exec_sql(struct vd_catalog *cat, const char *sql,
                     struct vd_error *err, const char *what)
 {
@@ -168,7 +181,6 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
         "(SELECT id FROM volumes WHERE name = ?6), ?7, ?8, ?9, ?9)";
     sqlite3_stmt *st = NULL;
     int ret = 0;
-    int rc;
 
     row->created_at = row->updated_at = (int64_t)time(NULL);
     pthread_mutex_lock(&cat->lock);
@@ -189,13 +201,10 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
     sqlite3_bind_int64(st, 7, (sqlite3_int64)row->size);
     sqlite3_bind_text(st, 8, row->state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, row->created_at);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_CONSTRAINT) {
-        ret = vd_error_set(err, -EEXIST, "volume '%s' already exists",
-                           row->name);
-    } else if (rc != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "insert");
-    } else {
+    ret = vd_catalog_step_change(cat, st, err, "insert");
+    if (ret == -EEXIST) {
+        vd_error_set(err, ret, "volume '%s' already exists", row->name);
+    } else if (ret == 0) {
         row->id = sqlite3_last_insert_rowid(cat->db);
     }
 out:
@@ -253,14 +262,12 @@ static int change_one(struct vd_catalog *cat, const char *sql,
         }
         sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
     }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_CONSTRAINT) {
+    ret = vd_catalog_step_change(cat, st, err, "update");
+    if (ret == -EEXIST) {
         ret = vd_error_set(err, -EBUSY, "volume '%s' is still referenced: %s",
                            name, sqlite3_errmsg(cat->db));
-    } else if (rc != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "update");
-    } else if (sqlite3_changes(cat->db) != 1) {
-        ret = vd_error_set(err, -ENOENT, "no volume named '%s'", name);
+    } else if (ret == -ENOENT) {
+        vd_error_set(err, ret, "no volume named '%s'", name);
     }
 out:
     sqlite3_finalize(st);

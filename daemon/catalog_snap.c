@@ -28,14 +28,12 @@ int vd_catalog_snapshot_insert(struct vd_catalog *cat, const char *volume,
     sqlite3_bind_int64(st, 3, (sqlite3_int64)row->size);
     sqlite3_bind_int64(st, 4, row->created_at ? row->created_at
                                               : (int64_t)time(NULL));
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_CONSTRAINT) {
-        ret = vd_error_set(err, -EEXIST, "volume '%s' already has a "
-                           "snapshot named '%s'", volume, row->name);
-    } else if (rc != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "snapshot insert");
-    } else if (sqlite3_changes(cat->db) != 1) {
-        ret = vd_error_set(err, -ENOENT, "no volume named '%s'", volume);
+    ret = vd_catalog_step_change(cat, st, err, "snapshot insert");
+    if (ret == -EEXIST) {
+        vd_error_set(err, ret, "volume '%s' already has a snapshot named "
+                     "'%s'", volume, row->name);
+    } else if (ret == -ENOENT) {
+        vd_error_set(err, ret, "no volume named '%s'", volume);
     }
 out:
     sqlite3_finalize(st);
@@ -58,11 +56,10 @@ int vd_catalog_snapshot_delete(struct vd_catalog *cat, const char *volume,
     }
     sqlite3_bind_text(st, 1, volume, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "snapshot delete");
-    } else if (sqlite3_changes(cat->db) != 1) {
-        ret = vd_error_set(err, -ENOENT, "volume '%s' has no snapshot "
-                           "named '%s'", volume, name);
+    ret = vd_catalog_step_change(cat, st, err, "snapshot delete");
+    if (ret == -ENOENT) {
+        vd_error_set(err, ret, "volume '%s' has no snapshot named '%s'",
+                     volume, name);
     }
 out:
     sqlite3_finalize(st);

@@ -102,26 +102,17 @@ json_get() {
 }
 
 # qio FILE qemu-io-commands... — qemu-io through io_uring with O_DIRECT,
-# the way QEMU opens a volume file.
-qio() {
-    local f=$1
-    shift
-    local args=()
-    local c
-    for c in "$@"; do args+=(-c "$c"); done
-    qemu-io --image-opts \
-        "driver=raw,file.driver=file,file.filename=$f,file.aio=io_uring,cache.direct=on" \
-        "${args[@]}"
-}
+# the way QEMU opens a volume file. qio_ro: the same, opened read-only.
+qio() { _qio "" "$@"; }
+qio_ro() { _qio -r "$@"; }
 
-# qio_ro FILE qemu-io-commands... — like qio, opened read-only.
-qio_ro() {
-    local f=$1
-    shift
+_qio() {
+    local ro=$1 f=$2
+    shift 2
     local args=()
     local c
     for c in "$@"; do args+=(-c "$c"); done
-    qemu-io -r --image-opts \
+    qemu-io ${ro:+"$ro"} --image-opts \
         "driver=raw,file.driver=file,file.filename=$f,file.aio=io_uring,cache.direct=on" \
         "${args[@]}"
 }
