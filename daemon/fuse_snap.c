@@ -142,9 +142,17 @@ static bool file_ino_get(struct vd_fuse_snap *fs, fuse_ino_t ino,
 
 /* ---- what the volume manager says ------------------------------------ */
 
-/* Snapshots of the served volume with that ino; its name into name.
- * Returns the count (0 for volumes without snapshots), -ENOENT if no
- * such volume is served. *out is caller-freed. */
+/* Whether a snapshot's name can be a file name (qemu-img allows any). */
+static bool name_ok(const char *n)
+{
+    return n[0] != '\0' && strchr(n, '/') == NULL && strcmp(n, ".") != 0 &&
+           strcmp(n, "..") != 0;
+}
+
+/* Snapshots of the served volume with that ino whose names can be file
+ * names; the volume's name into name. Returns the count (0 for volumes
+ * without snapshots), -ENOENT if no such volume is served. *out is
+ * caller-freed. */
 static int volume_snaps(struct vd_fuse_export *fx, uint64_t vol_ino,
                         char *name, struct vd_snapshot_view **out)
 {
@@ -162,7 +170,13 @@ static int volume_snaps(struct vd_fuse_export *fx, uint64_t vol_ino,
         *out = NULL;
         return n == -ENOENT ? -ENOENT : 0;
     }
-    return n;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (name_ok((*out)[i].name)) {
+            (*out)[k++] = (*out)[i];
+        }
+    }
+    return k;
 }
 
 /* The snapshot a file inode stands for, if it still exists: its view

@@ -66,7 +66,9 @@ int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
     int ret = 0;
 
     *out = NULL;
-    if (!vd_volume_name_valid(volume) || !vd_volume_name_valid(snapshot)) {
+    /* Snapshots made by other tools (qemu-img) may have any name. */
+    if (!vd_volume_name_valid(volume) || snapshot == NULL ||
+        snapshot[0] == '\0') {
         return vd_error_set(err, -ENOENT, "no snapshot '%s' of '%s'",
                             snapshot ? snapshot : "", volume ? volume : "");
     }

@@ -96,4 +96,16 @@ stop_daemon
 qemu-img check -q "$IMG" || fail "qemu-img check"
 qemu-img snapshot -l "$IMG" | grep -c ' on[1-5] ' | grep -qx 5 ||
     fail "qemu-img does not list the five snapshots"
+
+# Snapshots qemu-img takes appear too, under any name a file can have.
+qemu-img snapshot -c "Odd Name" "$IMG" && qemu-img snapshot -c "a/b" "$IMG" ||
+    fail "qemu-img snapshot -c"
+start_daemon
+[ -f "$S/v/Odd Name" ] || fail "qemu-img's snapshot not shown: $(ls "$S/v")"
+# ("a/b" cannot be a file name: not listed, and the listing still works.)
+[ "$(ls "$S/v" | LC_ALL=C sort | tr '\n' ,)" = "Odd Name,on1,on2,on3,on4,on5,s1," ] ||
+    fail "listing with qemu-img's snapshots: $(ls "$S/v")"
+cmp "$S/v/Odd Name" "$F" || fail "view of qemu-img's snapshot differs from the volume"
+stop_daemon
+qemu-img check -q "$IMG" || fail "qemu-img check after restart"
 echo "snapshot_online: ok"
