@@ -102,6 +102,37 @@ qio_ro "$VD_MNT/v1" 'read -P 0 8M 64k' >"$T/qio" || fail "reading the source"
 grep -q "Pattern verification failed" "$T/qio" && fail "clone's write reached the source"
 qio "$VD_MNT/c1" 'write -P 0 8M 64k' >/dev/null || fail "writing the clone back"
 
+# A snapshot of a linked clone: its view and its full clone read through
+# to the base (opened as a backing file beside the clone's own open), and
+# the full clone needs no base.
+api POST /volumes '{"name":"tmpl","size":"16M","format":"qcow2"}'
+expect_status 201
+qio "$VD_MNT/tmpl" 'write -P 0x0b 0 16M' >/dev/null || fail "writing tmpl"
+api POST /volumes '{"name":"lc","base":"tmpl"}'
+expect_status 201
+qio "$VD_MNT/lc" 'write -P 0x0c 4M 64k' >/dev/null || fail "writing lc"
+api POST /volumes/lc/snapshots '{"name":"s"}'
+expect_status 201
+qio "$VD_MNT/lc" 'write -P 0x0d 4M 64k' >/dev/null || fail "writing lc again"
+qio_ro "$VD_MNT/.snapshots/lc/s" 'read -P 0x0b 0 4M' 'read -P 0x0c 4M 64k' \
+    'read -P 0x0b 4160k 11968k' >"$T/qio" || fail "view of a linked clone's snapshot"
+grep -q "Pattern verification failed" "$T/qio" && fail "view of lc/s: $(cat "$T/qio")"
+api POST /volumes '{"name":"lcfull","source":{"volume":"lc","snapshot":"s"}}'
+expect_status 202
+LOC=$(tr -d '\r' <"$T/headers" | sed -n 's/^[Ll]ocation: //p')
+for ((i = 0; i < 300; i++)); do
+    api GET "$LOC"
+    state=$(json_get state)
+    [ "$state" = running ] || break
+    sleep 0.1
+done
+[ "$state" = succeeded ] || fail "clone of a linked clone's snapshot: $API_BODY"
+cmp "$VD_MNT/lcfull" "$VD_MNT/.snapshots/lc/s" || fail "lcfull differs from lc/s"
+api GET /volumes/lcfull
+LCFULL_IMG=$(json_get image)
+[ "$(json_get base)" = None ] || [ -z "$(json_get base)" ] || fail "lcfull has a base"
+IMAGES=$((IMAGES + 3))
+
 # A source whose snapshot turns out unreadable: made below by pointing
 # the snapshot's own L2 entry (the volume's was copied on write) far past
 # the end of the file while the daemon is down.
@@ -117,6 +148,8 @@ IMAGES=$((IMAGES + 1))
 stop_daemon
 qemu-img check -q "$C1_IMG" || fail "qemu-img check: clone"
 qemu-img check -q "$V1_IMG" || fail "qemu-img check: source"
+qemu-img check -q "$LCFULL_IMG" || fail "qemu-img check: lcfull"
+qemu-img info "$LCFULL_IMG" | grep -q "backing file" && fail "lcfull has a backing file"
 qemu-img info "$C1_IMG" | grep -q "backing file" && fail "full clone has a backing file"
 qemu-img compare -q -f raw -F qcow2 "$T/s1.raw" "$C1_IMG" ||
     fail "clone image differs from qemu-img's snapshot s1"
