@@ -210,7 +210,7 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
     struct snap_l1 a = {0}, b = {0};
     struct emitter e = {.cb = cb, .arg = arg};
     uint64_t cs = s->cluster_size, entries = 1ULL << s->l2_bits;
-    uint64_t span = cs << s->l2_bits, host_end, he;
+    uint64_t span = cs << s->l2_bits, host_end, he, budget;
     uint8_t *buf_a = NULL, *buf_b = NULL;
     int ret;
 
@@ -221,6 +221,10 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
     if (ret < 0) {
         goto out;
     }
+    /* A valid L1 names each L2 table once, so a walk reads at most two
+     * per cluster of the file; a hostile one repeating entries would
+     * otherwise read gigabytes. */
+    budget = 2 * (host_end / cs) + 2;
     buf_a = malloc(cs);
     buf_b = malloc(cs);
     if (buf_a == NULL || buf_b == NULL) {
@@ -234,6 +238,14 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
         if (oa == ob) {
             continue;   /* one shared L2 table, or none in both */
         }
+        uint64_t reads = (uint64_t)(oa != 0) + (uint64_t)(ob != 0);
+        if (reads > budget) {
+            ret = vd_error_set(err, -EIO, "invalid qcow2 image: snapshot "
+                               "L1 tables name more L2 tables than fit "
+                               "in the file");
+            break;
+        }
+        budget -= reads;
         if ((ret = load_l2(s, oa, host_end, buf_a, &ta)) < 0 ||
             (ret = load_l2(s, ob, host_end, buf_b, &tb)) < 0) {
             vd_error_set(err, ret, "reading L2 tables for %llu: %s",
