@@ -11,12 +11,22 @@
 #include "vd_error.h"
 #include "volume.h"
 
+/* Snapshot names and ids come from the image, which other tools may
+ * have written: bytes that are not UTF-8 show as null rather than fail
+ * the whole document. */
+static json_t *str_or_null(const char *s)
+{
+    json_t *j = json_string(s);
+    return j != NULL ? j : json_null();
+}
+
 static json_t *snapshot_to_json(const char *volume,
                                 const struct vd_snapshot_view *s)
 {
     char created[API_RFC3339_LEN];
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}",
-                     "name", s->name, "id", s->id, "volume", volume,
+    return json_pack("{s:o, s:o, s:s, s:I, s:I, s:o}",
+                     "name", str_or_null(s->name), "id", str_or_null(s->id),
+                     "volume", volume,
                      "size", (json_int_t)s->size,
                      "vm_state_size", (json_int_t)s->vm_state_size,
                      "created_at",

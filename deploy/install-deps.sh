@@ -15,7 +15,7 @@ if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-system-x86 busybox-static"
     # container.sh: rootful podman (runc: crun 1.8 fails on hybrid cgroups),
     # CNI + iptables for -p, and debootstrap for a base image without a registry
-    pkgs="$pkgs podman runc conmon containernetworking-plugins iptables
+    pkgs="$pkgs podman podman-compose runc conmon containernetworking-plugins iptables
           debootstrap debian-archive-keyring"
     # systemd_unit.sh: systemd-analyze verify
     pkgs="$pkgs systemd"

@@ -32,7 +32,9 @@ mkdir -p "$mnt"
 mountpoint -q "$mnt" || mount --bind "$mnt" "$mnt"
 findmnt -n -o PROPAGATION "$mnt" | grep -q shared || mount --make-shared "$mnt"
 
-exec podman run -d --name "$name" \
+# --stop-timeout: as long as the systemd unit gives it to flush every volume
+# and unmount before a SIGKILL (which would leave a dead mount behind).
+exec podman run -d --name "$name" --stop-timeout 60 \
     --device /dev/fuse --cap-add SYS_ADMIN \
     --security-opt apparmor=unconfined \
     -v "$data:/var/lib/vdiskd" \

@@ -5,8 +5,9 @@
 # the published API, write and read it from the host with qemu-io (io_uring,
 # O_DIRECT) through the propagated FUSE mount, stop it (clean exit, mount
 # gone), and run a new container on the same data volume: the volume and
-# its data are back, also after a container that was killed. Last, QEMU on
-# the host boots a guest on the volume the container serves.
+# its data are back, also after a container that was killed. QEMU on the
+# host boots a guest on the volume the container serves. Last, the same
+# image runs through deploy/compose.yaml.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../guest/guest.sh"
 
@@ -20,7 +21,7 @@ DATAVOL=vdiskd-test-data-$ID
 MNT=$T/vols
 SIZE=67108864
 
-for tool in podman runc debootstrap qemu-io qemu-img curl findmnt flock; do
+for tool in podman podman-compose runc debootstrap qemu-io qemu-img curl findmnt flock; do
     command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
 done
 mkdir -p "$CACHE"
@@ -48,6 +49,34 @@ cfail() {
     fail "$@"
 }
 
+# ---- what a killed run of this test left behind ---------------------------------------
+# Names carry the PID of the test that made them; nothing of a live one is touched.
+sweep() {
+    local img id pid c src
+    for img in $(podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/vdiskd-test:'); do
+        id=${img#localhost/vdiskd-test:}
+        pid=${id%%-*}
+        kill -0 "$pid" 2>/dev/null && continue
+        echo "container: removing $img and its containers, left by a killed run"
+        for c in $(podman ps -a -q --filter "ancestor=$img"); do
+            src=$(podman container inspect -f \
+                '{{range .Mounts}}{{if eq .Destination "/mnt/vols"}}{{.Source}}{{end}}{{end}}' "$c")
+            podman rm -f -t 0 "$c" >/dev/null 2>&1
+            # Its mount dir in the dead test's temp dir: the FUSE and bind mounts.
+            if [[ $src =~ ^/tmp/vdtest\.[A-Za-z0-9]+/vols$ ]]; then
+                while awk -v m="$src" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; do
+                    umount -l "$src" || break
+                done
+                rm -rf "${src%/vols}"
+            fi
+        done
+        podman volume rm -f "vdiskd-test-data-$id" "vdiskdtest${id//-/}_vdiskd-data" >/dev/null 2>&1
+        podman network rm -f "vdiskdtest${id//-/}_default" >/dev/null 2>&1
+        podman rmi -f "$img" >/dev/null 2>&1
+    done
+}
+sweep
+
 # ---- base image (cached) and the vdiskd image (made here, removed at exit) ---------
 t0=$(date +%s.%N)
 (
@@ -71,7 +100,6 @@ on_exit "podman volume rm -f '$DATAVOL'"
 # run_container [VDISKD-FLAG...] — run-container.sh, then wait for the API
 # and for the mount to show on the host.
 run_container() {
-    local i
     VD_PORT=$(free_port)
     VD_URL=http://127.0.0.1:$VD_PORT
     on_exit "podman rm -f -t 5 '$NAME'"
@@ -80,6 +108,13 @@ run_container() {
         "$SRC/deploy/run-container.sh" "$MNT" "$IMG" "$@" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
     sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
+    wait_healthy
+}
+
+# wait_healthy — the API of container $NAME answers on $VD_URL and its
+# mount is on the host at $MNT.
+wait_healthy() {
+    local i
     for ((i = 0; i < 150; i++)); do
         curl -fsS "$VD_URL/health" >/dev/null 2>&1 && break
         [ "$(podman container inspect -f '{{.State.Running}}' "$NAME")" = true ] ||
@@ -93,10 +128,10 @@ run_container() {
     echo "container: $NAME healthy on $VD_URL, mount on the host, in $(elapsed "$t0") s"
 }
 
-# podman stop: SIGTERM, the daemon unmounts and exits 0 within the timeout.
+# podman stop: SIGTERM, the daemon unmounts and exits 0 within the stop timeout.
 stop_container() {
     t0=$(date +%s.%N)
-    podman stop -t 30 "$NAME" >/dev/null || cfail "podman stop failed"
+    podman stop "$NAME" >/dev/null || cfail "podman stop failed"   # run-container.sh set the timeout
     local rc
     rc=$(podman container inspect -f '{{.State.ExitCode}}' "$NAME")
     [ "$rc" = 0 ] || cfail "vdiskd in the container exited with $rc on podman stop"
@@ -189,4 +224,31 @@ qemu-img compare -q -f raw -F "$FMT" "$T/expect.raw" "$image" ||
 if [ "$FMT" = qcow2 ]; then
     qemu-img check -f qcow2 "$image" >"$T/check.out" 2>&1 || fail "qemu-img check: $(cat "$T/check.out")"
 fi
+
+# ---- the same image through deploy/compose.yaml (podman-compose) ----------------------
+# A project of its own (fresh data volume) on the same shared mount dir.
+PROJ=vdiskdtest${ID//-/}
+NAME=${PROJ}_vdiskd_1
+VD_PORT=$(free_port)
+VD_URL=http://127.0.0.1:$VD_PORT
+compose() {
+    (cd "$SRC/deploy" && VDISKD_IMAGE=$IMG VDISKD_MOUNT=$MNT VDISKD_PUBLISH=127.0.0.1:$VD_PORT \
+        podman-compose -p "$PROJ" -f compose.yaml "$@")
+}
+on_exit "podman network rm -f '${PROJ}_default'"
+on_exit "podman volume rm -f '${PROJ}_vdiskd-data'"
+on_exit "podman rm -f -t 5 '$NAME'"
+t0=$(date +%s.%N)
+compose up -d --no-build >"$T/compose.out" 2>&1 || fail "podman-compose up: $(tail -n 20 "$T/compose.out")"
+podman container exists "$NAME" || fail "podman-compose made no $NAME: $(tail -n 20 "$T/compose.out")"
+wait_healthy
+api POST /volumes "{\"name\":\"c1\",\"size\":$SIZE}"
+expect_status 201
+qio "$MNT/c1" "write -P $B 0 1M" "flush" "read -P $B 0 1M" >"$T/qio.out" 2>&1 ||
+    cfail "qemu-io through the compose container: $(cat "$T/qio.out")"
+[ -e "$MNT/v1" ] && cfail "the compose project should have its own data volume, but v1 is there"
+echo "container: compose.yaml: volume c1 served to the host"
+stop_container
+compose down >"$T/compose.out" 2>&1 || fail "podman-compose down: $(tail -n 20 "$T/compose.out")"
+podman container exists "$NAME" && fail "podman-compose down left $NAME"
 echo "container: ok ($FMT)"

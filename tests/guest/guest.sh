@@ -6,9 +6,11 @@
 #
 #   guest_setup                       build or find the cached kernel + initramfs
 #   guest_expect SEED BYTE SIZE       the disk the guest leaves: $T/expect.raw
-#   guest_boot DISK FORM MODE SEED BYTE
+#   guest_fs_expect SEED              the file manifest the guest's ext2 holds
+#   guest_boot DISK FORM MODE SEED BYTE [FSDISK]
 #                                     boot on DISK (a volume file) with the
-#                                     -drive or -blockdev form, mode write|verify
+#                                     -drive or -blockdev form, mode write|verify;
+#                                     FSDISK (second volume file) gets the files
 
 VD_TEST_CACHE=${VD_TEST_CACHE:-/var/cache/vdiskd-tests}
 _GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,27 +44,46 @@ guest_expect() {
     GUEST_BYTE_SHA=$(sha256sum <"$T/byte" | cut -d' ' -f1)
 }
 
+# The guest's 48 files (tests/guest/init, fs_files), made here the same way;
+# the manifest is the sha256 of their sorted sha256sum lines.
+guest_fs_expect() {
+    local seed=$1 i d=$T/fswant
+    rm -rf "$d"
+    for ((i = 0; i < 48; i++)); do
+        mkdir -p "$d/d$((i % 4))"
+        (yes "F$i-$seed" || true) | head -c $(((i * 37 % 61) * 4096 + i * 113 % 4096 + 1)) \
+            >"$d/d$((i % 4))/f$i"
+    done
+    GUEST_FS_MANIFEST=$( (cd "$d" && find . -type f | LC_ALL=C sort | xargs sha256sum) |
+        sha256sum | cut -d' ' -f1)
+    rm -rf "$d"
+}
+
 # One guest at a time on this machine (TCG keeps a core busy). Fails unless
 # it powers off by itself with a PASS verdict and the region checksums the
 # host expects (call guest_expect first with the same seed and byte).
 _guest_n=0
 guest_boot() {
-    local file=$1 form=$2 mode=$3 seed=$4 byte=$5 disk rc=0 t0 t1 off want
-    local log=$T/guest-$((++_guest_n))-$form-$mode.log
-    case $form in
-    drive)
-        disk=(-drive "file=$file,format=raw,if=virtio,aio=io_uring,cache=none") ;;
-    blockdev)
-        disk=(-blockdev "driver=file,filename=$file,aio=io_uring,cache.direct=on,node-name=d0"
-              -device virtio-blk-pci,drive=d0) ;;
-    *) fail "guest_boot: unknown form $form" ;;
-    esac
+    local file=$1 form=$2 mode=$3 seed=$4 byte=$5 fsfile=${6:-} disk=() rc=0 t0 t1 off want
+    local log=$T/guest-$((++_guest_n))-$form-$mode.log f n=0 fs=0
+    for f in "$file" $fsfile; do
+        case $form in
+        drive)
+            disk+=(-drive "file=$f,format=raw,if=virtio,aio=io_uring,cache=none") ;;
+        blockdev)
+            disk+=(-blockdev "driver=file,filename=$f,aio=io_uring,cache.direct=on,node-name=d$n"
+                   -device "virtio-blk-pci,drive=d$n") ;;
+        *) fail "guest_boot: unknown form $form" ;;
+        esac
+        n=$((n + 1))
+    done
+    [ -n "$fsfile" ] && fs=1
     t0=$(date +%s.%N)
     flock "$VD_TEST_CACHE/guest.run.lock" \
         timeout 180 qemu-system-x86_64 -accel tcg -M q35 -m 256 -smp 1 \
         -nodefaults -display none -serial stdio -no-reboot \
         -kernel "$GUEST_KERNEL" -initrd "$GUEST_INITRD" \
-        -append "console=ttyS0 quiet panic=-1 vd_mode=$mode vd_seed=$seed vd_byte=$byte" \
+        -append "console=ttyS0 quiet panic=-1 vd_mode=$mode vd_seed=$seed vd_byte=$byte vd_fs=$fs" \
         "${disk[@]}" </dev/null >"$log.raw" 2>&1 || rc=$?
     t1=$(date +%s.%N)
     tr -d '\r' <"$log.raw" >"$log"
@@ -81,4 +102,8 @@ guest_boot() {
         grep -qx "VDGUEST: region $off sha256 $want" "$log" ||
             fail "guest ($form, $mode) read something else than the pattern at $off"
     done
+    if [ -n "$fsfile" ]; then
+        grep -qx "VDGUEST: fs manifest $GUEST_FS_MANIFEST" "$log" ||
+            fail "guest ($form, $mode) found other files on its ext2 than it wrote"
+    fi
 }

@@ -2,14 +2,15 @@
 # mkguest.sh — build the functional-test guest once and cache it: the kernel
 # of Debian's linux-image-amd64 (apt-get download + dpkg -x, not installed)
 # and a busybox-static initramfs whose /init is tests/guest/init, with the
-# virtio modules it loads in dependency order (from the modules' depends=).
+# modules it loads in dependency order (from the modules' depends=).
 #
 # Usage: mkguest.sh CACHE_DIR — prints "KERNEL_PATH INITRD_PATH" on stdout.
 # Safe to run concurrently (flock); a kernel or init change builds anew.
 set -euo pipefail
 cache=$1
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$cache"
+store=$cache/guest
+mkdir -p "$store"
 exec 9>"$cache/guest.build.lock"
 flock 9
 
@@ -27,14 +28,23 @@ if [ -z "$pkg" ]; then
     pkg=$(kpkg)
 fi
 [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"
-kdir=$cache/kernel/$pkg
+# virtio disks; ext4 (which mounts ext2) for the file-system workload, with
+# the crc32c its "softdep=pre: crypto-crc32c" asks for.
+wanted="virtio_pci virtio_blk crc32c_generic ext4"
+kdir=$store/kernel/$pkg-$(echo "$wanted" | sha256sum | cut -c1-8)
 if [ ! -f "$kdir/ok" ]; then
     echo "mkguest: fetching $pkg" >&2
     rm -rf "$kdir" "$kdir.tmp"
     mkdir -p "$kdir.tmp/deb"
     chown _apt "$kdir.tmp/deb" 2>/dev/null || true   # apt-get download drops root
-    (cd "$kdir.tmp/deb" && apt-get download -q "$pkg" >&2) ||
-        die "apt-get download $pkg failed"
+    if ! (cd "$kdir.tmp/deb" && apt-get download -q "$pkg" >&2); then
+        # Stale package lists name a kernel the archive no longer has:
+        # refresh them once and start over (the kernel may have changed).
+        [ -z "${MKGUEST_UPDATED:-}" ] || die "apt-get download $pkg failed"
+        rm -rf "$kdir.tmp"
+        apt-get update -qq >&2
+        MKGUEST_UPDATED=1 exec bash "$0" "$@"
+    fi
     dpkg -x "$kdir.tmp"/deb/*.deb "$kdir.tmp/x"
     kver=$(ls "$kdir.tmp/x/lib/modules")
     mods=$kdir.tmp/x/lib/modules/$kver
@@ -64,27 +74,32 @@ if [ ! -f "$kdir/ok" ]; then
         done
         order+=("$m")
     }
-    resolve virtio_pci
-    resolve virtio_blk
+    for m in $wanted; do
+        resolve "$m"
+    done
     echo "${order[*]}" >"$kdir.tmp/k/order"
     echo "$kver" >"$kdir.tmp/k/version"
     mv "$kdir.tmp/k" "$kdir"
     rm -rf "$kdir.tmp"
     touch "$kdir/ok"
 fi
-# Drop kernels that linux-image-amd64 no longer points at.
-for d in "$cache"/kernel/*; do
-    [ "$d" = "$kdir" ] || rm -rf "$d"
+# Other kernels and initramfs images may be in use by a test running from
+# another checkout: drop only those nobody used for a week.
+touch "$kdir/ok"
+for d in "$store"/kernel/*; do
+    if [ "$d" != "$kdir" ] && [ -z "$(find "$d/ok" -mtime -7 2>/dev/null)" ]; then
+        rm -rf "$d"
+    fi
 done
+find "$store" -maxdepth 1 -name 'initrd-*.cpio.gz' -mtime +7 -delete
 read -r -a order <"$kdir/order"
 
 # ---- initramfs ---------------------------------------------------------------
 key=$( (echo "$pkg ${order[*]}"; cat "$here/init" /bin/busybox) | sha256sum | cut -c1-16)
-initrd=$cache/initrd-$key.cpio.gz
+initrd=$store/initrd-$key.cpio.gz
 if [ ! -f "$initrd" ]; then
     echo "mkguest: packing initramfs (modules: ${order[*]})" >&2
-    rm -f "$cache"/initrd-*.cpio.gz
-    root=$(mktemp -d "$cache/initrd.XXXXXX")
+    root=$(mktemp -d "$store/initrd.XXXXXX")
     mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
     cp /bin/busybox "$root/bin/busybox"
     cp "$here/init" "$root/init"
@@ -98,4 +113,5 @@ if [ ! -f "$initrd" ]; then
     mv "$initrd.tmp" "$initrd"
     rm -rf "$root"
 fi
+touch "$initrd"
 echo "$kdir/vmlinuz $initrd"

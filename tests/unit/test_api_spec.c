@@ -71,7 +71,21 @@ static void test_good(void)
     CHECK_EQ(spec("{\"name\": \"i\", \"import\": {\"path\": \"/srv/x.img\"}}",
                   &s, &err), 0);
     CHECK(strcmp(s.import_path, "/srv/x.img") == 0);
+    CHECK(s.source_volume == NULL && s.source_snapshot == NULL);
     CHECK_EQ(err.code, 0);
+
+    /* a full clone takes its size from the snapshot */
+    CHECK_EQ(spec("{\"name\": \"c\", \"format\": \"qcow2\", \"source\": "
+                  "{\"volume\": \"v1\", \"snapshot\": \"s1\"}}", &s, &err), 0);
+    CHECK(s.source_volume != NULL && strcmp(s.source_volume, "v1") == 0);
+    CHECK(s.source_snapshot != NULL && strcmp(s.source_snapshot, "s1") == 0);
+    CHECK(strcmp(s.format, "qcow2") == 0);
+    CHECK_EQ(s.size, 0);
+
+    /* a remote backend's size comes from its server */
+    CHECK_EQ(spec("{\"name\": \"n\", \"backend\": {\"type\": \"nbd\", "
+                  "\"uri\": \"nbd://h/e\"}}", &s, &err), 0);
+    CHECK_EQ(s.size, 0);
 }
 
 static void test_bad(void)
@@ -117,6 +131,20 @@ static void test_bad(void)
         "'import.y'");
     BAD("{\"name\": \"a\", \"base\": \"b\", \"import\": {\"path\": \"/x\"}}",
         "together");
+    BAD("{\"name\": \"a\", \"source\": \"v1\"}", "'source' must be an object");
+    BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v1\"}}", "'snapshot'");
+    BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v1\", \"snapshot\": "
+        "\"s\", \"x\": 1}}", "'source.x'");
+    BAD("{\"name\": \"a\", \"source\": {\"volume\": \"..\", \"snapshot\": "
+        "\"s\"}}", "'source.volume'");
+    BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v\", \"snapshot\": "
+        "\"S S\"}}", "'source.snapshot'");
+    BAD("{\"name\": \"a\", \"size\": 512, \"source\": {\"volume\": \"v\", "
+        "\"snapshot\": \"s\"}}", "size");
+    BAD("{\"name\": \"a\", \"base\": \"b\", \"source\": {\"volume\": \"v\", "
+        "\"snapshot\": \"s\"}}", "together");
+    BAD("{\"name\": \"a\", \"backend\": {\"type\": \"nbd\", \"uri\": \"u\"}, "
+        "\"source\": {\"volume\": \"v\", \"snapshot\": \"s\"}}", "backend");
 }
 
 static void test_resize(void)

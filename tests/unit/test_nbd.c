@@ -100,6 +100,18 @@ static void on_alarm(int sig)
     _exit(2);
 }
 
+/* A crash or ^C still removes servers and files, then dies as it would.
+ * (raise() from here would wait until this handler's thread returns,
+ * while the other threads carry on testing.) */
+static void on_fatal(int sig)
+{
+    cleanup();
+    if (sig == SIGINT || sig == SIGTERM) {
+        _exit(128 + sig);
+    }
+    signal(sig, SIG_DFL);   /* SIGSEGV/SIGBUS fault again, abort() re-raises */
+}
+
 static bool can_connect(const char *sock, int port)
 {
     int fd, ok;
@@ -830,6 +842,11 @@ int main(void)
     }
     atexit(cleanup);
     signal(SIGALRM, on_alarm);
+    signal(SIGSEGV, on_fatal);
+    signal(SIGABRT, on_fatal);
+    signal(SIGBUS, on_fatal);
+    signal(SIGINT, on_fatal);
+    signal(SIGTERM, on_fatal);
     alarm(240);
     setenv("VD_NBD_TIMEOUT_MS", "2000", 1);
     setenv("VD_NBD_RECONNECT_MAX_MS", "300", 1);
