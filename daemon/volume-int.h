@@ -99,6 +99,11 @@ struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
 /* Close the gate and wait until no request is in flight. */
 void vd_volume_gate_close(struct vd_volume *vol);
 void vd_volume_gate_open(struct vd_volume *vol);
+/* Enter the gate as a data request does (waits while it is closed):
+ * vol->img stays open until vd_volume_gate_leave. -EIO when the volume
+ * is going away or has no image. */
+int vd_volume_gate_enter(struct vd_volume *vol);
+void vd_volume_gate_leave(struct vd_volume *vol);
 /* Mark going away unless a client has the file open and !force (-EBUSY). */
 int vd_volume_retire(struct vd_volume *vol, bool force);
 int vd_volume_open_count(struct vd_volume *vol);
