@@ -34,6 +34,15 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     if (backend != NULL && !local) {
         json_object_set_new(backend, "uri", str_or_null(r->location));
     }
+    if (backend != NULL && vi->backend_state[0] != '\0') {
+        /* The driver's own account (NBD: connection state, capabilities);
+         * its members join the backend object, ours win on a clash. */
+        json_t *st = json_loads(vi->backend_state, 0, NULL);
+        if (json_is_object(st)) {
+            json_object_update_missing(backend, st);
+        }
+        json_decref(st);
+    }
     stats = json_pack("{s:I, s:I, s:I, s:I, s:I}",
                       "reads", (json_int_t)vi->reads,
                       "writes", (json_int_t)vi->writes,

@@ -54,9 +54,14 @@ struct vd_volmgr {
 /* volume.c */
 int vd_fsync_dir(const char *dir);
 bool vd_row_is_file(const struct vd_volume_row *row);
+/* Open a row's image. At start-up (lazy) a remote backend that cannot be
+ * reached opens disconnected, sized from the catalog, and connects later. */
 int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                        bool readonly, struct vd_image **img,
                        struct vd_error *err);
+int vd_volmgr_open_row_lazy(struct vd_volmgr *mgr,
+                            const struct vd_volume_row *row, bool readonly,
+                            struct vd_image **img, struct vd_error *err);
 /* Whether any volume names this one as its base (linked clones). */
 bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name);
 /* Swap the volume's image for one opened read-only or read-write, with

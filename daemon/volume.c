@@ -81,16 +81,34 @@ static const char *row_driver(const struct vd_volume_row *row)
     return vd_row_is_file(row) ? row->format : row->backend;
 }
 
-int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
-                       bool readonly, struct vd_image **img,
-                       struct vd_error *err)
+static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
+                    bool readonly, bool lazy, struct vd_image **img,
+                    struct vd_error *err)
 {
     struct vd_open_opts o = {
         .readonly = readonly,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .direct = !mgr->host_cache,
     };
+    if (!vd_row_is_file(row) && lazy) {
+        o.lazy_connect = true;
+        o.size_hint = row->size;
+    }
     return vd_image_open(row_driver(row), row->location, &o, img, err);
+}
+
+int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
+                       bool readonly, struct vd_image **img,
+                       struct vd_error *err)
+{
+    return open_row(mgr, row, readonly, false, img, err);
+}
+
+int vd_volmgr_open_row_lazy(struct vd_volmgr *mgr,
+                            const struct vd_volume_row *row, bool readonly,
+                            struct vd_image **img, struct vd_error *err)
+{
+    return open_row(mgr, row, readonly, true, img, err);
 }
 
 /* Publish a volume on the mount (takes over the caller's reference). */
@@ -195,7 +213,7 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
             is_base = strcmp(rows[k].base, row->name) == 0 &&
                       strcmp(rows[k].state, VD_STATE_READY) == 0;
         }
-        if (vd_volmgr_open_row(mgr, row, is_base, &img, &e) < 0) {
+        if (vd_volmgr_open_row_lazy(mgr, row, is_base, &img, &e) < 0) {
             vd_err("reconcile: volume '%s' is not served: %s", row->name,
                    e.msg);
             if (strcmp(row->state, VD_STATE_MISSING) != 0) {

@@ -45,6 +45,8 @@ struct vd_volume_info {
     int64_t allocated;            /* host bytes, -1 if unknown */
     int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
+    char backend_state[1024];     /* driver's JSON object text, "" if none
+                                     (NBD: connection state, capabilities) */
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */

@@ -41,6 +41,10 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
         out->bytes_read = atomic_load(&s->bytes_read);
         out->bytes_written = atomic_load(&s->bytes_written);
         out->errors = atomic_load(&s->errors);
+        if (vd_image_describe(vol->img, out->backend_state,
+                              sizeof(out->backend_state)) < 0) {
+            out->backend_state[0] = '\0';
+        }
     }
 }
 
@@ -373,6 +377,14 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     ret = vd_volmgr_open_row(mgr, &row, false, &img, err);
     if (ret < 0) {
+        goto out_undo;
+    }
+    if (!file && spec->size != 0 && vd_image_length(img) != spec->size) {
+        ret = vd_error_set(err, -EINVAL, "the server's export is %llu bytes, "
+                           "not the %llu asked for (leave 'size' out to take "
+                           "the export's)",
+                           (unsigned long long)vd_image_length(img),
+                           (unsigned long long)spec->size);
         goto out_undo;
     }
     row.size = vd_image_length(img);

@@ -48,6 +48,12 @@ grep -q "Pattern verification failed" "$T/out" && fail "b data during outage"
 curl -fsS "$VD_URL/health" >/dev/null || fail "daemon unhealthy during outage"
 api GET /volumes/a
 expect_status 200
+backend_state() {
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backend"]["state"])' "$T/body"
+}
+[ "$(backend_state)" != connected ] || fail "a reports connected during the outage: $API_BODY"
+api GET /volumes/b
+[ "$(backend_state)" = connected ] || fail "b's backend state: $API_BODY"
 
 start_nbd "$T/a.sock"
 ok=
@@ -70,5 +76,30 @@ expect_status 200
 [ "$(json_get state)" = ready ] || fail "a after restart: $API_BODY"
 qio "$VD_MNT/a" "read -P 0x22 0 1M" >"$T/out" 2>&1 || fail "read a after restart"
 grep -q "Pattern verification failed" "$T/out" && fail "a data after restart"
+
+# A daemon started while the server is down still serves the volume (its
+# I/O fails until the server is back) instead of dropping it as missing.
+stop_daemon
+kill -9 "$NBD_PID"
+wait "$NBD_PID" 2>/dev/null
+start_daemon
+api GET /volumes/a
+[ "$(json_get state)" = ready ] || fail "a with its server down at start: $API_BODY"
+[ "$(json_get size)" = 67108864 ] || fail "a's size with its server down: $API_BODY"
+[ -e "$VD_MNT/a" ] || fail "a is not on the mount while its server is down"
+qio "$VD_MNT/a" "read 0 64k" 2>&1 | grep -q "Input/output error" ||
+    fail "read from a with no server did not fail with EIO"
+start_nbd "$T/a.sock"
+ok=
+for ((i = 0; i < 50; i++)); do
+    if qio "$VD_MNT/a" "write -P 0x33 0 64k" 2>&1 | grep -q "^wrote"; then
+        ok=1
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$ok" ] || fail "a did not connect once its server came up"
+api GET /volumes/a
+[ "$(backend_state)" = connected ] || fail "a's state after connecting: $API_BODY"
 stop_daemon
 echo "nbd_outage: ok"

@@ -9,11 +9,16 @@ secs=${1:-60}
 harness=${2:-fuzz_qcow2}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 bld=${VD_FUZZ_BUILDDIR:-$src/build-fuzz}
-if [ ! -x "$bld/tests/$harness" ]; then
-    cmake -S "$src" -B "$bld" -DVD_FUZZ=ON -DCMAKE_C_COMPILER=clang \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    make -C "$bld" -j2 "$harness" >/dev/null
-fi
+mkdir -p "$bld"
+# Harnesses may be fuzzed in parallel (ctest -j): build one at a time.
+(
+    flock 9
+    if [ ! -x "$bld/tests/$harness" ]; then
+        cmake -S "$src" -B "$bld" -DVD_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        make -C "$bld" -j2 "$harness" >/dev/null
+    fi
+) 9>"$bld/.build-lock"
 work=$(mktemp -d /tmp/vdfuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$src/tests/fuzz/corpus/qcow2/"* "$work/"
