@@ -462,6 +462,12 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
                            name, clones);
         goto out;
     }
+    if (vd_volmgr_snapview_busy(mgr, name, NULL)) {
+        ret = vd_error_set(err, -EBUSY, "snapshots of volume '%s' are open "
+                           "through %s/.snapshots; close them first", name,
+                           mgr->mount_dir);
+        goto out;
+    }
     struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
     if (vol != NULL) {
         ret = vd_volume_retire(vol, force);
