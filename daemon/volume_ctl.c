@@ -32,7 +32,9 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     }
     out->row.size = vd_volume_size(vol);
     out->open_count = vd_volume_open_count(vol);
-    if (vol->img != NULL) {
+    /* Through the gate: a reopen (linked clone base) or delete must not
+     * close the image while it is read here. */
+    if (vd_volume_gate_enter(vol) == 0) {
         struct vd_image_stats *s = &vol->img->stats;
         int64_t a = vd_image_allocated(vol->img);
         out->allocated = a >= 0 ? a : -1;
@@ -45,6 +47,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
                               sizeof(out->backend_state)) < 0) {
             out->backend_state[0] = '\0';
         }
+        vd_volume_gate_leave(vol);
     }
 }
 
