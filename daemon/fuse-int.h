@@ -17,6 +17,7 @@
 
 struct vd_volume;
 struct vd_fuse_event;
+struct vd_fuse_snap;
 
 /* One FUSE open of a volume file; fi->fh points at it. */
 struct vd_fuse_handle {
@@ -42,6 +43,8 @@ struct vd_fuse_export {
 
     pthread_mutex_t handles_lock;
     struct vd_fuse_handle handles;   /* list head; handles_lock */
+
+    struct vd_fuse_snap *snap;       /* the .snapshots tree (fuse_snap.c) */
 
     /* Invalidation worker (fuse_export.c); all under ev_lock. */
     pthread_mutex_t ev_lock;
@@ -100,5 +103,25 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
 /* Drop every handle the kernel did not release (after the loop ended). */
 void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
+
+/* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
+#define VD_FUSE_SNAPDIR ".snapshots"
+int vd_fuse_snap_init(struct vd_fuse_export *fx);
+void vd_fuse_snap_fini(struct vd_fuse_export *fx);   /* releases handles */
+/* true for every inode of the tree (all above volume inodes). */
+bool vd_fuse_snap_ino(fuse_ino_t ino);
+/* parent is the root (name is VD_FUSE_SNAPDIR) or an inode of the tree. */
+void vd_fuse_snap_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* getattr (to_set 0) and setattr: only timestamps may be "set". */
+void vd_fuse_snap_getattr(fuse_req_t req, fuse_ino_t ino, int to_set);
+void vd_fuse_snap_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+                          off_t off);
+void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi);
+void vd_fuse_snap_release(fuse_req_t req, struct fuse_file_info *fi);
+void vd_fuse_snap_read(fuse_req_t req, size_t size, off_t off,
+                       struct fuse_file_info *fi);
+/* Drop every snapshot handle the kernel did not release. */
+void vd_fuse_snap_release_all(struct vd_fuse_export *fx);
 
 #endif

@@ -387,6 +387,12 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
     fx->started_at = time(NULL);
     fx->handles.next = fx->handles.prev = &fx->handles;
     pthread_mutex_init(&fx->handles_lock, NULL);
+    if (vd_fuse_snap_init(fx) < 0) {
+        pthread_mutex_destroy(&fx->handles_lock);
+        free(fx->mount_dir);
+        free(fx);
+        return vd_error_set(err, -ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&fx->ev_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -444,6 +450,7 @@ out_free:
     pthread_cond_destroy(&fx->ev_done_cond);
     pthread_mutex_destroy(&fx->ev_lock);
     pthread_mutex_destroy(&fx->handles_lock);
+    vd_fuse_snap_fini(fx);
     free(fx->mount_dir);
     free(fx);
     return ret;
@@ -583,6 +590,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
             nanosleep(&ms, NULL);
         }
         vd_fuse_release_all_handles(fx);
+        vd_fuse_snap_release_all(fx);
         return;
     }
     /* All /dev/fuse descriptors of the loop are closed now, so the
@@ -593,6 +601,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     fuse_session_destroy(fx->se);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);
+    vd_fuse_snap_fini(fx);
     pthread_cond_destroy(&fx->ev_cond);
     pthread_cond_destroy(&fx->ev_done_cond);
     pthread_mutex_destroy(&fx->ev_lock);

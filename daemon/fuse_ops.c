@@ -11,7 +11,9 @@
  *    lookups are not cached, so a new volume is visible immediately.
  * 3. readdir offsets: 1 after ".", 2 after "..", ino + FX_DIR_OFF after a
  *    volume; volumes are walked in ino order, so a listing resumes right
- *    after the last entry it returned even if volumes came or went. */
+ *    after the last entry it returned even if volumes came or went.
+ * 4. The snapshot tree (/.snapshots, fuse_snap.c) has inodes of its own
+ *    above all volume inodes; each handler below hands those to it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,11 @@ static void fx_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct fuse_entry_param e;
     struct vd_volume *vol;
 
+    if (vd_fuse_snap_ino(parent) ||
+        (parent == FUSE_ROOT_ID && strcmp(name, VD_FUSE_SNAPDIR) == 0)) {
+        vd_fuse_snap_lookup(req, parent, name);
+        return;
+    }
     if (parent != FUSE_ROOT_ID) {
         fuse_reply_err(req, ENOTDIR);
         return;
@@ -162,6 +169,10 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
         fuse_reply_attr(req, &st, FX_TIMEOUT);
         return;
     }
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_getattr(req, ino, 0);
+        return;
+    }
     if (!fx_enter(fx)) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -188,6 +199,10 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
     /* Timestamps are accepted and ignored; ownership and mode come from
      * the daemon's configuration. */
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_getattr(req, ino, to_set);
+        return;
+    }
     if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
         fuse_reply_err(req, EPERM);
         return;
@@ -259,6 +274,10 @@ static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct vd_fuse_export *fx = req_fx(req);
     struct readdir_ctx c = {.req = req, .size = size};
 
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_readdir(req, ino, size, off);
+        return;
+    }
     if (ino != FUSE_ROOT_ID) {
         fuse_reply_err(req, ENOTDIR);
         return;
@@ -323,6 +342,78 @@ static void fx_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
     fuse_reply_err(req, 0);   /* the directory has no state of its own */
 }
 
+/* Files: snapshot files are read-only and handled by fuse_snap.c; write,
+ * fallocate and flush never reach them (read-only opens, noflush), but a
+ * stray one is refused rather than handed a handle of the wrong kind. */
+static void fx_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_open(req, ino, fi);
+    } else {
+        vd_fuse_open(req, ino, fi);
+    }
+}
+
+static void fx_release(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_release(req, fi);
+    } else {
+        vd_fuse_release(req, ino, fi);
+    }
+}
+
+static void fx_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_read(req, size, off, fi);
+    } else {
+        vd_fuse_read(req, ino, size, off, fi);
+    }
+}
+
+static void fx_write_buf(fuse_req_t req, fuse_ino_t ino,
+                         struct fuse_bufvec *bufv, off_t off,
+                         struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        fuse_reply_err(req, EROFS);
+    } else {
+        vd_fuse_write_buf(req, ino, bufv, off, fi);
+    }
+}
+
+static void fx_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        fuse_reply_err(req, 0);
+    } else {
+        vd_fuse_flush(req, ino, fi);
+    }
+}
+
+static void fx_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                     struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        fuse_reply_err(req, 0);   /* nothing of a snapshot is ever dirty */
+    } else {
+        vd_fuse_fsync(req, ino, datasync, fi);
+    }
+}
+
+static void fx_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+                         off_t len, struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        fuse_reply_err(req, EROFS);
+    } else {
+        vd_fuse_fallocate(req, ino, mode, off, len, fi);
+    }
+}
+
 const struct fuse_lowlevel_ops vd_fuse_ops = {
     .init = fx_init,
     .lookup = fx_lookup,
@@ -330,15 +421,15 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .forget_multi = fx_forget_multi,
     .getattr = fx_getattr,
     .setattr = fx_setattr,
-    .open = vd_fuse_open,
-    .release = vd_fuse_release,
-    .read = vd_fuse_read,
-    .write_buf = vd_fuse_write_buf,
-    .flush = vd_fuse_flush,
-    .fsync = vd_fuse_fsync,
+    .open = fx_open,
+    .release = fx_release,
+    .read = fx_read,
+    .write_buf = fx_write_buf,
+    .flush = fx_flush,
+    .fsync = fx_fsync,
     .readdir = fx_readdir,
     .fsyncdir = fx_fsyncdir,
     .statfs = fx_statfs,
-    .fallocate = vd_fuse_fallocate,
+    .fallocate = fx_fallocate,
 };
 

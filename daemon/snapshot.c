@@ -10,7 +10,14 @@
  *    and the image is flushed before the snapshot is taken, so the
  *    snapshot holds every write acknowledged before it.
  * 3. Order for create: image snapshot, then catalog row. A crash between
- *    the two leaves a snapshot without a row, which the next sync adds. */
+ *    the two leaves a snapshot without a row, which the next sync adds.
+ * 4. A snapshot being read — by a clone job, a view on the mount
+ *    (snapview.c) or a changed-block walk — cannot be deleted: the first
+ *    two are counted and make delete answer -EBUSY, the walk holds ctl.
+ * 5. Reads that do not take ctl (list, show: the API and every stat on
+ *    the mount's .snapshots tree) pass the volume's I/O gate like data
+ *    requests, so a reopen (a base frozen for clones) cannot close the
+ *    image under them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,14 +49,23 @@ static void to_view(const struct vd_snapshot_info *si,
 }
 
 /* The served volume, with a snapshot-capable image, into *out (a new
- * reference); -ENOENT or -ENOTSUP with err set otherwise. */
-static int snap_volume(struct vd_volmgr *mgr, const char *volume,
-                       struct vd_volume **out, struct vd_error *err)
+ * reference); -ENOENT or -ENOTSUP with err set otherwise. Callers hold
+ * ctl, or pass `enter` and leave the volume's gate when done (note 5). */
+static int snap_volume_gated(struct vd_volmgr *mgr, const char *volume,
+                             bool enter, struct vd_volume **out,
+                             struct vd_error *err)
 {
     struct vd_volume *vol = vd_volume_name_valid(volume)
                                 ? vd_volmgr_lookup(mgr, volume) : NULL;
     *out = NULL;
+    if (vol != NULL && enter && vd_volume_gate_enter(vol) < 0) {
+        vd_volume_unref(vol);
+        vol = NULL;
+    }
     if (vol == NULL || vol->img == NULL) {
+        if (vol != NULL && enter) {
+            vd_volume_gate_leave(vol);
+        }
         vd_volume_unref(vol);
         return vd_error_set(err, -ENOENT, "no served volume named '%s'",
                             volume);
@@ -58,11 +74,27 @@ static int snap_volume(struct vd_volmgr *mgr, const char *volume,
         int ret = vd_error_set(err, -ENOTSUP, "volume '%s' is a %s %s "
                                "volume, which has no snapshots", volume,
                                vol->row.format, vol->row.backend);
+        if (enter) {
+            vd_volume_gate_leave(vol);
+        }
         vd_volume_unref(vol);
         return ret;
     }
     *out = vol;
     return 0;
+}
+
+static int snap_volume(struct vd_volmgr *mgr, const char *volume,
+                       struct vd_volume **out, struct vd_error *err)
+{
+    return snap_volume_gated(mgr, volume, false, out, err);
+}
+
+/* Leave what snap_volume_gated(enter = true) entered. */
+static void snap_volume_done(struct vd_volume *vol)
+{
+    vd_volume_gate_leave(vol);
+    vd_volume_unref(vol);
 }
 
 /* Find name in the image's table; 0 with *out filled, or -ENOENT. */
@@ -199,13 +231,13 @@ int vd_volmgr_snapshot_list(struct vd_volmgr *mgr, const char *volume,
 {
     struct vd_snapshot_info *si = NULL;
     struct vd_volume *vol;
-    int n = snap_volume(mgr, volume, &vol, err);
+    int n = snap_volume_gated(mgr, volume, true, &vol, err);
     *out = NULL;
     if (n < 0) {
         return n;
     }
     n = vd_image_snapshot_list(vol->img, &si);
-    vd_volume_unref(vol);
+    snap_volume_done(vol);
     if (n < 0) {
         return vd_error_set(err, n, "cannot read snapshots of '%s': %s",
                             volume, strerror(-n));
@@ -228,12 +260,12 @@ int vd_volmgr_snapshot_get(struct vd_volmgr *mgr, const char *volume,
                            struct vd_error *err)
 {
     struct vd_volume *vol;
-    int ret = snap_volume(mgr, volume, &vol, err);
+    int ret = snap_volume_gated(mgr, volume, true, &vol, err);
     if (ret < 0) {
         return ret;
     }
     ret = find_snapshot(vol, name, out, err);
-    vd_volume_unref(vol);
+    snap_volume_done(vol);
     return ret;
 }
 
@@ -257,6 +289,12 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
         ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is being "
                            "cloned; delete it when the job has finished",
                            name, volume);
+        goto out;
+    }
+    if (vd_volmgr_snapview_busy(mgr, volume, name)) {
+        ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is open "
+                           "through %s/.snapshots; delete it once it is "
+                           "closed", name, volume, mgr->mount_dir);
         goto out;
     }
     vd_volume_gate_close(vol);
@@ -354,10 +392,13 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
 {
     struct extent_list l = {0};
     struct vd_volume *vol;
-    int ret = snap_volume(mgr, volume, &vol, err);
+    int ret;
 
     *out = NULL;
+    pthread_mutex_lock(&mgr->ctl);   /* no snapshot goes away mid-walk */
+    ret = snap_volume(mgr, volume, &vol, err);
     if (ret < 0) {
+        pthread_mutex_unlock(&mgr->ctl);
         return ret;
     }
     if ((ret = find_snapshot(vol, snap, NULL, err)) < 0 ||
@@ -371,6 +412,7 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
     }
 out:
     vd_volume_unref(vol);
+    pthread_mutex_unlock(&mgr->ctl);
     if (ret < 0) {
         free(l.v);
         return ret;

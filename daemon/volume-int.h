@@ -44,6 +44,9 @@ struct vd_volmgr {
 
     struct vd_jobs *jobs;            /* full clones in progress */
 
+    pthread_mutex_t views_lock;      /* protects views (snapview.c) */
+    struct vd_snapview *views;       /* open snapshot views */
+
     vd_volume_notify_fn notify;
     void *notify_arg;
 };
@@ -88,12 +91,24 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
  * changed. */
 void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol);
 
+/* snapview.c */
+/* Whether a view of volume's snapshot (any snapshot if NULL) is open. */
+bool vd_volmgr_snapview_busy(struct vd_volmgr *mgr, const char *volume,
+                             const char *snapshot);
+/* Close views nobody released (shutdown). */
+void vd_volmgr_snapviews_free(struct vd_volmgr *mgr);
+
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
                                 struct vd_image *img, uint64_t ino);
 /* Close the gate and wait until no request is in flight. */
 void vd_volume_gate_close(struct vd_volume *vol);
 void vd_volume_gate_open(struct vd_volume *vol);
+/* Enter the gate as a data request does (waits while it is closed):
+ * vol->img stays open until vd_volume_gate_leave. -EIO when the volume
+ * is going away or has no image. */
+int vd_volume_gate_enter(struct vd_volume *vol);
+void vd_volume_gate_leave(struct vd_volume *vol);
 /* Mark going away unless a client has the file open and !force (-EBUSY). */
 int vd_volume_retire(struct vd_volume *vol, bool force);
 int vd_volume_open_count(struct vd_volume *vol);

@@ -312,6 +312,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     }
     pthread_mutex_init(&mgr->ctl, NULL);
     pthread_mutex_init(&mgr->lock, NULL);
+    pthread_mutex_init(&mgr->views_lock, NULL);
     mgr->cat = cat;
     mgr->host_cache = cfg->host_cache;
     mgr->next_ino = 2;   /* 1 is the mount's root directory */
@@ -418,6 +419,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
         return;
     }
     vd_jobs_free(mgr->jobs);   /* running clones stop and undo themselves */
+    vd_volmgr_snapviews_free(mgr);
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);
@@ -435,6 +437,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     free_strv(mgr->allowed_dirs);
     pthread_mutex_destroy(&mgr->ctl);
     pthread_mutex_destroy(&mgr->lock);
+    pthread_mutex_destroy(&mgr->views_lock);
     free(mgr);
 }
 

@@ -128,6 +128,22 @@ int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
 int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
                       struct vd_job_info *out, struct vd_error *err);
 
+/* Read-only views of snapshots (the mount's .snapshots files). A view
+ * opens the volume's image a second time as the snapshot, while the
+ * volume keeps serving writes; opens of one (volume, snapshot) share one
+ * image. While any view of a snapshot is open, deleting the snapshot or
+ * its volume answers -EBUSY. -ENOENT for unknown names, -ENOTSUP for
+ * volumes without snapshots. */
+struct vd_snapview;
+int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
+                            const char *snapshot, struct vd_snapview **out,
+                            struct vd_error *err);
+/* Drop one user; the last closes the image. Accepts NULL. */
+void vd_snapview_close(struct vd_snapview *v);
+uint64_t vd_snapview_size(const struct vd_snapview *v);
+int vd_snapview_pread(struct vd_snapview *v, void *buf, size_t len,
+                      uint64_t off);
+
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);
 

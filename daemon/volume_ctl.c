@@ -32,7 +32,9 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     }
     out->row.size = vd_volume_size(vol);
     out->open_count = vd_volume_open_count(vol);
-    if (vol->img != NULL) {
+    /* Through the gate: a reopen (linked clone base) or delete must not
+     * close the image while it is read here. */
+    if (vd_volume_gate_enter(vol) == 0) {
         struct vd_image_stats *s = &vol->img->stats;
         int64_t a = vd_image_allocated(vol->img);
         out->allocated = a >= 0 ? a : -1;
@@ -45,6 +47,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
                               sizeof(out->backend_state)) < 0) {
             out->backend_state[0] = '\0';
         }
+        vd_volume_gate_leave(vol);
     }
 }
 
@@ -460,6 +463,12 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
     if (clones_of(mgr, name, clones, sizeof(clones)) > 0) {
         ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s",
                            name, clones);
+        goto out;
+    }
+    if (vd_volmgr_snapview_busy(mgr, name, NULL)) {
+        ret = vd_error_set(err, -EBUSY, "snapshots of volume '%s' are open "
+                           "through %s/.snapshots; close them first", name,
+                           mgr->mount_dir);
         goto out;
     }
     struct vd_volume *vol = vd_volmgr_lookup(mgr, name);

@@ -177,6 +177,16 @@ static int gate_enter(struct vd_volume *vol)
     }
 }
 
+int vd_volume_gate_enter(struct vd_volume *vol)
+{
+    return gate_enter(vol);
+}
+
+void vd_volume_gate_leave(struct vd_volume *vol)
+{
+    gate_leave(vol);
+}
+
 int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
 {
     int ret = gate_enter(vol);

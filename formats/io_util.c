@@ -79,11 +79,18 @@ static int ofd_lock(int fd, int cmd, short type, off_t start)
 
 int vd_lock_image_fd(int fd, bool write)
 {
+    return vd_lock_image_fd_mode(fd, write ? VD_LOCK_WRITE : VD_LOCK_READ);
+}
+
+int vd_lock_image_fd_mode(int fd, enum vd_lock_mode mode)
+{
     unsigned perm = PERM_CONSISTENT_READ;
     unsigned shared = PERM_ALL;
     int ret;
-    if (write) {
+    if (mode == VD_LOCK_WRITE) {
         perm |= PERM_WRITE | PERM_WRITE_UNCHANGED | PERM_RESIZE;
+    }
+    if (mode != VD_LOCK_READ) {
         shared = PERM_CONSISTENT_READ | PERM_WRITE_UNCHANGED;
     }
     for (unsigned i = 0; i < 4; i++) {

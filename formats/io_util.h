@@ -41,6 +41,17 @@ int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,
  * holds a conflicting lock. */
 int vd_lock_image_fd(int fd, bool write);
 
+/* The same locks by role. A backing file is read like a reader's, but
+ * refuses to share write and resize as QEMU does for backing files: an
+ * image under a live overlay must not change. Readers (such as a snapshot
+ * view beside the volume's writer) share everything. */
+enum vd_lock_mode {
+    VD_LOCK_READ,      /* consistent read; others may do anything */
+    VD_LOCK_BACKING,   /* consistent read; refuses others' write, resize */
+    VD_LOCK_WRITE,     /* everything; shares only read, write-unchanged */
+};
+int vd_lock_image_fd_mode(int fd, enum vd_lock_mode mode);
+
 /* a + b into *out; false on overflow. */
 static inline bool vd_add_overflows(uint64_t a, uint64_t b, uint64_t *out)
 {

@@ -85,7 +85,9 @@ static int raw_open(struct vd_image *img, const char *location,
                            location);
         goto out_close;
     }
-    ret = vd_lock_image_fd(s->hf.fd, !o->readonly);
+    ret = vd_lock_image_fd_mode(s->hf.fd, !o->readonly ? VD_LOCK_WRITE
+                                          : o->chain_depth > 0 ? VD_LOCK_BACKING
+                                                               : VD_LOCK_READ);
     if (ret < 0) {
         vd_error_set(err, ret, "'%s' is in use by another process: %s",
                      location, strerror(-ret));

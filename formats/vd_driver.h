@@ -38,7 +38,11 @@ struct vd_open_opts {
     /* Directories (canonical, no trailing slash) a backing file may be
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
-    int chain_depth;                 /* how deep in a backing chain this open is */
+    int chain_depth;                 /* how deep in a backing chain this open
+                                        is; above 0 the image is a backing
+                                        file, and file drivers lock it so
+                                        that nobody may write or resize it
+                                        (VD_LOCK_BACKING, io_util.h) */
     /* Remote backends (is_file == false) only; file drivers ignore these. */
     bool lazy_connect;     /* server down: open anyway, disconnected, sized by
                             * size_hint, and connect in the background */

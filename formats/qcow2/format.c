@@ -263,9 +263,12 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
             h->backing_file_size > QCOW2_MAX_BACKING_NAME) {
             return bad(err, "backing file name length out of range");
         }
+        /* Compare without adding: a hostile offset near 2^64 would wrap. */
         if (h->backing_file_offset < h->header_length ||
-            h->backing_file_offset + h->backing_file_size > cs ||
-            h->backing_file_offset + h->backing_file_size > len) {
+            h->backing_file_offset > cs ||
+            h->backing_file_offset > len ||
+            h->backing_file_size > cs - h->backing_file_offset ||
+            h->backing_file_size > len - h->backing_file_offset) {
             return bad(err, "backing file name outside the first cluster");
         }
     }

@@ -112,6 +112,7 @@ static int open_backing(struct qcow2_state *s, const char *location,
     }
     bo = *o;
     bo.readonly = true;
+    bo.snapshot = NULL;   /* a view reads the backing file as it is */
     bo.chain_depth = o->chain_depth + 1;
     ret = vd_image_open(fmt, real, &bo, &s->backing, err);
     if (ret == 0) {
@@ -242,7 +243,9 @@ int qcow2_open(struct vd_image *img, const char *location,
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
         s->readonly = img->readonly = true;   /* never write a corrupt image */
     }
-    ret = vd_lock_image_fd(s->fd, !s->readonly);
+    ret = vd_lock_image_fd_mode(s->fd, !s->readonly ? VD_LOCK_WRITE
+                                       : o->chain_depth > 0 ? VD_LOCK_BACKING
+                                                            : VD_LOCK_READ);
     if (ret < 0) {
         vd_error_set(err, ret, "'%s' is in use by another process: %s",
                      location, strerror(-ret));
@@ -310,6 +313,13 @@ int qcow2_open(struct vd_image *img, const char *location,
     pthread_rwlockattr_destroy(&attr);
     pthread_cond_init(&s->inflight_cond, NULL);
 
+    if (o->snapshot != NULL) {
+        /* image.c opened us read-only: a view never writes (snapview.c). */
+        ret = q2_view_select(s, o->snapshot, err);
+        if (ret < 0) {
+            goto fail_locks;
+        }
+    }
     if (!s->readonly) {
         /* Repairs before anything else is written. Autoclear bits go
          * first: we maintain none of their data (bitmaps, ...), and a

@@ -383,6 +383,20 @@ int qcow2_snapshot_delete(struct vd_image *img, const char *name,
                           struct vd_error *err);
 int qcow2_snapshot_revert(struct vd_image *img, const char *name,
                           struct vd_error *err);
+/* Index of the snapshot named (or, failing that, with the id) name in
+ * s->snaps, or -1. Lock held or snapshots otherwise stable. */
+int q2_snapshot_find(const struct qcow2_state *s, const char *name);
+
+/* ---- snapview.c: read-only uses of snapshots ---- */
+/* During open: make the named snapshot's L1 table the mapping and its
+ * disk size the virtual size (read-only opens only). -ENOENT if absent. */
+int q2_view_select(struct qcow2_state *s, const char *name,
+                   struct vd_error *err);
+/* vd_driver.snapshot_changes. */
+int qcow2_snapshot_changes(struct vd_image *img, const char *since,
+                           const char *snap,
+                           int (*cb)(void *arg, uint64_t off, uint64_t len),
+                           void *arg, struct vd_error *err);
 
 /* ---- check.c ---- */
 int q2_check(struct qcow2_state *s, struct vd_check_result *res);

@@ -565,5 +565,6 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_revert = qcow2_snapshot_revert,
+    .snapshot_changes = qcow2_snapshot_changes,
     .check = qcow2_check_op,
 };

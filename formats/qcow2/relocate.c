@@ -64,8 +64,9 @@ int vd_qcow2_relocate(const char *location, const char *orig_dir,
     if (be32(hdr) != Q2_MAGIC || boff == 0) {
         goto out;   /* not qcow2 (open reports it) or no backing file */
     }
-    if (cbits < 9 || cbits > 21 || bsize == 0 || bsize >= sizeof(name) ||
-        boff + bsize > (1ull << cbits)) {
+    uint64_t cs = cbits >= 9 && cbits <= 21 ? 1ull << cbits : 0;
+    if (cs == 0 || bsize == 0 || bsize >= sizeof(name) || boff > cs ||
+        bsize > cs - boff) {
         ret = vd_error_set(err, -EINVAL, "'%s': backing file name lies "
                            "outside the first cluster", location);
         goto out;
@@ -84,8 +85,7 @@ int vd_qcow2_relocate(const char *location, const char *orig_dir,
         goto out;   /* absolute, or a protocol the driver will refuse */
     }
     int n = snprintf(abs, sizeof(abs), "%s/%s", orig_dir, name);
-    if (n < 0 || (size_t)n >= sizeof(abs) ||
-        boff + (uint64_t)n > (1ull << cbits)) {
+    if (n < 0 || (size_t)n >= sizeof(abs) || (uint64_t)n > cs - boff) {
         ret = vd_error_set(err, -ENAMETOOLONG, "'%s': the absolute backing "
                            "file name does not fit the first cluster",
                            location);

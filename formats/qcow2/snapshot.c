@@ -193,7 +193,7 @@ static struct q2_snapshot *copy_snaps(const struct q2_snapshot *src,
     return d;
 }
 
-static int find_snapshot(struct qcow2_state *s, const char *name)
+int q2_snapshot_find(const struct qcow2_state *s, const char *name)
 {
     for (uint32_t i = 0; i < s->nsnaps; i++) {
         if (strcmp(s->snaps[i].name, name) == 0) {
@@ -265,7 +265,7 @@ int qcow2_snapshot_create(struct vd_image *img, const char *name,
         return vd_error_set(err, -EINVAL, "bad snapshot name");
     }
     enter(s);
-    if (find_snapshot(s, name) >= 0) {
+    if (q2_snapshot_find(s, name) >= 0) {
         ret = vd_error_set(err, -EEXIST, "snapshot '%s' exists", name);
         goto out;
     }
@@ -356,7 +356,7 @@ int qcow2_snapshot_delete(struct vd_image *img, const char *name,
     int idx, ret;
 
     enter(s);
-    idx = find_snapshot(s, name);
+    idx = q2_snapshot_find(s, name);
     if (idx < 0) {
         ret = vd_error_set(err, -ENOENT, "no snapshot '%s'", name);
         goto out;
@@ -414,7 +414,7 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
     int idx, ret;
 
     enter(s);
-    idx = find_snapshot(s, name);
+    idx = q2_snapshot_find(s, name);
     if (idx < 0) {
         ret = vd_error_set(err, -ENOENT, "no snapshot '%s'", name);
         goto out;

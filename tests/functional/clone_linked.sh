@@ -2,7 +2,8 @@
 # clone_linked.sh — a linked clone reads its base's data, writes only to
 # itself, and keeps the base read-only: deleting the base is refused with
 # the clones named, a base open for writing cannot get clones, and the base
-# is writable again once its last clone is gone. qemu-img judges the images.
+# is writable again once its last clone is gone; other processes may not
+# write or resize a base under clones. qemu-img judges the images.
 . "$(dirname "$0")/../functions.sh"
 start_daemon
 
@@ -40,6 +41,17 @@ qio_ro "$VD_MNT/tmpl" 'read -P 0x5a 1M 64k' >/dev/null || fail "base changed und
 if qio "$VD_MNT/tmpl" 'write -P 0xee 0 4k' >/dev/null 2>&1; then
     fail "a base with clones accepted a write"
 fi
+# Its clones hold the base image as a backing file, which other processes
+# may read but not write or resize (QEMU's backing-file locking).
+if qemu-io -f qcow2 -c 'write -P 0xee 0 4k' "$TMPL_IMG" >"$T/qio" 2>&1; then
+    fail "another process wrote the base of live clones"
+fi
+grep -qi "lock" "$T/qio" || fail "write refused for another reason: $(cat "$T/qio")"
+if qemu-img resize -q "$TMPL_IMG" 128M 2>/dev/null; then
+    fail "another process resized the base of live clones"
+fi
+qemu-io -r -f qcow2 -c 'read -P 0x5a 0 4k' "$TMPL_IMG" >/dev/null ||
+    fail "another process cannot read the base"
 api DELETE /volumes/tmpl
 expect_status 409
 echo "$API_BODY" | grep -q "vm1" || fail "409 does not name the clones: $API_BODY"

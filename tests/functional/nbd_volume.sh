@@ -37,8 +37,13 @@ expect_status 201
 [ "$(json_get size)" = 268435456 ] || fail "size is not the server's: $API_BODY"
 api GET /volumes/n1
 expect_status 200
-[ "$(json_get backend)" = "{\"type\": \"nbd\", \"uri\": \"$URI\"}" ] ||
-    fail "backend not shown: $API_BODY"
+python3 - "$T/body" "$URI" <<'PY' || fail "backend not shown: $API_BODY"
+import json, sys
+b = json.load(open(sys.argv[1]))["backend"]
+assert b["type"] == "nbd" and b["uri"] == sys.argv[2], b
+assert b["state"] == "connected", b
+assert b["server"]["size"] == 256 << 20 and b["connected"] >= 1, b
+PY
 F=$VD_MNT/n1
 [ "$(stat -c %s "$F")" = 268435456 ] || fail "file size $(stat -c %s "$F")"
 

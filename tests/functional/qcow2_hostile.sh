@@ -48,6 +48,11 @@ read_eio() {
     [ "$(md5sum <"$1.qcow2")" = "$sum" ] || fail "$1: bad image was written to"
 }
 
+# A backing name offset that wraps 64-bit arithmetic (found by the fuzzer).
+mk bfwrap base.qcow2 "h(8, 'Q', 0xffffffffffffffff); h(16, 'I', 8)"
+open_fails bfwrap "backing file name outside the first cluster"
+mk bfpast base.qcow2 "h(8, 'Q', cs - 4); h(16, 'I', 8)"
+open_fails bfpast "backing file name outside the first cluster"
 mk l1huge base.qcow2 "h(36, 'I', 0x7fffffff)"
 open_fails l1huge "L1 table of 2147483647 entries is larger"
 mk l1eof base.qcow2 "h(40, 'Q', 1 << 40)"

@@ -2,7 +2,7 @@
 # tests/fuzz/run.sh [SECONDS] [HARNESS] — fuzz for a bounded time (default
 # 60 s, one job) from the committed seed corpus. HARNESS is fuzz_qcow2
 # (open and read, the default) or fuzz_qcow2_rw (the write path). Builds
-# it in build-fuzz/ with clang if needed. New inputs go to a scratch
+# it in build-fuzz/ with clang (incrementally, every run). New inputs go to a scratch
 # copy of the corpus; crashes land in build-fuzz/fuzz-artifacts/.
 set -eu
 secs=${1:-60}
@@ -13,11 +13,12 @@ mkdir -p "$bld"
 # Harnesses may be fuzzed in parallel (ctest -j): build one at a time.
 (
     flock 9
-    if [ ! -x "$bld/tests/$harness" ]; then
+    if [ ! -f "$bld/CMakeCache.txt" ]; then
         cmake -S "$src" -B "$bld" -DVD_FUZZ=ON -DCMAKE_C_COMPILER=clang \
             -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-        make -C "$bld" -j2 "$harness" >/dev/null
     fi
+    # Always make: a harness left from older sources would fuzz old code.
+    make -C "$bld" -j2 "$harness" >/dev/null
 ) 9>"$bld/.build-lock"
 work=$(mktemp -d /tmp/vdfuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -3,7 +3,8 @@
  * Drives a driver the way the daemon would (through image.c) so shell
  * tests can compare the result with qemu-img and qemu-io.
  *
- *   vd-img [-f FMT] [-A DIR]... [-r] [-C CACHEBYTES] COMMAND ARGS...
+ *   vd-img [-f FMT] [-A DIR]... [-r] [-s SNAPSHOT] [-C CACHEBYTES] COMMAND ARGS...
+ *   (-s opens the image read-only as that internal snapshot's view)
  *   create [-c CLUSTER] [-p off|metadata|falloc|full] [-b BACKING [-F FMT]]
  *          FMT PATH SIZE
  *   write PATH OFF LEN BYTE      read PATH OFF LEN (raw bytes to stdout)
@@ -11,6 +12,7 @@
  *   zero PATH OFF LEN [unmap]    discard PATH OFF LEN
  *   map PATH                     check PATH           resize PATH SIZE
  *   info PATH                    snapshot PATH -c|-d|-a NAME, or -l
+ *   changes PATH SNAP [SINCE]    changed extents "OFF LEN" a line
  *   stress PATH COUNT SEED [SHADOW]  random writes, zeroes, discards and
  *          flushes; with SHADOW, the expected contents are saved there */
 #include <errno.h>
@@ -31,6 +33,7 @@ static const char *dirs[MAX_DIRS + 1];
 static int ndirs;
 static bool readonly;
 static uint64_t cache_bytes;
+static const char *snapshot;
 
 static uint64_t parse_size(const char *s)
 {
@@ -55,6 +58,7 @@ static struct vd_image *open_img(const char *path, bool ro)
         .readonly = ro || readonly,
         .cache_bytes = cache_bytes,
         .allowed_dirs = ndirs ? dirs : NULL,
+        .snapshot = snapshot,
     };
     struct vd_error err = {0};
     struct vd_image *img;
@@ -63,6 +67,13 @@ static struct vd_image *open_img(const char *path, bool ro)
         exit(1);
     }
     return img;
+}
+
+static int print_extent(void *arg, uint64_t off, uint64_t len)
+{
+    (void)arg;
+    printf("%llu %llu\n", (unsigned long long)off, (unsigned long long)len);
+    return 0;
 }
 
 static int finish(struct vd_image *img, int ret, const char *what)
@@ -260,7 +271,7 @@ int main(int argc, char **argv)
     const char *cmd;
     int c, ret = 0;
 
-    while ((c = getopt(argc, argv, "+f:A:rC:")) != -1) {
+    while ((c = getopt(argc, argv, "+f:A:rs:C:")) != -1) {
         switch (c) {
         case 'f': fmt = optarg; break;
         case 'A':
@@ -269,6 +280,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'r': readonly = true; break;
+        case 's': snapshot = optarg; break;
         case 'C': cache_bytes = parse_size(optarg); break;
         default: return 2;
         }
@@ -288,7 +300,8 @@ int main(int argc, char **argv)
     }
     bool ro = !strcmp(cmd, "read") || !strcmp(cmd, "verify") ||
               !strcmp(cmd, "copy-out") || !strcmp(cmd, "map") ||
-              !strcmp(cmd, "info") || !strcmp(cmd, "check");
+              !strcmp(cmd, "info") || !strcmp(cmd, "check") ||
+              !strcmp(cmd, "changes");
     img = open_img(argv[1], ro);
     if (!strcmp(cmd, "write") && argc == 5) {
         ret = fill(img, parse_size(argv[2]), parse_size(argv[3]),
@@ -338,6 +351,13 @@ int main(int argc, char **argv)
         } else {
             ret = -EINVAL;
         }
+        if (ret < 0 && err.msg[0]) {
+            fprintf(stderr, "vd-img: %s\n", err.msg);
+        }
+    } else if (!strcmp(cmd, "changes") && argc >= 3) {
+        struct vd_error err = {0};
+        ret = vd_image_snapshot_changes(img, argc > 3 ? argv[3] : NULL,
+                                        argv[2], print_extent, NULL, &err);
         if (ret < 0 && err.msg[0]) {
             fprintf(stderr, "vd-img: %s\n", err.msg);
         }

@@ -1,9 +1,7 @@
 #!/bin/bash
-# api_clone_data.sh — PENDING: a full clone of a snapshot must hold the
-# snapshot's data, not the volume's current data. Fails today: no driver
-# reads vd_open_opts.snapshot, so the clone job's "snapshot view" of the
-# source is the active image (formats/image.c only marks it read-only).
-# Move to tests/functional/ once the qcow2 open honours opts->snapshot.
+# api_clone_data.sh — a full clone of a snapshot must hold the
+# snapshot's data, not the volume's current data (the clone job reads
+# the source through a qcow2 snapshot view).
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../api_functions.sh"
 
