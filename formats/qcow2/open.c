@@ -341,6 +341,15 @@ int qcow2_open(struct vd_image *img, const char *location,
             if (ret < 0) {
                 goto fail_locks;
             }
+        } else {
+            /* A crash can leave refcounts of clusters never written, past
+             * the end of the file: they must not look free. */
+            ret = q2_refcount_extend_host_end(s);
+            if (ret < 0) {
+                vd_error_set(err, ret, "reading refcount blocks of '%s': %s",
+                             location, strerror(-ret));
+                goto fail_locks;
+            }
         }
     }
     free(hbuf);

@@ -215,7 +215,9 @@ struct qcow2_state {
     uint64_t reftable_offset;
     struct q2_cache l2_cache;
     struct q2_cache rb_cache;
-    uint64_t host_end;           /* offset past every cluster in use */
+    uint64_t host_end;           /* offset past every cluster in use and
+                                    every nonzero refcount (may lie past
+                                    EOF after a crash) */
     uint64_t file_size;          /* host file size as far as we grew it */
     uint64_t free_hint;          /* no free cluster below this */
     struct q2_pending_free *pending;   /* frees waiting for a flush */
@@ -302,6 +304,12 @@ int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc);
 /* Add delta to the refcount of every cluster overlapping [off, off+len). */
 int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
                        int delta);
+/* Raise host_end past every cluster with a nonzero refcount. After a
+ * crash the refcount blocks may count clusters past the end of the file
+ * (allocated, refcount written, never written themselves); allocation
+ * takes every cluster at or past host_end for free, so a writable open
+ * must call this before the first allocation. */
+int q2_refcount_extend_host_end(struct qcow2_state *s);
 /* Find n contiguous free clusters, set their refcounts to 1. */
 int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off);
 /* Queue a decrement to run once the tables no longer pointing at the

@@ -88,6 +88,43 @@ int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
     return 0;
 }
 
+int q2_refcount_extend_host_end(struct qcow2_state *s)
+{
+    uint64_t mask = (1ULL << s->rb_bits) - 1;
+    uint64_t first = s->host_end >> s->cluster_bits;
+    uint64_t end = first;
+    uint64_t budget = s->host_end;   /* distinct blocks all fit in the file */
+
+    /* Only blocks covering clusters past the end of the file matter; each
+     * is validated against the file as it is (host_end not yet raised).
+     * A hostile table repeating one block cannot make this read more than
+     * the file's size. */
+    for (uint64_t i = first >> s->rb_bits;
+         i < s->reftable_size && budget >= s->cluster_size; i++) {
+        uint64_t off = s->reftable[i] & REFT_OFFSET_MASK;
+        uint64_t lo = i << s->rb_bits;
+        uint8_t *blk;
+        int ret;
+        if (off == 0 || !q2_host_cluster_ok(s, off) ||
+            q2_overlaps_metadata(s, off, s->cluster_size)) {
+            continue;   /* no block, or a bad one that rb_for refuses */
+        }
+        budget -= s->cluster_size;
+        ret = q2_cache_get(s, &s->rb_cache, off, true, &blk);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t j = mask + 1; j > 0 && lo + j > end; j--) {
+            if (q2_refcount_get_entry(blk, j - 1, s->refcount_order) != 0) {
+                end = lo + j;
+                break;
+            }
+        }
+    }
+    s->host_end = end << s->cluster_bits;
+    return 0;
+}
+
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
     return (a + b - 1) / b;
