@@ -88,6 +88,13 @@ extern const struct fuse_lowlevel_ops vd_fuse_ops;
 /* An aligned buffer of at least len bytes owned by the calling thread,
  * valid until its next call; NULL when out of memory. */
 void *vd_fuse_thread_buf(size_t len);
+/* Answer a read of [off, off+size) clamped to vsize with pread(obj, ...)
+ * into the thread's buffer; leaves fx (the caller entered it). */
+typedef int (*vd_fuse_pread_fn)(void *obj, void *buf, size_t len,
+                                uint64_t off);
+void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
+                        uint64_t vsize, size_t size, off_t off,
+                        vd_fuse_pread_fn pread, void *obj);
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
                      struct fuse_file_info *fi);

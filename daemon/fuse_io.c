@@ -199,20 +199,13 @@ void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, 0);
 }
 
-void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
+                        uint64_t vsize, size_t size, off_t off,
+                        vd_fuse_pread_fn pread, void *obj)
 {
-    struct vd_fuse_export *fx = req_fx(req);
-    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
-    uint64_t vsize;
     void *buf;
     int ret;
 
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, EIO);
-        return;
-    }
-    vsize = vd_volume_size(h->vol);
     if (off < 0 || (uint64_t)off >= vsize || size == 0) {
         fx_leave(fx);
         fuse_reply_buf(req, NULL, 0);
@@ -222,18 +215,32 @@ void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         size = (size_t)(vsize - (uint64_t)off);
     }
     buf = vd_fuse_thread_buf(size);
-    if (buf == NULL) {
-        fx_leave(fx);
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    ret = vd_volume_pread(h->vol, buf, size, (uint64_t)off);
+    ret = buf == NULL ? -ENOMEM : pread(obj, buf, size, (uint64_t)off);
     fx_leave(fx);
     if (ret < 0) {
         fuse_reply_err(req, -ret);
     } else {
         fuse_reply_buf(req, buf, size);
     }
+}
+
+static int volume_pread(void *vol, void *buf, size_t len, uint64_t off)
+{
+    return vd_volume_pread(vol, buf, len, off);
+}
+
+void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct vd_fuse_export *fx = req_fx(req);
+    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
+
+    if (!fx_enter(fx)) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    vd_fuse_reply_read(req, fx, vd_volume_size(h->vol), size, off,
+                       volume_pread, h->vol);
 }
 
 /* Where the payload of a write can be read from: in place when it is

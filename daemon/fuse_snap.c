@@ -589,35 +589,21 @@ void vd_fuse_snap_release(fuse_req_t req, struct fuse_file_info *fi)
     fuse_reply_err(req, 0);
 }
 
+static int view_pread(void *view, void *buf, size_t len, uint64_t off)
+{
+    return vd_snapview_pread(view, buf, len, off);
+}
+
 void vd_fuse_snap_read(fuse_req_t req, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct snap_handle *h = (struct snap_handle *)(uintptr_t)fi->fh;
-    uint64_t vsize;
-    void *buf;
-    int ret;
 
     if (!fx_enter(fx)) {
         fuse_reply_err(req, EIO);
         return;
     }
-    vsize = vd_snapview_size(h->view);
-    if (off < 0 || (uint64_t)off >= vsize || size == 0) {
-        fx_leave(fx);
-        fuse_reply_buf(req, NULL, 0);
-        return;
-    }
-    if (size > vsize - (uint64_t)off) {
-        size = (size_t)(vsize - (uint64_t)off);
-    }
-    buf = vd_fuse_thread_buf(size);
-    ret = buf == NULL ? -ENOMEM
-                      : vd_snapview_pread(h->view, buf, size, (uint64_t)off);
-    fx_leave(fx);
-    if (ret < 0) {
-        fuse_reply_err(req, -ret);
-    } else {
-        fuse_reply_buf(req, buf, size);
-    }
+    vd_fuse_reply_read(req, fx, vd_snapview_size(h->view), size, off,
+                       view_pread, h->view);
 }
