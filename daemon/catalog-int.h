@@ -24,4 +24,12 @@ int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
 int vd_catalog_step_change(struct vd_catalog *cat, sqlite3_stmt *st,
                            struct vd_error *err, const char *what);
 
+/* Step a prepared query (caller holds lock) to its end, decoding each row
+ * with read_row into a growing array of elem_size elements. Returns the
+ * row count with *out set (caller frees), or -errno with err set. */
+int vd_catalog_collect(struct vd_catalog *cat, sqlite3_stmt *st,
+                       size_t elem_size,
+                       void (*read_row)(sqlite3_stmt *st, void *elem),
+                       void **out, struct vd_error *err, const char *what);
+
 #endif

@@ -44,6 +44,37 @@ int vd_catalog_step_change(struct vd_catalog *cat, sqlite3_stmt *st,
     return sqlite3_changes(cat->db) > 0 ? 0 : -ENOENT;
 }
 
+int vd_catalog_collect(struct vd_catalog *cat, sqlite3_stmt *st,
+                       size_t elem_size,
+                       void (*read_row)(sqlite3_stmt *st, void *elem),
+                       void **out, struct vd_error *err, const char *what)
+{
+    char *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+
+    *out = NULL;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char *nv = realloc(v, ncap * elem_size);
+            if (nv == NULL) {
+                free(v);
+                return vd_error_set(err, -ENOMEM, "out of memory");
+            }
+            v = nv;
+            cap = ncap;
+        }
+        read_row(st, v + n++ * elem_size);
+    }
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return vd_catalog_db_error(cat, err, what);
+    }
+    *out = v;
+    return (int)n;
+}
+
 static int exec_sql(struct vd_catalog *cat, const char *sql,
                     struct vd_error *err, const char *what)
 {
@@ -301,45 +332,27 @@ int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,
                       name, NULL, 0, err);
 }
 
+static void read_volume_row(sqlite3_stmt *st, void *elem)
+{
+    read_row(st, elem);
+}
+
 int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
                            struct vd_error *err)
 {
     static const char sql[] = "SELECT " ROW_COLUMNS " ORDER BY v.id";
     sqlite3_stmt *st = NULL;
-    struct vd_volume_row *v = NULL;
-    size_t n = 0, cap = 0;
-    int ret = 0;
-    int rc;
+    int ret;
 
     *rows = NULL;
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
         ret = vd_catalog_db_error(cat, err, "prepare list");
-        goto out;
+    } else {
+        ret = vd_catalog_collect(cat, st, sizeof(**rows), read_volume_row,
+                                 (void **)rows, err, "list");
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct vd_volume_row *nv = realloc(v, ncap * sizeof(*v));
-            if (nv == NULL) {
-                ret = vd_error_set(err, -ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        read_row(st, &v[n++]);
-    }
-    if (rc != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "list");
-    }
-out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&cat->lock);
-    if (ret < 0) {
-        free(v);
-        return ret;
-    }
-    *rows = v;
-    return (int)n;
+    return ret;
 }

@@ -67,6 +67,15 @@ out:
     return ret;
 }
 
+static void read_snapshot_row(sqlite3_stmt *st, void *elem)
+{
+    struct vd_snapshot_row *r = elem;
+    const unsigned char *name = sqlite3_column_text(st, 0);
+    snprintf(r->name, sizeof(r->name), "%s", name ? (const char *)name : "");
+    r->size = (uint64_t)sqlite3_column_int64(st, 1);
+    r->created_at = sqlite3_column_int64(st, 2);
+}
+
 int vd_catalog_snapshot_list(struct vd_catalog *cat, const char *volume,
                              struct vd_snapshot_row **rows,
                              struct vd_error *err)
@@ -76,45 +85,18 @@ int vd_catalog_snapshot_list(struct vd_catalog *cat, const char *volume,
         "JOIN volumes v ON v.id = s.volume_id WHERE v.name = ?1 "
         "ORDER BY s.id";
     sqlite3_stmt *st = NULL;
-    struct vd_snapshot_row *v = NULL;
-    size_t n = 0, cap = 0;
-    int ret = 0, rc;
+    int ret;
 
     *rows = NULL;
     pthread_mutex_lock(&cat->lock);
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
         ret = vd_catalog_db_error(cat, err, "prepare snapshot list");
-        goto out;
+    } else {
+        sqlite3_bind_text(st, 1, volume, -1, SQLITE_STATIC);
+        ret = vd_catalog_collect(cat, st, sizeof(**rows), read_snapshot_row,
+                                 (void **)rows, err, "snapshot list");
     }
-    sqlite3_bind_text(st, 1, volume, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct vd_snapshot_row *nv = realloc(v, ncap * sizeof(*v));
-            if (nv == NULL) {
-                ret = vd_error_set(err, -ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        const unsigned char *name = sqlite3_column_text(st, 0);
-        snprintf(v[n].name, sizeof(v[n].name), "%s",
-                 name ? (const char *)name : "");
-        v[n].size = (uint64_t)sqlite3_column_int64(st, 1);
-        v[n].created_at = sqlite3_column_int64(st, 2);
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        ret = vd_catalog_db_error(cat, err, "snapshot list");
-    }
-out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&cat->lock);
-    if (ret < 0) {
-        free(v);
-        return ret;
-    }
-    *rows = v;
-    return (int)n;
+    return ret;
 }

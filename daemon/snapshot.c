@@ -269,19 +269,29 @@ int vd_volmgr_snapshot_get(struct vd_volmgr *mgr, const char *volume,
     return ret;
 }
 
+/* The served volume (a new reference in *out) and its snapshot name must
+ * both exist; caller holds ctl. */
+static int snap_existing(struct vd_volmgr *mgr, const char *volume,
+                         const char *name, struct vd_volume **out,
+                         struct vd_error *err)
+{
+    int ret = snap_volume(mgr, volume, out, err);
+    if (ret == 0 && (ret = find_snapshot(*out, name, NULL, err)) < 0) {
+        vd_volume_unref(*out);
+        *out = NULL;
+    }
+    return ret;
+}
+
 int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
                               const char *name, struct vd_error *err)
 {
     struct vd_volume *vol;
     int ret;
     pthread_mutex_lock(&mgr->ctl);
-    ret = snap_volume(mgr, volume, &vol, err);
+    ret = snap_existing(mgr, volume, name, &vol, err);
     if (ret < 0) {
         goto out_unlock;
-    }
-    ret = find_snapshot(vol, name, NULL, err);
-    if (ret < 0) {
-        goto out;
     }
     char source[330];
     snprintf(source, sizeof(source), "%s/%s", volume, name);
@@ -321,13 +331,9 @@ int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
     struct vd_volume *vol;
     int ret;
     pthread_mutex_lock(&mgr->ctl);
-    ret = snap_volume(mgr, volume, &vol, err);
+    ret = snap_existing(mgr, volume, name, &vol, err);
     if (ret < 0) {
         goto out_unlock;
-    }
-    ret = find_snapshot(vol, name, NULL, err);
-    if (ret < 0) {
-        goto out;
     }
     if (!force && vd_volume_open_count(vol) > 0) {
         ret = vd_error_set(err, -EBUSY, "volume '%s' is open by %d client(s); "
