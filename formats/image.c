@@ -201,6 +201,47 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
     return count_result(img, ret);
 }
 
+static void image_aio_done(struct vd_aio *aio, int ret)
+{
+    struct vd_image *img = aio->img;
+    if (aio->op == VD_AIO_READ) {
+        atomic_fetch_add(&img->stats.reads, 1);
+        if (ret == 0) {
+            atomic_fetch_add(&img->stats.bytes_read, aio->len);
+        }
+    } else {
+        atomic_fetch_add(&img->stats.writes, 1);
+        if (ret == 0) {
+            atomic_fetch_add(&img->stats.bytes_written, aio->len);
+        }
+    }
+    aio->caller_done(aio, count_result(img, ret));
+}
+
+int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
+{
+    int ret;
+    if (img->drv->submit == NULL || !img->drv->parallel) {
+        return -EAGAIN;
+    }
+    ret = aio->op == VD_AIO_READ ? check_range(img, aio->off, aio->len)
+                                 : check_write(img, aio->off, aio->len);
+    if (ret <= 0) {
+        return ret == 0 ? -EAGAIN : count_result(img, ret);
+    }
+    aio->img = img;
+    aio->caller_done = aio->done;
+    aio->done = image_aio_done;
+    ret = img->drv->submit(img, aio);
+    if (ret < 0) {
+        aio->done = aio->caller_done;   /* not taken: the caller's again */
+        if (ret != -EAGAIN) {
+            count_result(img, ret);
+        }
+    }
+    return ret;
+}
+
 int vd_image_flush(struct vd_image *img)
 {
     int ret = 0;

@@ -59,6 +59,11 @@ int vd_image_close(struct vd_image *img);
 int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
                     uint64_t off);
+/* Start an asynchronous read or write (struct vd_aio in vd_driver.h):
+ * 0 when aio->done will be called, -EAGAIN when the request must take
+ * vd_image_pread/vd_image_pwrite instead, or another -errno (done is then
+ * not called). Counts like the synchronous calls. */
+int vd_image_submit(struct vd_image *img, struct vd_aio *aio);
 int vd_image_flush(struct vd_image *img);
 int vd_image_discard(struct vd_image *img, uint64_t off, uint64_t len);
 int vd_image_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,

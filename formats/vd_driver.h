@@ -77,6 +77,28 @@ struct vd_snapshot_info {
     uint64_t vm_clock_nsec;
 };
 
+/* An asynchronous read or write (vd_driver.submit, vd_image_submit).
+ * The caller fills op, buf, len, off and done, and keeps the structure
+ * (and buf) alive until done has been called. */
+enum vd_aio_op {
+    VD_AIO_READ,
+    VD_AIO_WRITE,
+};
+
+struct vd_aio {
+    enum vd_aio_op op;
+    void *buf;
+    size_t len;
+    uint64_t off;
+    /* Called exactly once with 0 or -errno, from any thread (a driver's
+     * completion thread, or the submitter's own before submit returns).
+     * It must not block for long: other completions wait behind it. */
+    void (*done)(struct vd_aio *aio, int ret);
+    /* Private to formats/image.c. */
+    struct vd_image *img;
+    void (*caller_done)(struct vd_aio *aio, int ret);
+};
+
 struct vd_check_result {
     uint64_t corruptions;
     uint64_t leaks;
@@ -125,6 +147,15 @@ struct vd_driver {
     /* Write len bytes at off. NULL = read-only driver. */
     int (*pwrite)(struct vd_image *img, const void *buf, size_t len,
                   uint64_t off);
+
+    /* Start aio (a read or write within range, len > 0) without waiting
+     * for it: return 0 once aio->done is sure to be called, or -errno
+     * without calling it. -EAGAIN means "not now, not this way": the
+     * request needs work the driver does only synchronously (allocation,
+     * a backing file, a cache miss it would block on), and the caller
+     * uses pread/pwrite instead. Never called on non-parallel drivers.
+     * NULL = every request takes pread/pwrite. */
+    int (*submit)(struct vd_image *img, struct vd_aio *aio);
 
     /* Make every completed write and the metadata that points at it
      * durable. NULL = nothing to do. */
