@@ -147,5 +147,11 @@ void vd_nbd_wake(struct nbd_conn *c);
 /* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */
 int vd_nbd_run(struct nbd_state *s, struct nbd_req *r);
+/* Whether err means "the connection went away", not "the server said no". */
+bool vd_nbd_conn_error(int err);
+/* Ask the I/O threads to redial now: someone waits for a connection. */
+void vd_nbd_poke(struct nbd_state *s);
+/* The server is stopping (ESHUTDOWN): drop every connection so it can. */
+void vd_nbd_drop_all(struct nbd_state *s);
 
 #endif

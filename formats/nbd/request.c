@@ -82,22 +82,30 @@ static int64_t submit(struct nbd_handle *h, struct nbd_req *r,
     return -1;
 }
 
-/* Errors that mean "the connection went away", not "the server said no". */
-static bool conn_error(int err)
+bool vd_nbd_conn_error(int err)
 {
     return err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET ||
            err == EPIPE || err == ECONNABORTED;
 }
 
-/* Ask the I/O threads to redial now instead of at the end of their
- * backoff: someone is waiting for a connection. */
-static void poke(struct nbd_state *s)
+void vd_nbd_poke(struct nbd_state *s)
 {
     for (int i = 0; i < s->n_conns; i++) {
         struct nbd_conn *c = &s->conns[i];
         if (!atomic_exchange(&c->poked, true)) {
             vd_nbd_wake(c);
         }
+    }
+}
+
+/* The server is stopping and waits for its clients to hang up: drop
+ * every connection so it can, and redial. */
+void vd_nbd_drop_all(struct nbd_state *s)
+{
+    for (int i = 0; i < s->n_conns; i++) {
+        atomic_store(&s->conns[i].kill_why, NBD_KILL_SHUTDOWN);
+        atomic_store(&s->conns[i].kill_gen, atomic_load(&s->conns[i].gen));
+        vd_nbd_wake(&s->conns[i]);
     }
 }
 
@@ -116,7 +124,7 @@ static struct nbd_conn *pick(struct nbd_state *s, int64_t deadline)
             }
         }
         if (grace == 0) {
-            poke(s);
+            vd_nbd_poke(s);
             grace = vd_nbd_now_ms() + NBD_POKE_WAIT_MS;
         }
         pthread_mutex_lock(&s->lock);
@@ -213,21 +221,15 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
             break;
         }
         if (err == ESHUTDOWN) {
-            /* The server is stopping and waits for its clients to hang
-             * up: drop every connection so it can, and redial. */
-            for (int i = 0; i < s->n_conns; i++) {
-                atomic_store(&s->conns[i].kill_why, NBD_KILL_SHUTDOWN);
-                atomic_store(&s->conns[i].kill_gen,
-                             atomic_load(&s->conns[i].gen));
-                vd_nbd_wake(&s->conns[i]);
-            }
+            vd_nbd_drop_all(s);
         }
-        if (conn_error(err) && !timed_out && vd_nbd_now_ms() < deadline) {
+        if (vd_nbd_conn_error(err) && !timed_out &&
+            vd_nbd_now_ms() < deadline) {
             struct timespec pause = {.tv_nsec = 1000000};
             nanosleep(&pause, NULL); /* let the I/O thread retire it */
             continue;
         }
-        ret = conn_error(err) || timed_out ? -EIO : -err;
+        ret = vd_nbd_conn_error(err) || timed_out ? -EIO : -err;
         break;
     }
     pthread_cond_destroy(&w.cv);
