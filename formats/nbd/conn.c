@@ -240,12 +240,14 @@ static bool conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
     }
     s->n_up++;
     pthread_cond_broadcast(&s->changed);
+    pthread_cond_signal(&s->aio_cv); /* aios waiting for a connection */
     pthread_mutex_unlock(&s->lock);
     return true;
 }
 
 /* Take h out of service and close it; pending requests complete with
- * ENOTCONN (note 1) and their callers retry or fail. */
+ * ENOTCONN (note 1) and their callers retry or fail (aios: after the
+ * caller's next vd_nbd_aio_settle). */
 static void conn_retire(struct nbd_conn *c, const char *why)
 {
     struct nbd_state *s = c->s;
@@ -285,6 +287,7 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
     uint64_t gen = atomic_load(&c->gen);
 
     for (;;) {
+        vd_nbd_aio_settle(c); /* what the last notify finished (note 5) */
         if (atomic_load(&s->stopping)) {
             return NULL;
         }
@@ -374,6 +377,7 @@ static void *conn_main(void *arg)
     bool ever_up = false;
     char msg[256];
 
+    vd_nbd_aio_io_thread(c);
     if (!conn_wanted(c)) {
         return NULL;
     }
@@ -414,11 +418,13 @@ static void *conn_main(void *arg)
             break;
         }
         conn_retire(c, why);
+        vd_nbd_aio_settle(c); /* retry or fail what the close completed */
         backoff = next_backoff(s, 0);
     }
     if (c->h != NULL) {
         conn_retire(c, NULL);
     }
+    vd_nbd_aio_settle(c); /* stopping: they fail */
     return NULL;
 }
 
@@ -450,6 +456,9 @@ int vd_nbd_conns_start(struct nbd_state *s)
         c->thread_started = true;
     }
     pthread_rwlockattr_destroy(&ra);
+    if (ret == 0) {
+        ret = vd_nbd_aio_start(s);
+    }
     if (ret < 0) {
         vd_nbd_conns_stop(s);
     }
@@ -473,6 +482,10 @@ void vd_nbd_conns_stop(struct nbd_state *s)
             pthread_join(c->thread, NULL);
             c->thread_started = false;
         }
+    }
+    vd_nbd_aio_stop(s); /* after the I/O threads, before their fds go */
+    for (int i = 0; i < s->n_conns; i++) {
+        struct nbd_conn *c = &s->conns[i];
         if (c->preset != NULL) { /* thread never took it over */
             nbd_close(c->preset);
             c->preset = NULL;

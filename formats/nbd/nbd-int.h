@@ -2,7 +2,8 @@
  *
  * nbd.c is the driver table (URI checks, open/close, the data ops,
  * describe); conn.c owns the connections: dialing, one I/O thread per
- * connection, reconnecting; request.c runs a request to completion. */
+ * connection, reconnecting; request.c runs a request to completion;
+ * aio.c starts reads and writes without waiting for them. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -13,6 +14,8 @@
 #include <stdint.h>
 
 struct nbd_handle;
+struct nbd_aio_req;
+struct vd_aio;
 
 #define NBD_MAX_CONNS 16
 #define NBD_BACKOFF_MIN_MS 100u  /* first reconnect delay; doubles per failure */
@@ -55,6 +58,9 @@ struct nbd_conn {
     atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
     atomic_bool poked;           /* a request waits: end the backoff early */
     struct nbd_handle *preset;   /* a handle open() already connected */
+    /* aio.c: finished aios the I/O thread settles (note 5); pushed from
+     * libnbd's free callback by any thread, popped by the I/O thread. */
+    struct nbd_aio_req *_Atomic settle;
 };
 
 /* Driver state at img->opaque.
@@ -80,6 +86,20 @@ struct nbd_conn {
  *    the I/O threads to redial at once (not more often than every
  *    NBD_BACKOFF_MIN_MS) and waits at least NBD_POKE_WAIT_MS for that, so
  *    a server that is back serves the first request, whatever the backoff.
+ * 5. An aio (aio.c) is a read or write with no caller asleep on it. Per
+ *    attempt the submitter and libnbd's free callback each hold one
+ *    reference; whoever drops the last pushes it on its connection's
+ *    settle stack, and that connection's I/O thread, outside every lock
+ *    (libnbd's included), calls done or hands it to the aio timer for a
+ *    retry. So done runs once, and only after libnbd let go of the
+ *    buffer (note 3).
+ * 6. The aio timer thread keeps the other guarantees for aios: they are
+ *    listed in submission order, which is deadline order (one timeout for
+ *    all), so it sees expiries at the head; it kills the connection of an
+ *    expired aio still on the wire, resubmits dropped ones, and fails
+ *    those that find no connection by note 4's limits.
+ * 7. Submitting never waits: a request that needs splitting, or finds no
+ *    live connection, is refused with -EAGAIN and runs synchronously.
  */
 struct nbd_state {
     char *uri;
@@ -104,6 +124,14 @@ struct nbd_state {
     uint64_t connects;           /* successful connects, all connections */
     uint64_t reconnects;         /* connects after an earlier one died */
     char last_error[256];        /* last connect or connection failure */
+
+    /* aio.c (notes 5-6); s->lock protects these too. */
+    struct nbd_aio_req *aio_head, *aio_tail; /* outstanding, oldest first */
+    struct nbd_aio_req *aio_wait; /* dropped ones handed to the timer */
+    pthread_cond_t aio_cv;        /* timer: a retry, a connection, or quit */
+    bool aio_started;             /* the timer thread runs */
+    bool aio_quit;                /* the timer thread must finish */
+    pthread_t aio_thread;
 };
 
 /* Data requests run by vd_nbd_run(). */
@@ -153,5 +181,17 @@ bool vd_nbd_conn_error(int err);
 void vd_nbd_poke(struct nbd_state *s);
 /* The server is stopping (ESHUTDOWN): drop every connection so it can. */
 void vd_nbd_drop_all(struct nbd_state *s);
+
+/* aio.c */
+/* Start aio on a live connection (note 7): 0, or -EAGAIN to run it
+ * synchronously instead. */
+int vd_nbd_aio_submit(struct nbd_state *s, struct vd_aio *aio);
+/* Settle the aios finished on c (c's I/O thread only, no locks held). */
+void vd_nbd_aio_settle(struct nbd_conn *c);
+/* Mark the calling thread as c's I/O thread (pushes need no wake). */
+void vd_nbd_aio_io_thread(struct nbd_conn *c);
+/* Start and stop the timer thread; stop after every I/O thread ended. */
+int vd_nbd_aio_start(struct nbd_state *s);
+void vd_nbd_aio_stop(struct nbd_state *s);
 
 #endif

@@ -155,6 +155,7 @@ static void state_free(struct nbd_state *s)
 {
     vd_nbd_conns_stop(s);
     pthread_cond_destroy(&s->changed);
+    pthread_cond_destroy(&s->aio_cv);
     pthread_mutex_destroy(&s->lock);
     free(s->uri);
     s->uri = NULL;
@@ -200,6 +201,7 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->changed, &ca);
+    pthread_cond_init(&s->aio_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->down_since_ms = vd_nbd_now_ms();
 
@@ -299,6 +301,11 @@ static int nbd_drv_pwrite(struct vd_image *img, const void *buf, size_t len,
                           uint64_t off)
 {
     return nbd_drv_rw(img, NBD_OP_WRITE, (void *)buf, len, off);
+}
+
+static int nbd_drv_submit(struct vd_image *img, struct vd_aio *aio)
+{
+    return vd_nbd_aio_submit(img->opaque, aio);
 }
 
 static int nbd_drv_flush(struct vd_image *img)
@@ -472,6 +479,7 @@ const struct vd_driver vd_driver_nbd = {
     .close = nbd_drv_close,
     .pread = nbd_drv_pread,
     .pwrite = nbd_drv_pwrite,
+    .submit = nbd_drv_submit,
     .flush = nbd_drv_flush,
     .discard = nbd_drv_discard,
     .write_zeroes = nbd_drv_write_zeroes,
