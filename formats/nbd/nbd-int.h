@@ -1,9 +1,9 @@
 /* nbd-int.h — private interface between the NBD driver's files.
  *
- * nbd.c is the driver table (URI checks, open/close, the data ops,
- * describe); conn.c owns the connections: dialing, one I/O thread per
- * connection, reconnecting; request.c runs a request to completion;
- * aio.c starts reads and writes without waiting for them. */
+ * nbd.c is the driver table (open/close, the data ops, describe); uri.c
+ * says which URIs are accepted; conn.c owns the connections: dialing,
+ * one I/O thread per connection, reconnecting; request.c runs a request
+ * to completion; aio.c starts reads and writes without waiting for them. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -171,6 +171,10 @@ int vd_nbd_conns_start(struct nbd_state *s);
 void vd_nbd_conns_stop(struct nbd_state *s);
 /* Wake c's I/O thread: new work to poll for, a kill, or stop. */
 void vd_nbd_wake(struct nbd_conn *c);
+
+/* uri.c */
+/* Whether the driver accepts uri: 0, or -EINVAL with msg set. */
+int vd_nbd_uri_check(const char *uri, char *msg, size_t len);
 
 /* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */
