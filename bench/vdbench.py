@@ -86,7 +86,7 @@ class Vdiskd:
         self.proc = subprocess.Popen(
             [binary, "--data-dir", self.data, "--mount", self.mnt,
              "--listen", f"127.0.0.1:{self.port}", "--import-dir", import_dir,
-             *extra], stdout=self.logf, stderr=subprocess.STDOUT)
+             "--nbd-socket-dir", work, *extra], stdout=self.logf, stderr=subprocess.STDOUT)
         wait_for(self._healthy, "vdiskd /health")
 
     def _healthy(self):

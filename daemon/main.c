@@ -24,6 +24,7 @@
 #include "volume.h"
 
 #define MAX_IMPORT_DIRS 32
+#define MAX_SOCKET_DIRS 32
 
 struct options {
     const char *data_dir;
@@ -32,6 +33,8 @@ struct options {
     const char *format;
     const char *import_dirs[MAX_IMPORT_DIRS + 1];
     int n_import_dirs;
+    const char *socket_dirs[MAX_SOCKET_DIRS + 1];
+    int n_socket_dirs;
     uid_t uid;
     gid_t gid;
     mode_t mode;
@@ -55,6 +58,8 @@ static void usage(FILE *f)
 "  --format FMT        default format of new volumes: qcow2 or raw\n"
 "                      (default: qcow2 when built in, else raw)\n"
 "  --import-dir DIR    allow imports and backing files from DIR (repeatable)\n"
+"  --nbd-socket-dir DIR allow NBD volumes on unix sockets in DIR (repeatable;\n"
+"                      default: none, env VDISKD_NBD_SOCKET_DIR)\n"
 "  --owner USER[:GROUP] owner of the volume files (default: root:root)\n"
 "  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
 "  --threads N         FUSE worker threads (default: 32)\n"
@@ -124,7 +129,7 @@ static const char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
-           OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE, OPT_VERBOSE, OPT_HELP,
+           OPT_SOCKET_DIR, OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE, OPT_VERBOSE, OPT_HELP,
            OPT_VERSION };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
@@ -132,6 +137,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"import-dir", required_argument, NULL, OPT_IMPORT},
+        {"nbd-socket-dir", required_argument, NULL, OPT_SOCKET_DIR},
         {"owner", required_argument, NULL, OPT_OWNER},
         {"file-mode", required_argument, NULL, OPT_MODE},
         {"threads", required_argument, NULL, OPT_THREADS},
@@ -171,6 +177,14 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             o->import_dirs[o->n_import_dirs++] = optarg;
             break;
+        case OPT_SOCKET_DIR:
+            if (o->n_socket_dirs == MAX_SOCKET_DIRS) {
+                fprintf(stderr, "vdiskd: at most %d --nbd-socket-dir\n",
+                        MAX_SOCKET_DIRS);
+                return -1;
+            }
+            o->socket_dirs[o->n_socket_dirs++] = optarg;
+            break;
         case OPT_OWNER:
             if (parse_owner(optarg, o) < 0) {
                 fprintf(stderr, "vdiskd: unknown owner '%s'\n", optarg);
@@ -209,6 +223,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (optind < argc) {
         fprintf(stderr, "vdiskd: unexpected argument '%s'\n", argv[optind]);
         return -1;
+    }
+    if (o->n_socket_dirs == 0 && env_or("VDISKD_NBD_SOCKET_DIR", NULL)) {
+        o->socket_dirs[o->n_socket_dirs++] = getenv("VDISKD_NBD_SOCKET_DIR");
     }
     return 0;
 }
@@ -267,6 +284,7 @@ int main(int argc, char **argv)
     char host[256];
     uint16_t port;
     char *import_real[MAX_IMPORT_DIRS + 1] = {0};
+    char *socket_real[MAX_SOCKET_DIRS + 1] = {0};
     struct vd_catalog *cat = NULL;
     struct vd_volmgr *mgr = NULL;
     struct vd_fuse_export *fx = NULL;
@@ -290,6 +308,14 @@ int main(int argc, char **argv)
         if (import_real[i] == NULL) {
             fprintf(stderr, "vdiskd: --import-dir '%s': %s\n",
                     o.import_dirs[i], strerror(errno));
+            goto out;
+        }
+    }
+    for (int i = 0; i < o.n_socket_dirs; i++) {
+        socket_real[i] = realpath(o.socket_dirs[i], NULL);
+        if (socket_real[i] == NULL) {
+            fprintf(stderr, "vdiskd: --nbd-socket-dir '%s': %s\n",
+                    o.socket_dirs[i], strerror(errno));
             goto out;
         }
     }
@@ -320,6 +346,7 @@ int main(int argc, char **argv)
         .data_dir = data_dir,
         .mount_dir = mount_dir,
         .import_dirs = (const char *const *)import_real,
+        .nbd_socket_dirs = (const char *const *)socket_real,
         .default_format = o.format,
         .host_cache = o.host_cache,
     };
@@ -373,6 +400,9 @@ out:
     vd_catalog_close(cat);
     for (int i = 0; i < o.n_import_dirs; i++) {
         free(import_real[i]);
+    }
+    for (int i = 0; i < o.n_socket_dirs; i++) {
+        free(socket_real[i]);
     }
     if (rc == 0) {
         vd_info("stopped cleanly");

@@ -32,6 +32,7 @@ struct vd_volmgr {
     char *mount_dir;
     char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
     char **import_dirs;              /* NULL terminated */
+    char **nbd_socket_dirs;          /* NULL terminated (open_row) */
     char *default_format;
     bool host_cache;
     struct vd_catalog *cat;

@@ -88,6 +88,7 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
     struct vd_open_opts o = {
         .readonly = readonly,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
+        .socket_dirs = (const char *const *)mgr->nbd_socket_dirs,
         .direct = !mgr->host_cache,
     };
     if (!vd_row_is_file(row) && lazy) {
@@ -332,10 +333,11 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     mgr->jobs = vd_jobs_new();
     mgr->import_dirs = dup_strv(NULL, cfg->import_dirs);
     mgr->allowed_dirs = dup_strv(cfg->data_dir, cfg->import_dirs);
+    mgr->nbd_socket_dirs = dup_strv(NULL, cfg->nbd_socket_dirs);
     if (mgr->default_format == NULL || mgr->data_dir == NULL ||
         mgr->mount_dir == NULL || mgr->images_dir == NULL ||
         mgr->import_dirs == NULL || mgr->allowed_dirs == NULL ||
-        mgr->jobs == NULL) {
+        mgr->nbd_socket_dirs == NULL || mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
@@ -435,6 +437,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     free(mgr->default_format);
     free_strv(mgr->import_dirs);
     free_strv(mgr->allowed_dirs);
+    free_strv(mgr->nbd_socket_dirs);
     pthread_mutex_destroy(&mgr->ctl);
     pthread_mutex_destroy(&mgr->lock);
     pthread_mutex_destroy(&mgr->views_lock);

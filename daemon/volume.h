@@ -20,6 +20,9 @@ struct vd_volmgr_config {
     const char *data_dir;               /* canonical path */
     const char *mount_dir;              /* where the FUSE files appear */
     const char *const *import_dirs;     /* NULL-terminated; NULL = none */
+    const char *const *nbd_socket_dirs; /* canonical dirs NBD unix sockets
+                                           may be in; NULL-terminated;
+                                           NULL = no unix sockets */
     const char *default_format;         /* "qcow2" or "raw" */
     bool host_cache;                    /* false: image data I/O uses O_DIRECT */
 };
@@ -67,7 +70,8 @@ int vd_volmgr_flush_all(struct vd_volmgr *mgr);
 
 /* Control path (API). All fill err on failure:
  * -EINVAL bad input, -EEXIST duplicate, -ENOENT unknown, -EBUSY in use,
- * -EACCES path not allowed, -ENOTSUP not possible for this format. */
+ * -EACCES path or socket not allowed, -ENOTSUP not possible for this
+ * format. */
 int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                      struct vd_volume_info *out, struct vd_error *err);
 int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,

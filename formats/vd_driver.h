@@ -50,6 +50,11 @@ struct vd_open_opts {
                             * then lazy_connect cannot apply */
     uint32_t io_timeout_ms; /* fail I/O with -EIO after this long without a
                              * server; 0 = driver default */
+    /* Directories (canonical, no trailing slash) a unix socket may be in,
+     * NULL terminated: the socket's directory must resolve into one, and
+     * so must the target of a socket that is a symlink. NULL = no unix
+     * sockets (-EACCES, whether the path exists or not). */
+    const char *const *socket_dirs;
     /* Open read-only as the named internal snapshot's view (the image's
      * contents when it was taken). NULL = the active image. Drivers
      * without snapshots fail with -ENOTSUP. */

@@ -175,6 +175,11 @@ void vd_nbd_wake(struct nbd_conn *c);
 /* uri.c */
 /* Whether the driver accepts uri: 0, or -EINVAL with msg set. */
 int vd_nbd_uri_check(const char *uri, char *msg, size_t len);
+/* For an nbd+unix URI that passed vd_nbd_uri_check: 0 when its socket is
+ * in one of dirs (vd_open_opts.socket_dirs), else -EACCES (or -EINVAL for
+ * a path that cannot be checked) with msg set. 0 for other URIs. */
+int vd_nbd_socket_check(const char *uri, const char *const *dirs, char *msg,
+                        size_t len);
 
 /* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */

@@ -62,6 +62,13 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
         return vd_error_set(err, -EINVAL, "bad NBD URI '%s': %s", location,
                             msg);
     }
+    ret = vd_nbd_socket_check(location, o->socket_dirs, msg, sizeof(msg));
+    if (ret == -EINVAL) {
+        return vd_error_set(err, ret, "bad NBD URI '%s': %s", location, msg);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "%s", msg);
+    }
     s->uri = strdup(location);
     if (s->uri == NULL) {
         return vd_error_set(err, -ENOMEM, "out of memory");

@@ -1,10 +1,14 @@
 /* uri.c — which NBD URIs the driver accepts: nbd://HOST[:PORT]/EXPORT
  * and nbd+unix:///EXPORT?socket=/PATH, nothing that reaches past a plain
- * socket (TLS, vsock, ssh, local files, extra parameters). */
+ * socket (TLS, vsock, ssh, local files, extra parameters), and unix
+ * sockets only in the directories the caller allows. */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nbd-int.h"
 
@@ -114,6 +118,72 @@ int vd_nbd_uri_check(const char *uri, char *msg, size_t len)
          !port_ok(host_end + 1, (size_t)(auth_end - host_end - 1)))) {
         snprintf(msg, len, "port must be a number from 1 to 65535");
         return -EINVAL;
+    }
+    return 0;
+}
+
+/* Whether the canonical path lies in (or is) one of dirs. */
+static bool in_dirs(const char *path, const char *const *dirs)
+{
+    for (size_t i = 0; dirs[i] != NULL; i++) {
+        size_t n = strlen(dirs[i]);
+        if (strcmp(dirs[i], "/") == 0 ||
+            (strncmp(path, dirs[i], n) == 0 &&
+             (path[n] == '/' || path[n] == '\0'))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int vd_nbd_socket_check(const char *uri, const char *const *dirs, char *msg,
+                        size_t len)
+{
+    char parent[PATH_MAX], real[PATH_MAX], full[PATH_MAX + NAME_MAX + 2];
+    const char *path, *base;
+    struct stat st;
+    bool ok;
+
+    if (strncmp(uri, "nbd+unix://", 11) != 0) {
+        return 0;
+    }
+    path = strchr(uri, '?') + strlen("?socket="); /* vd_nbd_uri_check'd */
+    base = strrchr(path, '/') + 1;
+    if (strchr(path, '%') != NULL) {
+        /* libnbd would decode it: check exactly what it would dial. */
+        snprintf(msg, len, "percent-encoded socket paths are not accepted");
+        return -EINVAL;
+    }
+    if (strlen(path) >= sizeof(parent) || *base == '\0' ||
+        strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+        snprintf(msg, len, "the socket path must end in a file name");
+        return -EINVAL;
+    }
+    if (dirs == NULL || dirs[0] == NULL) {
+        snprintf(msg, len,
+                 "NBD volumes on unix sockets are not allowed here "
+                 "(no socket directory is configured)");
+        return -EACCES;
+    }
+    /* Resolve the directory (the socket itself may not exist yet, with a
+     * server that is down); a socket that is a symlink must point into
+     * an allowed directory too. Outside, or unresolvable: one answer,
+     * which tells nothing about what exists there. */
+    snprintf(parent, sizeof(parent), "%.*s", (int)(base - 1 - path), path);
+    ok = realpath(parent[0] != '\0' ? parent : "/", real) != NULL &&
+         in_dirs(real, dirs);
+    if (ok) {
+        snprintf(full, sizeof(full), "%s/%s", strcmp(real, "/") ? real : "",
+                 base);
+        if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) {
+            ok = realpath(full, real) != NULL && in_dirs(real, dirs);
+        }
+    }
+    if (!ok) {
+        snprintf(msg, len,
+                 "socket '%s' is not in a directory allowed for NBD sockets",
+                 path);
+        return -EACCES;
     }
     return 0;
 }

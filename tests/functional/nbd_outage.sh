@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../functions.sh"
 
 export VD_NBD_TIMEOUT_MS=2000 VD_NBD_RECONNECT_MAX_MS=300
+export VDISKD_NBD_SOCKET_DIR=$T   # the environment's way to allow sockets
 
 # start_nbd SOCKET — nbdkit memory 64M on SOCKET; sets NBD_PID.
 start_nbd() {

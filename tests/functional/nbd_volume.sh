@@ -3,7 +3,9 @@
 # a size (the server's is used), fio with io_uring, O_DIRECT and crc32c
 # verification through the FUSE file, data visible on the server and the
 # server's data visible in the file; bad, unreachable and missing-export
-# URIs are 4xx and leave nothing behind.
+# URIs are 4xx and leave nothing behind, as are unix sockets outside
+# --nbd-socket-dir (403, whether the path exists or not), and every unix
+# socket for a daemon started without it.
 . "$(dirname "$0")/../functions.sh"
 
 # start_nbd SOCKET ARGS... — a server on a unix socket, killed on exit.
@@ -23,14 +25,15 @@ start_nbd() {
     fail "$1 did not create $sock"
 }
 
-SOCK=$T/nbd.sock
+mkdir "$T/socks" "$T/elsewhere"
+SOCK=$T/socks/nbd.sock
 URI="nbd+unix:///?socket=$SOCK"
 start_nbd "$SOCK" nbdkit --exit-with-parent -f -U "$SOCK" memory 256M
-QSOCK=$T/qemu.sock
+QSOCK=$T/socks/qemu.sock
 truncate -s 16M "$T/q.raw"
 start_nbd "$QSOCK" qemu-nbd -k "$QSOCK" -f raw -x exp -e 4 -t "$T/q.raw"
 
-start_daemon
+start_daemon --nbd-socket-dir "$T/socks"
 
 api POST /volumes "{\"name\":\"n1\",\"backend\":{\"type\":\"nbd\",\"uri\":\"$URI\"}}"
 expect_status 201
@@ -86,8 +89,29 @@ bad_volume 400 "file:///etc/passwd" "URI"
 bad_volume 400 "nbd://127.0.0.1:99999/" "port"
 bad_volume 400 "nbd://127.0.0.1/?tls-psk-file=/etc/shadow" "parameters"
 bad_volume 422 "nbd://127.0.0.1:$(free_port)/" "refused"
-bad_volume 422 "nbd+unix:///?socket=$T/none.sock" "No such file"
+bad_volume 422 "nbd+unix:///?socket=$T/socks/none.sock" "No such file"
 bad_volume 422 "nbd+unix:///nope?socket=$QSOCK" "nope"
+
+# Sockets outside --nbd-socket-dir: 403 with the same answer whether the
+# path exists (a live server), does not, or is reached through "..", a
+# symlinked directory or a symlinked socket.
+OSOCK=$T/elsewhere/out.sock
+start_nbd "$OSOCK" nbdkit --exit-with-parent -f -U "$OSOCK" memory 16M
+ln -s "$T/elsewhere" "$T/socks/dirlink"
+ln -s "$OSOCK" "$T/socks/socklink.sock"
+for path in "$OSOCK" "$T/elsewhere/none.sock" "/nonexistent/x.sock" \
+        "$T/socks/../elsewhere/out.sock" "$T/socks/dirlink/out.sock" \
+        "$T/socks/socklink.sock"; do
+    bad_volume 403 "nbd+unix:///?socket=$path" \
+        "socket '$path' is not in a directory allowed for NBD sockets"
+    python3 - "$T/body" "$path" <<'PY' || fail "403 for $path: $API_BODY"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["status"] == 403 and p["title"] == "Forbidden", p
+assert p["detail"] == "socket '%s' is not in a directory allowed for NBD sockets" % sys.argv[2], p
+PY
+done
+bad_volume 400 "nbd+unix:///?socket=$T/socks/%2E%2E/elsewhere/out.sock" "percent"
 api GET /volumes
 expect_status 200
 python3 -c 'import json,sys; n=[v["name"] for v in json.load(open(sys.argv[1]))["volumes"]]; sys.exit(n != ["n1"])' \
@@ -105,6 +129,15 @@ api DELETE /volumes/q1
 expect_status 204
 api DELETE /volumes/n1
 expect_status 204
+stop_daemon
+
+# Without --nbd-socket-dir no unix socket is allowed; TCP still is.
+start_daemon
+bad_volume 403 "$URI" "not allowed"
+bad_volume 422 "nbd://127.0.0.1:$(free_port)/" "refused"
+api GET /volumes
+python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["volumes"] != [])' \
+    "$T/body" || fail "volumes after refusals without the flag: $API_BODY"
 stop_daemon
 # Deleting an NBD volume leaves the server's data alone.
 qemu-io -f raw -r "$URI" -c "read -P 0xab 64M 1M" >"$T/out" 2>&1 ||

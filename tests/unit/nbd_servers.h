@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/vdnbd.XXXXXX";
+/* vd_open_opts.socket_dirs that allows the servers' sockets in dir. */
+static char dir_real[PATH_MAX];
+static const char *socket_dirs[] = {dir_real, NULL};
 static pid_t children[32];
 static int n_children;
 
@@ -188,8 +192,8 @@ static inline int free_port(void)
 static inline int servers_init(const char *name, unsigned watchdog_s)
 {
     test_name = name;
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (mkdtemp(dir) == NULL || realpath(dir, dir_real) == NULL) {
+        perror(dir);
         return -1;
     }
     atexit(cleanup);

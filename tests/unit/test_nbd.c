@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -21,7 +22,7 @@
 
 static struct vd_image *open_uri(const char *uri, struct vd_open_opts *o)
 {
-    struct vd_open_opts def = {0};
+    struct vd_open_opts def = {.socket_dirs = socket_dirs};
     struct vd_error err = {0};
     struct vd_image *img = NULL;
     int ret = vd_image_open("nbd", uri, o ? o : &def, &img, &err);
@@ -33,7 +34,7 @@ static struct vd_image *open_uri(const char *uri, struct vd_open_opts *o)
 
 static int open_err(const char *uri, char *msg, size_t len)
 {
-    struct vd_open_opts o = {0};
+    struct vd_open_opts o = {.socket_dirs = socket_dirs};
     struct vd_error err = {0};
     struct vd_image *img = NULL;
     int ret = vd_image_open("nbd", uri, &o, &img, &err);
@@ -306,6 +307,9 @@ static void test_bad_uris(void)
         "nbd+unix://host/?socket=/tmp/s",
         "nbd+unix:///?socket=rel/path",
         "nbd+unix:///?socket=/s&tls=on",
+        "nbd+unix:///?socket=/tmp/a%2Fb.sock",
+        "nbd+unix:///?socket=/tmp/",
+        "nbd+unix:///?socket=/tmp/..",
         "nbd://host/a b",
         "nbd://host/#frag",
     };
@@ -331,6 +335,63 @@ static void test_unreachable(void)
     CHECK_EQ(open_err(uri, msg, sizeof(msg)), -ENXIO);
     CHECK(strstr(msg, uri) != NULL);
     CHECK(now_ms() - t0 < 3000);
+}
+
+/* Unix sockets only in socket_dirs: outside (existing or not, through
+ * "..", a symlinked directory or a symlinked socket) is -EACCES with one
+ * message shape, before any connection attempt; no dirs, no sockets. */
+static void test_socket_dirs(void)
+{
+    char sock[256], uri[512], msg[512], link[256], outside[512];
+    struct vd_open_opts none = {0};
+    struct vd_error err = {0};
+    struct vd_image *img = NULL;
+
+    snprintf(sock, sizeof(sock), "%s/in.sock", dir);
+    pid_t srv = NBDKIT(sock, "memory", "8M");
+    CHECK(srv > 0);
+    snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
+    CHECK_EQ(vd_image_open("nbd", uri, &none, &img, &err), -EACCES);
+    CHECK(strstr(err.msg, "not allowed") != NULL);
+    CHECK(img == NULL);
+
+    static const char *const refused[] = {
+        "/etc/passwd",           /* exists, outside */
+        "/nonexistent/x.sock",   /* does not exist, outside */
+        "%s/../x.sock",          /* climbs out */
+        "%s/etc/x.sock",         /* a symlink to /etc */
+        "%s/outlink.sock",       /* a symlink to a socket outside */
+    };
+    snprintf(link, sizeof(link), "%s/etc", dir);
+    CHECK(symlink("/etc", link) == 0);
+    snprintf(link, sizeof(link), "%s/outlink.sock", dir);
+    CHECK(symlink("/run/outside.sock", link) == 0);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++) {
+        char path[300];
+        snprintf(path, sizeof(path), refused[i], dir);
+        snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", path);
+        int64_t t0 = now_ms();
+        CHECK_EQ(open_err(uri, msg, sizeof(msg)), -EACCES);
+        CHECK(now_ms() - t0 < 100); /* refused before dialling */
+        snprintf(outside, sizeof(outside),
+                 "socket '%s' is not in a directory allowed for NBD sockets",
+                 path);
+        if (strcmp(msg, outside) != 0) {
+            fprintf(stderr, "socket %s: %s\n", path, msg);
+        }
+        CHECK(strcmp(msg, outside) == 0);
+    }
+
+    /* "." and ".." that stay inside are fine (but ../ after a symlink
+     * climbs from where the link points: dir/etc/.. is /). */
+    snprintf(link, sizeof(link), "%s/sub", dir);
+    CHECK(mkdir(link, 0700) == 0);
+    snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s/./sub/../in.sock", dir);
+    img = open_uri(uri, NULL);
+    CHECK(img != NULL);
+    vd_image_close(img);
+    rmdir(link);
+    stop_server(srv);
 }
 
 /* qemu-nbd with a named export over a raw file: the data lands in the
@@ -637,7 +698,9 @@ static void test_lazy(void)
     unlink(sock);
 
     CHECK_EQ(open_err(uri, msg, sizeof(msg)), -ENXIO);
-    struct vd_open_opts o = {.lazy_connect = true, .size_hint = 8 * MIB};
+    struct vd_open_opts o = {.lazy_connect = true,
+                             .size_hint = 8 * MIB,
+                             .socket_dirs = socket_dirs};
     struct vd_image *img = open_uri(uri, &o);
     CHECK(img != NULL);
     if (img == NULL) {
@@ -680,6 +743,7 @@ int main(void)
 
     test_bad_uris();
     test_unreachable();
+    test_socket_dirs();
     test_unix_memory();
     test_tcp();
     test_latency_parallel();

@@ -140,7 +140,8 @@ static int drain(int limit_ms)
 static struct vd_image *open_nbd(const char *sock, uint32_t timeout_ms)
 {
     char uri[512];
-    struct vd_open_opts o = {.io_timeout_ms = timeout_ms};
+    struct vd_open_opts o = {.io_timeout_ms = timeout_ms,
+                             .socket_dirs = socket_dirs};
     struct vd_error err = {0};
     struct vd_image *img = NULL;
     snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
