@@ -5,7 +5,9 @@
  * 1. Create: row 'creating' -> image file made and fsynced (with its
  *    directory) -> image opened -> row 'ready' -> published to the mount.
  *    A crash before 'ready' leaves a 'creating' row, which start-up undoes
- *    (file removed, row removed). Nothing half-made is ever visible.
+ *    (file removed, row removed). Nothing half-made is ever visible. A
+ *    remote backend has no file: its server is dialled first, before any
+ *    row and outside `ctl` (note 5).
  * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish -> gate
  *    closed and drained -> image closed -> row 'deleting' -> file unlinked ->
  *    row removed. Start-up finishes any 'deleting' row the same way.
@@ -13,8 +15,11 @@
  *    'missing' and logged; it is not served. It comes back when it opens.
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
- * 5. Control operations hold `ctl` for their whole length; `lock` guards
- *    only the list of served volumes and is never held across I/O. */
+ * 5. Control operations hold `ctl` for their whole length, except that
+ *    create dials a remote server before taking it (a server that does
+ *    not answer would hold every control call for the connect timeout);
+ *    `lock` guards only the list of served volumes and is never held
+ *    across I/O. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

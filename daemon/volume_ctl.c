@@ -349,6 +349,34 @@ static int freeze_base(struct vd_volmgr *mgr, const char *base,
     return ret;
 }
 
+/* A remote backend's server, dialled before ctl is taken: one that does
+ * not answer must not stall every other control call for the whole
+ * connect timeout. A name already taken is refused without dialling
+ * (create re-checks under ctl). Sets *img. */
+static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
+                       const struct vd_volume_row *row, struct vd_image **img,
+                       struct vd_error *err)
+{
+    struct vd_volume_row taken;
+    int ret;
+
+    if (vd_catalog_volume_get(mgr->cat, row->name, &taken, NULL) == 0) {
+        return vd_error_set(err, -EEXIST, "volume '%s' already exists",
+                            row->name);
+    }
+    ret = vd_volmgr_open_row(mgr, row, false, img, err);
+    if (ret == 0 && spec->size != 0 && vd_image_length(*img) != spec->size) {
+        ret = vd_error_set(err, -EINVAL, "the server's export is %llu bytes, "
+                           "not the %llu asked for (leave 'size' out to take "
+                           "the export's)",
+                           (unsigned long long)vd_image_length(*img),
+                           (unsigned long long)spec->size);
+        vd_image_close(*img);
+        *img = NULL;
+    }
+    return ret;
+}
+
 int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                      struct vd_volume_info *out, struct vd_error *err)
 {
@@ -363,6 +391,9 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         return ret;
     }
     file = vd_row_is_file(&row);
+    if (!file && (ret = open_remote(mgr, spec, &row, &img, err)) < 0) {
+        return ret;
+    }
     pthread_mutex_lock(&mgr->ctl);
     if (spec->base != NULL && (ret = freeze_base(mgr, spec->base, err)) < 0) {
         goto out_unlock;
@@ -377,18 +408,10 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
             goto out_undo;
         }
         vd_fsync_dir(mgr->images_dir);
-    }
-    ret = vd_volmgr_open_row(mgr, &row, false, &img, err);
-    if (ret < 0) {
-        goto out_undo;
-    }
-    if (!file && spec->size != 0 && vd_image_length(img) != spec->size) {
-        ret = vd_error_set(err, -EINVAL, "the server's export is %llu bytes, "
-                           "not the %llu asked for (leave 'size' out to take "
-                           "the export's)",
-                           (unsigned long long)vd_image_length(img),
-                           (unsigned long long)spec->size);
-        goto out_undo;
+        ret = vd_volmgr_open_row(mgr, &row, false, &img, err);
+        if (ret < 0) {
+            goto out_undo;
+        }
     }
     row.size = vd_image_length(img);
     if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) < 0 ||
@@ -411,6 +434,7 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
 
 out_undo:
     vd_image_close(img);
+    img = NULL;
     /* Import/format errors may have changed row.format/location: the row in
      * the catalog still names what was planned, so remove by what we made. */
     if (file) {
@@ -418,6 +442,7 @@ out_undo:
     }
     vd_catalog_volume_delete(mgr->cat, row.name, NULL);
 out_unlock:
+    vd_image_close(img);   /* a remote image, opened before ctl */
     if (spec->base != NULL) {
         thaw_base(mgr, spec->base);   /* no-op while it has other clones */
     }
