@@ -525,6 +525,15 @@ static bool still_mounted(struct vd_fuse_export *fx)
            (fx->conn_dev == 0 || ((me.major << 20) | me.minor) == fx->conn_dev);
 }
 
+/* Wait until no handler and no asynchronous request is in fx. */
+static void wait_handlers(struct vd_fuse_export *fx)
+{
+    while (atomic_load(&fx->inflight) > 0) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
 void vd_fuse_export_stop(struct vd_fuse_export *fx)
 {
     pthread_t waker;
@@ -585,10 +594,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
         if (waking) {
             pthread_detach(waker);
         }
-        while (atomic_load(&fx->inflight) > 0) {
-            struct timespec ms = {0, 1000000};
-            nanosleep(&ms, NULL);
-        }
+        wait_handlers(fx);
         vd_fuse_release_all_handles(fx);
         vd_fuse_snap_release_all(fx);
         return;
@@ -598,6 +604,8 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     if (waking) {
         pthread_join(waker, NULL);
     }
+    /* Asynchronous requests still answer through the session. */
+    wait_handlers(fx);
     fuse_session_destroy(fx->se);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);

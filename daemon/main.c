@@ -18,6 +18,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "fuse_export.h"
+#include "hostaio.h"
 #include "log.h"
 #include "notify.h"
 #include "vd_error.h"
@@ -370,6 +371,7 @@ out:
     }
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
+    vd_hostio_shutdown();   /* nothing is in flight once volumes closed */
     vd_catalog_close(cat);
     for (int i = 0; i < o.n_import_dirs; i++) {
         free(import_real[i]);

@@ -237,3 +237,26 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
     }
     return ret;
 }
+
+static void volume_aio_done(struct vd_aio *aio, int ret)
+{
+    struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
+    /* Leave first: once done has replied, nothing keeps vol alive. */
+    gate_leave(va->vol);
+    va->done(va, ret);
+}
+
+int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    int ret = gate_enter(vol);
+    if (ret < 0) {
+        return ret;
+    }
+    va->vol = vol;
+    va->aio.done = volume_aio_done;
+    ret = vd_image_submit(vol->img, &va->aio);
+    if (ret < 0) {
+        gate_leave(vol);
+    }
+    return ret;
+}

@@ -204,6 +204,7 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
 static void image_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_image *img = aio->img;
+    atomic_fetch_add(&img->stats.async, 1);
     if (aio->op == VD_AIO_READ) {
         atomic_fetch_add(&img->stats.reads, 1);
         if (ret == 0) {

@@ -280,8 +280,8 @@ static int qcow2_flush(struct vd_image *img)
         return ret;
     }
     /* Drain I/O that may still use the old mappings. */
-    pthread_rwlock_wrlock(&s->io_barrier);
-    pthread_rwlock_unlock(&s->io_barrier);
+    q2_barrier_drain(s);
+    q2_barrier_release(s);
     pthread_mutex_lock(&s->lock);
     ret = apply_frees(s, p, n);
     pthread_mutex_unlock(&s->lock);
@@ -552,6 +552,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .relocate = vd_qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
+    .submit = q2_submit,
     .pread = qcow2_pread,
     .pwrite = qcow2_pwrite,
     .flush = qcow2_flush,
