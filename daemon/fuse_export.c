@@ -334,9 +334,14 @@ static void stop_event_worker(struct vd_fuse_export *fx)
 static void *loop_main(void *arg)
 {
     struct vd_fuse_export *fx = arg;
-    struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    int r;
+    struct fuse_loop_config *lc;
+    int r = vd_fuse_loop_run(fx);
 
+    if (r != VD_FUSE_LOOP_UNAVAILABLE) {
+        goto done;
+    }
+    vd_warn("FUSE: io_uring is not available; using libfuse's loop");
+    lc = fuse_loop_cfg_create();
     if (lc == NULL) {
         vd_err("FUSE: out of memory starting the session loop");
         atomic_store(&fx->loop_done, true);
@@ -346,6 +351,7 @@ static void *loop_main(void *arg)
     fuse_loop_cfg_set_max_threads(lc, (unsigned int)fx->cfg.threads);
     r = fuse_session_loop_mt(fx->se, lc);
     fuse_loop_cfg_destroy(lc);
+done:
     atomic_store(&fx->loop_done, true);
     if (!atomic_load(&fx->stopping)) {
         vd_err("FUSE mount at %s went away (unmounted or aborted from "

@@ -31,7 +31,10 @@
  *    aligned buffer from a small pool; a write's payload is copied into
  *    it, since libfuse reuses its receive buffer once the handler
  *    returns. Requests the driver cannot start without blocking
- *    (-EAGAIN) run on the worker from that same buffer. Larger requests
+ *    (-EAGAIN) run on the worker from that same buffer, and so does a
+ *    request that finds no other read or write in progress (io_busy):
+ *    at queue depth 1 the hand-over to the I/O thread would only add a
+ *    wake-up to the latency. Larger requests
  *    keep the blocking path of note 5: they are few, and copying them
  *    would cost more than the waiting. */
 #include <errno.h>
@@ -41,6 +44,7 @@
 
 #include <linux/fuse.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "fuse-int.h"
 #include "volume.h"
@@ -245,7 +249,8 @@ static int volume_pread(void *vol, void *buf, size_t len, uint64_t off)
 
 struct fx_aio {
     struct vd_volume_aio va;
-    fuse_req_t req;
+    fuse_req_t req;             /* NULL: answer `unique` directly */
+    uint64_t unique;
     struct vd_fuse_export *fx;
     struct fx_aio *next_free;   /* pool list */
 };
@@ -290,16 +295,41 @@ static void aio_put(struct fx_aio *a)
     free(a);
 }
 
+/* Answer request `unique` on the session's descriptor without libfuse's
+ * request object (fuse_loop.c's fast path). A failed write means the
+ * kernel no longer waits for the answer (connection gone, request
+ * interrupted); there is nobody else to tell. */
+static void reply_raw(struct vd_fuse_export *fx, uint64_t unique, int ret,
+                      const void *data, size_t len)
+{
+    struct fuse_out_header oh = {.unique = unique};
+    struct iovec iov[2] = {{&oh, sizeof(oh)}, {(void *)data, len}};
+    int n = 1;
+    if (ret < 0) {
+        oh.error = ret;
+    } else if (len > 0) {
+        n = 2;
+    }
+    oh.len = (uint32_t)(sizeof(oh) + (n == 2 ? len : 0));
+    (void)!writev(fuse_session_fd(fx->se), iov, n);
+}
+
 static void aio_done(struct vd_volume_aio *va, int ret)
 {
     struct fx_aio *a = (struct fx_aio *)va;
-    if (ret < 0) {
+    if (a->req == NULL) {
+        struct fuse_write_out wo = {.size = (uint32_t)va->aio.len};
+        bool rd = va->aio.op == VD_AIO_READ;
+        reply_raw(a->fx, a->unique, ret, rd ? aio_buf(a) : (void *)&wo,
+                  rd ? va->aio.len : sizeof(wo));
+    } else if (ret < 0) {
         fuse_reply_err(a->req, -ret);
     } else if (va->aio.op == VD_AIO_READ) {
         fuse_reply_buf(a->req, aio_buf(a), va->aio.len);
     } else {
         fuse_reply_write(a->req, va->aio.len);
     }
+    atomic_fetch_sub(&a->fx->io_busy, 1);
     fx_leave(a->fx);
     aio_put(a);
 }
@@ -332,7 +362,10 @@ static bool try_async(fuse_req_t req, struct vd_fuse_export *fx,
             return false;
         }
     }
-    ret = vd_volume_submit(h->vol, &a->va);
+    /* Alone, the request is quickest done right here: handing it to the
+     * I/O thread would add a wake-up to its latency (note 6). */
+    ret = atomic_fetch_add(&fx->io_busy, 1) == 0
+              ? -EAGAIN : vd_volume_submit(h->vol, &a->va);
     if (ret == -EAGAIN) {
         /* Not for the fast path (allocation, a cache miss, ...): run it
          * here, blocking, from the copy already made. */
@@ -346,11 +379,62 @@ static bool try_async(fuse_req_t req, struct vd_fuse_export *fx,
         }
     }
     if (ret < 0) {
+        atomic_fetch_sub(&fx->io_busy, 1);
         aio_put(a);
         fx_leave(fx);
         fuse_reply_err(req, -ret);
     }
     return true;
+}
+
+bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
+                     uint64_t fh, const void *payload, size_t size,
+                     off_t off)
+{
+    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
+    struct fx_aio *a = NULL;
+    uint64_t vsize;
+
+    if (size == 0 || size > FX_AIO_MAX || off < 0 || !fx_enter(fx)) {
+        return false;
+    }
+    vsize = vd_volume_size(h->vol);
+    if ((uint64_t)off >= vsize) {
+        goto slow;   /* EOF or ENOSPC: answered by the handlers */
+    }
+    if (size > vsize - (uint64_t)off) {
+        if (payload != NULL) {
+            goto slow;   /* a short write */
+        }
+        size = (size_t)(vsize - (uint64_t)off);
+    }
+    if ((a = aio_get()) == NULL) {
+        goto slow;
+    }
+    a->va.aio = (struct vd_aio){.op = payload != NULL ? VD_AIO_WRITE
+                                                      : VD_AIO_READ,
+                                .buf = aio_buf(a),
+                                .len = size,
+                                .off = (uint64_t)off};
+    a->va.done = aio_done;
+    a->req = NULL;
+    a->unique = unique;
+    a->fx = fx;
+    if (payload != NULL) {
+        memcpy(aio_buf(a), payload, size);
+        atomic_store(&h->dirty, true);
+    }
+    atomic_fetch_add(&fx->io_busy, 1);
+    if (vd_volume_submit_nowait(h->vol, &a->va) == 0) {
+        return true;
+    }
+    atomic_fetch_sub(&fx->io_busy, 1);
+slow:
+    if (a != NULL) {
+        aio_put(a);
+    }
+    fx_leave(fx);
+    return false;
 }
 
 void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -188,6 +188,8 @@ struct vd_volume_aio {
  * returns) with the gate held until then; -EAGAIN when the request must
  * take vd_volume_pread/pwrite instead; or another -errno. */
 int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va);
+/* The same, but -EAGAIN instead of waiting when the gate is closed. */
+int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va);
 int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len);
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len);
 

@@ -246,12 +246,9 @@ static void volume_aio_done(struct vd_aio *aio, int ret)
     va->done(va, ret);
 }
 
-int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
+static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
 {
-    int ret = gate_enter(vol);
-    if (ret < 0) {
-        return ret;
-    }
+    int ret;
     va->vol = vol;
     va->aio.done = volume_aio_done;
     ret = vd_image_submit(vol->img, &va->aio);
@@ -259,4 +256,20 @@ int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
         gate_leave(vol);
     }
     return ret;
+}
+
+int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    int ret = gate_enter(vol);
+    return ret < 0 ? ret : submit_entered(vol, va);
+}
+
+int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    atomic_fetch_add(&vol->inflight, 1);
+    if (atomic_load(&vol->gate_closed) || vol->img == NULL) {
+        gate_leave(vol);
+        return -EAGAIN;
+    }
+    return submit_entered(vol, va);
 }

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 /* user_data tags that are not requests */
 static char tag_wake, tag_stop;
 static struct vd_hostio stop_io;   /* posted by shutdown (note 4) */
+static _Atomic uint64_t poll_ns = 0;
 
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER; /* setup */
 static pthread_cond_t ring_cond = PTHREAD_COND_INITIALIZER;
@@ -75,6 +77,7 @@ static int prepare(struct vd_hostio *io)
     }
     io->fd = io->hf->dfd >= 0 ? io->hf->dfd : io->hf->fd;
     io->done = 0;
+    io->raw = false;
     return 0;
 }
 
@@ -92,7 +95,10 @@ static struct io_uring_sqe *get_sqe(void)
 static void queue(struct vd_hostio *io)
 {
     struct io_uring_sqe *sqe = get_sqe();
-    if (io->write) {
+    if (io->raw) {
+        io_uring_prep_read(sqe, io->fd, io->buf, (unsigned)io->len,
+                           (uint64_t)-1);
+    } else if (io->write) {
         io_uring_prep_write(sqe, io->fd, (const char *)io->buf + io->done,
                             (unsigned)(io->len - io->done),
                             io->off + io->done);
@@ -137,6 +143,10 @@ static bool take_inbox(void)
 
 static void complete(struct vd_hostio *io, int res)
 {
+    if (io->raw) {
+        io->cb(io, res);
+        return;
+    }
     if (res == -EAGAIN || res == -EINTR) {
         queue(io);
         return;
@@ -204,6 +214,13 @@ static void set_state(int state)
     pthread_mutex_unlock(&ring_lock);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void *io_main(void *arg)
 {
     (void)arg;
@@ -211,6 +228,7 @@ static void *io_main(void *arg)
         set_state(RING_FAILED);
         return NULL;
     }
+    uint64_t busy_at = 0;
     arm_wake();
     set_state(RING_UP);
     for (;;) {
@@ -221,7 +239,11 @@ static void *io_main(void *arg)
             break;
         }
         if (posted || n > 0) {
+            busy_at = poll_ns > 0 ? now_ns() : 0;
             continue;
+        }
+        if (poll_ns > 0 && now_ns() - busy_at < poll_ns) {
+            continue;   /* note 5: stay awake a moment for the next one */
         }
         atomic_store(&sleeping, true);
         if (atomic_load(&inbox) != NULL) {
@@ -265,6 +287,22 @@ int vd_hostio_submit(struct vd_hostio *io)
     if (!ring_up()) {
         return -EAGAIN;
     }
+    post(io, io);
+    return 0;
+}
+
+void vd_hostio_set_poll(unsigned us)
+{
+    atomic_store(&poll_ns, (uint64_t)us * 1000u);
+}
+
+int vd_hostio_read_fd(struct vd_hostio *io)
+{
+    if (io->len > UINT32_MAX || !ring_up()) {
+        return -EAGAIN;
+    }
+    io->raw = true;
+    io->done = 0;
     post(io, io);
     return 0;
 }

@@ -26,7 +26,9 @@ struct vd_hostio {
     void *owner;   /* for cb's use (a batch sets it to itself) */
     struct vd_hostio *next;   /* private: hand-over list */
     size_t done;   /* private: bytes transferred so far */
-    int fd;        /* private: the descriptor in use */
+    int fd;        /* the descriptor in use (set by the caller only for
+                      vd_hostio_read_fd) */
+    bool raw;      /* private: a vd_hostio_read_fd request */
 };
 
 /* Start io: 0 when io->cb will be called (from the I/O thread),
@@ -34,6 +36,13 @@ struct vd_hostio {
  * offsets not aligned for the file's O_DIRECT descriptor, no ring) and the
  * caller should use vd_hostfile_pread/pwrite. */
 int vd_hostio_submit(struct vd_hostio *io);
+
+/* Read up to len bytes from descriptor fd (a device such as /dev/fuse,
+ * opened O_NONBLOCK so the ring can wait for it to become readable)
+ * into buf on the I/O thread. io->cb gets read(2)'s result: the byte
+ * count, or -errno. Fill fd, buf, len and cb; hf is ignored. -EAGAIN
+ * when io_uring is not available. */
+int vd_hostio_read_fd(struct vd_hostio *io);
 
 /* Whether [off, off+len) at buf can go to hf asynchronously as it is. */
 bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf,
@@ -63,6 +72,10 @@ void vd_hostio_batch_free(struct vd_hostio_batch *b);
  * (the batch is then still the caller's to free). Segments must suit
  * their file (vd_hostio_suits). A batch of no segments completes at once. */
 int vd_hostio_batch_submit(struct vd_hostio_batch *b);
+
+/* After it last had work, the I/O thread keeps looking for more for this
+ * long before it sleeps (0 = sleep at once). */
+void vd_hostio_set_poll(unsigned us);
 
 /* Stop the completion thread and free the ring, once nothing is in flight
  * any more (at process exit; later submits start a new ring). */
