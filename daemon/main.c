@@ -171,10 +171,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0) {
         return -1;
     }
-    /* Workers do synchronous image I/O, so the thread count caps the
-     * requests a volume has in flight: 32 lets a QD32 client fill its
-     * queue (4k randread QD32 through qcow2 on O_DIRECT: ~29k IOPS vs
-     * ~9-16k with 8, no gain from 64; bench/RESULTS.md). */
+    /* Small reads and writes of allocated data are served by the I/O
+     * thread (daemon/fuse_loop.c); workers take the rest, blocking, so
+     * their count caps how many allocating writes are in flight. */
     o->threads = 32;
     if (parse_poll(env_or("VDISKD_POLL_US", "50"), o) < 0) {
         return -1;
