@@ -25,7 +25,7 @@ static const struct metric per_volume[] = {
     {"vdiskd_volume_written_bytes_total", COUNTER, "Bytes written."},
     {"vdiskd_volume_errors_total", COUNTER, "Requests that failed."},
     {"vdiskd_volume_async_requests_total", COUNTER,
-     "Reads and writes served without blocking a worker."},
+     "Reads, writes and flushes served on the I/O thread."},
     {"vdiskd_volume_open_count", GAUGE, "Open handles on the volume file."},
     {"vdiskd_volume_size_bytes", GAUGE, "Virtual size."},
 };

@@ -116,6 +116,10 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
                      uint64_t fh, const void *payload, size_t size,
                      off_t off);
+/* The same for an FSYNC of the open volume file fh: a flush the driver
+ * can run on the I/O thread (nothing but data to sync). */
+bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
+                        uint64_t fh);
 /* Drop every handle the kernel did not release (after the loop ended). */
 void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
 

@@ -251,6 +251,7 @@ struct fx_aio {
     struct vd_volume_aio va;
     fuse_req_t req;             /* NULL: answer `unique` directly */
     uint64_t unique;
+    struct vd_fuse_handle *h;   /* flushes: dirty again if it fails */
     struct vd_fuse_export *fx;
     struct fx_aio *next_free;   /* pool list */
 };
@@ -317,7 +318,12 @@ static void reply_raw(struct vd_fuse_export *fx, uint64_t unique, int ret,
 static void aio_done(struct vd_volume_aio *va, int ret)
 {
     struct fx_aio *a = (struct fx_aio *)va;
-    if (a->req == NULL) {
+    if (va->aio.op == VD_AIO_FLUSH) {
+        if (ret < 0) {
+            atomic_store(&a->h->dirty, true);
+        }
+        reply_raw(a->fx, a->unique, ret, NULL, 0);
+    } else if (a->req == NULL) {
         struct fuse_write_out wo = {.size = (uint32_t)va->aio.len};
         bool rd = va->aio.op == VD_AIO_READ;
         reply_raw(a->fx, a->unique, ret, rd ? aio_buf(a) : (void *)&wo,
@@ -433,6 +439,40 @@ slow:
     if (a != NULL) {
         aio_put(a);
     }
+    fx_leave(fx);
+    return false;
+}
+
+bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
+                        uint64_t fh)
+{
+    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
+    struct fx_aio *a;
+    bool was_dirty;
+
+    if (!fx_enter(fx)) {
+        return false;
+    }
+    if ((a = aio_get()) == NULL) {
+        fx_leave(fx);
+        return false;
+    }
+    a->va.aio = (struct vd_aio){.op = VD_AIO_FLUSH};
+    a->va.done = aio_done;
+    a->req = NULL;
+    a->unique = unique;
+    a->h = h;
+    a->fx = fx;
+    was_dirty = atomic_exchange(&h->dirty, false);
+    atomic_fetch_add(&fx->io_busy, 1);
+    if (vd_volume_submit_nowait(h->vol, &a->va) == 0) {
+        return true;
+    }
+    atomic_fetch_sub(&fx->io_busy, 1);
+    if (was_dirty) {
+        atomic_store(&h->dirty, true);
+    }
+    aio_put(a);
     fx_leave(fx);
     return false;
 }

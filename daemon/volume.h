@@ -46,7 +46,7 @@ struct vd_volume_info {
     int64_t allocated;            /* host bytes, -1 if unknown */
     int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
-    uint64_t async;               /* of reads + writes, done asynchronously */
+    uint64_t async;               /* reads, writes, flushes done asynchronously */
     char backend_state[1024];     /* driver's JSON object text, "" if none
                                      (NBD: connection state, capabilities) */
 };

@@ -72,6 +72,11 @@ static void post(struct vd_hostio *first, struct vd_hostio *last)
  * not suit asynchronous I/O (note 3). */
 static int prepare(struct vd_hostio *io)
 {
+    if (io->sync) {
+        io->fd = io->hf->fd;
+        io->raw = false;
+        return 0;
+    }
     if (!vd_hostio_suits(io->hf, io->buf, io->len, io->off)) {
         return -EAGAIN;
     }
@@ -98,6 +103,8 @@ static void queue(struct vd_hostio *io)
     if (io->raw) {
         io_uring_prep_read(sqe, io->fd, io->buf, (unsigned)io->len,
                            (uint64_t)-1);
+    } else if (io->sync) {
+        io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
     } else if (io->write) {
         io_uring_prep_write(sqe, io->fd, (const char *)io->buf + io->done,
                             (unsigned)(io->len - io->done),
@@ -143,8 +150,8 @@ static bool take_inbox(void)
 
 static void complete(struct vd_hostio *io, int res)
 {
-    if (io->raw) {
-        io->cb(io, res);
+    if (io->raw || (io->sync && res != -EAGAIN && res != -EINTR)) {
+        io->cb(io, io->sync && res > 0 ? 0 : res);
         return;
     }
     if (res == -EAGAIN || res == -EINTR) {

@@ -23,7 +23,7 @@ s = v["stats"]
 assert s["writes"] > 0 and s["bytes_written"] >= 8 * 65536, s
 assert s["reads"] > 0 and s["bytes_read"] >= 4 * 65536, s
 assert s["errors"] == 0, s
-assert 0 < s["async_requests"] <= s["reads"] + s["writes"], s
+assert s["async_requests"] > 0, s
 assert v["allocated"] is None or v["allocated"] >= 8 * 65536, v["allocated"]
 PY
 written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["bytes_written"])' "$T/body")
