@@ -24,6 +24,8 @@ static const struct metric per_volume[] = {
     {"vdiskd_volume_read_bytes_total", COUNTER, "Bytes read."},
     {"vdiskd_volume_written_bytes_total", COUNTER, "Bytes written."},
     {"vdiskd_volume_errors_total", COUNTER, "Requests that failed."},
+    {"vdiskd_volume_async_requests_total", COUNTER,
+     "Reads, writes and flushes served on the I/O thread."},
     {"vdiskd_volume_open_count", GAUGE, "Open handles on the volume file."},
     {"vdiskd_volume_size_bytes", GAUGE, "Virtual size."},
 };
@@ -36,7 +38,8 @@ static uint64_t metric_value(const struct vd_volume_info *vi, size_t m)
     case 2: return vi->bytes_read;
     case 3: return vi->bytes_written;
     case 4: return vi->errors;
-    case 5: return vi->open_count < 0 ? 0 : (uint64_t)vi->open_count;
+    case 5: return vi->async;
+    case 6: return vi->open_count < 0 ? 0 : (uint64_t)vi->open_count;
     default: return vi->row.size;
     }
 }

@@ -43,12 +43,13 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
         }
         json_decref(st);
     }
-    stats = json_pack("{s:I, s:I, s:I, s:I, s:I}",
+    stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
                       "reads", (json_int_t)vi->reads,
                       "writes", (json_int_t)vi->writes,
                       "bytes_read", (json_int_t)vi->bytes_read,
                       "bytes_written", (json_int_t)vi->bytes_written,
-                      "errors", (json_int_t)vi->errors);
+                      "errors", (json_int_t)vi->errors,
+                      "async_requests", (json_int_t)vi->async);
     return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i, "
                      "s:o, s:o, s:o}",
                      "name", str_or_null(r->name),

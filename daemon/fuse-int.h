@@ -40,6 +40,7 @@ struct vd_fuse_export {
     atomic_bool loop_done;       /* the loop returned */
     atomic_bool stopping;        /* handlers must not touch mgr any more */
     atomic_int inflight;         /* handlers between fx_enter/fx_leave */
+    atomic_int io_busy;          /* reads and writes being served */
 
     pthread_mutex_t handles_lock;
     struct vd_fuse_handle handles;   /* list head; handles_lock */
@@ -108,8 +109,25 @@ void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                    struct fuse_file_info *fi);
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
+/* Serve a READ (payload NULL) or WRITE of size bytes at off on the open
+ * volume file fh for request `unique`, without blocking: true when it is
+ * answered or will be from the completion; false when the request must
+ * go to libfuse's handler instead (fuse_loop.c). */
+bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
+                     uint64_t fh, const void *payload, size_t size,
+                     off_t off);
+/* The same for an FSYNC of the open volume file fh: a flush the driver
+ * can run on the I/O thread (nothing but data to sync). */
+bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
+                        uint64_t fh);
 /* Drop every handle the kernel did not release (after the loop ended). */
 void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
+
+/* fuse_loop.c: the session loop (DESIGN NOTES there). Returns when the
+ * session ends: 0, -errno, or VD_FUSE_LOOP_UNAVAILABLE without having
+ * read anything when io_uring cannot be used. */
+#define VD_FUSE_LOOP_UNAVAILABLE 1
+int vd_fuse_loop_run(struct vd_fuse_export *fx);
 
 /* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
 #define VD_FUSE_SNAPDIR ".snapshots"

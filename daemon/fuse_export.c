@@ -1,23 +1,24 @@
 /* fuse_export.c — the FUSE mount's lifecycle: preparing the mount point,
- * mounting, running libfuse's multi-threaded loop in the background, and
+ * mounting, running the session loop (fuse_loop.c) in the background, and
  * stopping it; plus the worker that tells the kernel when volumes come,
  * go or change size. The request handlers are in fuse_ops.c.
  *
  * DESIGN NOTES
- * 1. The loop runs in its own thread (fuse_session_loop_mt, clone_fd,
- *    max_threads = cfg->threads). If the mount disappears from outside
- *    (umount -l by an admin, connection aborted) every worker's read of
- *    /dev/fuse fails with ENODEV and the loop returns: the export is then
- *    stopped for good, the rest of the daemon keeps running.
- * 2. Stop: the loop's threads sleep in read(2) on /dev/fuse and only wake
- *    for a request or when the connection dies. Unmounting kills the
+ * 1. The loop runs in its own thread (vd_fuse_loop_run with cfg->threads
+ *    workers; libfuse's fuse_session_loop_mt with clone_fd where io_uring
+ *    is missing). If the mount disappears from outside (umount -l by an
+ *    admin, connection aborted) the read of /dev/fuse fails with ENODEV
+ *    and the loop returns: the export is then stopped for good, the rest
+ *    of the daemon keeps running.
+ * 2. Stop: the loop waits in a read of /dev/fuse and only wakes for a
+ *    request or when the connection dies. Unmounting kills the
  *    connection only once no file on the mount is open any more, so stop
  *    first pins the mount root with an O_PATH descriptor, marks the session
  *    exited, unmounts (lazily), and then makes one lookup below the pinned
- *    root from a helper thread: the first worker it wakes sees the exit
- *    flag and ends the loop, which cancels the other workers. Closing the
- *    last /dev/fuse descriptor then aborts the connection, and clients that
- *    still hold files get ENOTCONN. If an admin detached the mount while
+ *    root from a helper thread: the loop sees the exit flag on that
+ *    request, has it answered and ends. Closing the session's /dev/fuse
+ *    descriptor (fuse_session_destroy) then ends the connection, and
+ *    clients that still hold files get ENOTCONN. If an admin detached the mount while
  *    files were open (no path reaches it any more), or the loop does not
  *    end within a few seconds, stop aborts the connection through fusectl
  *    (mounted privately for the moment if the host has not mounted it),
@@ -334,9 +335,14 @@ static void stop_event_worker(struct vd_fuse_export *fx)
 static void *loop_main(void *arg)
 {
     struct vd_fuse_export *fx = arg;
-    struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    int r;
+    struct fuse_loop_config *lc;
+    int r = vd_fuse_loop_run(fx);
 
+    if (r != VD_FUSE_LOOP_UNAVAILABLE) {
+        goto done;
+    }
+    vd_warn("FUSE: io_uring is not available; using libfuse's loop");
+    lc = fuse_loop_cfg_create();
     if (lc == NULL) {
         vd_err("FUSE: out of memory starting the session loop");
         atomic_store(&fx->loop_done, true);
@@ -346,6 +352,7 @@ static void *loop_main(void *arg)
     fuse_loop_cfg_set_max_threads(lc, (unsigned int)fx->cfg.threads);
     r = fuse_session_loop_mt(fx->se, lc);
     fuse_loop_cfg_destroy(lc);
+done:
     atomic_store(&fx->loop_done, true);
     if (!atomic_load(&fx->stopping)) {
         vd_err("FUSE mount at %s went away (unmounted or aborted from "
@@ -525,6 +532,15 @@ static bool still_mounted(struct vd_fuse_export *fx)
            (fx->conn_dev == 0 || ((me.major << 20) | me.minor) == fx->conn_dev);
 }
 
+/* Wait until no handler and no asynchronous request is in fx. */
+static void wait_handlers(struct vd_fuse_export *fx)
+{
+    while (atomic_load(&fx->inflight) > 0) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
 void vd_fuse_export_stop(struct vd_fuse_export *fx)
 {
     pthread_t waker;
@@ -585,10 +601,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
         if (waking) {
             pthread_detach(waker);
         }
-        while (atomic_load(&fx->inflight) > 0) {
-            struct timespec ms = {0, 1000000};
-            nanosleep(&ms, NULL);
-        }
+        wait_handlers(fx);
         vd_fuse_release_all_handles(fx);
         vd_fuse_snap_release_all(fx);
         return;
@@ -598,6 +611,8 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     if (waking) {
         pthread_join(waker, NULL);
     }
+    /* Asynchronous requests still answer through the session. */
+    wait_handlers(fx);
     fuse_session_destroy(fx->se);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);

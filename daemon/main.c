@@ -18,6 +18,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "fuse_export.h"
+#include "hostaio.h"
 #include "log.h"
 #include "notify.h"
 #include "vd_error.h"
@@ -39,6 +40,7 @@ struct options {
     gid_t gid;
     mode_t mode;
     int threads;
+    int poll_us;
     bool verbose;
     bool host_cache;
 };
@@ -63,6 +65,10 @@ static void usage(FILE *f)
 "  --owner USER[:GROUP] owner of the volume files (default: root:root)\n"
 "  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
 "  --threads N         FUSE worker threads (default: 32)\n"
+"  --poll-us N         after its last request the I/O thread looks for\n"
+"                      the next one this long before it sleeps; 0 saves\n"
+"                      CPU, more saves wake-ups (default: 50,\n"
+"                      env VDISKD_POLL_US)\n"
 "  --cache MODE        image I/O: 'direct' bypasses the host page cache\n"
 "                      (O_DIRECT), 'host' uses it (default: direct,\n"
 "                      env VDISKD_CACHE)\n"
@@ -119,6 +125,18 @@ static int parse_cache(const char *s, struct options *o)
     return -1;
 }
 
+static int parse_poll(const char *s, struct options *o)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 10000) {
+        fprintf(stderr, "vdiskd: --poll-us must be 0..10000, got '%s'\n", s);
+        return -1;
+    }
+    o->poll_us = (int)v;
+    return 0;
+}
+
 static const char *env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
@@ -129,8 +147,8 @@ static const char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
-           OPT_SOCKET_DIR, OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE, OPT_VERBOSE, OPT_HELP,
-           OPT_VERSION };
+           OPT_SOCKET_DIR, OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE,
+           OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_POLL };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
         {"mount", required_argument, NULL, OPT_MOUNT},
@@ -142,6 +160,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"file-mode", required_argument, NULL, OPT_MODE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"cache", required_argument, NULL, OPT_CACHE},
+        {"poll-us", required_argument, NULL, OPT_POLL},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -158,11 +177,13 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0) {
         return -1;
     }
-    /* Workers do synchronous image I/O, so the thread count caps the
-     * requests a volume has in flight: 32 lets a QD32 client fill its
-     * queue (4k randread QD32 through qcow2 on O_DIRECT: ~29k IOPS vs
-     * ~9-16k with 8, no gain from 64; bench/RESULTS.md). */
+    /* Small reads and writes of allocated data are served by the I/O
+     * thread (daemon/fuse_loop.c); workers take the rest, blocking, so
+     * their count caps how many allocating writes are in flight. */
     o->threads = 32;
+    if (parse_poll(env_or("VDISKD_POLL_US", "50"), o) < 0) {
+        return -1;
+    }
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_DATA: o->data_dir = optarg; break;
@@ -209,6 +230,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->threads = (int)v;
             break;
         }
+        case OPT_POLL:
+            if (parse_poll(optarg, o) < 0) {
+                return -1;
+            }
+            break;
         case OPT_CACHE:
             if (parse_cache(optarg, o) < 0) {
                 return -1;
@@ -327,6 +353,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    vd_hostio_set_poll((unsigned)o.poll_us);
 
     if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
         goto out;
@@ -397,6 +424,7 @@ out:
     }
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
+    vd_hostio_shutdown();   /* nothing is in flight once volumes closed */
     vd_catalog_close(cat);
     for (int i = 0; i < o.n_import_dirs; i++) {
         free(import_real[i]);

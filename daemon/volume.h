@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "vd_driver.h"
 
 struct vd_error;
 struct vd_volmgr;
@@ -48,6 +49,7 @@ struct vd_volume_info {
     int64_t allocated;            /* host bytes, -1 if unknown */
     int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
+    uint64_t async;               /* reads, writes, flushes done asynchronously */
     char backend_state[1024];     /* driver's JSON object text, "" if none
                                      (NBD: connection state, capabilities) */
 };
@@ -177,6 +179,21 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off);
 int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
                      uint64_t off);
 int vd_volume_flush(struct vd_volume *vol);
+
+/* An asynchronous read or write through the gate. The caller fills
+ * aio.op, aio.buf, aio.len, aio.off and done, and keeps the structure
+ * alive until done is called. */
+struct vd_volume_aio {
+    struct vd_aio aio;
+    void (*done)(struct vd_volume_aio *va, int ret);
+    struct vd_volume *vol;   /* private */
+};
+/* 0 when va->done will be called (from any thread, possibly before this
+ * returns) with the gate held until then; -EAGAIN when the request must
+ * take vd_volume_pread/pwrite instead; or another -errno. */
+int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va);
+/* The same, but -EAGAIN instead of waiting when the gate is closed. */
+int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va);
 int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len);
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len);
 

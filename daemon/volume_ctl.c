@@ -43,6 +43,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
         out->bytes_read = atomic_load(&s->bytes_read);
         out->bytes_written = atomic_load(&s->bytes_written);
         out->errors = atomic_load(&s->errors);
+        out->async = atomic_load(&s->async);
         if (vd_image_describe(vol->img, out->backend_state,
                               sizeof(out->backend_state)) < 0) {
             out->backend_state[0] = '\0';

@@ -237,3 +237,39 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
     }
     return ret;
 }
+
+static void volume_aio_done(struct vd_aio *aio, int ret)
+{
+    struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
+    /* Leave first: once done has replied, nothing keeps vol alive. */
+    gate_leave(va->vol);
+    va->done(va, ret);
+}
+
+static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    int ret;
+    va->vol = vol;
+    va->aio.done = volume_aio_done;
+    ret = vd_image_submit(vol->img, &va->aio);
+    if (ret < 0) {
+        gate_leave(vol);
+    }
+    return ret;
+}
+
+int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    int ret = gate_enter(vol);
+    return ret < 0 ? ret : submit_entered(vol, va);
+}
+
+int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    atomic_fetch_add(&vol->inflight, 1);
+    if (atomic_load(&vol->gate_closed) || vol->img == NULL) {
+        gate_leave(vol);
+        return -EAGAIN;
+    }
+    return submit_entered(vol, va);
+}

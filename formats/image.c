@@ -204,7 +204,10 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
 static void image_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_image *img = aio->img;
-    if (aio->op == VD_AIO_READ) {
+    atomic_fetch_add(&img->stats.async, 1);
+    if (aio->op == VD_AIO_FLUSH) {
+        atomic_fetch_add(&img->stats.flushes, 1);
+    } else if (aio->op == VD_AIO_READ) {
         atomic_fetch_add(&img->stats.reads, 1);
         if (ret == 0) {
             atomic_fetch_add(&img->stats.bytes_read, aio->len);
@@ -224,8 +227,12 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
     if (img->drv->submit == NULL || !img->drv->parallel) {
         return -EAGAIN;
     }
-    ret = aio->op == VD_AIO_READ ? check_range(img, aio->off, aio->len)
-                                 : check_write(img, aio->off, aio->len);
+    if (aio->op == VD_AIO_FLUSH) {
+        ret = img->readonly || img->drv->flush == NULL ? 0 : 1;
+    } else {
+        ret = aio->op == VD_AIO_READ ? check_range(img, aio->off, aio->len)
+                                     : check_write(img, aio->off, aio->len);
+    }
     if (ret <= 0) {
         return ret == 0 ? -EAGAIN : count_result(img, ret);
     }

@@ -18,6 +18,7 @@ struct vd_image_stats {
     atomic_uint_fast64_t reads, writes, flushes, discards;
     atomic_uint_fast64_t bytes_read, bytes_written;
     atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t async;   /* reads, writes, flushes done asynchronously */
 };
 
 struct vd_image {

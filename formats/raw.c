@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hostaio.h"
 #include "image.h"
 #include "io_util.h"
 #include "vd_error.h"
@@ -120,6 +121,30 @@ static int raw_pwrite(struct vd_image *img, const void *buf, size_t len,
     return vd_hostfile_pwrite(&s->hf, buf, len, off);
 }
 
+/* Asynchronous reads and writes go straight to the file (hostaio.h). */
+static int raw_submit(struct vd_image *img, struct vd_aio *aio)
+{
+    struct raw_state *s = img->opaque;
+    struct vd_hostio_batch *b;
+    bool sync = aio->op == VD_AIO_FLUSH;
+    if ((!sync && !vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off)) ||
+        (b = vd_hostio_batch_new(aio, 1)) == NULL) {
+        return -EAGAIN;
+    }
+    b->io[0] = (struct vd_hostio){.hf = &s->hf,
+                                  .write = aio->op == VD_AIO_WRITE,
+                                  .sync = sync,
+                                  .buf = aio->buf,
+                                  .len = aio->len,
+                                  .off = aio->off};
+    b->n = 1;
+    if (vd_hostio_batch_submit(b) < 0) {
+        vd_hostio_batch_free(b);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
@@ -219,6 +244,7 @@ const struct vd_driver vd_driver_raw = {
     .create = raw_create,
     .open = raw_open,
     .close = raw_close,
+    .submit = raw_submit,
     .pread = raw_pread,
     .pwrite = raw_pwrite,
     .flush = raw_flush,

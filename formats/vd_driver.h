@@ -88,6 +88,7 @@ struct vd_snapshot_info {
 enum vd_aio_op {
     VD_AIO_READ,
     VD_AIO_WRITE,
+    VD_AIO_FLUSH,   /* as vd_driver.flush; buf, len and off unused */
 };
 
 struct vd_aio {
@@ -153,7 +154,7 @@ struct vd_driver {
     int (*pwrite)(struct vd_image *img, const void *buf, size_t len,
                   uint64_t off);
 
-    /* Start aio (a read or write within range, len > 0) without waiting
+    /* Start aio (a read or write within range, len > 0, or a flush) without waiting
      * for it: return 0 once aio->done is sure to be called, or -errno
      * without calling it. -EAGAIN means "not now, not this way": the
      * request needs work the driver does only synchronously (allocation,

@@ -312,6 +312,8 @@ int qcow2_open(struct vd_image *img, const char *location,
     pthread_rwlock_init(&s->io_barrier, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_cond_init(&s->inflight_cond, NULL);
+    pthread_mutex_init(&s->aio_lock, NULL);
+    pthread_cond_init(&s->aio_cond, NULL);
 
     if (o->snapshot != NULL) {
         /* image.c opened us read-only: a view never writes (snapview.c). */
@@ -357,6 +359,8 @@ int qcow2_open(struct vd_image *img, const char *location,
 
 fail_locks:
     pthread_cond_destroy(&s->inflight_cond);
+    pthread_cond_destroy(&s->aio_cond);
+    pthread_mutex_destroy(&s->aio_lock);
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_barrier);
 fail:
@@ -369,6 +373,8 @@ void qcow2_close(struct vd_image *img)
 {
     struct qcow2_state *s = img->opaque;
     pthread_cond_destroy(&s->inflight_cond);
+    pthread_cond_destroy(&s->aio_cond);
+    pthread_mutex_destroy(&s->aio_lock);
     pthread_mutex_destroy(&s->lock);
     pthread_rwlock_destroy(&s->io_barrier);
     free_state(s);

@@ -231,6 +231,14 @@ struct qcow2_state {
      * exclusively by flush before freed clusters become reusable, so no
      * in-flight read or write still targets them. */
     pthread_rwlock_t io_barrier;
+    /* Asynchronous requests (aio.c) hold the barrier only while they look
+     * up and submit; until they complete they are counted here instead,
+     * and whoever takes io_barrier exclusively also waits for this count
+     * to reach zero (q2_barrier_drain). */
+    _Atomic int aio_inflight;
+    _Atomic bool aio_draining;
+    pthread_mutex_t aio_lock;
+    pthread_cond_t aio_cond;
 
     /* Allocations whose data is being written outside the lock (DESIGN
      * NOTES 9); inflight_cond is signalled (with lock) when one ends. */
@@ -368,6 +376,19 @@ bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
 /* Map every guest cluster to a host cluster (create with preallocation);
  * mode is a vd_prealloc: FALLOC reserves and FULL zeroes the data. */
 int q2_preallocate(struct qcow2_state *s, int mode);
+
+/* qcow2.c: nothing to write back and no free queued, so a flush is only
+ * an fdatasync of the data (lock held). */
+bool q2_metadata_clean(const struct qcow2_state *s);
+
+/* ---- aio.c ---- */
+struct vd_aio;
+struct vd_image;
+int q2_submit(struct vd_image *img, struct vd_aio *aio);
+/* Take io_barrier exclusively and wait until no asynchronous request is
+ * in flight either; q2_barrier_release gives it back. */
+void q2_barrier_drain(struct qcow2_state *s);
+void q2_barrier_release(struct qcow2_state *s);
 
 /* ---- open.c ---- */
 struct vd_open_opts;

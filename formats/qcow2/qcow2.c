@@ -252,6 +252,14 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
     return ret;
 }
 
+bool q2_metadata_clean(const struct qcow2_state *s)
+{
+    return !s->broken && s->npending == 0 &&
+           s->l1_dirty_lo >= s->l1_dirty_hi &&
+           !q2_cache_has_dirty(&s->l2_cache) &&
+           !q2_cache_has_dirty(&s->rb_cache);
+}
+
 static int qcow2_flush(struct vd_image *img)
 {
     struct qcow2_state *s = img->opaque;
@@ -260,9 +268,7 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
-    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
-        !q2_cache_has_dirty(&s->l2_cache) &&
-        !q2_cache_has_dirty(&s->rb_cache)) {
+    if (q2_metadata_clean(s)) {
         /* Only data to sync (the steady state of a VM writing in place):
          * do not stall lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
@@ -280,8 +286,8 @@ static int qcow2_flush(struct vd_image *img)
         return ret;
     }
     /* Drain I/O that may still use the old mappings. */
-    pthread_rwlock_wrlock(&s->io_barrier);
-    pthread_rwlock_unlock(&s->io_barrier);
+    q2_barrier_drain(s);
+    q2_barrier_release(s);
     pthread_mutex_lock(&s->lock);
     ret = apply_frees(s, p, n);
     pthread_mutex_unlock(&s->lock);
@@ -552,6 +558,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .relocate = vd_qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
+    .submit = q2_submit,
     .pread = qcow2_pread,
     .pwrite = qcow2_pwrite,
     .flush = qcow2_flush,

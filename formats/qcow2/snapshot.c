@@ -232,14 +232,14 @@ static int read_l1(struct qcow2_state *s, uint64_t off, uint32_t n,
  * so a stray request cannot see a half-switched table. */
 static void enter(struct qcow2_state *s)
 {
-    pthread_rwlock_wrlock(&s->io_barrier);
+    q2_barrier_drain(s);
     pthread_mutex_lock(&s->lock);
 }
 
 static void leave(struct qcow2_state *s)
 {
     pthread_mutex_unlock(&s->lock);
-    pthread_rwlock_unlock(&s->io_barrier);
+    q2_barrier_release(s);
 }
 
 static int fail(struct vd_error *err, int ret, const char *what)

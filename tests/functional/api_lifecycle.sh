@@ -42,7 +42,8 @@ assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", v["created_at"]), v["cre
 t = calendar.timegm(time.strptime(v["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
 assert abs(t - time.time()) < 120, "created_at %s is not now" % v["created_at"]
 assert v["stats"] == {"reads": 0, "writes": 0, "bytes_read": 0,
-                      "bytes_written": 0, "errors": 0}, v["stats"]
+                      "bytes_written": 0, "errors": 0,
+                      "async_requests": 0}, v["stats"]
 PY
 image=$(json_get image)
 [ -f "$image" ] || fail "image file $image does not exist"

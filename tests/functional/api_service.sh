@@ -47,7 +47,7 @@ api GET /metrics
 [ "$(metric vdiskd_volumes)" = 2 ] || fail "vdiskd_volumes after 2 creates: $API_BODY"
 for v in m1 m2; do
     for m in reads_total writes_total read_bytes_total written_bytes_total \
-             errors_total open_count; do
+             errors_total async_requests_total open_count; do
         [ "$(metric vdiskd_volume_$m "volume=\"$v\"")" = 0 ] ||
             fail "vdiskd_volume_$m for $v: $(metric vdiskd_volume_$m "volume=\"$v\"")"
     done

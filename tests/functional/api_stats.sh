@@ -23,12 +23,13 @@ s = v["stats"]
 assert s["writes"] > 0 and s["bytes_written"] >= 8 * 65536, s
 assert s["reads"] > 0 and s["bytes_read"] >= 4 * 65536, s
 assert s["errors"] == 0, s
+assert s["async_requests"] > 0, s
 assert v["allocated"] is None or v["allocated"] >= 8 * 65536, v["allocated"]
 PY
 written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["bytes_written"])' "$T/body")
 
 api GET /volumes/idle
-[ "$(json_get stats)" = '{"reads": 0, "writes": 0, "bytes_read": 0, "bytes_written": 0, "errors": 0}' ] ||
+[ "$(json_get stats)" = '{"reads": 0, "writes": 0, "bytes_read": 0, "bytes_written": 0, "errors": 0, "async_requests": 0}' ] ||
     fail "idle volume has stats: $(json_get stats)"
 
 api GET /metrics
