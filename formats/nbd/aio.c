@@ -1,6 +1,6 @@
-/* aio.c — reads and writes started without a caller waiting on them
- * (vd_driver.submit): libnbd's callbacks hand a finished request to its
- * connection's I/O thread, which calls done; a timer thread resubmits
+/* aio.c — reads, writes and flushes started without a caller waiting on
+ * them (vd_driver.submit): libnbd's callbacks hand a finished request to
+ * its connection's I/O thread, which calls done; a timer thread resubmits
  * dropped requests and enforces the deadline (DESIGN NOTES 5-7 in
  * nbd-int.h). */
 #include <errno.h>
@@ -132,10 +132,18 @@ static int send_req(struct nbd_state *s, struct nbd_aio_req *r)
         atomic_store(&r->gen, atomic_load(&c->gen));
         atomic_store(&r->refs, 2);
         r->err = ENOTCONN; /* what a close without completion means */
-        int64_t cookie =
-            aio->op == VD_AIO_READ
-                ? nbd_aio_pread(h, aio->buf, aio->len, aio->off, cb, 0)
-                : nbd_aio_pwrite(h, aio->buf, aio->len, aio->off, cb, 0);
+        int64_t cookie;
+        switch (aio->op) {
+        case VD_AIO_READ:
+            cookie = nbd_aio_pread(h, aio->buf, aio->len, aio->off, cb, 0);
+            break;
+        case VD_AIO_WRITE:
+            cookie = nbd_aio_pwrite(h, aio->buf, aio->len, aio->off, cb, 0);
+            break;
+        default: /* with multi-conn, one flush covers every connection */
+            cookie = nbd_aio_flush(h, cb, 0);
+            break;
+        }
         if (cookie == -1) {
             /* libnbd called free_cb already: r is ours alone again. */
             int err = nbd_get_errno();
@@ -228,8 +236,14 @@ int vd_nbd_aio_submit(struct nbd_state *s, struct vd_aio *aio)
 {
     struct nbd_aio_req *r;
 
-    if (aio->len > atomic_load(&s->max_request) || atomic_load(&s->stopping)) {
-        return -EAGAIN; /* splitting is the synchronous path's job */
+    if (atomic_load(&s->stopping)) {
+        return -EAGAIN;
+    }
+    if (aio->op == VD_AIO_FLUSH ? !(atomic_load(&s->caps) & NBD_CAP_FLUSH)
+                                : aio->len > atomic_load(&s->max_request)) {
+        /* The synchronous path splits, and answers a flush the server
+         * does not offer at once. */
+        return -EAGAIN;
     }
     r = calloc(1, sizeof(*r));
     if (r == NULL) {

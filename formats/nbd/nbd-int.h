@@ -3,7 +3,8 @@
  * nbd.c is the driver table (open/close, the data ops, describe); uri.c
  * says which URIs are accepted; conn.c owns the connections: dialing,
  * one I/O thread per connection, reconnecting; request.c runs a request
- * to completion; aio.c starts reads and writes without waiting for them. */
+ * to completion; aio.c starts reads, writes and flushes without waiting
+ * for them. */
 #ifndef VD_NBD_INT_H
 #define VD_NBD_INT_H
 
@@ -86,9 +87,9 @@ struct nbd_conn {
  *    the I/O threads to redial at once (not more often than every
  *    NBD_BACKOFF_MIN_MS) and waits at least NBD_POKE_WAIT_MS for that, so
  *    a server that is back serves the first request, whatever the backoff.
- * 5. An aio (aio.c) is a read or write with no caller asleep on it. Per
- *    attempt the submitter and libnbd's free callback each hold one
- *    reference; whoever drops the last pushes it on its connection's
+ * 5. An aio (aio.c) is a read, write or flush with no caller asleep on
+ *    it. Per attempt the submitter and libnbd's free callback each hold
+ *    one reference; whoever drops the last pushes it on its connection's
  *    settle stack, and that connection's I/O thread, outside every lock
  *    (libnbd's included), calls done or hands it to the aio timer for a
  *    retry. So done runs once, and only after libnbd let go of the
@@ -98,8 +99,9 @@ struct nbd_conn {
  *    all), so it sees expiries at the head; it kills the connection of an
  *    expired aio still on the wire, resubmits dropped ones, and fails
  *    those that find no connection by note 4's limits.
- * 7. Submitting never waits: a request that needs splitting, or finds no
- *    live connection, is refused with -EAGAIN and runs synchronously.
+ * 7. Submitting never waits: a request that needs splitting, a flush the
+ *    server does not offer, or any request that finds no live connection
+ *    is refused with -EAGAIN and runs synchronously.
  */
 struct nbd_state {
     char *uri;

@@ -1,9 +1,9 @@
-/* test_nbd_aio.c — the NBD driver's asynchronous reads and writes
- * (vd_image_submit) against nbdkit: 32 requests kept in flight from one
- * thread with data verified by offset, spreading over connections, the
- * -EAGAIN cases, server errors, and outages: a server that hangs, dies,
- * dies and comes back, or shuts down — every aio completes exactly once,
- * within its deadline. */
+/* test_nbd_aio.c — the NBD driver's asynchronous reads, writes and
+ * flushes (vd_image_submit) against nbdkit: 32 requests kept in flight
+ * from one thread with data verified by offset, spreading over
+ * connections, the -EAGAIN cases, server errors, and outages: a server
+ * that hangs, dies, dies and comes back, or shuts down — every aio
+ * completes exactly once, within its deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -261,6 +261,15 @@ static void test_queue_depth(void)
     CHECK(img->stats.reads + img->stats.writes >= 6000);
     fprintf(stderr, "aio: %d random 4-128K reads/writes at QD%d in %lld ms\n",
             ops, QD, (long long)(now_ms() - t0));
+
+    /* A flush takes the asynchronous path too. */
+    uint64_t flushes = img->stats.flushes;
+    slots[0].aio = (struct vd_aio){.op = VD_AIO_FLUSH, .done = on_done};
+    atomic_store(&slots[0].pending, 1);
+    CHECK_EQ(vd_image_submit(img, &slots[0].aio), 0);
+    CHECK_EQ(drain(5000), 0);
+    CHECK_EQ(slots[0].ret, 0);
+    CHECK_EQ(img->stats.flushes, flushes + 1);
 
     /* The synchronous path sees what the asynchronous one wrote. */
     static uint8_t back[MAX_LEN];
