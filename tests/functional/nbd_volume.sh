@@ -1,11 +1,11 @@
 #!/bin/bash
 # nbd_volume.sh — an NBD-backed volume over the REST API: created without
 # a size (the server's is used), fio with io_uring, O_DIRECT and crc32c
-# verification through the FUSE file, data visible on the server and the
-# server's data visible in the file; bad, unreachable and missing-export
-# URIs are 4xx and leave nothing behind, as are unix sockets outside
-# --nbd-socket-dir (403, whether the path exists or not), and every unix
-# socket for a daemon started without it.
+# verification through the FUSE file (taking the asynchronous path), data
+# visible on the server and the server's data visible in the file; bad,
+# unreachable and missing-export URIs are 4xx and leave nothing behind,
+# as are unix sockets outside --nbd-socket-dir (403, whether the path
+# exists or not), and every unix socket for a daemon started without it.
 . "$(dirname "$0")/../functions.sh"
 
 # start_nbd SOCKET ARGS... — a server on a unix socket, killed on exit.
@@ -56,6 +56,15 @@ fio --name=nbd --filename="$F" --ioengine=io_uring --direct=1 --iodepth=32 \
     --verify_fatal=1 --verify_state_save=0 --output="$T/fio.out" >/dev/null 2>&1 ||
     fail "fio failed: $(tail -n 20 "$T/fio.out")"
 grep -q "err= 0" "$T/fio.out" || fail "fio reported errors: $(cat "$T/fio.out")"
+# ... and asynchronously: no FUSE worker sleeps per NBD request.
+api GET /volumes/n1
+python3 - "$T/body" <<'PY' || fail "fio did not take the asynchronous path: $API_BODY"
+import json, sys
+s = json.load(open(sys.argv[1]))["stats"]
+assert s["errors"] == 0, s
+assert s["async_requests"] >= s["writes"] // 2 > 0, s
+print("nbd_volume: fio stats", s)
+PY
 
 # What the file wrote is on the server, and the other way round.
 qio "$F" "write -P 0xab 64M 1M" >/dev/null || fail "write through FUSE"
