@@ -515,4 +515,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like Ctrl-C, so daemons, mounts and images go away.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
