@@ -109,6 +109,15 @@ void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                    struct fuse_file_info *fi);
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
+/* fuse_aio.c: the asynchronous data path (DESIGN NOTES there) */
+#define FX_AIO_MAX (128 * 1024)   /* larger requests block a worker */
+/* From a handler: start a read (bufv NULL) or a write of bufv's payload,
+ * size bytes already clamped to the volume, without waiting. true when
+ * the request has been or will be answered (fx left then); false when
+ * it must take the blocking path, fx still entered. */
+bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
+                       struct vd_fuse_handle *h, struct fuse_bufvec *bufv,
+                       size_t size, off_t off);
 /* Serve a READ (payload NULL) or WRITE of size bytes at off on the open
  * volume file fh for request `unique`, without blocking: true when it is
  * answered or will be from the completion; false when the request must

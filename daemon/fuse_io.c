@@ -19,24 +19,15 @@
  *    ones the kernel never will (clients still holding files).
  * 5. Reads land in a per-thread aligned buffer that grows to the largest
  *    request seen, so the data path does not allocate per request. Write
- *    payloads sit 80 bytes into libfuse's receive buffer; sector-aligned
- *    ones are copied into that buffer too, because images opened with
- *    O_DIRECT would otherwise bounce them through a fresh allocation.
+ *    payloads arrive page aligned from fuse_loop.c's receive buffers and
+ *    are used in place; under libfuse's own loop (no io_uring) they sit
+ *    80 bytes into its buffer, and sector-aligned ones are copied to the
+ *    thread's buffer, because images opened with O_DIRECT would otherwise
+ *    bounce them through a fresh allocation.
  *    With --cache host nothing is opened O_DIRECT and the payload is
  *    used in place.
- * 6. Reads and writes up to FX_AIO_MAX go to the volume asynchronously
- *    (vd_volume_submit): the worker returns to the kernel for the next
- *    request at once and the driver's completion answers this one, so a
- *    few workers keep many I/Os in flight. Each such request carries an
- *    aligned buffer from a small pool; a write's payload is copied into
- *    it, since libfuse reuses its receive buffer once the handler
- *    returns. Requests the driver cannot start without blocking
- *    (-EAGAIN) run on the worker from that same buffer, and so does a
- *    request that finds no other read or write in progress (io_busy):
- *    at queue depth 1 the hand-over to the I/O thread would only add a
- *    wake-up to the latency. Larger requests
- *    keep the blocking path of note 5: they are few, and copying them
- *    would cost more than the waiting. */
+ * 6. Small reads and writes try the asynchronous path first
+ *    (fuse_aio.c, vd_fuse_try_async). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -51,8 +42,6 @@
 
 #define FX_BUF_MIN (128 * 1024)
 #define FX_BUF_ALIGN 4096
-#define FX_AIO_MAX (128 * 1024)   /* larger requests block a worker */
-#define FX_POOL_MAX 128           /* idle request buffers kept */
 
 struct thread_buf {
     void *p;
@@ -245,238 +234,6 @@ static int volume_pread(void *vol, void *buf, size_t len, uint64_t off)
     return vd_volume_pread(vol, buf, len, off);
 }
 
-/* ---- asynchronous reads and writes (note 6) ---------------------------- */
-
-struct fx_aio {
-    struct vd_volume_aio va;
-    fuse_req_t req;             /* NULL: answer `unique` directly */
-    uint64_t unique;
-    struct vd_fuse_handle *h;   /* flushes: dirty again if it fails */
-    struct vd_fuse_export *fx;
-    struct fx_aio *next_free;   /* pool list */
-};
-
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fx_aio *pool;
-static unsigned pool_len;
-
-static void *aio_buf(struct fx_aio *a)
-{
-    return (char *)a + FX_BUF_ALIGN;
-}
-
-static struct fx_aio *aio_get(void)
-{
-    struct fx_aio *a;
-    void *p = NULL;
-    pthread_mutex_lock(&pool_lock);
-    a = pool;
-    if (a != NULL) {
-        pool = a->next_free;
-        pool_len--;
-    }
-    pthread_mutex_unlock(&pool_lock);
-    if (a == NULL &&
-        posix_memalign(&p, FX_BUF_ALIGN, FX_BUF_ALIGN + FX_AIO_MAX) == 0) {
-        a = p;
-    }
-    return a;
-}
-
-static void aio_put(struct fx_aio *a)
-{
-    pthread_mutex_lock(&pool_lock);
-    if (pool_len < FX_POOL_MAX) {
-        a->next_free = pool;
-        pool = a;
-        pool_len++;
-        a = NULL;
-    }
-    pthread_mutex_unlock(&pool_lock);
-    free(a);
-}
-
-/* Answer request `unique` on the session's descriptor without libfuse's
- * request object (fuse_loop.c's fast path). A failed write means the
- * kernel no longer waits for the answer (connection gone, request
- * interrupted); there is nobody else to tell. */
-static void reply_raw(struct vd_fuse_export *fx, uint64_t unique, int ret,
-                      const void *data, size_t len)
-{
-    struct fuse_out_header oh = {.unique = unique};
-    struct iovec iov[2] = {{&oh, sizeof(oh)}, {(void *)data, len}};
-    int n = 1;
-    if (ret < 0) {
-        oh.error = ret;
-    } else if (len > 0) {
-        n = 2;
-    }
-    oh.len = (uint32_t)(sizeof(oh) + (n == 2 ? len : 0));
-    (void)!writev(fuse_session_fd(fx->se), iov, n);
-}
-
-static void aio_done(struct vd_volume_aio *va, int ret)
-{
-    struct fx_aio *a = (struct fx_aio *)va;
-    if (va->aio.op == VD_AIO_FLUSH) {
-        if (ret < 0) {
-            atomic_store(&a->h->dirty, true);
-        }
-        reply_raw(a->fx, a->unique, ret, NULL, 0);
-    } else if (a->req == NULL) {
-        struct fuse_write_out wo = {.size = (uint32_t)va->aio.len};
-        bool rd = va->aio.op == VD_AIO_READ;
-        reply_raw(a->fx, a->unique, ret, rd ? aio_buf(a) : (void *)&wo,
-                  rd ? va->aio.len : sizeof(wo));
-    } else if (ret < 0) {
-        fuse_reply_err(a->req, -ret);
-    } else if (va->aio.op == VD_AIO_READ) {
-        fuse_reply_buf(a->req, aio_buf(a), va->aio.len);
-    } else {
-        fuse_reply_write(a->req, va->aio.len);
-    }
-    atomic_fetch_sub(&a->fx->io_busy, 1);
-    fx_leave(a->fx);
-    aio_put(a);
-}
-
-/* Start a read, or a write of bufv's payload, of size bytes (already
- * clamped to the volume) without waiting for it. true when the request
- * has been or will be answered (fx left then); false when it must take
- * the blocking path, fx still entered. */
-static bool try_async(fuse_req_t req, struct vd_fuse_export *fx,
-                      struct vd_fuse_handle *h, struct fuse_bufvec *bufv,
-                      size_t size, off_t off)
-{
-    struct fx_aio *a;
-    int ret;
-    if (size > FX_AIO_MAX || (a = aio_get()) == NULL) {
-        return false;
-    }
-    a->va.aio = (struct vd_aio){.op = bufv != NULL ? VD_AIO_WRITE : VD_AIO_READ,
-                                .buf = aio_buf(a),
-                                .len = size,
-                                .off = (uint64_t)off};
-    a->va.done = aio_done;
-    a->req = req;
-    a->fx = fx;
-    if (bufv != NULL) {
-        struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
-        dst.buf[0].mem = aio_buf(a);
-        if (fuse_buf_copy(&dst, bufv, 0) != (ssize_t)size) {
-            aio_put(a);
-            return false;
-        }
-    }
-    /* Alone, the request is quickest done right here: handing it to the
-     * I/O thread would add a wake-up to its latency (note 6). */
-    ret = atomic_fetch_add(&fx->io_busy, 1) == 0
-              ? -EAGAIN : vd_volume_submit(h->vol, &a->va);
-    if (ret == -EAGAIN) {
-        /* Not for the fast path (allocation, a cache miss, ...): run it
-         * here, blocking, from the copy already made. */
-        ret = bufv != NULL ? vd_volume_pwrite(h->vol, aio_buf(a), size,
-                                              (uint64_t)off)
-                           : vd_volume_pread(h->vol, aio_buf(a), size,
-                                             (uint64_t)off);
-        if (ret == 0) {
-            aio_done(&a->va, 0);
-            return true;
-        }
-    }
-    if (ret < 0) {
-        atomic_fetch_sub(&fx->io_busy, 1);
-        aio_put(a);
-        fx_leave(fx);
-        fuse_reply_err(req, -ret);
-    }
-    return true;
-}
-
-bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
-                     uint64_t fh, const void *payload, size_t size,
-                     off_t off)
-{
-    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
-    struct fx_aio *a = NULL;
-    uint64_t vsize;
-
-    if (size == 0 || size > FX_AIO_MAX || off < 0 || !fx_enter(fx)) {
-        return false;
-    }
-    vsize = vd_volume_size(h->vol);
-    if ((uint64_t)off >= vsize) {
-        goto slow;   /* EOF or ENOSPC: answered by the handlers */
-    }
-    if (size > vsize - (uint64_t)off) {
-        if (payload != NULL) {
-            goto slow;   /* a short write */
-        }
-        size = (size_t)(vsize - (uint64_t)off);
-    }
-    if ((a = aio_get()) == NULL) {
-        goto slow;
-    }
-    a->va.aio = (struct vd_aio){.op = payload != NULL ? VD_AIO_WRITE
-                                                      : VD_AIO_READ,
-                                .buf = aio_buf(a),
-                                .len = size,
-                                .off = (uint64_t)off};
-    a->va.done = aio_done;
-    a->req = NULL;
-    a->unique = unique;
-    a->fx = fx;
-    if (payload != NULL) {
-        memcpy(aio_buf(a), payload, size);
-        atomic_store(&h->dirty, true);
-    }
-    atomic_fetch_add(&fx->io_busy, 1);
-    if (vd_volume_submit_nowait(h->vol, &a->va) == 0) {
-        return true;
-    }
-    atomic_fetch_sub(&fx->io_busy, 1);
-slow:
-    if (a != NULL) {
-        aio_put(a);
-    }
-    fx_leave(fx);
-    return false;
-}
-
-bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
-                        uint64_t fh)
-{
-    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
-    struct fx_aio *a;
-    bool was_dirty;
-
-    if (!fx_enter(fx)) {
-        return false;
-    }
-    if ((a = aio_get()) == NULL) {
-        fx_leave(fx);
-        return false;
-    }
-    a->va.aio = (struct vd_aio){.op = VD_AIO_FLUSH};
-    a->va.done = aio_done;
-    a->req = NULL;
-    a->unique = unique;
-    a->h = h;
-    a->fx = fx;
-    was_dirty = atomic_exchange(&h->dirty, false);
-    atomic_fetch_add(&fx->io_busy, 1);
-    if (vd_volume_submit_nowait(h->vol, &a->va) == 0) {
-        return true;
-    }
-    atomic_fetch_sub(&fx->io_busy, 1);
-    if (was_dirty) {
-        atomic_store(&h->dirty, true);
-    }
-    aio_put(a);
-    fx_leave(fx);
-    return false;
-}
-
 void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -493,7 +250,7 @@ void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         if (size > vsize - (uint64_t)off) {
             size = (size_t)(vsize - (uint64_t)off);
         }
-        if (try_async(req, fx, h, NULL, size, off)) {
+        if (vd_fuse_try_async(req, fx, h, NULL, size, off)) {
             return;
         }
     }
@@ -554,7 +311,7 @@ void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
         size = (size_t)(vsize - (uint64_t)off);   /* short, like a disk */
     }
     atomic_store(&h->dirty, true);
-    if (try_async(req, fx, h, bufv, size, off)) {
+    if (vd_fuse_try_async(req, fx, h, bufv, size, off)) {
         return;
     }
     data = write_payload(fx, bufv, size, off);
