@@ -19,7 +19,15 @@
  *    descriptor for everything.
  * 4. Shutdown posts a marker the I/O thread turns into a NOP; the thread
  *    ends when that completes. Callbacks run on the I/O thread and must
- *    not block (they answer FUSE requests). */
+ *    not block (they answer FUSE requests).
+ * 5. Polling (vd_hostio_set_poll): after work, the thread looks for more
+ *    for a moment before it sleeps, saving the wake-up (on a VM, an
+ *    interrupt to a halted vCPU) when the next request or completion is
+ *    due soon. Only while two or more file requests are in flight: at
+ *    queue depth 1 the next event is a whole disk latency away, and a
+ *    spinning thread would take the CPU from the kernel threads that
+ *    complete it (journal commits of an fsync).
+ */
 #include "hostaio.h"
 
 #include <errno.h>
@@ -39,6 +47,7 @@
 static char tag_wake, tag_stop;
 static struct vd_hostio stop_io;   /* posted by shutdown (note 4) */
 static _Atomic uint64_t poll_ns = 0;
+static unsigned busy;   /* I/O thread only: file requests in the ring */
 
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER; /* setup */
 static pthread_cond_t ring_cond = PTHREAD_COND_INITIALIZER;
@@ -72,11 +81,6 @@ static void post(struct vd_hostio *first, struct vd_hostio *last)
  * not suit asynchronous I/O (note 3). */
 static int prepare(struct vd_hostio *io)
 {
-    if (io->sync) {
-        io->fd = io->hf->fd;
-        io->raw = false;
-        return 0;
-    }
     if (!vd_hostio_suits(io->hf, io->buf, io->len, io->off)) {
         return -EAGAIN;
     }
@@ -103,8 +107,6 @@ static void queue(struct vd_hostio *io)
     if (io->raw) {
         io_uring_prep_read(sqe, io->fd, io->buf, (unsigned)io->len,
                            (uint64_t)-1);
-    } else if (io->sync) {
-        io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
     } else if (io->write) {
         io_uring_prep_write(sqe, io->fd, (const char *)io->buf + io->done,
                             (unsigned)(io->len - io->done),
@@ -142,6 +144,7 @@ static bool take_inbox(void)
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data(sqe, &tag_stop);
         } else {
+            busy += !rev->raw;
             queue(rev);
         }
     }
@@ -150,8 +153,8 @@ static bool take_inbox(void)
 
 static void complete(struct vd_hostio *io, int res)
 {
-    if (io->raw || (io->sync && res != -EAGAIN && res != -EINTR)) {
-        io->cb(io, io->sync && res > 0 ? 0 : res);
+    if (io->raw) {
+        io->cb(io, res);
         return;
     }
     if (res == -EAGAIN || res == -EINTR) {
@@ -172,6 +175,7 @@ static void complete(struct vd_hostio *io, int res)
             memset((char *)io->buf + io->done, 0, io->len - io->done);
         }
     }
+    busy--;
     io->cb(io, res);
 }
 
@@ -249,7 +253,7 @@ static void *io_main(void *arg)
             busy_at = poll_ns > 0 ? now_ns() : 0;
             continue;
         }
-        if (poll_ns > 0 && now_ns() - busy_at < poll_ns) {
+        if (busy >= 2 && poll_ns > 0 && now_ns() - busy_at < poll_ns) {
             continue;   /* note 5: stay awake a moment for the next one */
         }
         atomic_store(&sleeping, true);

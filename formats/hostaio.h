@@ -19,7 +19,6 @@
 struct vd_hostio {
     struct vd_hostfile *hf;
     bool write;
-    bool sync;     /* instead: fdatasync(hf->fd); buf, len, off unused */
     void *buf;
     size_t len;
     uint64_t off;

@@ -126,14 +126,15 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
 {
     struct raw_state *s = img->opaque;
     struct vd_hostio_batch *b;
-    bool sync = aio->op == VD_AIO_FLUSH;
-    if ((!sync && !vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off)) ||
+    if (aio->op == VD_AIO_FLUSH) {
+        return -EAGAIN;   /* fdatasync blocks: the caller's thread does it */
+    }
+    if (!vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off) ||
         (b = vd_hostio_batch_new(aio, 1)) == NULL) {
         return -EAGAIN;
     }
     b->io[0] = (struct vd_hostio){.hf = &s->hf,
                                   .write = aio->op == VD_AIO_WRITE,
-                                  .sync = sync,
                                   .buf = aio->buf,
                                   .len = aio->len,
                                   .off = aio->off};

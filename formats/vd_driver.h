@@ -88,7 +88,11 @@ struct vd_snapshot_info {
 enum vd_aio_op {
     VD_AIO_READ,
     VD_AIO_WRITE,
-    VD_AIO_FLUSH,   /* as vd_driver.flush; buf, len and off unused */
+    VD_AIO_FLUSH,   /* as vd_driver.flush; buf, len and off unused. Only
+                     * for drivers whose flush needs no thread to wait
+                     * (a remote server's command): a host file's
+                     * fdatasync would run on an io_uring kernel worker,
+                     * which measured slower than a FUSE worker doing it. */
 };
 
 struct vd_aio {

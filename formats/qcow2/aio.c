@@ -18,10 +18,7 @@
  *    start, and then waits for that count to reach zero: the guarantee of
  *    DESIGN NOTES 10 (no freed cluster is reused under an I/O) holds for
  *    both paths.
- * 3. Flushes are taken only when no metadata is dirty and no free is
- *    queued: then a flush is an fdatasync of the data file and nothing
- *    else.
- * 4. At most MAX_SEGS host ranges per request; a request spread wider is
+ * 3. At most MAX_SEGS host ranges per request; a request spread wider is
  *    rare and takes the synchronous path. */
 #include <errno.h>
 #include <stdlib.h>
@@ -101,34 +98,6 @@ static void aio_fin(struct vd_hostio_batch *b, int ret)
     }
 }
 
-/* A flush with nothing but guest data to make durable (the steady state
- * of a VM writing in place, DESIGN NOTES 11 in qcow2.c) is one
- * fdatasync, done on the I/O thread; anything with metadata to write
- * back takes the blocking path. */
-static int submit_flush(struct qcow2_state *s, struct vd_aio *aio)
-{
-    struct vd_hostio_batch *b;
-    bool clean;
-    int ret;
-    pthread_mutex_lock(&s->lock);
-    clean = q2_metadata_clean(s);
-    pthread_mutex_unlock(&s->lock);
-    if (!clean || (b = vd_hostio_batch_new(aio, 1)) == NULL) {
-        return -EAGAIN;
-    }
-    b->fin = aio_fin;
-    b->arg = s;
-    b->io[0] = (struct vd_hostio){.hf = &s->hf, .sync = true};
-    b->n = 1;
-    atomic_fetch_add(&s->aio_inflight, 1);
-    ret = vd_hostio_batch_submit(b);
-    if (ret < 0) {
-        atomic_fetch_sub(&s->aio_inflight, 1);
-        vd_hostio_batch_free(b);
-    }
-    return ret;
-}
-
 int q2_submit(struct vd_image *img, struct vd_aio *aio)
 {
     struct qcow2_state *s = img->opaque;
@@ -139,7 +108,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
     int ret;
 
     if (aio->op == VD_AIO_FLUSH) {
-        return submit_flush(s, aio);
+        return -EAGAIN;   /* write-back and fdatasync block: qcow2_flush */
     }
     if (pthread_rwlock_tryrdlock(&s->io_barrier) != 0) {
         return -EAGAIN;   /* a drain is waiting (note 2) */

@@ -377,10 +377,6 @@ bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
  * mode is a vd_prealloc: FALLOC reserves and FULL zeroes the data. */
 int q2_preallocate(struct qcow2_state *s, int mode);
 
-/* qcow2.c: nothing to write back and no free queued, so a flush is only
- * an fdatasync of the data (lock held). */
-bool q2_metadata_clean(const struct qcow2_state *s);
-
 /* ---- aio.c ---- */
 struct vd_aio;
 struct vd_image;

@@ -252,14 +252,6 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
     return ret;
 }
 
-bool q2_metadata_clean(const struct qcow2_state *s)
-{
-    return !s->broken && s->npending == 0 &&
-           s->l1_dirty_lo >= s->l1_dirty_hi &&
-           !q2_cache_has_dirty(&s->l2_cache) &&
-           !q2_cache_has_dirty(&s->rb_cache);
-}
-
 static int qcow2_flush(struct vd_image *img)
 {
     struct qcow2_state *s = img->opaque;
@@ -268,7 +260,9 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
-    if (q2_metadata_clean(s)) {
+    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
+        !q2_cache_has_dirty(&s->l2_cache) &&
+        !q2_cache_has_dirty(&s->rb_cache)) {
         /* Only data to sync (the steady state of a VM writing in place):
          * do not stall lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
