@@ -15,7 +15,10 @@ exec 9>"$cache/guest.build.lock"
 flock 9
 
 die() { echo "mkguest: $*" >&2; exit 1; }
-if ! /bin/busybox --list 2>/dev/null | grep -qx cpio; then
+# Not `busybox --list | grep -q`: grep quits at the first match, busybox
+# may then die of SIGPIPE, and pipefail turns that into "missing".
+applets=$(/bin/busybox --list 2>/dev/null || true)
+if ! grep -qx cpio <<<"$applets"; then
     die "/bin/busybox (busybox-static) missing: run deploy/install-deps.sh --test"
 fi
 
