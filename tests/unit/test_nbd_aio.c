@@ -152,6 +152,23 @@ static struct vd_image *open_nbd(const char *sock, uint32_t timeout_ms)
 }
 
 /* Extra connections come up in the background after open. */
+static bool wait_connected(struct vd_image *img);
+
+/* The server srv on sock is up, the image opens on it and every
+ * connection is live (each a CHECK); the image, or NULL. */
+static struct vd_image *open_ready(pid_t srv, const char *sock,
+                                   uint32_t timeout_ms)
+{
+    struct vd_image *img;
+    CHECK(srv > 0);
+    img = open_nbd(sock, timeout_ms);
+    CHECK(img != NULL);
+    if (img != NULL) {
+        CHECK(wait_connected(img));
+    }
+    return img;
+}
+
 static bool wait_connected(struct vd_image *img)
 {
     char buf[2048];
@@ -194,12 +211,10 @@ static void test_queue_depth(void)
     int again = 0, failed = 0, bad = 0, ops = 0;
     snprintf(sock, sizeof(sock), "%s/qd.sock", dir);
     pid_t srv = NBDKIT(sock, "memory", "64M");
-    struct vd_image *img = open_nbd(sock, 5000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 5000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
 
     int64_t t0 = now_ms();
     uint64_t fill_off = 0;
@@ -289,12 +304,10 @@ static void test_spread(void)
     snprintf(sock, sizeof(sock), "%s/spread.sock", dir);
     pid_t srv = NBDKIT(sock, "-t", "1", "--filter=delay", "memory", "64M",
                        "delay-read=200ms");
-    struct vd_image *img = open_nbd(sock, 5000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 5000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     int64_t t0 = now_ms();
     for (int i = 0; i < 8; i++) {
         CHECK_EQ(submit(img, i, VD_AIO_READ, 4096, (uint64_t)i * MIB), 0);
@@ -320,12 +333,10 @@ static void test_eagain(void)
     snprintf(sock, sizeof(sock), "%s/bs.sock", dir);
     pid_t srv = NBDKIT(sock, "--filter=blocksize-policy", "memory", "64M",
                        "blocksize-maximum=65536");
-    struct vd_image *img = open_nbd(sock, 1000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 1000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     CHECK_EQ(submit(img, 0, VD_AIO_WRITE, 128 * KIB, 0), -EAGAIN);
     CHECK_EQ(submit(img, 0, VD_AIO_WRITE, 64 * KIB, 0), 0);
     CHECK_EQ(drain(2000), 0);
@@ -348,12 +359,10 @@ static void test_hang(void)
      * several of its threads are still answering (raw_send_socket). */
     pid_t srv = NBDKIT(sock, "-t", "1", "--filter=delay", "memory", "64M",
                        "delay-read=30");
-    struct vd_image *img = open_nbd(sock, 1000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 1000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     for (int i = 0; i < QD; i++) {
         CHECK_EQ(submit(img, i, VD_AIO_READ, 4096, (uint64_t)i * 4096), 0);
     }
@@ -385,12 +394,10 @@ static void test_killed(void)
     snprintf(sock, sizeof(sock), "%s/kill.sock", dir);
     pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M",
                        "delay-read=10", "delay-write=10");
-    struct vd_image *img = open_nbd(sock, 1500);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 1500);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     for (int i = 0; i < QD; i++) {
         CHECK_EQ(submit(img, i, i % 2 ? VD_AIO_READ : VD_AIO_WRITE,
                         (size_t)(1 + i) * 4 * KIB, (uint64_t)i * MIB),
@@ -446,12 +453,10 @@ static void test_killed_busy(void)
     uint64_t seed = 77;
     snprintf(sock, sizeof(sock), "%s/busy.sock", dir);
     pid_t srv = NBDKIT(sock, "memory", "64M");
-    struct vd_image *img = open_nbd(sock, 1500);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 1500);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     struct killer k = {.pid = srv, .after_ms = 300};
     pthread_t t;
     pthread_create(&t, NULL, killer_main, &k);
@@ -503,12 +508,10 @@ static void test_retry(void)
     snprintf(sock, sizeof(sock), "%s/retry.sock", dir);
     pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M",
                        "delay-read=500ms");
-    struct vd_image *img = open_nbd(sock, 4000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 4000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     for (int i = 0; i < 16; i++) {
         CHECK_EQ(submit(img, i, VD_AIO_READ, 64 * KIB, (uint64_t)i * MIB), 0);
     }
@@ -537,12 +540,10 @@ static void test_server_error(void)
     snprintf(targ, sizeof(targ), "error-pread-file=%s", trigger);
     pid_t srv = NBDKIT(sock, "--filter=error", "memory", "64M",
                        "error-pread=ENOSPC", "error-pread-rate=100%", targ);
-    struct vd_image *img = open_nbd(sock, 3000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 3000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     close(open(trigger, O_CREAT | O_WRONLY, 0600));
     CHECK_EQ(submit(img, 0, VD_AIO_READ, 4096, 0), 0);
     CHECK_EQ(submit(img, 1, VD_AIO_WRITE, 4096, 4096), 0);
@@ -568,12 +569,10 @@ static void test_graceful_restart(void)
     char sock[256];
     snprintf(sock, sizeof(sock), "%s/term.sock", dir);
     pid_t srv = NBDKIT(sock, "memory", "64M");
-    struct vd_image *img = open_nbd(sock, 4000);
-    CHECK(srv > 0 && img != NULL);
+    struct vd_image *img = open_ready(srv, sock, 4000);
     if (img == NULL) {
         return;
     }
-    CHECK(wait_connected(img));
     kill(srv, SIGTERM);
     sleep_ms(100);
     CHECK_EQ(submit(img, 0, VD_AIO_READ, 4096, 0), 0);
