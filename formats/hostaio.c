@@ -289,19 +289,6 @@ static bool ring_up(void)
     return state == RING_UP;
 }
 
-int vd_hostio_submit(struct vd_hostio *io)
-{
-    int ret = prepare(io);
-    if (ret < 0) {
-        return ret;
-    }
-    if (!ring_up()) {
-        return -EAGAIN;
-    }
-    post(io, io);
-    return 0;
-}
-
 void vd_hostio_set_poll(unsigned us)
 {
     atomic_store(&poll_ns, (uint64_t)us * 1000u);

@@ -31,12 +31,6 @@ struct vd_hostio {
     bool raw;      /* private: a vd_hostio_read_fd request */
 };
 
-/* Start io: 0 when io->cb will be called (from the I/O thread),
- * -EAGAIN when the request does not suit asynchronous I/O (memory or
- * offsets not aligned for the file's O_DIRECT descriptor, no ring) and the
- * caller should use vd_hostfile_pread/pwrite. */
-int vd_hostio_submit(struct vd_hostio *io);
-
 /* Read up to len bytes from descriptor fd (a device such as /dev/fuse,
  * opened O_NONBLOCK so the ring can wait for it to become readable)
  * into buf on the I/O thread. io->cb gets read(2)'s result: the byte
