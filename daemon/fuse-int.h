@@ -41,6 +41,7 @@ struct vd_fuse_export {
     atomic_bool stopping;        /* handlers must not touch mgr any more */
     atomic_int inflight;         /* handlers between fx_enter/fx_leave */
     atomic_int io_busy;          /* reads and writes being served */
+    atomic_uint flush_avg_us;    /* running mean of inline flushes */
 
     pthread_mutex_t handles_lock;
     struct vd_fuse_handle handles;   /* list head; handles_lock */

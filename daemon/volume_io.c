@@ -264,12 +264,30 @@ int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
     return ret < 0 ? ret : submit_entered(vol, va);
 }
 
-int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
+/* gate_enter that does not wait: false (and not entered) while the gate
+ * is closed or the image gone. */
+static bool gate_try_enter(struct vd_volume *vol)
 {
     atomic_fetch_add(&vol->inflight, 1);
     if (atomic_load(&vol->gate_closed) || vol->img == NULL) {
         gate_leave(vol);
+        return false;
+    }
+    return true;
+}
+
+int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
+{
+    return gate_try_enter(vol) ? submit_entered(vol, va) : -EAGAIN;
+}
+
+int vd_volume_flush_nowait(struct vd_volume *vol)
+{
+    int ret;
+    if (!gate_try_enter(vol)) {
         return -EAGAIN;
     }
-    return submit_entered(vol, va);
+    ret = vd_image_flush(vol->img);
+    gate_leave(vol);
+    return ret;
 }
