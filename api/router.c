@@ -39,7 +39,7 @@ static const struct route routes[] = {
      {{"GET", api_snapshots_get, false, NULL},
       {"DELETE", api_snapshots_delete, false, NULL}}},
     {"volumes/{volume}/snapshots/{snapshot}/revert", "POST",
-     {{"POST", api_snapshots_revert, true, NULL}}},
+     {{"POST", api_snapshots_revert, true, "force"}}},
     {"volumes/{volume}/snapshots/{snapshot}/changes", "GET, HEAD",
      {{"GET", api_snapshots_changes, false, "since"}}},
     {"jobs/{id}", "GET, HEAD", {{"GET", api_jobs_get, false, NULL}}},

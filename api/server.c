@@ -11,7 +11,10 @@
  * 3. A body is buffered only up to max_body; beyond that the rest is
  *    dropped and the request ends in 413. Routes without a body drop
  *    any body sent. Good requests are answered after the whole request
- *    is read, so the connection stays open for the next one.
+ *    is read, so the connection stays open for the next one. A request
+ *    with no body at all (no Content-Type, no Content-Length or 0, not
+ *    chunked) is taken as the empty object {}: `curl -X POST .../revert`
+ *    asks for the defaults, and a route that needs members says which.
  * 4. The path is split on raw '/' before percent-decoding (MHD's own
  *    unescaping is turned off), so "%2F" can never fake a separator and
  *    "%00" never truncates a name; names are then checked with
@@ -58,6 +61,7 @@ struct conn {
     char *body;
     size_t len, cap;
     bool too_big;
+    bool empty;             /* no body announced: {} (note 3) */
 };
 
 /* ---- query parameters --------------------------------------------------- */
@@ -213,6 +217,13 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     }
     ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype == NULL && cx->cap == 0 &&
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
+            NULL) {
+        cx->empty = true;
+        return false;
+    }
     if (!api_media_type_is(ctype, "application/json") &&
         !(strcmp(cx->rm->method, "PATCH") == 0 &&
           api_media_type_is(ctype, "application/merge-patch+json"))) {
@@ -288,8 +299,10 @@ static void request_run(struct vd_api *api, struct MHD_Connection *c,
                         "allowed", api->max_body);
             return;
         }
-        req.body = json_loadb(cx->body != NULL ? cx->body : "", cx->len,
-                              JSON_REJECT_DUPLICATES, &jerr);
+        req.body = cx->empty && cx->len == 0
+                       ? json_object()
+                       : json_loadb(cx->body != NULL ? cx->body : "", cx->len,
+                                    JSON_REJECT_DUPLICATES, &jerr);
         if (req.body == NULL) {
             api_problem(rep, 400, "malformed JSON at line %d, column %d "
                         "(byte %d): %s", jerr.line, jerr.column,

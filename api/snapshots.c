@@ -167,7 +167,8 @@ void api_snapshots_revert(const struct api_request *req, struct api_reply *rep)
         api_problem(rep, 400, "'force' must be true or false");
         return;
     }
-    force = f != NULL && json_is_true(f);
+    /* force in the query too, as DELETE /volumes/{volume} takes it */
+    force = req->force || (f != NULL && json_is_true(f));
     r = vd_volmgr_snapshot_revert(req->mgr, req->name, req->snapshot, force,
                                   &err);
     if (r < 0) {

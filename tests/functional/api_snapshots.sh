@@ -29,6 +29,10 @@ api POST /volumes/r1/snapshots/s1/revert '{"force": "yes"}'
 expect_problem 400 "'force'"
 api POST /volumes/r1/snapshots/s1/revert '{"hard": true}'
 expect_problem 400 "'hard'"
+http POST '/volumes/r1/snapshots/s1/revert?force=maybe'
+expect_problem 400 "'force'"
+http POST '/volumes/r1/snapshots/s1/revert?hard=true'
+expect_problem 400 "'hard'"
 
 # raw has no snapshots: 422 from the volume manager's -ENOTSUP.
 api POST /volumes/r1/snapshots '{"name": "s1"}'

@@ -57,6 +57,16 @@ expect_status 200
 first64k q1 | cmp -s - "$T/a" || fail "after revert to s1 the data is not s1's"
 api POST /volumes/q1/snapshots/s1/revert '{"force": "yes"}'
 expect_problem 400 force
+# No body is the same as {}; force may be given in the query, as for
+# DELETE. A forced revert goes ahead with the file open.
+put "$T/b" q1
+exec 3<"$VD_MNT/q1"
+http POST /volumes/q1/snapshots/s1/revert
+expect_problem 409
+http POST '/volumes/q1/snapshots/s1/revert?force=true'
+expect_status 200
+exec 3<&-
+first64k q1 | cmp -s - "$T/a" || fail "after a forced revert the data is not s1's"
 
 # Full clones are a job: 202, Location: /jobs/N, polled to success. (That
 # the clone holds the snapshot's data is checked in
