@@ -197,6 +197,33 @@ out:
     return ret;
 }
 
+/* The format of the image an import copies, probed from its content; a
+ * 'format' given with the import must agree. */
+static int import_format(struct vd_volmgr *mgr,
+                         const struct vd_volume_spec *spec, const char **format,
+                         struct vd_error *err)
+{
+    const struct vd_driver *drv;
+    char *real = NULL;
+    int ret = confine_path(spec->import_path, mgr->import_dirs, &real,
+                           "import", err);
+    if (ret < 0) {
+        return ret;
+    }
+    drv = vd_driver_probe_file(real, err);
+    free(real);
+    if (drv == NULL) {
+        return err != NULL && err->code ? err->code : -EINVAL;
+    }
+    if (spec->format != NULL && strcmp(spec->format, drv->name) != 0) {
+        return vd_error_set(err, -EINVAL, "import '%s' holds a %s image, "
+                            "not %s (leave 'format' out to take the file's)",
+                            spec->import_path, drv->name, spec->format);
+    }
+    *format = drv->name;
+    return 0;
+}
+
 int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                        struct vd_volume_row *row, struct vd_volume_row *base,
                        struct vd_error *err)
@@ -243,6 +270,14 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
             return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
         }
     }
+    if (spec->import_path != NULL) {
+        /* The row names the format found in the file, so that the catalog
+         * holds the right location from the first insert on. */
+        int ret = import_format(mgr, spec, &format, err);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (spec->base != NULL) {
         int ret = vd_catalog_volume_get(mgr->cat, spec->base, base, NULL);
         if (ret < 0 || strcmp(base->state, VD_STATE_READY) != 0) {
@@ -285,14 +320,16 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         if (ret < 0) {
             return ret;
         }
+        /* plan probed it; a file that changed since is not imported */
         const struct vd_driver *drv = vd_driver_probe_file(real, err);
-        if (drv == NULL) {
+        if (drv == NULL || strcmp(drv->name, row->format) != 0) {
             free(real);
-            return err != NULL && err->code ? err->code : -EINVAL;
+            if (drv == NULL) {
+                return err != NULL && err->code ? err->code : -EINVAL;
+            }
+            return vd_error_set(err, -EBUSY, "import '%s' changed while "
+                                "being imported", spec->import_path);
         }
-        snprintf(row->format, sizeof(row->format), "%s", drv->name);
-        snprintf(row->location, sizeof(row->location), "%s/%s.%s",
-                 mgr->images_dir, row->uuid, drv->name);
         ret = copy_sparse(real, row->location, err);
         if (ret == 0) {
             char *slash = strrchr(real, '/');

@@ -5,6 +5,7 @@
 # symlink) get 403 and create nothing; without --import-dir every import
 # is refused.
 . "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../api_functions.sh"
 IMP=$T/import
 OUT=$T/outside
 mkdir -p "$IMP" "$OUT"
@@ -63,7 +64,28 @@ api POST /volumes '{"name":"bad","import":{"path":"relative/x"}}'
 expect_status 400
 api GET /volumes/bad
 expect_status 404
+api POST /volumes "{\"name\":\"bad\",\"format\":\"raw\",\"import\":{\"path\":\"$IMP/disk.raw\"}}"
+expect_problem 400 "holds a qcow2 image"
 [ "$(ls "$VD_DATA/images" | wc -l)" = 3 ] || fail "refused imports left files: $(ls "$VD_DATA/images")"
+
+# The catalog keeps the probed format and the image it named: the raw
+# import (the daemon's default format is qcow2) is served as raw again
+# after a restart, with its data.
+api GET /volumes/r1
+[ "$(json_get format)" = raw ] || fail "GET after import: $API_BODY"
+case "$(json_get image)" in *.raw) ;; *) fail "image of a raw import: $API_BODY" ;; esac
+stop_daemon
+start_daemon --import-dir "$IMP"
+for v in r1 q1 t1; do
+    api GET /volumes/$v
+    expect_status 200
+    [ "$(json_get state)" = ready ] || fail "$v after restart: $API_BODY"
+done
+api GET /volumes/r1
+[ "$(json_get format)" = raw ] || fail "raw import after restart: $API_BODY"
+qio "$VD_MNT/r1" 'read -P 0x61 0 1M' >/dev/null || fail "raw import data after restart"
+qio "$VD_MNT/q1" 'read -P 0x65 0 4k' 'read -P 0x62 1M 1M' >/dev/null ||
+    fail "qcow2 import data after restart"
 stop_daemon
 for img in "$VD_DATA"/images/*.qcow2; do
     qemu-img check -q "$img" || fail "qemu-img check $img"
