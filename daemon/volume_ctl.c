@@ -185,7 +185,12 @@ static int copy_sparse(const char *src, const char *dst, struct vd_error *err)
     }
     if (fsync(out) < 0) {
         ret = vd_error_set(err, -errno, "fsync '%s': %s", dst, strerror(errno));
+        goto out;
     }
+    /* The copy is on disk: do not leave the whole image in the page cache,
+     * in the large folios a sequential copy makes, which make every later
+     * 4k buffered write cost a walk over the folio's blocks. */
+    (void)posix_fadvise(out, 0, 0, POSIX_FADV_DONTNEED);
 out:
     free(buf);
     if (in >= 0) {
