@@ -517,6 +517,7 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
                      struct vd_error *err)
 {
     struct vd_volume_row row;
+    struct vd_volume *vol = NULL, *remote = NULL;
     char clones[512];
     int ret;
 
@@ -539,7 +540,7 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
                            mgr->mount_dir);
         goto out;
     }
-    struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
+    vol = vd_volmgr_lookup(mgr, name);
     if (vol != NULL) {
         ret = vd_volume_retire(vol, force);
         if (ret < 0) {
@@ -550,8 +551,12 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
             goto out;
         }
         vd_volume_unref(vd_volmgr_unpublish(mgr, name));
-        vd_volume_shut(vol);
-        vd_volume_unref(vol);
+        if (vd_row_is_file(&row)) {
+            vd_volume_shut(vol);   /* before its image file goes */
+            vd_volume_unref(vol);
+        } else {
+            remote = vol;   /* closed below, outside ctl */
+        }
     }
     ret = vd_volmgr_remove_row(mgr, &row, err);
     if (ret == 0) {
@@ -560,6 +565,13 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
     }
 out:
     pthread_mutex_unlock(&mgr->ctl);
+    if (remote != NULL) {
+        /* Closing flushes to the server, and a server that hangs holds
+         * that for its whole timeout: no other control call waits for it.
+         * The volume is unpublished and its row gone, so nothing finds it. */
+        vd_volume_shut(remote);
+        vd_volume_unref(remote);
+    }
     return ret;
 }
 

@@ -102,5 +102,27 @@ done
 [ -n "$ok" ] || fail "a did not connect once its server came up"
 api GET /volumes/a
 [ "$(backend_state)" = connected ] || fail "a's state after connecting: $API_BODY"
+
+# Deleting a volume whose server hangs: the delete's closing flush waits
+# for the timeout, but other control calls do not wait behind it.
+qio "$VD_MNT/a" "write -P 0x44 0 64k" >/dev/null || fail "write before the hang"
+kill -STOP "$NBD_PID"
+t0=$(ms)
+curl -sS -X DELETE -o /dev/null -w '%{http_code}' "$VD_URL/volumes/a" >"$T/del" &
+del=$!
+sleep 0.3
+t1=$(ms)
+api POST /volumes '{"name":"f1","size":"1M"}'
+expect_status 201
+took=$(($(ms) - t1))
+wait "$del"
+deleted=$(($(ms) - t0))
+kill -CONT "$NBD_PID"
+[ "$(cat "$T/del")" = 204 ] || fail "delete of a volume on a hung server: $(cat "$T/del")"
+echo "delete on a hung server took $deleted ms; a create meanwhile $took ms"
+[ "$took" -lt 1000 ] || fail "a create waited $took ms behind that delete"
+api GET /volumes/a
+expect_status 404
+[ -e "$VD_MNT/a" ] && fail "a is still on the mount after its delete"
 stop_daemon
 echo "nbd_outage: ok"
