@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "fuse-int.h"
+#include "hostaio.h"
 #include "volume.h"
 
 #define FX_BUF_ALIGN 4096
@@ -136,6 +137,7 @@ static void aio_done(struct vd_volume_aio *va, int ret)
             atomic_store(&a->h->dirty, true);
         }
         reply_raw(a->fx, a->unique, ret, NULL, 0);
+        vd_hostio_flush_hint();
     } else if (a->req == NULL) {
         struct fuse_write_out wo = {.size = (uint32_t)va->aio.len};
         bool rd = va->aio.op == VD_AIO_READ;

@@ -26,7 +26,15 @@
  *    due soon. Only while two or more file requests are in flight: at
  *    queue depth 1 the next event is a whole disk latency away, and a
  *    spinning thread would take the CPU from the kernel threads that
- *    complete it (journal commits of an fsync).
+ *    complete it. The exception is a client that flushes one request at
+ *    a time (a database's write, fsync, write, ...): for FLUSH_HINT_NS
+ *    after a flush was answered (vd_hostio_flush_hint) the thread polls
+ *    at any depth, for three times the window, which covers the gap
+ *    between a reply and the client's next request. A trace of 4k
+ *    writes with fsync at QD1 showed each arrival waking a halted vCPU
+ *    (~40 us); polling then gave 4.5k against 3.3k IOPS, for about twice
+ *    the daemon CPU per request. 4k reads at QD1 got slower with polling
+ *    (10.7k vs 13.1k), which is why only flushes turn it on.
  */
 #include "hostaio.h"
 
@@ -47,6 +55,8 @@
 static char tag_wake, tag_stop;
 static struct vd_hostio stop_io;   /* posted by shutdown (note 4) */
 static _Atomic uint64_t poll_ns = 0;
+static _Atomic uint64_t flush_hint_until;   /* note 5; monotonic ns */
+#define FLUSH_HINT_NS 2000000u
 static unsigned busy;   /* I/O thread only: file requests in the ring */
 
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER; /* setup */
@@ -253,8 +263,13 @@ static void *io_main(void *arg)
             busy_at = poll_ns > 0 ? now_ns() : 0;
             continue;
         }
-        if (busy >= 2 && poll_ns > 0 && now_ns() - busy_at < poll_ns) {
-            continue;   /* note 5: stay awake a moment for the next one */
+        if (poll_ns > 0) {
+            uint64_t now = now_ns();
+            bool hinted = now < atomic_load(&flush_hint_until);
+            if ((busy >= 2 || hinted) &&
+                now - busy_at < (hinted ? 3 * poll_ns : poll_ns)) {
+                continue;   /* note 5: stay awake a moment for the next */
+            }
         }
         atomic_store(&sleeping, true);
         if (atomic_load(&inbox) != NULL) {
@@ -292,6 +307,13 @@ static bool ring_up(void)
 void vd_hostio_set_poll(unsigned us)
 {
     atomic_store(&poll_ns, (uint64_t)us * 1000u);
+}
+
+void vd_hostio_flush_hint(void)
+{
+    if (atomic_load(&poll_ns) > 0) {
+        atomic_store(&flush_hint_until, now_ns() + FLUSH_HINT_NS);
+    }
 }
 
 int vd_hostio_read_fd(struct vd_hostio *io)

@@ -71,6 +71,11 @@ int vd_hostio_batch_submit(struct vd_hostio_batch *b);
  * long before it sleeps (0 = sleep at once). */
 void vd_hostio_set_poll(unsigned us);
 
+/* A flush was just answered: its client usually sends the next request
+ * within a round trip, so for the next few milliseconds the I/O thread
+ * polls even with nothing in flight, and for longer (hostaio.c note 5). */
+void vd_hostio_flush_hint(void);
+
 /* Stop the completion thread and free the ring, once nothing is in flight
  * any more (at process exit; later submits start a new ring). */
 void vd_hostio_shutdown(void);
