@@ -245,11 +245,21 @@ slow:
 }
 
 /* Whether a flush may run on the I/O thread (note 3): nothing else is
- * being served, and flushes have been quick. */
+ * being served, and flushes have been quick. Flushes sent to the workers
+ * are not timed, so each one refused for slowness lets the average decay
+ * by an eighth: after a slow spell, flushes are tried inline again. */
 static bool flush_inline_ok(struct vd_fuse_export *fx)
 {
-    return atomic_load(&fx->io_busy) == 1 &&
-           atomic_load(&fx->flush_avg_us) < FX_FLUSH_INLINE_US;
+    unsigned avg;
+    if (atomic_load(&fx->io_busy) != 1) {
+        return false;
+    }
+    avg = atomic_load(&fx->flush_avg_us);
+    if (avg < FX_FLUSH_INLINE_US) {
+        return true;
+    }
+    atomic_store(&fx->flush_avg_us, avg - avg / 8);
+    return false;
 }
 
 /* Flush on this thread, keeping the running average of flush times. */
