@@ -327,11 +327,12 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
         /* plan probed it; a file that changed since is not imported */
         const struct vd_driver *drv = vd_driver_probe_file(real, err);
-        if (drv == NULL || strcmp(drv->name, row->format) != 0) {
+        if (drv == NULL) {
             free(real);
-            if (drv == NULL) {
-                return err != NULL && err->code ? err->code : -EINVAL;
-            }
+            return err != NULL && err->code ? err->code : -EINVAL;
+        }
+        if (strcmp(drv->name, row->format) != 0) {
+            free(real);
             return vd_error_set(err, -EBUSY, "import '%s' changed while "
                                 "being imported", spec->import_path);
         }
