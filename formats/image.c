@@ -466,3 +466,8 @@ int vd_image_describe(struct vd_image *img, char *buf, size_t len)
     }
     return img->drv->describe(img, buf, len);
 }
+
+const char *vd_image_corruption(struct vd_image *img)
+{
+    return img->drv->corruption != NULL ? img->drv->corruption(img) : NULL;
+}

@@ -94,4 +94,7 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res);
  * its length, -ENOTSUP when the driver has nothing to say, or -errno. */
 int vd_image_describe(struct vd_image *img, char *buf, size_t len);
 
+/* Why the image is considered corrupt (vd_driver.corruption), or NULL. */
+const char *vd_image_corruption(struct vd_image *img);
+
 #endif

@@ -225,6 +225,12 @@ struct vd_driver {
      * too small, or -errno. Called any time the image is open, from any
      * thread. NULL = nothing to describe. */
     int (*describe)(struct vd_image *img, char *buf, size_t len);
+
+    /* Why the driver stopped trusting the image's metadata: a short text
+     * that stays valid while the image is open, or NULL while it has
+     * found nothing wrong. Once non-NULL it never changes back. Called
+     * any time the image is open, from any thread. NULL = never. */
+    const char *(*corruption)(struct vd_image *img);
 };
 
 #endif
