@@ -90,7 +90,7 @@ int vd_image_open(const char *format, const char *location,
                             VD_MAX_CHAIN_DEPTH, location);
     }
 
-    if (opts->snapshot != NULL && drv->snapshot_list == NULL) {
+    if (opts->snapshot != NULL && !(drv->caps & VD_CAP_SNAPSHOT_VIEWS)) {
         return vd_error_set(err, -ENOTSUP, "format '%s' has no snapshots",
                             drv->name);
     }
