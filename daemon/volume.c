@@ -13,6 +13,9 @@
  *    row removed. Start-up finishes any 'deleting' row the same way.
  * 3. A 'ready' row whose image is missing or will not open is kept, marked
  *    'missing' and logged; it is not served. It comes back when it opens.
+ *    A served volume whose image reports corruption is shown 'corrupt'
+ *    (with the driver's reason, logged once); that state is never written
+ *    to the catalog, it follows from the image.
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
  * 5. Control operations hold `ctl` for their whole length, except that

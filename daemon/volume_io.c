@@ -15,7 +15,10 @@
  * 4. The fast path takes no lock: two atomic operations per request.
  * 5. open_count and going_away change together under gate_lock, so a delete
  *    cannot race with an open: either the open sees going_away and fails,
- *    or the delete sees the open and answers -EBUSY. */
+ *    or the delete sees the open and answers -EBUSY.
+ * 6. Paths that neither enter the gate nor hold ctl (FUSE lookup, getattr,
+ *    open, readdir) never touch img: they read served, readonly, caps and
+ *    size, which vd_volume_set_image changes together with img. */
 #include <errno.h>
 #include <stdlib.h>
 
