@@ -355,8 +355,8 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
         !(vd_driver_caps(fdrv) & VD_CAP_CREATE)) {
         char known[256];
         vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
-        ret = vd_error_set(err, -EINVAL, "default format '%s' is not "
-                           "supported; known: %s", fmt, known);
+        ret = vd_error_set(err, -EINVAL, "unknown default format '%s'; "
+                           "known: %s", fmt, known);
         goto out_free;
     }
     mgr->default_format = strdup(fmt);

@@ -271,8 +271,8 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
             !(vd_driver_caps(drv) & VD_CAP_CREATE)) {
             char known[256];
             vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
-            return vd_error_set(err, -EINVAL, "'format' \"%.32s\" is not "
-                                "supported; known: %s", format, known);
+            return vd_error_set(err, -EINVAL, "unknown format \"%.32s\" in "
+                                "'format'; known: %s", format, known);
         }
         if (spec->size == 0 && spec->base == NULL &&
             spec->import_path == NULL) {
@@ -285,8 +285,8 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         if (drv == NULL || drv->is_file) {
             char known[256];
             vd_driver_names(0, false, known, sizeof(known));
-            return vd_error_set(err, -EINVAL, "'backend.type' \"%.32s\" is "
-                                "not supported; known: %s%s%s",
+            return vd_error_set(err, -EINVAL, "unknown backend type \"%.32s\" "
+                                "in 'backend.type'; known: %s%s%s",
                                 backend, VD_BACKEND_FILE,
                                 known[0] != '\0' ? ", " : "", known);
         }
@@ -315,11 +315,11 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     if (spec->base != NULL) {
         int ret = vd_catalog_volume_get(mgr->cat, spec->base, base, NULL);
-        const struct vd_driver *bdrv = vd_driver_find(base->format);
         if (ret < 0 || base->state != VD_STATE_READY) {
             return vd_error_set(err, -ENOENT, "base volume '%s' not found",
                                 spec->base);
         }
+        const struct vd_driver *bdrv = vd_driver_find(base->format);
         if (!vd_row_is_file(base) || bdrv == NULL ||
             !(vd_driver_caps(bdrv) & VD_CAP_BASE)) {
             return vd_error_set(err, -ENOTSUP, "volume '%s' cannot be a "

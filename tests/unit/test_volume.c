@@ -96,7 +96,7 @@ int main(void)
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, NULL), -EINVAL);
     vd_error_clear(&err);
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
-    CHECK(strstr(err.msg, "'format' \"vmdk\" is not supported; known: "
+    CHECK(strstr(err.msg, "unknown format \"vmdk\" in 'format'; known: "
                           "qcow2, raw") != NULL);
     b2.format = NULL;
 
@@ -106,8 +106,8 @@ int main(void)
     b2.backend_type = "rbd";
     b2.backend_uri = "rbd:pool/x";
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
-    CHECK(strstr(err.msg, "'backend.type' \"rbd\" is not supported; "
-                          "known: file") != NULL);
+    CHECK(strstr(err.msg, "unknown backend type \"rbd\" in "
+                          "'backend.type'; known: file") != NULL);
     vd_error_clear(&err);
     b2.backend_type = "qcow2";   /* a file format is not a backend type */
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
