@@ -1,6 +1,6 @@
 /* metrics.c — GET /metrics in the Prometheus text exposition format
- * (version 0.0.4): the number of volumes and per-volume I/O counters,
- * each with a volume="name" label. */
+ * (version 0.0.4): the number of volumes and per-volume I/O counters
+ * and state, each with a volume="name" label. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +28,9 @@ static const struct metric per_volume[] = {
      "Reads, writes and flushes served on the I/O thread."},
     {"vdiskd_volume_open_count", GAUGE, "Open handles on the volume file."},
     {"vdiskd_volume_size_bytes", GAUGE, "Virtual size."},
+    {"vdiskd_volume_corrupt", GAUGE,
+     "1 while the volume's image reports corruption (state corrupt; "
+     "GET /volumes/{name} gives the reason), else 0."},
 };
 
 static uint64_t metric_value(const struct vd_volume_info *vi, size_t m)
@@ -40,7 +43,8 @@ static uint64_t metric_value(const struct vd_volume_info *vi, size_t m)
     case 4: return vi->errors;
     case 5: return vi->async;
     case 6: return vi->open_count < 0 ? 0 : (uint64_t)vi->open_count;
-    default: return vi->row.size;
+    case 7: return vi->row.size;
+    default: return vi->row.state == VD_STATE_CORRUPT;
     }
 }
 

@@ -23,10 +23,55 @@ static json_t *str_or_null(const char *s)
     return j != NULL ? j : json_null();
 }
 
+static const char *link_name(enum vd_backend_link link)
+{
+    switch (link) {
+    case VD_LINK_CONNECTING: return "connecting";
+    case VD_LINK_CONNECTED: return "connected";
+    case VD_LINK_DEGRADED: return "degraded";
+    case VD_LINK_DISCONNECTED: return "disconnected";
+    }
+    return "unknown";
+}
+
+/* A remote backend's live state (struct vd_backend_state) as members of
+ * the backend object. Members already there (type, uri) win. */
+static void add_backend_state(json_t *backend, const struct vd_backend_state *st)
+{
+    json_t *server = json_null();
+    json_t *o;
+
+    if (st->have_server) {
+        server = json_pack("{s:I, s:b, s:b, s:b, s:b, s:b, s:b, s:b}",
+                           "size", (json_int_t)st->server.size,
+                           "read_only", st->server.read_only,
+                           "can_flush", st->server.can_flush,
+                           "can_trim", st->server.can_trim,
+                           "can_zero", st->server.can_zero,
+                           "can_fua", st->server.can_fua,
+                           "can_multi_conn", st->server.can_multi_conn,
+                           "block_status", st->server.block_status);
+    }
+    o = json_pack("{s:s, s:o, s:i, s:i, s:I, s:I, s:o}",
+                  "state", link_name(st->link),
+                  "server", server != NULL ? server : json_null(),
+                  "connections", st->connections,
+                  "connected", st->connected,
+                  "reconnects", (json_int_t)st->reconnects,
+                  "timeout_ms", (json_int_t)st->timeout_ms,
+                  "last_error", st->last_error[0] != '\0'
+                                    ? str_or_null(st->last_error)
+                                    : json_null());
+    if (o != NULL) {
+        json_object_update_missing(backend, o);
+    }
+    json_decref(o);
+}
+
 static json_t *volume_to_json(const struct vd_volume_info *vi)
 {
     const struct vd_volume_row *r = &vi->row;
-    bool local = strcmp(r->backend, "file") == 0;
+    bool local = vi->local;
     char created[API_RFC3339_LEN];
     json_t *backend, *stats;
 
@@ -34,14 +79,8 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     if (backend != NULL && !local) {
         json_object_set_new(backend, "uri", str_or_null(r->location));
     }
-    if (backend != NULL && vi->backend_state[0] != '\0') {
-        /* The driver's own account (NBD: connection state, capabilities);
-         * its members join the backend object, ours win on a clash. */
-        json_t *st = json_loads(vi->backend_state, 0, NULL);
-        if (json_is_object(st)) {
-            json_object_update_missing(backend, st);
-        }
-        json_decref(st);
+    if (backend != NULL && vi->have_backend_state) {
+        add_backend_state(backend, &vi->backend_state);
     }
     stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
                       "reads", (json_int_t)vi->reads,
@@ -50,8 +89,8 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
                       "bytes_written", (json_int_t)vi->bytes_written,
                       "errors", (json_int_t)vi->errors,
                       "async_requests", (json_int_t)vi->async);
-    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i, "
-                     "s:o, s:o, s:o}",
+    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
+                     "s:i, s:o, s:o, s:o}",
                      "name", str_or_null(r->name),
                      "uuid", str_or_null(r->uuid),
                      "size", (json_int_t)r->size,
@@ -62,7 +101,10 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
                      "allocated", vi->allocated >= 0
                                       ? json_integer(vi->allocated)
                                       : json_null(),
-                     "state", str_or_null(r->state),
+                     "state", vd_volume_state_name(r->state),
+                     "state_reason", vi->state_reason[0] != '\0'
+                                         ? str_or_null(vi->state_reason)
+                                         : json_null(),
                      "open_count", vi->open_count,
                      "created_at",
                      api_rfc3339(r->created_at, created, sizeof(created)) == 0

@@ -187,6 +187,37 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at "  \
     "FROM volumes v LEFT JOIN volumes b ON b.id = v.base_id"
 
+static const char *const state_names[] = {
+    [VD_STATE_CREATING] = "creating",
+    [VD_STATE_READY] = "ready",
+    [VD_STATE_DELETING] = "deleting",
+    [VD_STATE_MISSING] = "missing",
+    [VD_STATE_CORRUPT] = "corrupt",
+};
+
+const char *vd_volume_state_name(enum vd_volume_state state)
+{
+    if ((size_t)state >= sizeof(state_names) / sizeof(state_names[0])) {
+        return "unknown";
+    }
+    return state_names[state];
+}
+
+/* The catalog's text to a state. The schema's CHECK admits only the
+ * stored states; anything else (a hand-edited file) reads as missing,
+ * which is not served and is logged at start-up. */
+static enum vd_volume_state state_from_text(const unsigned char *t)
+{
+    for (size_t i = 0; t != NULL && i < sizeof(state_names) /
+                                             sizeof(state_names[0]); i++) {
+        if (i != VD_STATE_CORRUPT &&
+            strcmp((const char *)t, state_names[i]) == 0) {
+            return (enum vd_volume_state)i;
+        }
+    }
+    return VD_STATE_MISSING;
+}
+
 static void read_row(sqlite3_stmt *st, struct vd_volume_row *row)
 {
     memset(row, 0, sizeof(*row));
@@ -198,7 +229,7 @@ static void read_row(sqlite3_stmt *st, struct vd_volume_row *row)
     copy_text(row->location, sizeof(row->location), st, 5);
     copy_text(row->base, sizeof(row->base), st, 6);
     row->size = (uint64_t)sqlite3_column_int64(st, 7);
-    copy_text(row->state, sizeof(row->state), st, 8);
+    row->state = state_from_text(sqlite3_column_text(st, 8));
     row->created_at = sqlite3_column_int64(st, 9);
     row->updated_at = sqlite3_column_int64(st, 10);
 }
@@ -230,7 +261,12 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
         sqlite3_bind_null(st, 6);
     }
     sqlite3_bind_int64(st, 7, (sqlite3_int64)row->size);
-    sqlite3_bind_text(st, 8, row->state, -1, SQLITE_STATIC);
+    if (row->state == VD_STATE_CORRUPT) {
+        ret = vd_error_set(err, -EINVAL, "state 'corrupt' is not stored");
+        goto out;
+    }
+    sqlite3_bind_text(st, 8, vd_volume_state_name(row->state), -1,
+                      SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, row->created_at);
     ret = vd_catalog_step_change(cat, st, err, "insert");
     if (ret == -EEXIST) {
@@ -307,12 +343,16 @@ out:
 }
 
 int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
-                                const char *state, struct vd_error *err)
+                                enum vd_volume_state state,
+                                struct vd_error *err)
 {
+    if (state == VD_STATE_CORRUPT) {
+        return vd_error_set(err, -EINVAL, "state 'corrupt' is not stored");
+    }
     return change_one(cat,
                       "UPDATE volumes SET state = ?2, updated_at = ?3 "
                       "WHERE name = ?1",
-                      name, state, 0, err);
+                      name, vd_volume_state_name(state), 0, err);
 }
 
 int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,

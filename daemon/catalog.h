@@ -16,11 +16,24 @@ struct vd_error;
 #define VD_NAME_MAX 64
 #define VD_LOCATION_MAX 4096
 
-/* Volume lifecycle states as stored in the catalog. */
-#define VD_STATE_CREATING "creating"  /* row first, file next: not yet visible */
-#define VD_STATE_READY    "ready"     /* served on the mount */
-#define VD_STATE_DELETING "deleting"  /* going away: file next, row last */
-#define VD_STATE_MISSING  "missing"   /* ready row whose image is gone or unopenable */
+/* Volume lifecycle states. The catalog stores the first four as text
+ * (catalog.c converts, nowhere else); `corrupt` is never stored: it is a
+ * ready volume whose open image reports corruption, and follows from the
+ * image again after a restart. */
+enum vd_volume_state {
+    VD_STATE_CREATING,  /* row first, file next: not yet visible */
+    VD_STATE_READY,     /* served on the mount */
+    VD_STATE_DELETING,  /* going away: file next, row last */
+    VD_STATE_MISSING,   /* ready row whose image is gone or unopenable */
+    VD_STATE_CORRUPT,   /* served, but its image reports corruption */
+};
+
+/* The state's name as the catalog and the API spell it. */
+const char *vd_volume_state_name(enum vd_volume_state state);
+
+/* The backend column of a volume on a local image file (its format
+ * column names the driver); any other value names a remote driver. */
+#define VD_BACKEND_FILE "file"
 
 struct vd_volume_row {
     int64_t id;
@@ -31,7 +44,7 @@ struct vd_volume_row {
     char location[VD_LOCATION_MAX];  /* image path, or backend URI */
     char base[VD_NAME_MAX + 1];      /* linked clone's base volume, "" = none */
     uint64_t size;
-    char state[16];
+    enum vd_volume_state state;
     int64_t created_at;              /* unix seconds */
     int64_t updated_at;
 };
@@ -52,8 +65,10 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
 /* -ENOENT if no such volume. */
 int vd_catalog_volume_get(struct vd_catalog *cat, const char *name,
                           struct vd_volume_row *row, struct vd_error *err);
+/* -EINVAL for VD_STATE_CORRUPT, which is not stored. */
 int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
-                                const char *state, struct vd_error *err);
+                                enum vd_volume_state state,
+                                struct vd_error *err);
 int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
                                uint64_t size, struct vd_error *err);
 int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,

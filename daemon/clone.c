@@ -104,7 +104,7 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
     if (ret == 0 &&
         (ret = vd_catalog_volume_set_state(mgr->cat, a->row.name,
                                            VD_STATE_READY, err)) == 0) {
-        snprintf(a->row.state, sizeof(a->row.state), "%s", VD_STATE_READY);
+        a->row.state = VD_STATE_READY;
         vol = vd_volume_new(&a->row, to, vd_volmgr_take_ino(mgr));
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
             free(vol);

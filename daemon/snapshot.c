@@ -62,7 +62,7 @@ static int snap_volume_gated(struct vd_volmgr *mgr, const char *volume,
         vd_volume_unref(vol);
         vol = NULL;
     }
-    if (vol == NULL || vol->img == NULL) {
+    if (vol == NULL || !atomic_load(&vol->served)) {
         if (vol != NULL && enter) {
             vd_volume_gate_leave(vol);
         }
@@ -70,7 +70,7 @@ static int snap_volume_gated(struct vd_volmgr *mgr, const char *volume,
         return vd_error_set(err, -ENOENT, "no served volume named '%s'",
                             volume);
     }
-    if (vol->img->drv->snapshot_list == NULL) {
+    if (!(atomic_load(&vol->caps) & VD_CAP_SNAPSHOTS)) {
         int ret = vd_error_set(err, -ENOTSUP, "volume '%s' is a %s %s "
                                "volume, which has no snapshots", volume,
                                vol->row.format, vol->row.backend);
@@ -131,7 +131,7 @@ void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol)
     struct vd_snapshot_row *rows = NULL;
     int n_img, n_cat;
 
-    if (vol->img == NULL || vol->img->drv->snapshot_list == NULL) {
+    if (vol->img == NULL || !(vd_image_caps(vol->img) & VD_CAP_SNAPSHOTS)) {
         return;
     }
     n_img = vd_image_snapshot_list(vol->img, &si);

@@ -83,12 +83,12 @@ int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
         goto out;
     }
     vol = vd_volmgr_lookup(mgr, volume);
-    if (vol == NULL || vol->img == NULL) {
+    if (vol == NULL || !atomic_load(&vol->served)) {
         ret = vd_error_set(err, -ENOENT, "no served volume named '%s'",
                            volume);
         goto out;
     }
-    if (!vd_row_is_file(&vol->row)) {
+    if (!(atomic_load(&vol->caps) & VD_CAP_SNAPSHOT_VIEWS)) {
         ret = vd_error_set(err, -ENOTSUP, "volume '%s' has no snapshots",
                            volume);
         goto out;

@@ -14,8 +14,20 @@ struct vd_volume {
     atomic_int refs;                 /* manager's list holds one */
     uint64_t ino;                    /* fixed at creation */
     struct vd_volume_row row;        /* row.size follows `size`; mgr->lock */
-    struct vd_image *img;            /* set before publishing, cleared after drain */
+    /* The image. Read only by a request inside the gate, or by a control
+     * operation that holds mgr->ctl; replaced only with the gate closed
+     * and ctl held, through vd_volume_set_image (or before publishing).
+     * Paths that hold neither (FUSE lookup, getattr, open, readdir) use
+     * the copies below, never the image. */
+    struct vd_image *img;
     _Atomic uint64_t size;           /* virtual size, bytes */
+    atomic_bool served;              /* img != NULL: the file is on the mount */
+    atomic_bool readonly;            /* img refuses writes (or no img) */
+    atomic_uint caps;                /* VD_CAP_* of img's driver, 0 if none */
+    /* Why the image is no longer trusted: NULL, then set once to a copy
+     * of its driver's reason (vd_volume_note_corruption); freed with the
+     * volume. */
+    _Atomic(char *) corrupt_reason;
 
     /* The I/O gate (see volume_io.c DESIGN NOTES). */
     pthread_mutex_t gate_lock;
@@ -99,9 +111,21 @@ bool vd_volmgr_snapview_busy(struct vd_volmgr *mgr, const char *volume,
 /* Close views nobody released (shutdown). */
 void vd_volmgr_snapviews_free(struct vd_volmgr *mgr);
 
+/* Note the image's corruption, if it reports any and it was not noted
+ * before: keep the reason and log it, once per volume. The caller is
+ * inside the gate or holds ctl. */
+void vd_volume_note_corruption(struct vd_volume *vol);
+
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
                                 struct vd_image *img, uint64_t ino);
+/* Install img (may be NULL) and the copies of what lock-free readers
+ * need. The caller has the gate closed and holds ctl, or the volume is
+ * not published yet. */
+void vd_volume_set_image(struct vd_volume *vol, struct vd_image *img);
+/* The reason noted by vd_volume_note_corruption, or NULL. Valid while
+ * the caller holds a reference. */
+const char *vd_volume_corrupt_reason(struct vd_volume *vol);
 /* Close the gate and wait until no request is in flight. */
 void vd_volume_gate_close(struct vd_volume *vol);
 void vd_volume_gate_open(struct vd_volume *vol);

@@ -13,6 +13,9 @@
  *    row removed. Start-up finishes any 'deleting' row the same way.
  * 3. A 'ready' row whose image is missing or will not open is kept, marked
  *    'missing' and logged; it is not served. It comes back when it opens.
+ *    A served volume whose image reports corruption is shown 'corrupt'
+ *    (with the driver's reason, logged once); that state is never written
+ *    to the catalog, it follows from the image.
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
  * 5. Control operations hold `ctl` for their whole length, except that
@@ -77,7 +80,7 @@ int vd_fsync_dir(const char *dir)
 
 bool vd_row_is_file(const struct vd_volume_row *row)
 {
-    return strcmp(row->backend, "file") == 0;
+    return strcmp(row->backend, VD_BACKEND_FILE) == 0;
 }
 
 /* Which driver serves a row: the format for local files, else the backend. */
@@ -133,7 +136,7 @@ int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol)
     }
     mgr->vols[mgr->n_vols++] = vol;
     pthread_mutex_unlock(&mgr->lock);
-    if (mgr->notify != NULL && vol->img != NULL) {
+    if (mgr->notify != NULL && atomic_load(&vol->served)) {
         mgr->notify(mgr->notify_arg, VD_VOLUME_ADDED, vol->ino, vol->row.name);
     }
     return 0;
@@ -175,7 +178,7 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr,
                                struct vd_error *err)
 {
     int ret;
-    if (strcmp(row->state, VD_STATE_DELETING) != 0 &&
+    if (row->state != VD_STATE_DELETING &&
         (ret = vd_catalog_volume_set_state(mgr->cat, row->name,
                                            VD_STATE_DELETING, err)) < 0) {
         return ret;
@@ -201,9 +204,9 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
         struct vd_error e = {0};
         struct vd_image *img = NULL;
 
-        if (strcmp(row->state, VD_STATE_CREATING) == 0 ||
-            strcmp(row->state, VD_STATE_DELETING) == 0) {
-            bool creating = row->state[0] == 'c';
+        if (row->state == VD_STATE_CREATING ||
+            row->state == VD_STATE_DELETING) {
+            bool creating = row->state == VD_STATE_CREATING;
             if (vd_volmgr_remove_row(mgr, row, &e) < 0) {
                 vd_err("reconcile: volume '%s': %s", row->name, e.msg);
             } else {
@@ -217,25 +220,25 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
         bool is_base = false;
         for (int k = 0; k < n && !is_base; k++) {
             is_base = strcmp(rows[k].base, row->name) == 0 &&
-                      strcmp(rows[k].state, VD_STATE_READY) == 0;
+                      rows[k].state == VD_STATE_READY;
         }
         if (vd_volmgr_open_row_lazy(mgr, row, is_base, &img, &e) < 0) {
             vd_err("reconcile: volume '%s' is not served: %s", row->name,
                    e.msg);
-            if (strcmp(row->state, VD_STATE_MISSING) != 0) {
+            if (row->state != VD_STATE_MISSING) {
                 vd_catalog_volume_set_state(mgr->cat, row->name,
                                             VD_STATE_MISSING, NULL);
-                snprintf(row->state, sizeof(row->state), "%s",
-                         VD_STATE_MISSING);
+                row->state = VD_STATE_MISSING;
             }
-        } else if (strcmp(row->state, VD_STATE_MISSING) == 0) {
+        } else if (row->state == VD_STATE_MISSING) {
             vd_info("reconcile: volume '%s' is back", row->name);
             vd_catalog_volume_set_state(mgr->cat, row->name, VD_STATE_READY,
                                         NULL);
-            snprintf(row->state, sizeof(row->state), "%s", VD_STATE_READY);
+            row->state = VD_STATE_READY;
         }
         struct vd_volume *vol = vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
         if (vol != NULL) {
+            vd_volume_note_corruption(vol);
             vd_volume_sync_snapshots(mgr, vol);
         }
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
@@ -305,6 +308,28 @@ static void free_strv(char **v)
     free(v);
 }
 
+/* Without --format: the first file format in registry order that can
+ * create images and make linked clones over them, else the first that
+ * can create images at all. */
+static const char *default_format(void)
+{
+    const struct vd_driver *const *d = vd_driver_list();
+    const char *any = NULL;
+    for (size_t i = 0; d[i] != NULL; i++) {
+        unsigned caps = vd_driver_caps(d[i]);
+        if (!d[i]->is_file || !(caps & VD_CAP_CREATE)) {
+            continue;
+        }
+        if (caps & VD_CAP_CHEAP_CLONE) {
+            return d[i]->name;
+        }
+        if (any == NULL) {
+            any = d[i]->name;
+        }
+    }
+    return any != NULL ? any : "raw";
+}
+
 int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
                   struct vd_volmgr **out, struct vd_error *err)
 {
@@ -323,10 +348,15 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     mgr->host_cache = cfg->host_cache;
     mgr->next_ino = 2;   /* 1 is the mount's root directory */
     if (fmt == NULL) {
-        fmt = vd_driver_find("qcow2") != NULL ? "qcow2" : "raw";
+        fmt = default_format();
     }
-    if (vd_driver_find(fmt) == NULL) {
-        ret = vd_error_set(err, -EINVAL, "unknown default format '%s'", fmt);
+    const struct vd_driver *fdrv = vd_driver_find(fmt);
+    if (fdrv == NULL || !fdrv->is_file ||
+        !(vd_driver_caps(fdrv) & VD_CAP_CREATE)) {
+        char known[256];
+        vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
+        ret = vd_error_set(err, -EINVAL, "unknown default format '%s'; "
+                           "known: %s", fmt, known);
         goto out_free;
     }
     mgr->default_format = strdup(fmt);
@@ -389,19 +419,25 @@ int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
 {
     struct vd_image *img = NULL;
     int ret;
-    if (vol->img != NULL && vol->img->readonly == readonly) {
+    if (vol->img != NULL && vd_image_readonly(vol->img) == readonly) {
         return 0;
+    }
+    if (readonly) {
+        atomic_store(&vol->readonly, true);   /* refuse new writable opens now */
     }
     vd_volume_gate_close(vol);
     vd_image_close(vol->img);
-    vol->img = NULL;
+    vol->img = NULL;   /* the copies in vol stay: lookups still find it */
     ret = vd_volmgr_open_row(mgr, &vol->row, readonly, &img, err);
     if (ret < 0 && vd_volmgr_open_row(mgr, &vol->row, !readonly, &img,
                                       NULL) < 0) {
         vd_err("volume '%s' could not be reopened and is not served",
                vol->row.name);
     }
-    vol->img = img;
+    vd_volume_set_image(vol, img);
+    if (img != NULL) {
+        vd_volume_note_corruption(vol);
+    }
     vd_volume_gate_open(vol);
     if (ret == 0) {
         vd_info("volume '%s' is now %s", vol->row.name,
@@ -410,13 +446,33 @@ int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
     return ret;
 }
 
+void vd_volume_note_corruption(struct vd_volume *vol)
+{
+    const char *why;
+    char *copy, *none = NULL;
+
+    if (vol->img == NULL || atomic_load(&vol->corrupt_reason) != NULL ||
+        (why = vd_image_corruption(vol->img)) == NULL) {
+        return;
+    }
+    copy = strdup(why);
+    if (copy == NULL) {
+        return;   /* noted on a later look */
+    }
+    if (!atomic_compare_exchange_strong(&vol->corrupt_reason, &none, copy)) {
+        free(copy);   /* another thread noted it first */
+        return;
+    }
+    vd_err("volume '%s' is corrupt: %s", vol->row.name, copy);
+}
+
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol)
 {
     int ret;
     vd_volume_gate_close(vol);
     ret = vd_image_close(vol->img);
-    vol->img = NULL;
+    vd_volume_set_image(vol, NULL);
     return ret;
 }
 
@@ -461,7 +517,7 @@ int vd_volmgr_flush_all(struct vd_volmgr *mgr)
     }
     pthread_mutex_unlock(&mgr->lock);
     for (size_t i = 0; v != NULL && i < n; i++) {
-        if (v[i]->img != NULL) {
+        if (atomic_load(&v[i]->served)) {
             int r = vd_volume_flush(v[i]);
             if (r < 0) {
                 vd_err("volume '%s': flush failed: %s", v[i]->row.name,
@@ -508,7 +564,7 @@ struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino)
         }
     }
     if (lo < mgr->n_vols && mgr->vols[lo]->ino == ino &&
-        mgr->vols[lo]->img != NULL) {
+        atomic_load(&mgr->vols[lo]->served)) {
         vol = vd_volume_ref(mgr->vols[lo]);
     }
     pthread_mutex_unlock(&mgr->lock);
@@ -521,7 +577,8 @@ void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
     pthread_mutex_lock(&mgr->lock);
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
-        if (vol->ino > after_ino && vol->img != NULL && cb(arg, vol) != 0) {
+        if (vol->ino > after_ino && atomic_load(&vol->served) &&
+            cb(arg, vol) != 0) {
             break;
         }
     }

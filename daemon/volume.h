@@ -24,7 +24,8 @@ struct vd_volmgr_config {
     const char *const *nbd_socket_dirs; /* canonical dirs NBD unix sockets
                                            may be in; NULL-terminated;
                                            NULL = no unix sockets */
-    const char *default_format;         /* "qcow2" or "raw" */
+    const char *default_format;         /* a file driver that can create;
+                                           NULL = chosen from the registry */
     bool host_cache;                    /* false: image data I/O uses O_DIRECT */
 };
 
@@ -33,7 +34,8 @@ struct vd_volume_spec {
     const char *name;
     uint64_t size;
     const char *format;        /* NULL = config default */
-    const char *backend_type;  /* NULL or "file" = local image; "nbd" */
+    const char *backend_type;  /* NULL or "file" = local image; else a
+                                  remote driver's name ("nbd") */
     const char *backend_uri;   /* for remote backends */
     uint32_t cluster_size;     /* 0 = driver default */
     const char *base;          /* linked clone of this volume */
@@ -50,8 +52,13 @@ struct vd_volume_info {
     int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
     uint64_t async;               /* reads, writes, flushes done asynchronously */
-    char backend_state[1024];     /* driver's JSON object text, "" if none
-                                     (NBD: connection state, capabilities) */
+    bool local;                   /* a local image file (row.location is its
+                                     path), else a remote backend's URI */
+    /* row.state is VD_STATE_CORRUPT while the image reports corruption,
+     * with the driver's reason here ("" otherwise). */
+    char state_reason[256];
+    bool have_backend_state;      /* the driver reported backend_state */
+    struct vd_backend_state backend_state;  /* NBD: connections, server */
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */

@@ -26,6 +26,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     memset(out, 0, sizeof(*out));
     out->row = *row;
     snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
+    out->local = vd_row_is_file(row);
     out->allocated = -1;
     if (vol == NULL) {
         return;
@@ -35,20 +36,25 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     /* Through the gate: a reopen (linked clone base) or delete must not
      * close the image while it is read here. */
     if (vd_volume_gate_enter(vol) == 0) {
-        struct vd_image_stats *s = &vol->img->stats;
+        struct vd_image_stats s;
         int64_t a = vd_image_allocated(vol->img);
         out->allocated = a >= 0 ? a : -1;
-        out->reads = atomic_load(&s->reads);
-        out->writes = atomic_load(&s->writes);
-        out->bytes_read = atomic_load(&s->bytes_read);
-        out->bytes_written = atomic_load(&s->bytes_written);
-        out->errors = atomic_load(&s->errors);
-        out->async = atomic_load(&s->async);
-        if (vd_image_describe(vol->img, out->backend_state,
-                              sizeof(out->backend_state)) < 0) {
-            out->backend_state[0] = '\0';
-        }
+        vd_image_stats(vol->img, &s);
+        out->reads = s.reads;
+        out->writes = s.writes;
+        out->bytes_read = s.bytes_read;
+        out->bytes_written = s.bytes_written;
+        out->errors = s.errors;
+        out->async = s.async;
+        out->have_backend_state =
+            vd_image_backend_state(vol->img, &out->backend_state) == 0;
+        vd_volume_note_corruption(vol);
         vd_volume_gate_leave(vol);
+    }
+    const char *why = vd_volume_corrupt_reason(vol);
+    if (why != NULL && out->row.state == VD_STATE_READY) {
+        out->row.state = VD_STATE_CORRUPT;
+        snprintf(out->state_reason, sizeof(out->state_reason), "%s", why);
     }
 }
 
@@ -64,7 +70,7 @@ int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
     if (ret < 0) {
         return ret;
     }
-    if (strcmp(row.state, VD_STATE_CREATING) == 0) {
+    if (row.state == VD_STATE_CREATING) {
         return vd_error_set(err, -ENOENT, "volume '%s' is still being "
                             "created", name);
     }
@@ -90,7 +96,7 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
     }
     int k = 0;
     for (int i = 0; i < n; i++) {
-        if (strcmp(rows[i].state, VD_STATE_CREATING) == 0) {
+        if (rows[i].state == VD_STATE_CREATING) {
             continue;   /* appears once made (a clone job may be running) */
         }
         struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
@@ -233,8 +239,10 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                        struct vd_volume_row *row, struct vd_volume_row *base,
                        struct vd_error *err)
 {
-    const char *backend = spec->backend_type ? spec->backend_type : "file";
+    const char *backend = spec->backend_type ? spec->backend_type
+                                             : VD_BACKEND_FILE;
     const char *format = spec->format ? spec->format : mgr->default_format;
+    bool local = strcmp(backend, VD_BACKEND_FILE) == 0;
     uuid_t u;
 
     memset(row, 0, sizeof(*row));
@@ -253,27 +261,49 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         return vd_error_set(err, -EINVAL, "'base' and 'import' exclude "
                             "each other");
     }
-    if (spec->size == 0 && spec->base == NULL && spec->import_path == NULL &&
-        strcmp(backend, "file") == 0) {
-        return vd_error_set(err, -EINVAL, "size must be given and above 0");
-    }
-    if (strcmp(backend, "file") != 0) {
+    if (local) {
+        const struct vd_driver *drv = vd_driver_find(format);
+        if (spec->backend_uri != NULL) {
+            return vd_error_set(err, -EINVAL, "'backend.uri' is not allowed "
+                                "with type \"%s\"", VD_BACKEND_FILE);
+        }
+        if (drv == NULL || !drv->is_file ||
+            !(vd_driver_caps(drv) & VD_CAP_CREATE)) {
+            char known[256];
+            vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
+            return vd_error_set(err, -EINVAL, "unknown format \"%.32s\" in "
+                                "'format'; known: %s", format, known);
+        }
+        if (spec->size == 0 && spec->base == NULL &&
+            spec->import_path == NULL) {
+            return vd_error_set(err, -EINVAL, "'size' is required unless "
+                                "'base', 'import', 'source' or a remote "
+                                "'backend' is given");
+        }
+    } else {
         const struct vd_driver *drv = vd_driver_find(backend);
         if (drv == NULL || drv->is_file) {
-            return vd_error_set(err, -EINVAL, "unknown backend type '%s'",
-                                backend);
+            char known[256];
+            vd_driver_names(0, false, known, sizeof(known));
+            return vd_error_set(err, -EINVAL, "unknown backend type \"%.32s\" "
+                                "in 'backend.type'; known: %s%s%s",
+                                backend, VD_BACKEND_FILE,
+                                known[0] != '\0' ? ", " : "", known);
         }
         if (spec->backend_uri == NULL) {
-            return vd_error_set(err, -EINVAL, "backend '%s' needs a 'uri'",
-                                backend);
+            return vd_error_set(err, -EINVAL, "'backend.uri' is required "
+                                "with type \"%s\"", backend);
+        }
+        if (strlen(spec->backend_uri) >= sizeof(row->location)) {
+            return vd_error_set(err, -EINVAL, "'backend.uri' is too long");
+        }
+        if (spec->base != NULL || spec->import_path != NULL) {
+            return vd_error_set(err, -EINVAL, "'base' and 'import' make "
+                                "local images; they exclude a remote "
+                                "'backend'");
         }
         snprintf(row->location, sizeof(row->location), "%s", spec->backend_uri);
-        format = "raw";
-    } else {
-        const struct vd_driver *drv = vd_driver_find(format);
-        if (drv == NULL || !drv->is_file || drv->create == NULL) {
-            return vd_error_set(err, -EINVAL, "unknown format '%s'", format);
-        }
+        format = "raw";   /* the data as the server exports it */
     }
     if (spec->import_path != NULL) {
         /* The row names the format found in the file, so that the catalog
@@ -285,17 +315,25 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     if (spec->base != NULL) {
         int ret = vd_catalog_volume_get(mgr->cat, spec->base, base, NULL);
-        if (ret < 0 || strcmp(base->state, VD_STATE_READY) != 0) {
+        if (ret < 0 || base->state != VD_STATE_READY) {
             return vd_error_set(err, -ENOENT, "base volume '%s' not found",
                                 spec->base);
         }
-        if (!vd_row_is_file(base)) {
-            return vd_error_set(err, -ENOTSUP, "base volume '%s' is not a "
-                                "local image", spec->base);
+        const struct vd_driver *bdrv = vd_driver_find(base->format);
+        if (!vd_row_is_file(base) || bdrv == NULL ||
+            !(vd_driver_caps(bdrv) & VD_CAP_BASE)) {
+            return vd_error_set(err, -ENOTSUP, "volume '%s' cannot be a "
+                                "linked-clone base: its %s has no "
+                                "backing-file support", spec->base,
+                                vd_row_is_file(base) ? "format" : "backend");
         }
-        if (strcmp(format, "qcow2") != 0 || vd_driver_find("qcow2") == NULL) {
-            return vd_error_set(err, -ENOTSUP,
-                                "linked clones must be qcow2 volumes");
+        if (!(vd_driver_caps(vd_driver_find(format)) & VD_CAP_CHEAP_CLONE)) {
+            char known[256];
+            vd_driver_names(VD_CAP_CREATE | VD_CAP_CHEAP_CLONE, true, known,
+                            sizeof(known));
+            return vd_error_set(err, -ENOTSUP, "format '%s' cannot make "
+                                "linked clones (no backing files); formats "
+                                "that can: %s", format, known);
         }
         snprintf(row->base, sizeof(row->base), "%s", spec->base);
     }
@@ -304,12 +342,12 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     snprintf(row->name, sizeof(row->name), "%s", spec->name);
     snprintf(row->format, sizeof(row->format), "%s", format);
     snprintf(row->backend, sizeof(row->backend), "%s", backend);
-    if (strcmp(backend, "file") == 0) {
+    if (local) {
         snprintf(row->location, sizeof(row->location), "%s/%s.%s",
                  mgr->images_dir, row->uuid, format);
     }
     row->size = spec->size ? spec->size : (spec->base ? base->size : 1);
-    snprintf(row->state, sizeof(row->state), "%s", VD_STATE_CREATING);
+    row->state = VD_STATE_CREATING;
     return 0;
 }
 
@@ -364,7 +402,7 @@ static void thaw_base(struct vd_volmgr *mgr, const char *base)
         return;
     }
     struct vd_volume *vol = vd_volmgr_lookup(mgr, base);
-    if (vol != NULL && vol->img != NULL) {
+    if (vol != NULL && atomic_load(&vol->served)) {
         vd_volume_reopen(mgr, vol, false, NULL);
     }
     vd_volume_unref(vol);
@@ -377,12 +415,12 @@ static int freeze_base(struct vd_volmgr *mgr, const char *base,
 {
     struct vd_volume *vol = vd_volmgr_lookup(mgr, base);
     int ret;
-    if (vol == NULL || vol->img == NULL) {
+    if (vol == NULL || !atomic_load(&vol->served)) {
         vd_volume_unref(vol);
         return vd_error_set(err, -ENOENT, "base volume '%s' is not served",
                             base);
     }
-    if (!vol->img->readonly && vd_volume_open_count(vol) > 0) {
+    if (!vd_volume_readonly(vol) && vd_volume_open_count(vol) > 0) {
         ret = vd_error_set(err, -EBUSY, "base volume '%s' is open by %d "
                            "client(s); a base must be read-only, so close it "
                            "first", base, vd_volume_open_count(vol));
@@ -463,7 +501,7 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                                            err)) < 0) {
         goto out_undo;
     }
-    snprintf(row.state, sizeof(row.state), "%s", VD_STATE_READY);
+    row.state = VD_STATE_READY;
     vol = vd_volume_new(&row, img, vd_volmgr_take_ino(mgr));
     if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
         free(vol);
@@ -589,7 +627,7 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     }
     pthread_mutex_lock(&mgr->ctl);
     vol = vd_volmgr_lookup(mgr, name);
-    if (vol == NULL || vol->img == NULL) {
+    if (vol == NULL || !atomic_load(&vol->served)) {
         ret = vd_error_set(err, -ENOENT, "no served volume named '%s'", name);
         goto out;
     }
@@ -602,6 +640,13 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     }
     ret = 0;
     if (size == cur) {
+        goto out;
+    }
+    if (!(atomic_load(&vol->caps) & VD_CAP_GROW)) {
+        /* vol->img is stable under ctl */
+        ret = vd_error_set(err, -ENOTSUP, "volume '%s' cannot grow: driver "
+                           "'%s' cannot resize", name,
+                           vd_image_format(vol->img));
         goto out;
     }
     vd_volume_gate_close(vol);

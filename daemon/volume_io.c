@@ -15,7 +15,10 @@
  * 4. The fast path takes no lock: two atomic operations per request.
  * 5. open_count and going_away change together under gate_lock, so a delete
  *    cannot race with an open: either the open sees going_away and fails,
- *    or the delete sees the open and answers -EBUSY. */
+ *    or the delete sees the open and answers -EBUSY.
+ * 6. Paths that neither enter the gate nor hold ctl (FUSE lookup, getattr,
+ *    open, readdir) never touch img: they read served, readonly, caps and
+ *    size, which vd_volume_set_image changes together with img. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -32,11 +35,28 @@ struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
     atomic_init(&vol->refs, 1);
     vol->ino = ino;
     vol->row = *row;
-    vol->img = img;
-    atomic_init(&vol->size, img != NULL ? vd_image_length(img) : row->size);
+    atomic_init(&vol->size, row->size);
+    atomic_init(&vol->corrupt_reason, NULL);
+    vd_volume_set_image(vol, img);
     pthread_mutex_init(&vol->gate_lock, NULL);
     pthread_cond_init(&vol->gate_cond, NULL);
     return vol;
+}
+
+void vd_volume_set_image(struct vd_volume *vol, struct vd_image *img)
+{
+    vol->img = img;
+    if (img != NULL) {
+        atomic_store(&vol->size, vd_image_length(img));
+    }
+    atomic_store(&vol->readonly, img == NULL || vd_image_readonly(img));
+    atomic_store(&vol->caps, img != NULL ? vd_image_caps(img) : 0);
+    atomic_store(&vol->served, img != NULL);
+}
+
+const char *vd_volume_corrupt_reason(struct vd_volume *vol)
+{
+    return atomic_load(&vol->corrupt_reason);
 }
 
 struct vd_volume *vd_volume_ref(struct vd_volume *vol)
@@ -51,6 +71,7 @@ void vd_volume_unref(struct vd_volume *vol)
         return;
     }
     vd_image_close(vol->img);   /* normally closed already by the manager */
+    free(atomic_load(&vol->corrupt_reason));
     pthread_cond_destroy(&vol->gate_cond);
     pthread_mutex_destroy(&vol->gate_lock);
     free(vol);
@@ -76,9 +97,11 @@ int64_t vd_volume_created_at(const struct vd_volume *vol)
     return vol->row.created_at;
 }
 
+/* Lock-free: FUSE getattr and open ask without entering the gate, while
+ * a reopen may be replacing the image (vd_volume_set_image). */
 bool vd_volume_readonly(const struct vd_volume *vol)
 {
-    return vol->img == NULL || vol->img->readonly;
+    return atomic_load(&vol->readonly);
 }
 
 int vd_volume_open_file(struct vd_volume *vol)

@@ -3,7 +3,7 @@
  * Checks what the driver interface promises (open, in range, writable,
  * non-empty), serialises drivers that are not parallel-safe, counts
  * requests and errors, and supplies fallbacks for optional members. */
-#include "image.h"
+#include "image-int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,7 +90,7 @@ int vd_image_open(const char *format, const char *location,
                             VD_MAX_CHAIN_DEPTH, location);
     }
 
-    if (opts->snapshot != NULL && drv->snapshot_list == NULL) {
+    if (opts->snapshot != NULL && !(drv->caps & VD_CAP_SNAPSHOT_VIEWS)) {
         return vd_error_set(err, -ENOTSUP, "format '%s' has no snapshots",
                             drv->name);
     }
@@ -120,6 +120,9 @@ int vd_image_open(const char *format, const char *location,
     if (ret < 0) {
         goto out_free;
     }
+    if (ret == VD_OPEN_READONLY) {
+        img->readonly = true;
+    }
     *out = img;
     return 0;
 
@@ -129,6 +132,44 @@ out_free:
     free(img->location);
     free(img);
     return ret;
+}
+
+const struct vd_driver *vd_image_driver(const struct vd_image *img)
+{
+    return img->drv;
+}
+
+const char *vd_image_format(const struct vd_image *img)
+{
+    return img->drv->name;
+}
+
+unsigned vd_image_caps(const struct vd_image *img)
+{
+    return vd_driver_caps(img->drv);
+}
+
+bool vd_image_readonly(const struct vd_image *img)
+{
+    return img->readonly;
+}
+
+const char *vd_image_location(const struct vd_image *img)
+{
+    return img->location;
+}
+
+void vd_image_stats(const struct vd_image *img, struct vd_image_stats *out)
+{
+    const struct vd_image_counters *c = &img->stats;
+    out->reads = atomic_load(&c->reads);
+    out->writes = atomic_load(&c->writes);
+    out->flushes = atomic_load(&c->flushes);
+    out->discards = atomic_load(&c->discards);
+    out->bytes_read = atomic_load(&c->bytes_read);
+    out->bytes_written = atomic_load(&c->bytes_written);
+    out->errors = atomic_load(&c->errors);
+    out->async = atomic_load(&c->async);
 }
 
 int vd_image_close(struct vd_image *img)
@@ -455,16 +496,14 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res)
     return ret;
 }
 
-int vd_image_describe(struct vd_image *img, char *buf, size_t len)
+int vd_image_backend_state(struct vd_image *img,
+                           struct vd_backend_state *out)
 {
-    if (len == 0) {
-        return -ERANGE;
-    }
-    buf[0] = '\0';
-    if (img->drv->describe == NULL) {
+    memset(out, 0, sizeof(*out));
+    if (img->drv->backend_state == NULL) {
         return -ENOTSUP;
     }
-    return img->drv->describe(img, buf, len);
+    return img->drv->backend_state(img, out);
 }
 
 const char *vd_image_corruption(struct vd_image *img)

@@ -6,28 +6,20 @@
 #ifndef VD_IMAGE_H
 #define VD_IMAGE_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vd_driver.h"
 
-struct vd_image_stats {
-    atomic_uint_fast64_t reads, writes, flushes, discards;
-    atomic_uint_fast64_t bytes_read, bytes_written;
-    atomic_uint_fast64_t errors;
-    atomic_uint_fast64_t async;   /* reads, writes, flushes done asynchronously */
-};
+struct vd_image;   /* opaque above formats/ (image-int.h) */
 
-struct vd_image {
-    const struct vd_driver *drv;
-    void *opaque;              /* drv->instance_size bytes of driver state */
-    bool readonly;
-    char *location;            /* path or URI it was opened from */
-    pthread_mutex_t serial;    /* held around calls when !drv->parallel */
-    struct vd_image_stats stats;
+/* A copy of an image's request counters (vd_image_stats). */
+struct vd_image_stats {
+    uint64_t reads, writes, flushes, discards;
+    uint64_t bytes_read, bytes_written;
+    uint64_t errors;
+    uint64_t async;   /* reads, writes, flushes done asynchronously */
 };
 
 /* Driver registry (registry.c). */
@@ -38,6 +30,12 @@ const struct vd_driver *vd_driver_probe_file(const char *path,
                                              struct vd_error *err);
 /* NULL-terminated list of every registered driver, in probe order. */
 const struct vd_driver *const *vd_driver_list(void);
+/* What a driver can do: VD_CAP_* bits (vd_driver.h). */
+unsigned vd_driver_caps(const struct vd_driver *drv);
+/* The registered names of drivers that have every bit of caps and whose
+ * is_file equals is_file, as "a, b" in registry order, in buf (cap
+ * bytes, NUL terminated; "" when none). For error messages. */
+void vd_driver_names(unsigned caps, bool is_file, char *buf, size_t cap);
 
 /* Create an image of format at location. */
 int vd_image_create(const char *format, const char *location,
@@ -56,6 +54,17 @@ int vd_image_open(const char *format, const char *location,
 
 /* Flush (if writable) and close; accepts NULL. Returns the flush result. */
 int vd_image_close(struct vd_image *img);
+
+/* Accessors: the daemon's whole view of an open image besides I/O. */
+const struct vd_driver *vd_image_driver(const struct vd_image *img);
+const char *vd_image_format(const struct vd_image *img);   /* driver name */
+unsigned vd_image_caps(const struct vd_image *img);        /* VD_CAP_* */
+/* Writes are refused (-EROFS): opened read-only, as a snapshot view, by
+ * a driver without writes, or by one that could open only for reading. */
+bool vd_image_readonly(const struct vd_image *img);
+const char *vd_image_location(const struct vd_image *img); /* as opened */
+/* A consistent-enough copy of the counters (each read atomically). */
+void vd_image_stats(const struct vd_image *img, struct vd_image_stats *out);
 
 int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);
 int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
@@ -90,9 +99,10 @@ int vd_image_snapshot_changes(struct vd_image *img, const char *since,
                               void *arg, struct vd_error *err);
 int vd_image_check(struct vd_image *img, struct vd_check_result *res);
 
-/* Driver state as a JSON object text in buf (see vd_driver.describe):
- * its length, -ENOTSUP when the driver has nothing to say, or -errno. */
-int vd_image_describe(struct vd_image *img, char *buf, size_t len);
+/* Live state of a remote backend (vd_driver.backend_state): 0 with *out
+ * filled, -ENOTSUP when the driver has nothing to report, or -errno. */
+int vd_image_backend_state(struct vd_image *img,
+                           struct vd_backend_state *out);
 
 /* Why the image is considered corrupt (vd_driver.corruption), or NULL. */
 const char *vd_image_corruption(struct vd_image *img);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "hostaio.h"
-#include "image.h"
+#include "image-int.h"
 #include "io_util.h"
 #include "vd_error.h"
 
@@ -241,6 +241,7 @@ const struct vd_driver vd_driver_raw = {
     .instance_size = sizeof(struct raw_state),
     .parallel = true,
     .is_file = true,
+    .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_BASE,
     .probe = raw_probe,
     .create = raw_create,
     .open = raw_open,

@@ -4,6 +4,7 @@
  * would silently vanish when the static library drops its object file. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +29,32 @@ static const struct vd_driver *const drivers[] = {
 const struct vd_driver *const *vd_driver_list(void)
 {
     return drivers;
+}
+
+unsigned vd_driver_caps(const struct vd_driver *drv)
+{
+    return drv->caps;
+}
+
+void vd_driver_names(unsigned caps, bool is_file, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; drivers[i] != NULL; i++) {
+        if ((drivers[i]->caps & caps) != caps ||
+            drivers[i]->is_file != is_file) {
+            continue;
+        }
+        int w = snprintf(buf + n, cap - n, "%s%s", n > 0 ? ", " : "",
+                         drivers[i]->name);
+        if (w < 0 || (size_t)w >= cap - n) {
+            break;   /* truncated: still NUL terminated */
+        }
+        n += (size_t)w;
+    }
 }
 
 const struct vd_driver *vd_driver_find(const char *name)

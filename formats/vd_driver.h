@@ -109,6 +109,54 @@ struct vd_aio {
     void (*caller_done)(struct vd_aio *aio, int ret);
 };
 
+/* What a driver can do (vd_driver.caps). The layers above ask for a
+ * capability, never for a format name. */
+#define VD_CAP_CREATE          0x01u  /* makes new images (create) */
+#define VD_CAP_GROW            0x02u  /* the virtual size can grow (truncate) */
+#define VD_CAP_SNAPSHOTS       0x04u  /* internal snapshots: create, list,
+                                         delete, revert */
+#define VD_CAP_SNAPSHOT_VIEWS  0x08u  /* opens a snapshot read-only
+                                         (vd_open_opts.snapshot) */
+#define VD_CAP_CHANGES         0x10u  /* changed blocks between snapshots
+                                         (snapshot_changes) */
+#define VD_CAP_BASE            0x20u  /* its images can be the backing file
+                                         of another image (a linked clone's
+                                         base) */
+#define VD_CAP_CHEAP_CLONE     0x40u  /* creates an image over a backing file
+                                         (vd_create_opts.backing_file): a
+                                         linked clone */
+
+/* open() succeeded, but only for reading although writing was asked (a
+ * server that exports read-only, an image marked corrupt): image.c then
+ * refuses writes. */
+#define VD_OPEN_READONLY 1
+
+/* Live state of a remote backend (vd_driver.backend_state), plain data
+ * that the API renders. Strings are NUL terminated and hold no secrets. */
+enum vd_backend_link {
+    VD_LINK_CONNECTING,     /* never connected yet */
+    VD_LINK_CONNECTED,      /* every connection it wants is up */
+    VD_LINK_DEGRADED,       /* some, not all */
+    VD_LINK_DISCONNECTED,   /* lost, reconnecting */
+};
+
+struct vd_backend_state {
+    enum vd_backend_link link;
+    int connections;        /* connections it keeps when all are up */
+    int connected;          /* connections up now */
+    uint64_t reconnects;    /* successful reconnects since open */
+    uint32_t timeout_ms;    /* I/O fails after this long without a server */
+    char last_error[256];   /* the last connection error, "" if none */
+    bool have_server;       /* the members below are known (a connection
+                               was made at least once) */
+    struct {
+        uint64_t size;
+        bool read_only, can_flush, can_trim, can_zero, can_fua;
+        bool can_multi_conn;
+        bool block_status;  /* answers block status queries */
+    } server;
+};
+
 struct vd_check_result {
     uint64_t corruptions;
     uint64_t leaks;
@@ -126,6 +174,8 @@ struct vd_driver {
     size_t instance_size;    /* bytes of zeroed private state at img->opaque */
     bool parallel;           /* false: image.c serialises all calls on an image */
     bool is_file;            /* location is a host file path (false for URIs) */
+    unsigned caps;           /* VD_CAP_* bits; each names members that must
+                                then be present (tests/unit/test_registry.c) */
 
     /* Score how likely buf (the first len bytes of a file, len may be less
      * than 512 for small files) is this format: 0 = not it, 100 = certain.
@@ -142,8 +192,10 @@ struct vd_driver {
     int (*relocate)(const char *location, const char *orig_dir,
                     struct vd_error *err);
 
-    /* Open location into img (img->opaque is zeroed, img->readonly set).
-     * Must not leave resources behind on failure. Required. */
+    /* Open location into img (img->opaque is zeroed). Opens for writing
+     * unless opts->readonly; returns 0, VD_OPEN_READONLY when it could
+     * open only for reading, or -errno. Must not leave resources behind
+     * on failure. Required. */
     int (*open)(struct vd_image *img, const char *location,
                 const struct vd_open_opts *opts, struct vd_error *err);
 
@@ -219,12 +271,10 @@ struct vd_driver {
     /* Consistency check of the image's metadata. NULL = nothing to check. */
     int (*check)(struct vd_image *img, struct vd_check_result *res);
 
-    /* Write a small JSON object (text, NUL terminated, at most len bytes
-     * including the NUL) describing live driver state, e.g. a remote
-     * backend's connection. Returns the text length, -ERANGE when len is
-     * too small, or -errno. Called any time the image is open, from any
-     * thread. NULL = nothing to describe. */
-    int (*describe)(struct vd_image *img, char *buf, size_t len);
+    /* Fill *out (zeroed by the caller) with live driver state, e.g. a
+     * remote backend's connections. Called any time the image is open,
+     * from any thread. NULL = nothing to report. */
+    int (*backend_state)(struct vd_image *img, struct vd_backend_state *out);
 
     /* Why the driver stopped trusting the image's metadata: a short text
      * that stays valid while the image is open, or NULL while it has

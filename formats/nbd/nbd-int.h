@@ -1,6 +1,6 @@
 /* nbd-int.h — private interface between the NBD driver's files.
  *
- * nbd.c is the driver table (open/close, the data ops, describe); uri.c
+ * nbd.c is the driver table (open/close, the data ops, backend state); uri.c
  * says which URIs are accepted; conn.c owns the connections: dialing,
  * one I/O thread per connection, reconnecting; request.c runs a request
  * to completion; aio.c starts reads, writes and flushes without waiting
@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "image-int.h"
 
 struct nbd_handle;
 struct nbd_aio_req;

@@ -144,8 +144,7 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
         vd_nbd_set_info(s, &info);
         s->size = info.size;
         if (info.read_only) {
-            img->readonly = true; /* the server decides */
-            s->readonly = true;
+            s->readonly = true; /* the server decides */
         }
         s->conns[0].preset = h;
     }
@@ -155,7 +154,7 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
                      strerror(-ret));
         goto out_free;
     }
-    return 0;
+    return s->readonly && !o->readonly ? VD_OPEN_READONLY : 0;
 
 out_free:
     state_free(s);
@@ -296,81 +295,43 @@ static uint64_t nbd_drv_length(struct vd_image *img)
     return s->size; /* fixed at open: a server of another size is refused */
 }
 
-/* ---- describe --------------------------------------------------------- */
+/* ---- state ------------------------------------------------------------ */
 
-/* Append in as a JSON string literal to out (cap bytes, NUL terminated). */
-static void json_str(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    if (cap < 3) {
-        return;
-    }
-    out[n++] = '"';
-    for (; *in && n + 8 < cap; in++) {
-        unsigned char c = (unsigned char)*in;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-}
-
-static int nbd_drv_describe(struct vd_image *img, char *buf, size_t len)
+static int nbd_drv_backend_state(struct vd_image *img,
+                                 struct vd_backend_state *out)
 {
     struct nbd_state *s = img->opaque;
-    char uri[2 * 1024], lasterr[2 * 256 + 8], server[256];
-    const char *state;
-    int active, n;
 
-    json_str(uri, sizeof(uri), s->uri);
     pthread_mutex_lock(&s->lock);
-    active = !s->have_info ? 1
-             : s->info.can_multi_conn || s->info.read_only || s->readonly
-                 ? s->n_conns
-                 : 1;
+    out->connections = !s->have_info ? 1
+                       : s->info.can_multi_conn || s->info.read_only ||
+                               s->readonly
+                           ? s->n_conns
+                           : 1;
+    out->connected = s->n_up;
     if (s->n_up == 0) {
-        state = s->connects == 0 ? "connecting" : "disconnected";
+        out->link = s->connects == 0 ? VD_LINK_CONNECTING
+                                     : VD_LINK_DISCONNECTED;
     } else {
-        state = s->n_up < active ? "degraded" : "connected";
+        out->link = s->n_up < out->connections ? VD_LINK_DEGRADED
+                                               : VD_LINK_CONNECTED;
     }
+    out->reconnects = s->reconnects;
+    out->timeout_ms = s->timeout_ms;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
+    out->have_server = s->have_info;
     if (s->have_info) {
-        snprintf(server, sizeof(server),
-                 "{\"size\":%llu,\"read_only\":%s,\"can_flush\":%s,"
-                 "\"can_trim\":%s,\"can_zero\":%s,\"can_fua\":%s,"
-                 "\"can_multi_conn\":%s,\"block_status\":%s}",
-                 (unsigned long long)s->info.size,
-                 s->info.read_only ? "true" : "false",
-                 s->info.can_flush ? "true" : "false",
-                 s->info.can_trim ? "true" : "false",
-                 s->info.can_zero ? "true" : "false",
-                 s->info.can_fua ? "true" : "false",
-                 s->info.can_multi_conn ? "true" : "false",
-                 s->info.can_extents ? "true" : "false");
-    } else {
-        snprintf(server, sizeof(server), "null");
+        out->server.size = s->info.size;
+        out->server.read_only = s->info.read_only;
+        out->server.can_flush = s->info.can_flush;
+        out->server.can_trim = s->info.can_trim;
+        out->server.can_zero = s->info.can_zero;
+        out->server.can_fua = s->info.can_fua;
+        out->server.can_multi_conn = s->info.can_multi_conn;
+        out->server.block_status = s->info.can_extents;
     }
-    if (s->last_error[0] != '\0') {
-        json_str(lasterr, sizeof(lasterr), s->last_error);
-    } else {
-        snprintf(lasterr, sizeof(lasterr), "null");
-    }
-    n = snprintf(buf, len,
-                 "{\"state\":\"%s\",\"uri\":%s,\"server\":%s,"
-                 "\"connections\":%d,\"connected\":%d,\"reconnects\":%llu,"
-                 "\"timeout_ms\":%u,\"last_error\":%s}",
-                 state, uri, server, active, s->n_up,
-                 (unsigned long long)s->reconnects, s->timeout_ms, lasterr);
     pthread_mutex_unlock(&s->lock);
-    if (n < 0) {
-        return -EIO;
-    }
-    return (size_t)n >= len ? -ERANGE : n;
+    return 0;
 }
 
 const struct vd_driver vd_driver_nbd = {
@@ -378,6 +339,7 @@ const struct vd_driver vd_driver_nbd = {
     .instance_size = sizeof(struct nbd_state),
     .parallel = true,
     .is_file = false,
+    .caps = 0,   /* the server's own snapshots are not reached */
     .open = nbd_drv_open,
     .close = nbd_drv_close,
     .pread = nbd_drv_pread,
@@ -388,5 +350,5 @@ const struct vd_driver vd_driver_nbd = {
     .write_zeroes = nbd_drv_write_zeroes,
     .block_status = nbd_drv_block_status,
     .length = nbd_drv_length,
-    .describe = nbd_drv_describe,
+    .backend_state = nbd_drv_backend_state,
 };

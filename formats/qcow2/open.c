@@ -241,7 +241,7 @@ int qcow2_open(struct vd_image *img, const char *location,
         goto fail;
     }
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
-        s->readonly = img->readonly = true;   /* never write a corrupt image */
+        s->readonly = true;   /* never write a corrupt image */
     }
     ret = vd_lock_image_fd_mode(s->fd, !s->readonly ? VD_LOCK_WRITE
                                        : o->chain_depth > 0 ? VD_LOCK_BACKING
@@ -355,7 +355,7 @@ int qcow2_open(struct vd_image *img, const char *location,
         }
     }
     free(hbuf);
-    return 0;
+    return s->readonly && !o->readonly ? VD_OPEN_READONLY : 0;
 
 fail_locks:
     pthread_cond_destroy(&s->inflight_cond);

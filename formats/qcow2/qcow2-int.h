@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "image-int.h"
 #include "io_util.h"
 
 struct vd_error;

@@ -547,6 +547,9 @@ const struct vd_driver vd_driver_qcow2 = {
     .instance_size = sizeof(struct qcow2_state),
     .parallel = true,
     .is_file = true,
+    .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
+            VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES | VD_CAP_BASE |
+            VD_CAP_CHEAP_CLONE,
     .probe = qcow2_probe,
     .create = qcow2_create,
     .relocate = vd_qcow2_relocate,

@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             vd_image_write_zeroes(img, 0, len / 2, 0);
             vd_image_discard(img, len / 4, len / 4);
             vd_image_pwrite(img, buf, 4096, len / 3);
-            if (!img->readonly) {
+            if (!vd_image_readonly(img)) {
                 struct vd_error e2 = {0};
                 vd_image_snapshot_create(img, "fz", &e2);
             }

@@ -383,7 +383,7 @@ int main(int argc, char **argv)
             }
         }
     } else if (!strcmp(cmd, "info")) {
-        printf("format %s\nlength %llu\nallocated %lld\n", img->drv->name,
+        printf("format %s\nlength %llu\nallocated %lld\n", vd_image_format(img),
                (unsigned long long)vd_image_length(img),
                (long long)vd_image_allocated(img));
     } else {

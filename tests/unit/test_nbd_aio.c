@@ -152,6 +152,14 @@ static struct vd_image *open_nbd(const char *sock, uint32_t timeout_ms)
 }
 
 /* Extra connections come up in the background after open. */
+/* The image's counters, copied. */
+static struct vd_image_stats img_stats(struct vd_image *img)
+{
+    struct vd_image_stats s;
+    vd_image_stats(img, &s);
+    return s;
+}
+
 static bool wait_connected(struct vd_image *img);
 
 /* The server srv on sock is up, the image opens on it and every
@@ -171,10 +179,10 @@ static struct vd_image *open_ready(pid_t srv, const char *sock,
 
 static bool wait_connected(struct vd_image *img)
 {
-    char buf[2048];
     for (int i = 0; i < 300; i++) {
-        if (vd_image_describe(img, buf, sizeof(buf)) > 0 &&
-            strstr(buf, "\"state\":\"connected\"") != NULL) {
+        struct vd_backend_state st;
+        if (vd_image_backend_state(img, &st) == 0 &&
+            st.link == VD_LINK_CONNECTED) {
             return true;
         }
         sleep_ms(10);
@@ -272,19 +280,19 @@ static void test_queue_depth(void)
     CHECK_EQ(failed, 0);
     CHECK_EQ(bad, 0);
     CHECK_EQ(atomic_load(&double_done), 0);
-    CHECK_EQ(img->stats.errors, 0);
-    CHECK(img->stats.reads + img->stats.writes >= 6000);
+    CHECK_EQ(img_stats(img).errors, 0);
+    CHECK(img_stats(img).reads + img_stats(img).writes >= 6000);
     fprintf(stderr, "aio: %d random 4-128K reads/writes at QD%d in %lld ms\n",
             ops, QD, (long long)(now_ms() - t0));
 
     /* A flush takes the asynchronous path too. */
-    uint64_t flushes = img->stats.flushes;
+    uint64_t flushes = img_stats(img).flushes;
     slots[0].aio = (struct vd_aio){.op = VD_AIO_FLUSH, .done = on_done};
     atomic_store(&slots[0].pending, 1);
     CHECK_EQ(vd_image_submit(img, &slots[0].aio), 0);
     CHECK_EQ(drain(5000), 0);
     CHECK_EQ(slots[0].ret, 0);
-    CHECK_EQ(img->stats.flushes, flushes + 1);
+    CHECK_EQ(img_stats(img).flushes, flushes + 1);
 
     /* The synchronous path sees what the asynchronous one wrote. */
     static uint8_t back[MAX_LEN];
@@ -344,7 +352,7 @@ static void test_eagain(void)
     stop_server(srv);
     sleep_ms(200); /* the I/O threads notice */
     CHECK_EQ(submit(img, 0, VD_AIO_READ, 4096, 0), -EAGAIN);
-    CHECK_EQ(img->stats.errors, 0); /* refusals are not errors */
+    CHECK_EQ(img_stats(img).errors, 0); /* refusals are not errors */
     vd_image_close(img);
 }
 
@@ -373,7 +381,7 @@ static void test_hang(void)
         CHECK(took >= 900 && took < 1600);
     }
     CHECK_EQ(atomic_load(&double_done), 0);
-    CHECK_EQ(img->stats.errors, QD);
+    CHECK_EQ(img_stats(img).errors, QD);
     static uint8_t buf[4096];
     pattern(buf, sizeof(buf), 0);
     CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);
@@ -416,7 +424,7 @@ static void test_killed(void)
     fprintf(stderr, "aio: server killed, slowest of %d failed after %lld ms\n",
             QD, (long long)worst);
     CHECK_EQ(atomic_load(&double_done), 0);
-    CHECK_EQ(img->stats.errors, QD);
+    CHECK_EQ(img_stats(img).errors, QD);
     vd_image_close(img); /* server gone: close must not hang */
 }
 
@@ -525,7 +533,7 @@ static void test_retry(void)
         CHECK(slots[i].done_ms - slots[i].submitted_ms < 4000);
     }
     CHECK_EQ(atomic_load(&double_done), 0);
-    CHECK_EQ(img->stats.errors, 0);
+    CHECK_EQ(img_stats(img).errors, 0);
     vd_image_close(img);
     stop_server(srv);
 }
@@ -551,7 +559,7 @@ static void test_server_error(void)
     CHECK_EQ(slots[0].ret, -ENOSPC);
     CHECK(slots[0].done_ms - slots[0].submitted_ms < 1000);
     CHECK_EQ(slots[1].ret, 0);
-    CHECK_EQ(img->stats.errors, 1);
+    CHECK_EQ(img_stats(img).errors, 1);
     unlink(trigger);
     CHECK_EQ(submit(img, 0, VD_AIO_READ, 4096, 4096), 0);
     CHECK_EQ(drain(2000), 0);
@@ -585,7 +593,7 @@ static void test_graceful_restart(void)
     CHECK_EQ(drain(4000), 0);
     CHECK_EQ(slots[0].ret, 0);
     CHECK(slots[0].done_ms - slots[0].submitted_ms < 2000);
-    CHECK_EQ(img->stats.errors, 0);
+    CHECK_EQ(img_stats(img).errors, 0);
     vd_image_close(img);
     stop_server(srv);
 }

@@ -33,7 +33,7 @@ int main(void)
     CHECK_EQ(vd_image_create("nosuch", "/tmp/never", &co, NULL), -EINVAL);
 
     CHECK_EQ(vd_image_open(NULL, path, &oo, &img, &err), 0);
-    CHECK(strcmp(img->drv->name, "raw") == 0);
+    CHECK(strcmp(vd_image_format(img), "raw") == 0);
     CHECK_EQ(vd_image_length(img), 8 << 20);
 
     /* A fresh image is one hole and reads zeroes. */
@@ -82,7 +82,9 @@ int main(void)
     CHECK(vd_image_open("raw", path, &oo, &img2, &e2) < 0);
     CHECK(strstr(e2.msg, "in use") != NULL);
 
-    CHECK(img->stats.errors > 0);
+    struct vd_image_stats stats;
+    vd_image_stats(img, &stats);
+    CHECK(stats.errors > 0);
     CHECK_EQ(vd_image_close(img), 0);
     CHECK_EQ(vd_image_close(NULL), 0);
 

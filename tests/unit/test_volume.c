@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "image.h"
 #include "vd_error.h"
 #include "vd_test.h"
 #include "volume.h"
@@ -70,7 +71,7 @@ int main(void)
 
     struct vd_volume_spec spec = {.name = "v1", .size = 4 << 20};
     CHECK_EQ(vd_volmgr_create(mgr, &spec, &info, &err), 0);
-    CHECK(strcmp(info.row.state, "ready") == 0);
+    CHECK_EQ(info.row.state, VD_STATE_READY);
     CHECK(strcmp(info.path, "/mnt/test/v1") == 0);
     CHECK(strncmp(info.row.location, dir, strlen(dir)) == 0);
     CHECK_EQ(access(info.row.location, F_OK), 0);
@@ -93,7 +94,49 @@ int main(void)
     b2.size = 1 << 20;
     b2.format = "vmdk";
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, NULL), -EINVAL);
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "unknown format \"vmdk\" in 'format'; known: "
+                          "qcow2, raw") != NULL);
     b2.format = NULL;
+
+    /* The rules the API leaves to the volume manager: which backend
+     * types exist (from the registry), what each needs. */
+    vd_error_clear(&err);
+    b2.backend_type = "rbd";
+    b2.backend_uri = "rbd:pool/x";
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "unknown backend type \"rbd\" in "
+                          "'backend.type'; known: file") != NULL);
+    vd_error_clear(&err);
+    b2.backend_type = "qcow2";   /* a file format is not a backend type */
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    b2.backend_type = "file";
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'backend.uri' is not allowed") != NULL);
+    b2.backend_uri = NULL;
+    if (vd_driver_find("nbd") != NULL) {
+        b2.backend_type = "nbd";
+        vd_error_clear(&err);
+        CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+        CHECK(strstr(err.msg, "'backend.uri' is required") != NULL);
+    }
+    b2.backend_type = NULL;
+    b2.size = 0;
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'size' is required") != NULL);
+    b2.size = 1 << 20;
+
+    /* Linked clones ask capabilities: raw cannot hold a backing file. */
+    b2.base = "v1";
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -ENOTSUP);
+    CHECK(strstr(err.msg, "format 'raw' cannot make linked clones") != NULL);
+    CHECK(strstr(err.msg, "qcow2") != NULL);
+    b2.base = NULL;
+
     b2.import_path = "/etc/passwd";
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, NULL), -EACCES);
     b2.import_path = NULL;
@@ -173,13 +216,13 @@ int main(void)
     snprintf(row.format, sizeof(row.format), "raw");
     snprintf(row.backend, sizeof(row.backend), "file");
     snprintf(row.location, sizeof(row.location), "%s/images/half.raw", dir);
-    snprintf(row.state, sizeof(row.state), "creating");
+    row.state = VD_STATE_CREATING;
     row.size = 1 << 20;
     CHECK_EQ(vd_catalog_volume_insert(cat, &row, NULL), 0);
     FILE *f = fopen(row.location, "w");
     CHECK(f != NULL);
     fclose(f);
-    CHECK_EQ(vd_catalog_volume_set_state(cat, "v1", "deleting", NULL), 0);
+    CHECK_EQ(vd_catalog_volume_set_state(cat, "v1", VD_STATE_DELETING, NULL), 0);
     CHECK_EQ(vd_volmgr_get(mgr, "v1", &info, NULL), 0);
     char v1_location[VD_LOCATION_MAX];
     snprintf(v1_location, sizeof(v1_location), "%s", info.row.location);
@@ -198,7 +241,7 @@ int main(void)
     CHECK_EQ(unlink(info.row.location), 0);
     mgr = start(&cat);
     CHECK_EQ(vd_volmgr_get(mgr, "v3", &info, NULL), 0);
-    CHECK(strcmp(info.row.state, "missing") == 0);
+    CHECK_EQ(info.row.state, VD_STATE_MISSING);
     vol = vd_volmgr_lookup(mgr, "v3");
     CHECK(vol != NULL && vd_volmgr_lookup_ino(mgr, vd_volume_ino(vol)) == NULL);
     CHECK_EQ(vd_volume_pread(vol, buf, 512, 0), -EIO);
