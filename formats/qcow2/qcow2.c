@@ -12,6 +12,7 @@
 #include "image.h"
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 
 /*
@@ -156,6 +157,7 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
                     uint64_t off)
 {
     int ret = 0;
+    VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
     while (len > 0 && ret == 0) {
         struct q2_map m;
         uint64_t run;
@@ -200,6 +202,7 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
 int q2_metadata_writeback(struct qcow2_state *s)
 {
     int ret;
+    VD_ASSERT_HELD(&s->lock);
     if (s->readonly) {
         return 0;
     }
@@ -231,6 +234,7 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
                        size_t n)
 {
     int ret = 0;
+    VD_ASSERT_HELD(&s->lock);
     for (size_t i = 0; i < n && ret == 0; i++) {
         ret = q2_refcount_update(s, p[i].offset, p[i].len, -1);
         for (uint64_t c = p[i].offset & ~(s->cluster_size - 1);
@@ -444,6 +448,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
     uint64_t new_off = s->l1_offset;
     uint32_t old_size = s->l1_size;
     int ret;
+
+    VD_ASSERT_HELD(&s->lock);
 
     if (l1 == NULL) {
         return -ENOMEM;
