@@ -166,8 +166,10 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
         if (ret == 0 && m.type == Q2_NORMAL && m.copied) {
             uint64_t host = m.host + (off & (s->cluster_size - 1));
             if (q2_overlaps_metadata(s, host, run)) {
-                s->broken = true;
-                ret = -EIO;
+                ret = q2_signal_corruption(
+                    s, "L2 entry for guest offset 0x%llx points into "
+                    "metadata (host offset 0x%llx); refused to write there",
+                    (unsigned long long)off, (unsigned long long)host);
             }
             pthread_mutex_unlock(&s->lock);
             if (ret == 0) {
@@ -484,8 +486,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
         ret = -errno;
     }
     if (ret < 0) {
-        s->broken = true;
-        return ret;
+        return q2_signal_write_failure(s, ret, "switching to the grown L1 "
+                                       "table");
     }
     if (new_off != old_off && old_bytes > 0) {
         ret = q2_refcount_update(s, old_off, old_bytes, -1);
@@ -548,6 +550,12 @@ static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
     return ret;
 }
 
+static const char *qcow2_corruption(struct vd_image *img)
+{
+    struct qcow2_state *s = img->opaque;
+    return atomic_load_explicit(&s->corruption, memory_order_acquire);
+}
+
 const struct vd_driver vd_driver_qcow2 = {
     .name = "qcow2",
     .instance_size = sizeof(struct qcow2_state),
@@ -574,4 +582,5 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_revert = qcow2_snapshot_revert,
     .snapshot_changes = qcow2_snapshot_changes,
     .check = qcow2_check_op,
+    .corruption = qcow2_corruption,
 };

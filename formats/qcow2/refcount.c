@@ -26,8 +26,10 @@ static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
     }
     if (!q2_host_cluster_ok(s, off) ||
         q2_overlaps_metadata(s, off, s->cluster_size)) {
-        s->broken = true;
-        return -EIO;
+        return q2_signal_corruption(
+            s, "refcount table entry %llu points to an invalid refcount "
+            "block offset 0x%llx", (unsigned long long)idx,
+            (unsigned long long)off);
     }
     return q2_cache_get(s, &s->rb_cache, off, true, blk);
 }
@@ -63,13 +65,15 @@ int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
             return ret;
         }
         if (blk == NULL) {
-            s->broken = true;   /* a referenced cluster without a block */
-            return -EIO;
+            return q2_signal_corruption(
+                s, "host cluster 0x%llx is in use but has no refcount block",
+                (unsigned long long)(c << s->cluster_bits));
         }
         v = q2_refcount_get_entry(blk, c & mask, s->refcount_order);
         if (delta < 0 && v == 0) {
-            s->broken = true;
-            return -EIO;
+            return q2_signal_corruption(
+                s, "refcount of host cluster 0x%llx would drop below zero",
+                (unsigned long long)(c << s->cluster_bits));
         }
         if (delta > 0 && v == s->refcount_max) {
             return -ERANGE;
@@ -232,7 +236,8 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     }
     if (ret < 0) {
         /* The header may or may not point at the new table now. */
-        s->broken = true;
+        q2_signal_write_failure(s, ret, "switching to the grown refcount "
+                                "table");
         goto out;
     }
     free(s->reftable);

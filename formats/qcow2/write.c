@@ -60,8 +60,10 @@ static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
         return ret;
     }
     if (q2_l2_entry_decode(q2_table_get(*l2, idx), s->cluster_bits, m) < 0) {
-        s->broken = true;
-        return -EIO;
+        return q2_signal_corruption(
+            s, "invalid entry 0x%016llx at index %llu of the L2 table at "
+            "0x%llx", (unsigned long long)q2_table_get(*l2, idx),
+            (unsigned long long)idx, (unsigned long long)l2_off);
     }
     return 0;
 }
