@@ -8,6 +8,7 @@
 
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
 {
@@ -36,6 +37,7 @@ static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
                      bool *copied)
 {
     uint64_t e;
+    VD_ASSERT_HELD(&s->lock);
     if (l1_index >= s->l1_size) {
         return q2_signal_corruption(s, "L1 index %u is past the L1 table "
                                     "(%u entries)", l1_index, s->l1_size);

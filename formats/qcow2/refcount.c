@@ -9,6 +9,7 @@
 
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 /* The refcount block covering host cluster index `cluster`, or *blk = NULL
  * when the table has no block for it (every refcount there is 0). */
@@ -387,6 +388,7 @@ int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
     bool changed;
     int ret;
 
+    VD_ASSERT_HELD(&s->lock);
     if (s->broken) {
         return -EIO;
     }
@@ -417,6 +419,7 @@ int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
 
 int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len)
 {
+    VD_ASSERT_HELD(&s->lock);
     if (len == 0) {
         return 0;
     }
