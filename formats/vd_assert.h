@@ -13,6 +13,10 @@
 
 #ifdef VD_ASSERTS
 
+/* 1 when assertions are compiled in: `x = VD_ASSERTS_ON ? f() : 0` costs
+ * nothing in release builds. */
+#define VD_ASSERTS_ON 1
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -68,6 +72,8 @@ static inline bool vd_rwlock_held_by_someone(pthread_rwlock_t *l)
 #define VD_ASSERT_RWLOCK_HELD(l) VD_ASSERT(vd_rwlock_held_by_someone(l))
 
 #else /* !VD_ASSERTS: type-checked, never evaluated */
+
+#define VD_ASSERTS_ON 0
 
 #define VD_ASSERT(cond) ((void)sizeof(!(cond)))
 #define VD_ASSERT_HELD(m) ((void)sizeof(pthread_mutex_t *){(m)})
