@@ -44,7 +44,8 @@
  *  6. QCOW_OFLAG_COPIED is set on exactly the active entries whose cluster
  *     has refcount 1: fresh allocations get it; entries of shared clusters
  *     (refcount > 1) never do, and writing to them allocates a copy.
- *  7. Once corruption is detected (s->broken), nothing more is written.
+ *  7. Once corruption is detected (s->broken), nothing more is written
+ *     but, once, the header's corrupt bit (q2_signal_corruption).
  *
  * Locking. s->lock (a mutex) protects all metadata: header, L1, refcount
  * table, both caches, the pending-free list, host_end. The data path:
