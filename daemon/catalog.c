@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "schema.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 
 int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
@@ -34,6 +35,7 @@ int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
 int vd_catalog_step_change(struct vd_catalog *cat, sqlite3_stmt *st,
                            struct vd_error *err, const char *what)
 {
+    VD_ASSERT_HELD(&cat->lock);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT) {
         return -EEXIST;
@@ -51,6 +53,7 @@ int vd_catalog_collect(struct vd_catalog *cat, sqlite3_stmt *st,
 {
     char *v = NULL;
     size_t n = 0, cap = 0;
+    VD_ASSERT_HELD(&cat->lock);
     int rc;
 
     *out = NULL;

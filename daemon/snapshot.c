@@ -27,6 +27,7 @@
 #include "image.h"
 #include "jobs.h"
 #include "log.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 #include "volume-int.h"
 
@@ -275,6 +276,7 @@ static int snap_existing(struct vd_volmgr *mgr, const char *volume,
                          const char *name, struct vd_volume **out,
                          struct vd_error *err)
 {
+    VD_ASSERT_HELD(&mgr->ctl);
     int ret = snap_volume(mgr, volume, out, err);
     if (ret == 0 && (ret = find_snapshot(*out, name, NULL, err)) < 0) {
         vd_volume_unref(*out);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "image.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 #include "volume-int.h"
 
@@ -39,6 +40,7 @@ struct vd_snapview {
 static struct vd_snapview *find_view(struct vd_volmgr *mgr, const char *volume,
                                      const char *snapshot)
 {
+    VD_ASSERT_HELD(&mgr->views_lock);
     for (struct vd_snapview *v = mgr->views; v != NULL; v = v->next) {
         if (strcmp(v->volume, volume) == 0 &&
             (snapshot == NULL || strcmp(v->snapshot, snapshot) == 0)) {

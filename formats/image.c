@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "io_util.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 
 /* Enter/leave a driver call: a no-op for parallel drivers. */
@@ -26,6 +27,12 @@ static void drv_leave(struct vd_image *img)
         pthread_mutex_unlock(&img->serial);
     }
 }
+
+/* A driver's "0 or -errno" result (what every int member returns unless
+ * its comment says a count): errno values are small positive numbers. */
+#define VD_ASSERT_ERRNO_RESULT(ret)                                           \
+    VD_ASSERT((ret) == 0 || ((ret) < 0 && (ret) > -4096))
+#define VD_ASSERT_ERRNO_OR_COUNT(ret) VD_ASSERT((ret) > -4096)
 
 static int count_result(struct vd_image *img, int ret)
 {
@@ -117,6 +124,7 @@ int vd_image_open(const char *format, const char *location,
     struct vd_open_opts o = *opts;
     o.readonly = img->readonly;
     ret = drv->open(img, location, &o, err);
+    VD_ASSERT_ERRNO_RESULT(ret);
     if (ret < 0) {
         goto out_free;
     }
@@ -218,6 +226,7 @@ int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
     drv_enter(img);
     ret = img->drv->pread(img, buf, len, off);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.reads, 1);
     if (ret == 0) {
         atomic_fetch_add(&img->stats.bytes_read, len);
@@ -229,12 +238,15 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
                     uint64_t off)
 {
     int ret = check_write(img, off, len);
+    uint64_t len_before = VD_ASSERTS_ON ? img->drv->length(img) : 0;
     if (ret <= 0) {
         return count_result(img, ret);
     }
     drv_enter(img);
     ret = img->drv->pwrite(img, buf, len, off);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
+    VD_ASSERT(img->drv->length(img) == len_before);
     atomic_fetch_add(&img->stats.writes, 1);
     if (ret == 0) {
         atomic_fetch_add(&img->stats.bytes_written, len);
@@ -245,6 +257,7 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
 static void image_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_image *img = aio->img;
+    VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.async, 1);
     if (aio->op == VD_AIO_FLUSH) {
         atomic_fetch_add(&img->stats.flushes, 1);
@@ -281,6 +294,7 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
     aio->caller_done = aio->done;
     aio->done = image_aio_done;
     ret = img->drv->submit(img, aio);
+    VD_ASSERT_ERRNO_RESULT(ret);
     if (ret < 0) {
         aio->done = aio->caller_done;   /* not taken: the caller's again */
         if (ret != -EAGAIN) {
@@ -299,6 +313,7 @@ int vd_image_flush(struct vd_image *img)
     drv_enter(img);
     ret = img->drv->flush(img);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.flushes, 1);
     return count_result(img, ret);
 }
@@ -315,6 +330,7 @@ int vd_image_discard(struct vd_image *img, uint64_t off, uint64_t len)
     drv_enter(img);
     ret = img->drv->discard(img, off, len);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.discards, 1);
     return count_result(img, ret);
 }
@@ -355,6 +371,7 @@ int vd_image_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
         ret = write_zero_buffers(img, off, len);
     }
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.writes, 1);
     return count_result(img, ret);
 }
@@ -374,6 +391,10 @@ int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len,
     drv_enter(img);
     ret = img->drv->block_status(img, off, len, pnum);
     drv_leave(img);
+    VD_ASSERT_ERRNO_OR_COUNT(ret);
+    VD_ASSERT(ret < 0 || (*pnum >= 1 && *pnum <= len));
+    VD_ASSERT(ret < 0 ||
+              (ret & ~(int)(VD_BS_DATA | VD_BS_ZERO | VD_BS_ALLOCATED)) == 0);
     if (ret >= 0 && (*pnum == 0 || *pnum > len)) {
         ret = -EIO;   /* a driver bug must not loop the caller forever */
     }
@@ -387,10 +408,13 @@ uint64_t vd_image_length(struct vd_image *img)
 
 int64_t vd_image_allocated(struct vd_image *img)
 {
+    int64_t ret;
     if (img->drv->allocated == NULL) {
         return -ENOTSUP;
     }
-    return img->drv->allocated(img);
+    ret = img->drv->allocated(img);
+    VD_ASSERT(ret > -4096);
+    return ret;
 }
 
 int vd_image_truncate(struct vd_image *img, uint64_t size,
@@ -412,6 +436,8 @@ int vd_image_truncate(struct vd_image *img, uint64_t size,
     drv_enter(img);
     ret = img->drv->truncate(img, size, err);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
+    VD_ASSERT(ret < 0 || img->drv->length(img) == size);
     return ret;
 }
 
@@ -432,6 +458,7 @@ static int snapshot_op(struct vd_image *img, const char *name,
     drv_enter(img);
     ret = op(img, name, err);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     return ret;
 }
 
@@ -464,6 +491,8 @@ int vd_image_snapshot_list(struct vd_image *img,
     drv_enter(img);
     ret = img->drv->snapshot_list(img, out);
     drv_leave(img);
+    VD_ASSERT_ERRNO_OR_COUNT(ret);
+    VD_ASSERT(ret <= 0 || *out != NULL);
     return ret;
 }
 
@@ -493,6 +522,7 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res)
     drv_enter(img);
     ret = img->drv->check(img, res);
     drv_leave(img);
+    VD_ASSERT_ERRNO_RESULT(ret);
     return ret;
 }
 
@@ -503,7 +533,9 @@ int vd_image_backend_state(struct vd_image *img,
     if (img->drv->backend_state == NULL) {
         return -ENOTSUP;
     }
-    return img->drv->backend_state(img, out);
+    int ret = img->drv->backend_state(img, out);
+    VD_ASSERT(ret <= 0 && ret > -4096);
+    return ret;
 }
 
 const char *vd_image_corruption(struct vd_image *img)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "nbd-int.h"
+#include "vd_assert.h"
 #include "vd_driver.h"
 
 /* One aio in the driver's hands, from submit until done. */
@@ -40,6 +41,7 @@ void vd_nbd_aio_io_thread(struct nbd_conn *c)
 
 static void list_append(struct nbd_state *s, struct nbd_aio_req *r)
 {
+    VD_ASSERT_HELD(&s->lock);
     r->next = NULL;
     r->prev = s->aio_tail;
     if (s->aio_tail != NULL) {
@@ -52,6 +54,7 @@ static void list_append(struct nbd_state *s, struct nbd_aio_req *r)
 
 static void list_remove(struct nbd_state *s, struct nbd_aio_req *r)
 {
+    VD_ASSERT_HELD(&s->lock);
     if (r->prev != NULL) {
         r->prev->next = r->next;
     } else {
@@ -72,6 +75,7 @@ static void finish(struct nbd_aio_req *r, int ret)
     struct nbd_state *s = r->s;
     struct vd_aio *aio = r->aio;
 
+    VD_ASSERT_NOT_HELD(&s->lock);
     pthread_mutex_lock(&s->lock);
     list_remove(s, r);
     pthread_mutex_unlock(&s->lock);
@@ -274,6 +278,7 @@ static int64_t wait_limit(struct nbd_state *s, struct nbd_aio_req *r,
                           int64_t now)
 {
     int64_t limit;
+    VD_ASSERT_HELD(&s->lock);
     if (r->grace == 0) {
         vd_nbd_poke(s);
         r->grace = now + NBD_POKE_WAIT_MS;
@@ -338,6 +343,7 @@ static int64_t resend(struct nbd_state *s, struct nbd_aio_req **waiting)
 static int64_t expire(struct nbd_state *s, int64_t now)
 {
     struct nbd_aio_req *r;
+    VD_ASSERT_HELD(&s->lock);
     for (r = s->aio_head; r != NULL && r->deadline <= now; r = r->next) {
         struct nbd_conn *c = atomic_load(&r->conn);
         if (r->timed_out || c == NULL) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "nbd-int.h"
+#include "vd_assert.h"
 
 #define MAX_REQUEST (32u << 20) /* NBD's safe default without a server limit   \
                                  */
@@ -173,6 +174,7 @@ void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info)
 void vd_nbd_set_info(struct nbd_state *s, const struct nbd_server_info *info)
 {
     unsigned caps = NBD_CAP_KNOWN;
+    VD_ASSERT_HELD(&s->lock);
     caps |= info->can_flush ? NBD_CAP_FLUSH : 0;
     caps |= info->can_trim ? NBD_CAP_TRIM : 0;
     caps |= info->can_zero ? NBD_CAP_ZERO : 0;

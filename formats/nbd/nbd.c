@@ -141,7 +141,9 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
                 vd_error_set(err, -ENXIO, "NBD export '%s' is empty", location);
             goto out_free;
         }
+        pthread_mutex_lock(&s->lock);   /* not shared yet; for the rule */
         vd_nbd_set_info(s, &info);
+        pthread_mutex_unlock(&s->lock);
         s->size = info.size;
         if (info.read_only) {
             s->readonly = true; /* the server decides */

@@ -27,6 +27,7 @@
 #include "hostaio.h"
 #include "image.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 #define MAX_SEGS 16
 
@@ -44,6 +45,7 @@ static int map_locked(struct qcow2_state *s, bool write, uint8_t *buf,
                       unsigned *nsegs)
 {
     unsigned n = 0;
+    VD_ASSERT_HELD(&s->lock);
     if (write && s->broken) {
         return -EAGAIN;   /* the blocking path reports it */
     }
@@ -156,6 +158,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
 
 void q2_barrier_drain(struct qcow2_state *s)
 {
+    VD_ASSERT_NOT_HELD(&s->lock);   /* lock order: io_barrier, then lock */
     pthread_rwlock_wrlock(&s->io_barrier);
     atomic_store(&s->aio_draining, true);
     pthread_mutex_lock(&s->aio_lock);

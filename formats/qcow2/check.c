@@ -282,7 +282,8 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
         ret = -errno;
     }
     if (ret < 0) {
-        s->broken = true;
+        q2_signal_write_failure(s, ret, "switching to the rebuilt refcount "
+                                "table");
         goto io_err;
     }
     for (uint64_t i = 0; i < nt * cs / 8; i++) {

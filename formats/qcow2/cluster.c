@@ -8,6 +8,7 @@
 
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
 {
@@ -15,20 +16,40 @@ bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
            vd_range_ok(off, s->cluster_size, s->host_end);
 }
 
+/* Why q2_host_cluster_ok(s, off) failed, in words. */
+static const char *host_cluster_problem(const struct qcow2_state *s,
+                                        uint64_t off)
+{
+    if (off & (s->cluster_size - 1)) {
+        return "is not cluster aligned";
+    }
+    if (off < s->cluster_size) {
+        return "points into the header";
+    }
+    if (!vd_range_ok(off, s->cluster_size, s->host_end)) {
+        return "points past the end of the file";
+    }
+    return "points into other metadata";
+}
+
 /* Host offset of the L2 table for l1_index (0 = none). */
 static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
                      bool *copied)
 {
     uint64_t e;
+    VD_ASSERT_HELD(&s->lock);
     if (l1_index >= s->l1_size) {
-        return -EIO;
+        return q2_signal_corruption(s, "L1 index %u is past the L1 table "
+                                    "(%u entries)", l1_index, s->l1_size);
     }
     e = s->l1[l1_index];
     *off = e & L1E_OFFSET_MASK;
     *copied = (e & QCOW_OFLAG_COPIED) != 0;
     if (*off != 0 && (!q2_host_cluster_ok(s, *off) ||
                       q2_overlaps_metadata(s, *off, s->cluster_size))) {
-        return -EIO;
+        return q2_signal_corruption(
+            s, "L1 entry %u (L2 table offset 0x%llx) %s", l1_index,
+            (unsigned long long)*off, host_cluster_problem(s, *off));
     }
     return 0;
 }
@@ -68,15 +89,27 @@ int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
     }
     ret = q2_l2_entry_decode(q2_table_get(l2, l2_index), s->cluster_bits, m);
     if (ret < 0) {
-        return ret;
+        uint64_t e = q2_table_get(l2, l2_index);
+        return q2_signal_corruption(
+            s, "L2 entry 0x%016llx for guest offset 0x%llx (L2 table at "
+            "0x%llx) %s", (unsigned long long)e, (unsigned long long)vaddr,
+            (unsigned long long)l2_off,
+            (e & QCOW_OFLAG_COMPRESSED) ? "is compressed with the copied flag"
+                                        : "is not cluster aligned");
     }
     if ((m->type == Q2_NORMAL || m->type == Q2_ZERO_ALLOC) &&
         !q2_host_cluster_ok(s, m->host)) {
-        return -EIO;
+        return q2_signal_corruption(
+            s, "L2 entry for guest offset 0x%llx (host offset 0x%llx) %s",
+            (unsigned long long)vaddr, (unsigned long long)m->host,
+            host_cluster_problem(s, m->host));
     }
     if (m->type == Q2_COMPRESSED &&
         (m->host < cs || m->host >= s->host_end)) {
-        return -EIO;
+        return q2_signal_corruption(
+            s, "compressed cluster for guest offset 0x%llx (host offset "
+            "0x%llx) lies outside the file", (unsigned long long)vaddr,
+            (unsigned long long)m->host);
     }
     while (bytes < maxlen && m->type != Q2_COMPRESSED &&
            ++l2_index < l2_entries) {
@@ -144,8 +177,7 @@ int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
     int ret = l2_offset(s, l1_index, &old, &copied);
 
     if (ret < 0) {
-        s->broken = true;
-        return ret;
+        return ret;   /* signalled */
     }
     if (old != 0 && copied) {
         *l2_out = old;

@@ -241,7 +241,13 @@ int qcow2_open(struct vd_image *img, const char *location,
         goto fail;
     }
     if (s->hdr.incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
-        s->readonly = true;   /* never write a corrupt image */
+        /* Never write a corrupt image; serve it read-only so its data can
+         * still be copied off, and say why. */
+        s->readonly = true;
+        atomic_store(&s->corrupt_marked, true);
+        q2_set_reason(s, "the image is marked corrupt (qcow2 incompatible "
+                      "feature bit 1); opened read-only until "
+                      "'qemu-img check -r all' repairs it");
     }
     ret = vd_lock_image_fd_mode(s->fd, !s->readonly ? VD_LOCK_WRITE
                                        : o->chain_depth > 0 ? VD_LOCK_BACKING

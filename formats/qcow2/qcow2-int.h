@@ -248,6 +248,14 @@ struct qcow2_state {
 
     struct vd_image *backing;    /* NULL = none; read-only, own locks */
     uint64_t backing_size;
+
+    /* Why the image is no longer trusted (corrupt.c): the first reason,
+     * published through `corruption` (NULL until then) and never changed
+     * while the image is open; readable from any thread. */
+    _Atomic bool corrupt_claimed;
+    _Atomic bool corrupt_marked; /* corrupt bit set in the file (or was) */
+    _Atomic(const char *) corruption;
+    char corrupt_reason[256];
 };
 
 static inline uint64_t q2_align_up(uint64_t v, uint64_t a)
@@ -386,6 +394,19 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio);
  * in flight either; q2_barrier_release gives it back. */
 void q2_barrier_drain(struct qcow2_state *s);
 void q2_barrier_release(struct qcow2_state *s);
+
+/* ---- corrupt.c ---- */
+/* Metadata found inconsistent: keep the first reason (fmt, naming what was
+ * wrong and where), stop writing (s->broken), and set the header's
+ * corrupt bit once if the image is writable. Returns -EIO. */
+int q2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A metadata update (what) failed with ret half way: stop writing and
+ * keep the reason, without marking the image. Returns ret. */
+int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what);
+/* Keep fmt as the reason if there is none yet (nothing else). */
+void q2_set_reason(struct qcow2_state *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- open.c ---- */
 struct vd_open_opts;

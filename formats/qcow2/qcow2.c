@@ -12,6 +12,7 @@
 #include "image.h"
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 
 /*
@@ -43,7 +44,8 @@
  *  6. QCOW_OFLAG_COPIED is set on exactly the active entries whose cluster
  *     has refcount 1: fresh allocations get it; entries of shared clusters
  *     (refcount > 1) never do, and writing to them allocates a copy.
- *  7. Once corruption is detected (s->broken), nothing more is written.
+ *  7. Once corruption is detected (s->broken), nothing more is written
+ *     but, once, the header's corrupt bit (q2_signal_corruption).
  *
  * Locking. s->lock (a mutex) protects all metadata: header, L1, refcount
  * table, both caches, the pending-free list, host_end. The data path:
@@ -156,6 +158,7 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
                     uint64_t off)
 {
     int ret = 0;
+    VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
     while (len > 0 && ret == 0) {
         struct q2_map m;
         uint64_t run;
@@ -164,8 +167,10 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
         if (ret == 0 && m.type == Q2_NORMAL && m.copied) {
             uint64_t host = m.host + (off & (s->cluster_size - 1));
             if (q2_overlaps_metadata(s, host, run)) {
-                s->broken = true;
-                ret = -EIO;
+                ret = q2_signal_corruption(
+                    s, "L2 entry for guest offset 0x%llx points into "
+                    "metadata (host offset 0x%llx); refused to write there",
+                    (unsigned long long)off, (unsigned long long)host);
             }
             pthread_mutex_unlock(&s->lock);
             if (ret == 0) {
@@ -200,6 +205,7 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
 int q2_metadata_writeback(struct qcow2_state *s)
 {
     int ret;
+    VD_ASSERT_HELD(&s->lock);
     if (s->readonly) {
         return 0;
     }
@@ -231,6 +237,7 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
                        size_t n)
 {
     int ret = 0;
+    VD_ASSERT_HELD(&s->lock);
     for (size_t i = 0; i < n && ret == 0; i++) {
         ret = q2_refcount_update(s, p[i].offset, p[i].len, -1);
         for (uint64_t c = p[i].offset & ~(s->cluster_size - 1);
@@ -445,6 +452,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
     uint32_t old_size = s->l1_size;
     int ret;
 
+    VD_ASSERT_HELD(&s->lock);
+
     if (l1 == NULL) {
         return -ENOMEM;
     }
@@ -478,8 +487,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
         ret = -errno;
     }
     if (ret < 0) {
-        s->broken = true;
-        return ret;
+        return q2_signal_write_failure(s, ret, "switching to the grown L1 "
+                                       "table");
     }
     if (new_off != old_off && old_bytes > 0) {
         ret = q2_refcount_update(s, old_off, old_bytes, -1);
@@ -542,6 +551,12 @@ static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
     return ret;
 }
 
+static const char *qcow2_corruption(struct vd_image *img)
+{
+    struct qcow2_state *s = img->opaque;
+    return atomic_load_explicit(&s->corruption, memory_order_acquire);
+}
+
 const struct vd_driver vd_driver_qcow2 = {
     .name = "qcow2",
     .instance_size = sizeof(struct qcow2_state),
@@ -571,4 +586,5 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_revert = qcow2_snapshot_revert,
     .snapshot_changes = qcow2_snapshot_changes,
     .check = qcow2_check_op,
+    .corruption = qcow2_corruption,
 };

@@ -9,6 +9,7 @@
 
 #include "io_util.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 /* The refcount block covering host cluster index `cluster`, or *blk = NULL
  * when the table has no block for it (every refcount there is 0). */
@@ -26,8 +27,10 @@ static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
     }
     if (!q2_host_cluster_ok(s, off) ||
         q2_overlaps_metadata(s, off, s->cluster_size)) {
-        s->broken = true;
-        return -EIO;
+        return q2_signal_corruption(
+            s, "refcount table entry %llu points to an invalid refcount "
+            "block offset 0x%llx", (unsigned long long)idx,
+            (unsigned long long)off);
     }
     return q2_cache_get(s, &s->rb_cache, off, true, blk);
 }
@@ -63,13 +66,15 @@ int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
             return ret;
         }
         if (blk == NULL) {
-            s->broken = true;   /* a referenced cluster without a block */
-            return -EIO;
+            return q2_signal_corruption(
+                s, "host cluster 0x%llx is in use but has no refcount block",
+                (unsigned long long)(c << s->cluster_bits));
         }
         v = q2_refcount_get_entry(blk, c & mask, s->refcount_order);
         if (delta < 0 && v == 0) {
-            s->broken = true;
-            return -EIO;
+            return q2_signal_corruption(
+                s, "refcount of host cluster 0x%llx would drop below zero",
+                (unsigned long long)(c << s->cluster_bits));
         }
         if (delta > 0 && v == s->refcount_max) {
             return -ERANGE;
@@ -232,7 +237,8 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     }
     if (ret < 0) {
         /* The header may or may not point at the new table now. */
-        s->broken = true;
+        q2_signal_write_failure(s, ret, "switching to the grown refcount "
+                                "table");
         goto out;
     }
     free(s->reftable);
@@ -382,6 +388,7 @@ int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
     bool changed;
     int ret;
 
+    VD_ASSERT_HELD(&s->lock);
     if (s->broken) {
         return -EIO;
     }
@@ -412,6 +419,7 @@ int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
 
 int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len)
 {
+    VD_ASSERT_HELD(&s->lock);
     if (len == 0) {
         return 0;
     }

@@ -38,8 +38,9 @@ static int update_reachable(struct qcow2_state *s, const uint64_t *l1,
             continue;
         }
         if (!q2_host_cluster_ok(s, l2_off)) {
-            s->broken = true;
-            ret = -EIO;
+            ret = q2_signal_corruption(
+                s, "L1 entry %u of a snapshot table points to an invalid L2 "
+                "table offset 0x%llx", i, (unsigned long long)l2_off);
             break;
         }
         ret = vd_pread_full(s->fd, l2, s->cluster_size, l2_off);
@@ -48,8 +49,11 @@ static int update_reachable(struct qcow2_state *s, const uint64_t *l1,
             uint64_t off, len;
             if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits,
                                    &m) < 0) {
-                s->broken = true;
-                ret = -EIO;
+                ret = q2_signal_corruption(
+                    s, "invalid entry 0x%016llx at index %llu of the L2 "
+                    "table at 0x%llx",
+                    (unsigned long long)q2_table_get(l2, j),
+                    (unsigned long long)j, (unsigned long long)l2_off);
                 break;
             }
             q2_entry_host_range(s, &m, &off, &len);
@@ -151,7 +155,8 @@ static int write_snapshot_table(struct qcow2_state *s,
         ret = sync_fd(s);
     }
     if (ret < 0) {
-        s->broken = true;
+        q2_signal_write_failure(s, ret, "switching to the new snapshot "
+                                "table");
         q2_snapshots_free(snaps, nb);
         return ret;
     }
@@ -456,7 +461,8 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
         ret = sync_fd(s);
     }
     if (ret < 0) {
-        s->broken = true;   /* the on-disk L1 may be half written */
+        /* the on-disk L1 may be half written */
+        q2_signal_write_failure(s, ret, "writing the reverted L1 table");
         fail(err, ret, "snapshot revert");
         goto out;
     }

@@ -13,6 +13,7 @@
 #include "io_util.h"
 #include "vd_driver.h"
 #include "qcow2-int.h"
+#include "vd_assert.h"
 
 /* How far ahead the host file is grown for fresh clusters. */
 #define Q2_GROW_STEP (1ULL << 20)
@@ -37,6 +38,7 @@ bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
 int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out)
 {
+    VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
     switch (m->type) {
     case Q2_NORMAL:
         return vd_hostfile_pread(&s->hf, out, s->cluster_size, m->host);
@@ -58,8 +60,10 @@ static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
         return ret;
     }
     if (q2_l2_entry_decode(q2_table_get(*l2, idx), s->cluster_bits, m) < 0) {
-        s->broken = true;
-        return -EIO;
+        return q2_signal_corruption(
+            s, "invalid entry 0x%016llx at index %llu of the L2 table at "
+            "0x%llx", (unsigned long long)q2_table_get(*l2, idx),
+            (unsigned long long)idx, (unsigned long long)l2_off);
     }
     return 0;
 }
@@ -112,6 +116,7 @@ static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
 static void grow_file(struct qcow2_state *s, uint64_t end)
 {
     uint64_t to;
+    VD_ASSERT_HELD(&s->lock);
     if (end <= s->file_size) {
         return;
     }
@@ -145,6 +150,7 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done)
 {
     uint64_t cs = s->cluster_size;
+    VD_ASSERT_HELD(&s->lock);
     uint64_t l2_entries = 1ULL << s->l2_bits;
     uint32_t l1_index = (uint32_t)(vaddr >> (s->cluster_bits + s->l2_bits));
     uint64_t idx = (vaddr >> s->cluster_bits) & (l2_entries - 1);
@@ -268,6 +274,7 @@ int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
 {
     uint64_t cs = s->cluster_size;
     uint64_t l2_entries = 1ULL << s->l2_bits;
+    VD_ASSERT_HELD(&s->lock);
 
     while (inflight_overlaps(s, off, len)) {
         pthread_cond_wait(&s->inflight_cond, &s->lock);
