@@ -486,7 +486,8 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);
-        if (vd_volume_shut(vol) < 0) {
+        if (vd_volume_shut(vol) < 0 &&
+            vd_volume_corrupt_reason(vol) == NULL) {
             vd_err("volume '%s': flush at close failed", vol->row.name);
         }
         vd_volume_unref(vol);
@@ -505,6 +506,16 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     free(mgr);
 }
 
+/* Whether the volume's image reports corruption (noting it if new). */
+static bool known_corrupt(struct vd_volume *vol)
+{
+    if (vd_volume_gate_enter(vol) == 0) {
+        vd_volume_note_corruption(vol);
+        vd_volume_gate_leave(vol);
+    }
+    return vd_volume_corrupt_reason(vol) != NULL;
+}
+
 int vd_volmgr_flush_all(struct vd_volmgr *mgr)
 {
     int first = 0;
@@ -519,7 +530,12 @@ int vd_volmgr_flush_all(struct vd_volmgr *mgr)
     for (size_t i = 0; v != NULL && i < n; i++) {
         if (atomic_load(&v[i]->served)) {
             int r = vd_volume_flush(v[i]);
-            if (r < 0) {
+            if (r == -EIO && known_corrupt(v[i])) {
+                /* Nothing is written to a corrupt image any more, and the
+                 * reason was logged when it was found: not a new failure. */
+                vd_info("volume '%s' not flushed: its image is corrupt",
+                        v[i]->row.name);
+            } else if (r < 0) {
                 vd_err("volume '%s': flush failed: %s", v[i]->row.name,
                        strerror(-r));
                 if (first == 0) {

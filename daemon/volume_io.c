@@ -215,6 +215,9 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pread(vol->img, buf, len, off);
+        if (ret == -EIO) {
+            vd_volume_note_corruption(vol);   /* say why, once, right away */
+        }
         gate_leave(vol);
     }
     return ret;
@@ -226,6 +229,9 @@ int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pwrite(vol->img, buf, len, off);
+        if (ret == -EIO) {
+            vd_volume_note_corruption(vol);
+        }
         gate_leave(vol);
     }
     return ret;
