@@ -17,6 +17,8 @@ if [ "${1:-}" = "--test" ]; then
     # CNI + iptables for -p, and debootstrap for a base image without a registry
     pkgs="$pkgs podman podman-compose runc conmon containernetworking-plugins iptables
           debootstrap debian-archive-keyring"
+    # test_rbd: a single-node Ceph cluster (tests/ceph/cluster.sh)
+    pkgs="$pkgs ceph-mon ceph-osd ceph-common uuid-runtime"
     # systemd_unit.sh: systemd-analyze verify
     pkgs="$pkgs systemd"
 fi
