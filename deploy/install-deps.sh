@@ -6,7 +6,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
       libjansson-dev libsqlite3-dev uuid-dev zlib1g-dev libzstd-dev
-      liburing-dev libnbd-dev curl"
+      liburing-dev libnbd-dev librbd-dev librados-dev curl"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
           clang util-linux procps sqlite3 libnbd-bin
