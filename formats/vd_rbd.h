@@ -12,7 +12,7 @@
 struct vd_error;
 
 #define VD_RBD_SCHEME "rbd://"
-#define VD_RBD_CLUSTER_MAX 32   /* bytes of a cluster name, NUL included */
+#define VD_RBD_CLUSTER_MAX 32 /* bytes of a cluster name, NUL included */
 #define VD_RBD_POOL_MAX 128
 #define VD_RBD_IMAGE_MAX 256
 

@@ -74,7 +74,7 @@ static void aio_complete(rbd_completion_t c, void *arg)
 
     rbd_aio_release(c);
     if (r >= 0 && aio->op == VD_AIO_READ && (size_t)r != aio->len) {
-        ret = -EIO;      /* a short read inside the image cannot happen */
+        ret = -EIO; /* a short read inside the image cannot happen */
     } else {
         ret = vd_rbd_io_errno(s, r);
     }
@@ -106,7 +106,7 @@ int vd_rbd_submit(struct vd_image *img, struct vd_aio *aio)
         break;
     }
     if (ret < 0) {
-        rbd_aio_release(c);  /* not queued: the callback will not run */
+        rbd_aio_release(c); /* not queued: the callback will not run */
         return ret;
     }
     return 0;
@@ -132,7 +132,7 @@ static int bs_extent(uint64_t off, size_t len, int exists, void *arg)
     struct bs_walk *w = arg;
     uint64_t end = off + len;
     if (off < w->off) {
-        off = w->off;   /* whole-object extents may start before the range */
+        off = w->off; /* whole-object extents may start before the range */
     }
     if (end > w->end) {
         end = w->end;
@@ -158,8 +158,8 @@ int vd_rbd_block_status(struct vd_image *img, uint64_t off, uint64_t len,
                         uint64_t *pnum)
 {
     struct rbd_state *s = img->opaque;
-    uint64_t range = (s->features & RBD_FEATURE_FAST_DIFF) ? BS_RANGE_FAST
-                                                           : BS_RANGE_SLOW;
+    uint64_t range =
+        (s->features & RBD_FEATURE_FAST_DIFF) ? BS_RANGE_FAST : BS_RANGE_SLOW;
     struct bs_walk w = {.off = off, .end = off + (len < range ? len : range)};
     int ret;
 

@@ -21,10 +21,10 @@
 
 struct rbd_cluster {
     char name[VD_RBD_CLUSTER_MAX];
-    char *conf_path;          /* never shown: the API names clusters only */
+    char *conf_path; /* never shown: the API names clusters only */
     char *client_id;
     pthread_mutex_t lock;
-    rados_t rados;            /* lock; NULL until connected */
+    rados_t rados; /* lock; NULL until connected */
 };
 
 /* Written by vd_rbd_cluster_add before any image opens (start-up, one
@@ -128,10 +128,11 @@ int vd_rbd_cluster_add(const char *name, const char *conf_path,
     struct rbd_cluster *c;
 
     if (name == NULL || !cluster_name_ok(name)) {
-        return vd_error_set(err, -EINVAL,
-                            "bad RBD cluster name '%s' (want [a-z0-9][a-z0-9_-]*, "
-                            "at most %d characters)",
-                            name != NULL ? name : "", VD_RBD_CLUSTER_MAX - 1);
+        return vd_error_set(
+            err, -EINVAL,
+            "bad RBD cluster name '%s' (want [a-z0-9][a-z0-9_-]*, "
+            "at most %d characters)",
+            name != NULL ? name : "", VD_RBD_CLUSTER_MAX - 1);
     }
     for (int i = 0; i < n_clusters; i++) {
         if (strcmp(clusters[i].name, name) == 0) {
@@ -219,21 +220,25 @@ static int set_timeout(rados_t r, const char *option, double unset_value,
 
 static int cluster_connect(struct rbd_cluster *c, struct vd_error *err)
 {
-    unsigned connect_s = env_secs("VD_RBD_CONNECT_TIMEOUT_S",
-                                  DEFAULT_CONNECT_TIMEOUT_S);
+    unsigned connect_s =
+        env_secs("VD_RBD_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S);
     unsigned op_s = env_secs("VD_RBD_OP_TIMEOUT_S", DEFAULT_OP_TIMEOUT_S);
     rados_t r = NULL;
     int ret;
 
     ret = rados_create(&r, c->client_id);
     if (ret < 0) {
-        return vd_error_set(err, ret, "RBD cluster '%s': cannot create a "
-                            "client: %s", c->name, strerror(-ret));
+        return vd_error_set(err, ret,
+                            "RBD cluster '%s': cannot create a "
+                            "client: %s",
+                            c->name, strerror(-ret));
     }
     ret = rados_conf_read_file(r, c->conf_path);
     if (ret < 0) {
-        vd_error_set(err, ret, "RBD cluster '%s': cannot read its "
-                     "configuration: %s", c->name, strerror(-ret));
+        vd_error_set(err, ret,
+                     "RBD cluster '%s': cannot read its "
+                     "configuration: %s",
+                     c->name, strerror(-ret));
         goto out_shutdown;
     }
     /* Note 2 in rbd-int.h; and no client messages on our stderr. */
@@ -244,8 +249,10 @@ static int cluster_connect(struct rbd_cluster *c, struct vd_error *err)
         (ret = set_timeout(r, "client_mount_timeout", 300, connect_s)) < 0 ||
         (ret = set_timeout(r, "rados_mon_op_timeout", 0, connect_s)) < 0 ||
         (ret = set_timeout(r, "rados_osd_op_timeout", 0, op_s)) < 0) {
-        vd_error_set(err, ret, "RBD cluster '%s': cannot set client "
-                     "options: %s", c->name, strerror(-ret));
+        vd_error_set(err, ret,
+                     "RBD cluster '%s': cannot set client "
+                     "options: %s",
+                     c->name, strerror(-ret));
         goto out_shutdown;
     }
     ret = rados_connect(r);
@@ -309,9 +316,10 @@ int vd_rbd_ioctx(const struct vd_rbd_location *loc, rados_ioctx_t *out,
                             loc->cluster, loc->pool);
     }
     if (ret < 0) {
-        return vd_error_set(err, ret, "RBD cluster '%s': cannot use pool "
-                            "'%s': %s", loc->cluster, loc->pool,
-                            strerror(-ret));
+        return vd_error_set(err, ret,
+                            "RBD cluster '%s': cannot use pool "
+                            "'%s': %s",
+                            loc->cluster, loc->pool, strerror(-ret));
     }
     return 0;
 }

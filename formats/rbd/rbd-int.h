@@ -38,14 +38,14 @@ struct vd_image;
  *    length() reads it without a call into librbd. */
 struct rbd_state {
     rados_ioctx_t io;
-    rbd_image_t image;                /* NULL when closed */
+    rbd_image_t image; /* NULL when closed */
     struct vd_rbd_location loc;
-    char *snapshot;                   /* open at this snapshot, or NULL */
+    char *snapshot; /* open at this snapshot, or NULL */
     bool readonly;
-    uint64_t features;                /* RBD_FEATURE_* at open */
+    uint64_t features; /* RBD_FEATURE_* at open */
     _Atomic uint64_t size;
-    atomic_bool io_timed_out;         /* the last I/O failed for want of
-                                         an OSD; cleared by a success */
+    atomic_bool io_timed_out; /* the last I/O failed for want of
+                                 an OSD; cleared by a success */
 };
 
 /* cluster.c */

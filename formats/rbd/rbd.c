@@ -15,7 +15,7 @@
 #include "rbd-int.h"
 #include "vd_error.h"
 
-#define DEFAULT_ORDER 22   /* 4 MiB objects, as the rbd tool makes them */
+#define DEFAULT_ORDER 22 /* 4 MiB objects, as the rbd tool makes them */
 #define MIN_ORDER 12
 #define MAX_ORDER 25
 
@@ -23,9 +23,9 @@
  * (exclusive-lock, which object-map and fast-diff need), fast holes and
  * diffs (object-map, fast-diff), clones that can drop their parent with
  * its snapshots (deep-flatten). */
-#define CREATE_FEATURES                                                   \
-    (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |                  \
-     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |                     \
+#define CREATE_FEATURES                                                        \
+    (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |                       \
+     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |                          \
      RBD_FEATURE_DEEP_FLATTEN)
 
 static int order_of(uint32_t cluster_size)
@@ -55,8 +55,7 @@ static int rbd_drv_create(const char *location,
         return ret;
     }
     if (opts->backing_file != NULL) {
-        return vd_error_set(err, -ENOTSUP,
-                            "RBD images take no backing file");
+        return vd_error_set(err, -ENOTSUP, "RBD images take no backing file");
     }
     if (opts->prealloc != VD_PREALLOC_OFF) {
         return vd_error_set(err, -ENOTSUP,
@@ -84,11 +83,11 @@ static int rbd_drv_create(const char *location,
     ret = rbd_create4(io, loc.image, opts->size, io_opts);
     rbd_image_options_destroy(io_opts);
     if (ret == -EEXIST) {
-        vd_error_set(err, ret, "RBD image '%s/%s' already exists",
-                     loc.pool, loc.image);
+        vd_error_set(err, ret, "RBD image '%s/%s' already exists", loc.pool,
+                     loc.image);
     } else if (ret < 0) {
-        vd_error_set(err, ret, "cannot create RBD image '%s/%s': %s",
-                     loc.pool, loc.image, strerror(-ret));
+        vd_error_set(err, ret, "cannot create RBD image '%s/%s': %s", loc.pool,
+                     loc.image, strerror(-ret));
     }
     rados_ioctx_destroy(io);
     return ret;
@@ -117,8 +116,10 @@ int vd_rbd_image_remove(const char *location, struct vd_error *err)
                             loc.pool, loc.image);
     }
     if (ret == -EBUSY) {
-        return vd_error_set(err, ret, "RBD image '%s/%s' is in use or has "
-                            "clones", loc.pool, loc.image);
+        return vd_error_set(err, ret,
+                            "RBD image '%s/%s' is in use or has "
+                            "clones",
+                            loc.pool, loc.image);
     }
     if (ret < 0) {
         return vd_error_set(err, ret, "cannot remove RBD image '%s/%s': %s",
@@ -164,19 +165,19 @@ static int rbd_drv_open(struct vd_image *img, const char *location,
         }
     }
     if (ret == -ENOENT) {
-        vd_error_set(err, ret, "RBD image '%s/%s' does not exist",
-                     s->loc.pool, s->loc.image);
+        vd_error_set(err, ret, "RBD image '%s/%s' does not exist", s->loc.pool,
+                     s->loc.image);
         goto out_ioctx;
     }
     if (ret < 0) {
-        vd_error_set(err, ret, "cannot open RBD image '%s/%s': %s",
-                     s->loc.pool, s->loc.image, strerror(-ret));
+        vd_error_set(err, ret, "cannot open RBD image '%s/%s': %s", s->loc.pool,
+                     s->loc.image, strerror(-ret));
         goto out_ioctx;
     }
     if ((ret = rbd_get_size(s->image, &size)) < 0 ||
         (ret = rbd_get_features(s->image, &s->features)) < 0) {
-        vd_error_set(err, ret, "cannot read RBD image '%s/%s': %s",
-                     s->loc.pool, s->loc.image, strerror(-ret));
+        vd_error_set(err, ret, "cannot read RBD image '%s/%s': %s", s->loc.pool,
+                     s->loc.image, strerror(-ret));
         goto out_close;
     }
     if (size == 0) {
@@ -297,7 +298,7 @@ static int rbd_drv_snapshot_list(struct vd_image *img,
         if (n != -ERANGE) {
             break;
         }
-        free(snaps);   /* max now holds the count needed */
+        free(snaps); /* max now holds the count needed */
     }
     if (n < 0) {
         free(snaps);
@@ -340,8 +341,8 @@ static int rbd_drv_snapshot_delete(struct vd_image *img, const char *name,
         return vd_error_set(err, ret, "snapshot '%s' has clones", name);
     }
     if (ret < 0) {
-        return vd_error_set(err, ret, "cannot remove snapshot '%s': %s",
-                            name, strerror(-ret));
+        return vd_error_set(err, ret, "cannot remove snapshot '%s': %s", name,
+                            strerror(-ret));
     }
     return 0;
 }
@@ -360,7 +361,7 @@ static int rbd_drv_snapshot_revert(struct vd_image *img, const char *name,
                             name, strerror(-ret));
     }
     if (rbd_get_size(s->image, &size) == 0) {
-        atomic_store(&s->size, size);  /* the snapshot's size */
+        atomic_store(&s->size, size); /* the snapshot's size */
     }
     return 0;
 }
@@ -369,14 +370,14 @@ static int rbd_drv_snapshot_revert(struct vd_image *img, const char *name,
 struct changes_walk {
     int (*cb)(void *arg, uint64_t off, uint64_t len);
     void *arg;
-    uint64_t off, len;   /* the run not yet passed on; len 0 = none */
-    int stopped;         /* what cb returned when it stopped the walk */
+    uint64_t off, len; /* the run not yet passed on; len 0 = none */
+    int stopped;       /* what cb returned when it stopped the walk */
 };
 
 static int changes_extent(uint64_t off, size_t len, int exists, void *arg)
 {
     struct changes_walk *w = arg;
-    (void)exists;   /* data or discarded: either way it changed */
+    (void)exists; /* data or discarded: either way it changed */
     if (w->len > 0 && off == w->off + w->len) {
         w->len += len;
         return 0;
@@ -485,7 +486,7 @@ static int rbd_drv_describe(struct vd_image *img, char *buf, size_t len)
 const struct vd_driver vd_driver_rbd = {
     .name = "rbd",
     .instance_size = sizeof(struct rbd_state),
-    .parallel = true,   /* librbd serialises what it must itself */
+    .parallel = true, /* librbd serialises what it must itself */
     .is_file = false,
     .create = rbd_drv_create,
     .open = rbd_drv_open,

@@ -6,7 +6,10 @@
  * blocks, revert, and the errors for a missing image, snapshot or pool
  * and an unreachable cluster, each within a bounded time. Ends with a
  * 4k QD32 random read/write loop through vd_image_submit, reported only
- * (VD_RBD_BENCH_SECS per run, default 2; 0 skips it). */
+ * (VD_RBD_BENCH_SECS per run, default 2; 0 skips it).
+ *
+ * test_rbd --bench CONF POOL/IMAGE SECS runs only that loop, against an
+ * existing cluster and image (to compare with fio's ioengine=rbd). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,10 +32,10 @@
 #define IMG_SIZE (64 * MIB)
 #define QD 32
 
-static char dir[256];        /* the cluster's directory */
-static char conf[300];       /* its ceph.conf */
-static char script[512];     /* tests/ceph/cluster.sh */
-static uint8_t *model;       /* what the image t1 should hold */
+static char dir[256];    /* the cluster's directory */
+static char conf[300];   /* its ceph.conf */
+static char script[512]; /* tests/ceph/cluster.sh */
+static uint8_t *model;   /* what the image t1 should hold */
 
 static int64_t now_ms(void)
 {
@@ -109,10 +112,10 @@ static void test_locations(void)
     CHECK_EQ(vd_rbd_location_parse("rbd://c1/rbd/vm-disk", &l, NULL), 0);
     CHECK(strcmp(l.cluster, "c1") == 0 && strcmp(l.pool, "rbd") == 0 &&
           strcmp(l.image, "vm-disk") == 0);
-    const char *bad[] = {"rbd://c1/rbd", "rbd://c1/rbd/", "rbd:///rbd/x",
-                         "rbd://C1/rbd/x", "rbd://c1/rbd/a/b",
-                         "rbd://c1/.x/y", "rbd://c1/p/x@snap", "nbd://c/p/i",
-                         "rbd://c1/p/../x"};
+    const char *bad[] = {
+        "rbd://c1/rbd",      "rbd://c1/rbd/",    "rbd:///rbd/x",
+        "rbd://C1/rbd/x",    "rbd://c1/rbd/a/b", "rbd://c1/.x/y",
+        "rbd://c1/p/x@snap", "nbd://c/p/i",      "rbd://c1/p/../x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct vd_error err = {0};
         CHECK_EQ(vd_rbd_location_parse(bad[i], &l, &err), -EINVAL);
@@ -162,8 +165,7 @@ static void test_errors(const char *key)
     vd_error_clear(&err);
     CHECK_EQ(vd_image_create("rbd", "rbd://c1/rbd/t1", &co, &err), -EEXIST);
     vd_error_clear(&err);
-    CHECK_EQ(vd_image_create("rbd", "rbd://c1/nopool/t1", &co, &err),
-             -ENOENT);
+    CHECK_EQ(vd_image_create("rbd", "rbd://c1/nopool/t1", &co, &err), -ENOENT);
 
     /* No monitor on the port: fails within the connect timeout (3 s
      * here), twice (a failed connect is not cached as success), and the
@@ -185,9 +187,15 @@ static void test_errors(const char *key)
 static void test_sync_io(struct vd_image *img)
 {
     uint8_t *buf = malloc(MIB), *rd = malloc(MIB);
-    struct { uint64_t off; size_t len; } w[] = {
-        {0, 4 * KIB}, {4 * MIB - 512, 8 * KIB}, {10 * MIB, MIB},
-        {IMG_SIZE - 64 * KIB, 64 * KIB}, {33 * MIB + 512, 3 * 512},
+    struct {
+        uint64_t off;
+        size_t len;
+    } w[] = {
+        {0, 4 * KIB},
+        {4 * MIB - 512, 8 * KIB},
+        {10 * MIB, MIB},
+        {IMG_SIZE - 64 * KIB, 64 * KIB},
+        {33 * MIB + 512, 3 * 512},
     };
     for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
         fill(buf, w[i].len, w[i].off, 1);
@@ -214,8 +222,8 @@ static void test_sync_io(struct vd_image *img)
 struct slot {
     struct vd_aio aio;
     int index;
-    atomic_int pending;   /* from submit until done */
-    bool busy;            /* main thread: from submit until reaped */
+    atomic_int pending; /* from submit until done */
+    bool busy;          /* main thread: from submit until reaped */
     int ret;
     uint8_t *buf;
 };
@@ -265,8 +273,8 @@ static int reap(void)
 static int submit(struct vd_image *img, struct slot *sl, enum vd_aio_op op,
                   size_t len, uint64_t off)
 {
-    sl->aio = (struct vd_aio){.op = op, .buf = sl->buf, .len = len,
-                              .off = off, .done = on_done};
+    sl->aio = (struct vd_aio){
+        .op = op, .buf = sl->buf, .len = len, .off = off, .done = on_done};
     atomic_store(&sl->pending, 1);
     int ret = vd_image_submit(img, &sl->aio);
     if (ret < 0) {
@@ -297,8 +305,8 @@ static int aio_round(struct vd_image *img, enum vd_aio_op op, int n,
             }
             rnd = rnd * 1103515245u + 12345u;
             size_t len = (size_t)(1 + (rnd >> 8) % 32) * 4 * KIB;
-            uint64_t off = (uint64_t)i * stripe +
-                           ((rnd >> 16) % (stripe / 512)) * 512;
+            uint64_t off =
+                (uint64_t)i * stripe + ((rnd >> 16) % (stripe / 512)) * 512;
             if (off + len > (uint64_t)(i + 1) * stripe) {
                 off = (uint64_t)(i + 1) * stripe - len;
             }
@@ -328,8 +336,8 @@ static int aio_round(struct vd_image *img, enum vd_aio_op op, int n,
             if (failed++ == 0) {
                 fprintf(stderr, "aio %s at %llu+%zu: %d\n",
                         op == VD_AIO_READ ? "read" : "write",
-                        (unsigned long long)slots[i].aio.off,
-                        slots[i].aio.len, slots[i].ret);
+                        (unsigned long long)slots[i].aio.off, slots[i].aio.len,
+                        slots[i].ret);
             }
         } else if (op == VD_AIO_READ &&
                    memcmp(slots[i].buf, model + slots[i].aio.off,
@@ -340,8 +348,8 @@ static int aio_round(struct vd_image *img, enum vd_aio_op op, int n,
                     k++;
                 }
                 fprintf(stderr, "aio read at %llu+%zu differs at +%zu\n",
-                        (unsigned long long)slots[i].aio.off,
-                        slots[i].aio.len, k);
+                        (unsigned long long)slots[i].aio.off, slots[i].aio.len,
+                        k);
             }
         }
     }
@@ -355,8 +363,8 @@ static void test_async_io(struct vd_image *img)
         slots[i].index = i;
     }
     CHECK_EQ(aio_round(img, VD_AIO_WRITE, 400, 7), 0);
-    CHECK_EQ(aio_round(img, VD_AIO_READ, 400, 7), 0);   /* same offsets */
-    CHECK_EQ(aio_round(img, VD_AIO_READ, 400, 99), 0);  /* elsewhere */
+    CHECK_EQ(aio_round(img, VD_AIO_READ, 400, 7), 0);  /* same offsets */
+    CHECK_EQ(aio_round(img, VD_AIO_READ, 400, 99), 0); /* elsewhere */
     /* an asynchronous flush */
     CHECK_EQ(submit(img, &slots[0], VD_AIO_FLUSH, 0, 0), 0);
     CHECK_EQ(reap(), 0);
@@ -417,8 +425,13 @@ static void test_block_status(struct vd_image *img)
     (void)img;
 }
 
-struct change { uint64_t off, len; };
-struct changes { struct change c[64]; int n; };
+struct change {
+    uint64_t off, len;
+};
+struct changes {
+    struct change c[64];
+    int n;
+};
 
 static int on_change(void *arg, uint64_t off, uint64_t len)
 {
@@ -442,7 +455,7 @@ static void test_snapshots(struct vd_image **pimg, const char *key)
     memcpy(old, model, IMG_SIZE);
     CHECK_EQ(vd_image_snapshot_create(img, "s1", NULL), 0);
     CHECK_EQ(vd_image_snapshot_create(img, "s1", &err), -EEXIST);
-    fill(buf, MIB, 20 * MIB, 5);  /* after s1: one MiB at 20 MiB */
+    fill(buf, MIB, 20 * MIB, 5); /* after s1: one MiB at 20 MiB */
     CHECK_EQ(vd_image_pwrite(img, buf, MIB, 20 * MIB), 0);
     memcpy(model + 20 * MIB, buf, MIB);
     CHECK_EQ(vd_image_snapshot_create(img, "s2", NULL), 0);
@@ -486,8 +499,9 @@ static void test_snapshots(struct vd_image **pimg, const char *key)
     CHECK(ch.n >= 1);
     CHECK(ch.n > 0 && ch.c[0].off == 0);
     vd_error_clear(&err);
-    CHECK_EQ(vd_image_snapshot_changes(img, "s1", "nosnap", on_change, &ch,
-                                       &err), -ENOENT);
+    CHECK_EQ(
+        vd_image_snapshot_changes(img, "s1", "nosnap", on_change, &ch, &err),
+        -ENOENT);
 
     /* revert to s1: the head reads the old data again */
     CHECK_EQ(vd_image_snapshot_revert(img, "s1", NULL), 0);
@@ -579,15 +593,45 @@ static void run_bench(void)
     }
     /* written in full first, so reads find data */
     CHECK_EQ(run("rbd bench --io-type write --io-size 4M --io-threads 4 "
-                 "--io-total 256M --io-pattern seq rbd/bench >/dev/null"), 0);
+                 "--io-total 256M --io-pattern seq rbd/bench >/dev/null"),
+             0);
     double w = bench(b, VD_AIO_WRITE, size, secs);
     double r = bench(b, VD_AIO_READ, size, secs);
-    fprintf(stderr, "bench: 4k QD%d through vd_image_submit, %d s each: "
-            "randwrite %.0f IOPS, randread %.0f IOPS\n", QD, secs, w, r);
+    fprintf(stderr,
+            "bench: 4k QD%d through vd_image_submit, %d s each: "
+            "randwrite %.0f IOPS, randread %.0f IOPS\n",
+            QD, secs, w, r);
     CHECK_EQ(vd_image_close(b), 0);
 }
 
-int main(void)
+static int bench_only(const char *cf, const char *spec, int secs)
+{
+    char loc[512];
+    struct vd_error err = {0};
+    struct vd_image *img;
+    int ret;
+    snprintf(loc, sizeof(loc), "rbd://bench/%s", spec);
+    if (vd_rbd_cluster_add("bench", cf, NULL, &err) < 0 ||
+        (img = open_img(loc, NULL, &ret, &err)) == NULL) {
+        fprintf(stderr, "test_rbd: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < QD; i++) {
+        slots[i].buf = malloc(4096);
+        slots[i].index = i;
+    }
+    uint64_t size = vd_image_length(img);
+    double w = bench(img, VD_AIO_WRITE, size, secs);
+    double r = bench(img, VD_AIO_READ, size, secs);
+    printf("4k QD%d through vd_image_submit, %d s each: randwrite %.0f IOPS, "
+           "randread %.0f IOPS\n",
+           QD, secs, w, r);
+    vd_image_close(img);
+    vd_rbd_clusters_shutdown();
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     const char *src = getenv("VD_SRCDIR");
     char down_conf[320], key[128] = "", line[512];
@@ -596,6 +640,9 @@ int main(void)
     FILE *f;
     int ret, p;
 
+    if (argc == 5 && strcmp(argv[1], "--bench") == 0) {
+        return bench_only(argv[2], argv[3], atoi(argv[4]));
+    }
     if (src == NULL) {
         fprintf(stderr, "test_rbd: VD_SRCDIR is not set\n");
         return 1;
@@ -635,16 +682,18 @@ int main(void)
     /* a copy of the config whose monitor address answers nothing */
     p = 0;
     f = popen("python3 -c 'import socket; s=socket.socket(); "
-              "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'", "r");
+              "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'",
+              "r");
     if (f == NULL || fscanf(f, "%d", &p) != 1) {
-        p = 9;  /* discard: nothing answers there either */
+        p = 9; /* discard: nothing answers there either */
     }
     if (f != NULL) {
         pclose(f);
     }
     snprintf(down_conf, sizeof(down_conf), "%s/down.conf", dir);
     CHECK_EQ(run("sed 's/^mon host = .*/mon host = v1:127.0.0.1:%d/' %s > %s",
-                 p, conf, down_conf), 0);
+                 p, conf, down_conf),
+             0);
 
     model = calloc(1, IMG_SIZE);
     test_locations();
@@ -652,7 +701,8 @@ int main(void)
 
     CHECK_EQ(vd_image_create("rbd", "rbd://c1/rbd/t1", &co, NULL), 0);
     CHECK_EQ(run("rbd info rbd/t1 | grep -q 'features: layering, "
-                 "exclusive-lock, object-map, fast-diff, deep-flatten'"), 0);
+                 "exclusive-lock, object-map, fast-diff, deep-flatten'"),
+             0);
     img = open_img("rbd://c1/rbd/t1", NULL, &ret, NULL);
     CHECK(img != NULL);
     if (img == NULL) {
