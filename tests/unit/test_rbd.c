@@ -140,6 +140,20 @@ static void test_registry(const char *down_conf)
     CHECK_EQ(vd_rbd_cluster_add("c1", conf, NULL, &err), -EEXIST);
     CHECK_EQ(vd_rbd_cluster_add("down", down_conf, NULL, NULL), 0);
     CHECK_EQ(vd_rbd_cluster_count(), 2);
+    /* a key the monitor does not know, and a keyring that is not there */
+    CHECK_EQ(run("ceph-authtool --create-keyring %s/bad.keyring --gen-key "
+                 "-n client.admin >/dev/null && "
+                 "sed 's|^keyring = .*|keyring = %s/bad.keyring|' %s "
+                 ">%s/badkey.conf && "
+                 "sed 's|^keyring = .*|keyring = %s/none.keyring|' %s "
+                 ">%s/nokey.conf",
+                 dir, dir, conf, dir, dir, conf, dir),
+             0);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/badkey.conf", dir);
+    CHECK_EQ(vd_rbd_cluster_add("badkey", path, NULL, NULL), 0);
+    snprintf(path, sizeof(path), "%s/nokey.conf", dir);
+    CHECK_EQ(vd_rbd_cluster_add("nokey", path, NULL, NULL), 0);
     CHECK(strcmp(vd_rbd_cluster_name(1), "down") == 0);
 }
 
@@ -181,6 +195,16 @@ static void test_errors(const char *key)
         CHECK(strstr(err.msg, "cluster 'down'") != NULL);
         CHECK(strstr(err.msg, dir) == NULL);
         CHECK(strstr(err.msg, key) == NULL);
+    }
+    const char *denied[] = {"rbd://badkey/rbd/t1", "rbd://nokey/rbd/t1"};
+    for (int i = 0; i < 2; i++) {
+        t0 = now_ms();
+        CHECK(open_img(denied[i], NULL, &ret, &err) == NULL);
+        fprintf(stderr, "%s: %d (%s) after %lld ms\n", denied[i], ret,
+                err.msg, (long long)(now_ms() - t0));
+        CHECK_EQ(ret, -EACCES);
+        CHECK(now_ms() - t0 < 8000);
+        CHECK(strstr(err.msg, dir) == NULL);
     }
 }
 
