@@ -27,7 +27,7 @@ struct vd_rbd_location {
  * ([a-z0-9][a-z0-9_-]*), conf_path a ceph.conf naming the monitors and
  * the keyring, client_id the cephx user without "client." (NULL =
  * "admin"). Nothing connects yet: the first image opened on the cluster
- * does. Call before any image is opened, from one thread. -EEXIST for a
+ * does. Call while no other thread opens RBD images (start-up). -EEXIST for a
  * name given twice, -EINVAL for a bad name, -errno if conf_path cannot
  * be read. */
 int vd_rbd_cluster_add(const char *name, const char *conf_path,

@@ -27,7 +27,7 @@ struct rbd_cluster {
     rados_t rados; /* lock; NULL until connected */
 };
 
-/* Written by vd_rbd_cluster_add before any image opens (start-up, one
+/* Written by vd_rbd_cluster_add while no image opens (start-up, one
  * thread), read without a lock afterwards. */
 static struct rbd_cluster clusters[MAX_CLUSTERS];
 static int n_clusters;

@@ -12,6 +12,7 @@
  * existing cluster and image (to compare with fio's ioengine=rbd). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -200,8 +201,8 @@ static void test_errors(const char *key)
     for (int i = 0; i < 2; i++) {
         t0 = now_ms();
         CHECK(open_img(denied[i], NULL, &ret, &err) == NULL);
-        fprintf(stderr, "%s: %d (%s) after %lld ms\n", denied[i], ret,
-                err.msg, (long long)(now_ms() - t0));
+        fprintf(stderr, "%s: %d (%s) after %lld ms\n", denied[i], ret, err.msg,
+                (long long)(now_ms() - t0));
         CHECK_EQ(ret, -EACCES);
         CHECK(now_ms() - t0 < 8000);
         CHECK(strstr(err.msg, dir) == NULL);
@@ -564,6 +565,54 @@ static void test_grow(struct vd_image *img)
     CHECK_EQ(vd_image_truncate(img, IMG_SIZE, &err), -ENOTSUP);
 }
 
+/* An OSD that stops answering: with a 2 s OSD timeout on its own
+ * connection, a read fails with EIO in about that time, describe says
+ * the image is not connected, and once the OSD is back reads work again
+ * on the same open image. */
+static void test_osd_pause(void)
+{
+    struct vd_error err = {0};
+    struct vd_image *img;
+    char desc[1024], pidfile[400];
+    uint8_t buf[4096];
+    int ret, pid = 0;
+    FILE *f;
+
+    setenv("VD_RBD_OP_TIMEOUT_S", "2", 1);
+    CHECK_EQ(vd_rbd_cluster_add("slow", conf, NULL, NULL), 0);
+    img = open_img("rbd://slow/rbd/t1", NULL, &ret, &err);
+    unsetenv("VD_RBD_OP_TIMEOUT_S");
+    CHECK(img != NULL);
+    snprintf(pidfile, sizeof(pidfile), "%s/run/osd.0.pid", dir);
+    f = fopen(pidfile, "r");
+    if (f == NULL || fscanf(f, "%d", &pid) != 1 || img == NULL) {
+        CHECK(!"no OSD pid or image");
+        if (f != NULL) {
+            fclose(f);
+        }
+        vd_image_close(img);
+        return;
+    }
+    fclose(f);
+    CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), 0);
+    kill(pid, SIGSTOP);
+    int64_t t0 = now_ms();
+    ret = vd_image_pread(img, buf, sizeof(buf), 4 * MIB);
+    int64_t took = now_ms() - t0;
+    CHECK(vd_image_describe(img, desc, sizeof(desc)) > 0);
+    kill(pid, SIGCONT);
+    fprintf(stderr, "read with the OSD stopped: %d after %lld ms\n", ret,
+            (long long)took);
+    CHECK_EQ(ret, -EIO);
+    CHECK(took >= 1500 && took < 6000);
+    CHECK(strstr(desc, "\"connected\":false") != NULL);
+    CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 4 * MIB), 0);
+    CHECK(memcmp(buf, model + 4 * MIB, sizeof(buf)) == 0);
+    CHECK(vd_image_describe(img, desc, sizeof(desc)) > 0);
+    CHECK(strstr(desc, "\"connected\":true") != NULL);
+    CHECK_EQ(vd_image_close(img), 0);
+}
+
 /* ---- a bounded benchmark, reported only ----------------------------- */
 
 static double bench(struct vd_image *img, enum vd_aio_op op, uint64_t size,
@@ -743,6 +792,7 @@ int main(int argc, char **argv)
     test_snapshots(&img, key);
     CHECK(export_matches("rbd/t1", model, IMG_SIZE));
     test_grow(img);
+    test_osd_pause();
     CHECK_EQ(vd_image_close(img), 0);
     CHECK_EQ(vd_rbd_image_remove("rbd://c1/rbd/t1", NULL), -ENOTEMPTY);
 
