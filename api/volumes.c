@@ -62,6 +62,12 @@ static void add_backend_state(json_t *backend, const struct vd_backend_state *st
                   "last_error", st->last_error[0] != '\0'
                                     ? str_or_null(st->last_error)
                                     : json_null());
+    if (o != NULL && st->features[0] != '\0') {
+        json_object_set_new(o, "features", json_string(st->features));
+    }
+    if (o != NULL && st->have_lock) {
+        json_object_set_new(o, "lock_owner", json_boolean(st->lock_owner));
+    }
     if (o != NULL) {
         json_object_update_missing(backend, o);
     }

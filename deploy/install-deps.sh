@@ -6,7 +6,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
       libjansson-dev libsqlite3-dev uuid-dev zlib1g-dev libzstd-dev
-      liburing-dev libnbd-dev curl"
+      liburing-dev libnbd-dev librbd-dev librados-dev curl"
 if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
           clang util-linux procps sqlite3 libnbd-bin
@@ -17,6 +17,8 @@ if [ "${1:-}" = "--test" ]; then
     # CNI + iptables for -p, and debootstrap for a base image without a registry
     pkgs="$pkgs podman podman-compose runc conmon containernetworking-plugins iptables
           debootstrap debian-archive-keyring"
+    # test_rbd: a single-node Ceph cluster (tests/ceph/cluster.sh)
+    pkgs="$pkgs ceph-mon ceph-osd ceph-common uuid-runtime"
     # systemd_unit.sh: systemd-analyze verify
     pkgs="$pkgs systemd"
 fi

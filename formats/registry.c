@@ -16,12 +16,18 @@ extern const struct vd_driver vd_driver_raw;
 #ifdef VD_WITH_NBD
 extern const struct vd_driver vd_driver_nbd;
 #endif
+#ifdef VD_WITH_RBD
+extern const struct vd_driver vd_driver_rbd;
+#endif
 
 static const struct vd_driver *const drivers[] = {
     &vd_driver_qcow2,   /* before raw: raw matches anything */
     &vd_driver_raw,
 #ifdef VD_WITH_NBD
     &vd_driver_nbd,     /* no probe: only chosen by name */
+#endif
+#ifdef VD_WITH_RBD
+    &vd_driver_rbd,     /* no probe: only chosen by name */
 #endif
     NULL,
 };

@@ -155,6 +155,11 @@ struct vd_backend_state {
         bool can_multi_conn;
         bool block_status;  /* answers block status queries */
     } server;
+    /* Distributed stores (RBD): the image's features, comma separated
+     * ("" if none), and whether this host holds its exclusive lock. */
+    char features[256];
+    bool have_lock;         /* the image has an exclusive lock */
+    bool lock_owner;        /* ... and this host holds it */
 };
 
 struct vd_check_result {

@@ -1,0 +1,79 @@
+/* rbd-int.h — private interface between the RBD driver's files.
+ *
+ * cluster.c keeps the registry of clusters and their shared connections
+ * and parses locations; rbd.c is the driver table (create, open, close,
+ * size, snapshots, backend state); aio.c is the data path, synchronous and
+ * asynchronous. */
+#ifndef VD_RBD_INT_H
+#define VD_RBD_INT_H
+
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image-int.h"
+#include "vd_rbd.h"
+
+struct vd_aio;
+struct vd_error;
+struct vd_image;
+
+/* Driver state at img->opaque.
+ *
+ * DESIGN NOTES
+ * 1. Every image of a cluster shares the cluster's one rados handle
+ *    (each handle costs about 13 threads); the image owns only its
+ *    ioctx and its rbd_image_t.
+ * 2. librbd's own cache is off (rbd_cache=false on the handle): a
+ *    second host holding the same image must never read stale data, and
+ *    a cache=none client expects completed writes to be on the OSDs.
+ * 3. An asynchronous request completes from librbd's callback thread,
+ *    directly: the callback takes the result, releases the completion
+ *    and calls aio->done, nothing more (measured fastest: no hand-over).
+ * 4. Reads of zeroes must come back as zeroes: rbd_discard keeps the data
+ *    of ranges under its granularity, so discard and write_zeroes both
+ *    use rbd_write_zeroes, which zeroes what it cannot deallocate.
+ * 5. size is the image's size as this handle last saw it (open, grow);
+ *    length() reads it without a call into librbd. */
+struct rbd_state {
+    rados_ioctx_t io;
+    rbd_image_t image; /* NULL when closed */
+    struct vd_rbd_location loc;
+    char *snapshot; /* open at this snapshot, or NULL */
+    bool readonly;
+    uint64_t features; /* RBD_FEATURE_* at open */
+    _Atomic uint64_t size;
+    atomic_bool io_timed_out; /* the last I/O failed for want of
+                                 an OSD; cleared by a success */
+};
+
+/* cluster.c */
+
+/* The connected rados handle of the named cluster, connecting it first
+ * if it is not (bounded by the connect timeout). A failed connect is
+ * retried by the next call. *out stays owned by the registry. */
+int vd_rbd_cluster_get(const char *name, rados_t *out, struct vd_error *err);
+
+/* Open an ioctx on pool, with an error that names pool and cluster. */
+int vd_rbd_ioctx(const struct vd_rbd_location *loc, rados_ioctx_t *out,
+                 struct vd_error *err);
+
+/* errno for an I/O result from librbd: timeouts and a fenced client
+ * become -EIO, as a block device reports them. */
+int vd_rbd_io_errno(struct rbd_state *s, int64_t r);
+
+/* aio.c: the data path (vd_driver members). */
+int vd_rbd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);
+int vd_rbd_pwrite(struct vd_image *img, const void *buf, size_t len,
+                  uint64_t off);
+int vd_rbd_submit(struct vd_image *img, struct vd_aio *aio);
+int vd_rbd_flush(struct vd_image *img);
+int vd_rbd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                        unsigned flags);
+int vd_rbd_discard(struct vd_image *img, uint64_t off, uint64_t len);
+int vd_rbd_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                        uint64_t *pnum);
+
+#endif

@@ -1,0 +1,488 @@
+/* rbd.c — the Ceph RBD backend driver: a volume is an RBD image in a
+ * pool of a cluster the operator registered (cluster.c), reached through
+ * librbd over the cluster's shared connection.
+ *
+ * The location is "rbd://CLUSTER/POOL/IMAGE" (vd_rbd.h). The size comes
+ * from the cluster; snapshots are RBD snapshots and changed blocks come
+ * from rbd_diff_iterate2. The data path is in aio.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "image.h"
+#include "rbd-int.h"
+#include "vd_error.h"
+
+#define DEFAULT_ORDER 22 /* 4 MiB objects, as the rbd tool makes them */
+#define MIN_ORDER 12
+#define MAX_ORDER 25
+
+/* New images: cheap clones (layering), one writer at a time
+ * (exclusive-lock, which object-map and fast-diff need), fast holes and
+ * diffs (object-map, fast-diff), clones that can drop their parent with
+ * its snapshots (deep-flatten). */
+#define CREATE_FEATURES                                                        \
+    (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |                       \
+     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |                          \
+     RBD_FEATURE_DEEP_FLATTEN)
+
+static int order_of(uint32_t cluster_size)
+{
+    if (cluster_size == 0) {
+        return DEFAULT_ORDER;
+    }
+    for (int o = MIN_ORDER; o <= MAX_ORDER; o++) {
+        if (cluster_size == 1u << o) {
+            return o;
+        }
+    }
+    return -1;
+}
+
+static int rbd_drv_create(const char *location,
+                          const struct vd_create_opts *opts,
+                          struct vd_error *err)
+{
+    struct vd_rbd_location loc;
+    rados_ioctx_t io = NULL;
+    rbd_image_options_t io_opts = NULL;
+    int order, ret;
+
+    ret = vd_rbd_location_parse(location, &loc, err);
+    if (ret < 0) {
+        return ret;
+    }
+    if (opts->backing_file != NULL) {
+        return vd_error_set(err, -ENOTSUP, "RBD images take no backing file");
+    }
+    if (opts->prealloc != VD_PREALLOC_OFF) {
+        return vd_error_set(err, -ENOTSUP,
+                            "RBD images are always thin provisioned");
+    }
+    order = order_of(opts->cluster_size);
+    if (order < 0) {
+        return vd_error_set(err, -EINVAL,
+                            "RBD object size must be a power of two from "
+                            "4 KiB to 32 MiB");
+    }
+    if (opts->size == 0) {
+        return vd_error_set(err, -EINVAL, "an RBD image needs a size");
+    }
+    ret = vd_rbd_ioctx(&loc, &io, err);
+    if (ret < 0) {
+        return ret;
+    }
+    rbd_image_options_create(&io_opts);
+    rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_FORMAT, 2);
+    rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_FEATURES,
+                                 CREATE_FEATURES);
+    rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_ORDER,
+                                 (uint64_t)order);
+    ret = rbd_create4(io, loc.image, opts->size, io_opts);
+    rbd_image_options_destroy(io_opts);
+    if (ret == -EEXIST) {
+        vd_error_set(err, ret, "RBD image '%s/%s' already exists", loc.pool,
+                     loc.image);
+    } else if (ret < 0) {
+        vd_error_set(err, ret, "cannot create RBD image '%s/%s': %s", loc.pool,
+                     loc.image, strerror(-ret));
+    }
+    rados_ioctx_destroy(io);
+    return ret;
+}
+
+int vd_rbd_image_remove(const char *location, struct vd_error *err)
+{
+    struct vd_rbd_location loc;
+    rados_ioctx_t io = NULL;
+    int ret = vd_rbd_location_parse(location, &loc, err);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = vd_rbd_ioctx(&loc, &io, err);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = rbd_remove(io, loc.image);
+    rados_ioctx_destroy(io);
+    if (ret == -ENOENT) {
+        return vd_error_set(err, ret, "RBD image '%s/%s' does not exist",
+                            loc.pool, loc.image);
+    }
+    if (ret == -ENOTEMPTY) {
+        return vd_error_set(err, ret, "RBD image '%s/%s' has snapshots",
+                            loc.pool, loc.image);
+    }
+    if (ret == -EBUSY) {
+        return vd_error_set(err, ret,
+                            "RBD image '%s/%s' is in use or has "
+                            "clones",
+                            loc.pool, loc.image);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot remove RBD image '%s/%s': %s",
+                            loc.pool, loc.image, strerror(-ret));
+    }
+    return 0;
+}
+
+static int rbd_drv_open(struct vd_image *img, const char *location,
+                        const struct vd_open_opts *o, struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    uint64_t size = 0;
+    int ret;
+
+    ret = vd_rbd_location_parse(location, &s->loc, err);
+    if (ret < 0) {
+        return ret;
+    }
+    s->readonly = o->readonly;
+    if (o->snapshot != NULL) {
+        s->snapshot = strdup(o->snapshot);
+        if (s->snapshot == NULL) {
+            return vd_error_set(err, -ENOMEM, "out of memory");
+        }
+    }
+    ret = vd_rbd_ioctx(&s->loc, &s->io, err);
+    if (ret < 0) {
+        goto out_free;
+    }
+    if (s->readonly) {
+        ret = rbd_open_read_only(s->io, s->loc.image, &s->image, s->snapshot);
+    } else {
+        ret = rbd_open(s->io, s->loc.image, &s->image, NULL);
+    }
+    if (ret == -ENOENT && s->snapshot != NULL) {
+        rbd_image_t probe;
+        if (rbd_open_read_only(s->io, s->loc.image, &probe, NULL) == 0) {
+            rbd_close(probe);
+            vd_error_set(err, ret, "RBD image '%s/%s' has no snapshot '%s'",
+                         s->loc.pool, s->loc.image, s->snapshot);
+            goto out_ioctx;
+        }
+    }
+    if (ret == -ENOENT) {
+        vd_error_set(err, ret, "RBD image '%s/%s' does not exist", s->loc.pool,
+                     s->loc.image);
+        goto out_ioctx;
+    }
+    if (ret < 0) {
+        vd_error_set(err, ret, "cannot open RBD image '%s/%s': %s", s->loc.pool,
+                     s->loc.image, strerror(-ret));
+        goto out_ioctx;
+    }
+    if ((ret = rbd_get_size(s->image, &size)) < 0 ||
+        (ret = rbd_get_features(s->image, &s->features)) < 0) {
+        vd_error_set(err, ret, "cannot read RBD image '%s/%s': %s", s->loc.pool,
+                     s->loc.image, strerror(-ret));
+        goto out_close;
+    }
+    if (size == 0) {
+        ret = vd_error_set(err, -ENXIO, "RBD image '%s/%s' is empty",
+                           s->loc.pool, s->loc.image);
+        goto out_close;
+    }
+    atomic_store(&s->size, size);
+    return 0;
+
+out_close:
+    rbd_close(s->image);
+    s->image = NULL;
+out_ioctx:
+    rados_ioctx_destroy(s->io);
+    s->io = NULL;
+out_free:
+    free(s->snapshot);
+    s->snapshot = NULL;
+    return ret;
+}
+
+static void rbd_drv_close(struct vd_image *img)
+{
+    struct rbd_state *s = img->opaque;
+    if (s->image != NULL) {
+        rbd_close(s->image);
+        s->image = NULL;
+    }
+    if (s->io != NULL) {
+        rados_ioctx_destroy(s->io);
+        s->io = NULL;
+    }
+    free(s->snapshot);
+    s->snapshot = NULL;
+}
+
+static uint64_t rbd_drv_length(struct vd_image *img)
+{
+    struct rbd_state *s = img->opaque;
+    return atomic_load_explicit(&s->size, memory_order_relaxed);
+}
+
+static int sum_extent(uint64_t off, size_t len, int exists, void *arg)
+{
+    (void)off;
+    if (exists) {
+        *(uint64_t *)arg += len;
+    }
+    return 0;
+}
+
+/* Bytes of the objects that exist: cheap only where the object map
+ * answers (fast-diff); otherwise unknown rather than an OSD op per
+ * object. */
+static int64_t rbd_drv_allocated(struct vd_image *img)
+{
+    struct rbd_state *s = img->opaque;
+    uint64_t sum = 0;
+    int ret;
+    if (!(s->features & RBD_FEATURE_FAST_DIFF)) {
+        return -ENOTSUP;
+    }
+    ret = rbd_diff_iterate2(s->image, NULL, 0, rbd_drv_length(img), 0, 1,
+                            sum_extent, &sum);
+    return ret < 0 ? vd_rbd_io_errno(s, ret) : (int64_t)sum;
+}
+
+static int rbd_drv_truncate(struct vd_image *img, uint64_t size,
+                            struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    int ret;
+    if (size < rbd_drv_length(img)) {
+        return vd_error_set(err, -ENOTSUP, "RBD images only grow here");
+    }
+    ret = rbd_resize2(s->image, size, false, NULL, NULL);
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot resize RBD image '%s/%s': %s",
+                            s->loc.pool, s->loc.image, strerror(-ret));
+    }
+    atomic_store(&s->size, size);
+    return 0;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+static int rbd_drv_snapshot_create(struct vd_image *img, const char *name,
+                                   struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    int ret = rbd_snap_create(s->image, name);
+    if (ret == -EEXIST) {
+        return vd_error_set(err, ret, "snapshot '%s' already exists", name);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot snapshot RBD image '%s/%s': %s",
+                            s->loc.pool, s->loc.image, strerror(-ret));
+    }
+    return 0;
+}
+
+static int rbd_drv_snapshot_list(struct vd_image *img,
+                                 struct vd_snapshot_info **out)
+{
+    struct rbd_state *s = img->opaque;
+    rbd_snap_info_t *snaps = NULL;
+    struct vd_snapshot_info *info = NULL;
+    int max = 16, n;
+
+    *out = NULL;
+    for (;;) {
+        snaps = calloc((size_t)max, sizeof(*snaps));
+        if (snaps == NULL) {
+            return -ENOMEM;
+        }
+        n = rbd_snap_list(s->image, snaps, &max);
+        if (n != -ERANGE) {
+            break;
+        }
+        free(snaps); /* max now holds the count needed */
+    }
+    if (n < 0) {
+        free(snaps);
+        return vd_rbd_io_errno(s, n);
+    }
+    if (n > 0) {
+        info = calloc((size_t)n, sizeof(*info));
+        if (info == NULL) {
+            rbd_snap_list_end(snaps);
+            free(snaps);
+            return -ENOMEM;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        struct timespec ts = {0, 0};
+        snprintf(info[i].id, sizeof(info[i].id), "%llu",
+                 (unsigned long long)snaps[i].id);
+        snprintf(info[i].name, sizeof(info[i].name), "%s", snaps[i].name);
+        info[i].disk_size = snaps[i].size;
+        if (rbd_snap_get_timestamp(s->image, snaps[i].id, &ts) == 0) {
+            info[i].date_sec = ts.tv_sec;
+            info[i].date_nsec = (uint32_t)ts.tv_nsec;
+        }
+    }
+    rbd_snap_list_end(snaps);
+    free(snaps);
+    *out = info;
+    return n;
+}
+
+static int rbd_drv_snapshot_delete(struct vd_image *img, const char *name,
+                                   struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    int ret = rbd_snap_remove(s->image, name);
+    if (ret == -ENOENT) {
+        return vd_error_set(err, ret, "no snapshot '%s'", name);
+    }
+    if (ret == -EBUSY) {
+        return vd_error_set(err, ret, "snapshot '%s' has clones", name);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot remove snapshot '%s': %s", name,
+                            strerror(-ret));
+    }
+    return 0;
+}
+
+static int rbd_drv_snapshot_revert(struct vd_image *img, const char *name,
+                                   struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    uint64_t size;
+    int ret = rbd_snap_rollback(s->image, name);
+    if (ret == -ENOENT) {
+        return vd_error_set(err, ret, "no snapshot '%s'", name);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot roll back to snapshot '%s': %s",
+                            name, strerror(-ret));
+    }
+    if (rbd_get_size(s->image, &size) == 0) {
+        atomic_store(&s->size, size); /* the snapshot's size */
+    }
+    return 0;
+}
+
+/* Extents from rbd_diff_iterate2, merged where they touch. */
+struct changes_walk {
+    int (*cb)(void *arg, uint64_t off, uint64_t len);
+    void *arg;
+    uint64_t off, len; /* the run not yet passed on; len 0 = none */
+    int stopped;       /* what cb returned when it stopped the walk */
+};
+
+static int changes_extent(uint64_t off, size_t len, int exists, void *arg)
+{
+    struct changes_walk *w = arg;
+    (void)exists; /* data or discarded: either way it changed */
+    if (w->len > 0 && off == w->off + w->len) {
+        w->len += len;
+        return 0;
+    }
+    if (w->len > 0) {
+        int r = w->cb(w->arg, w->off, w->len);
+        if (r != 0) {
+            w->stopped = r;
+            return -ECANCELED;
+        }
+    }
+    w->off = off;
+    w->len = len;
+    return 0;
+}
+
+static int rbd_drv_snapshot_changes(struct vd_image *img, const char *since,
+                                    const char *snap,
+                                    int (*cb)(void *arg, uint64_t off,
+                                              uint64_t len),
+                                    void *arg, struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    struct changes_walk w = {.cb = cb, .arg = arg};
+    rbd_image_t view = NULL;
+    uint64_t size;
+    int ret;
+
+    ret = rbd_open_read_only(s->io, s->loc.image, &view, snap);
+    if (ret == -ENOENT) {
+        return vd_error_set(err, ret, "no snapshot '%s'", snap);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot open snapshot '%s': %s", snap,
+                            strerror(-ret));
+    }
+    ret = rbd_get_size(view, &size);
+    if (ret == 0) {
+        /* Exact extents, not whole objects; from an empty image the
+         * parent's data of a clone counts too. */
+        ret = rbd_diff_iterate2(view, since, 0, size, since == NULL, 0,
+                                changes_extent, &w);
+    }
+    rbd_close(view);
+    if (w.stopped != 0) {
+        return w.stopped;
+    }
+    if (ret == -ENOENT) {
+        return vd_error_set(err, ret, "no snapshot '%s'", since);
+    }
+    if (ret < 0) {
+        return vd_error_set(err, ret, "cannot compare snapshots: %s",
+                            strerror(-ret));
+    }
+    return w.len > 0 ? cb(arg, w.off, w.len) : 0;
+}
+
+/* ---- backend state ---------------------------------------------------- */
+
+static int rbd_drv_backend_state(struct vd_image *img,
+                                 struct vd_backend_state *out)
+{
+    struct rbd_state *s = img->opaque;
+    size_t flen = sizeof(out->features);
+    int owner = 0;
+    bool up = !atomic_load(&s->io_timed_out);
+
+    if (rbd_features_to_string(s->features, out->features, &flen) < 0) {
+        out->features[0] = '\0';
+    }
+    out->have_lock = (s->features & RBD_FEATURE_EXCLUSIVE_LOCK) != 0;
+    if (out->have_lock && !s->readonly &&
+        rbd_is_exclusive_lock_owner(s->image, &owner) == 0) {
+        out->lock_owner = owner != 0;
+    }
+    out->link = up ? VD_LINK_CONNECTED : VD_LINK_DISCONNECTED;
+    out->connections = 1;   /* the cluster's shared handle */
+    out->connected = up ? 1 : 0;
+    return 0;
+}
+
+const struct vd_driver vd_driver_rbd = {
+    .name = "rbd",
+    .instance_size = sizeof(struct rbd_state),
+    .parallel = true, /* librbd serialises what it must itself */
+    .is_file = false,
+    .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
+            VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES,
+    .create = rbd_drv_create,
+    .open = rbd_drv_open,
+    .close = rbd_drv_close,
+    .pread = vd_rbd_pread,
+    .pwrite = vd_rbd_pwrite,
+    .submit = vd_rbd_submit,
+    .flush = vd_rbd_flush,
+    .discard = vd_rbd_discard,
+    .write_zeroes = vd_rbd_write_zeroes,
+    .block_status = vd_rbd_block_status,
+    .length = rbd_drv_length,
+    .allocated = rbd_drv_allocated,
+    .truncate = rbd_drv_truncate,
+    .snapshot_create = rbd_drv_snapshot_create,
+    .snapshot_list = rbd_drv_snapshot_list,
+    .snapshot_delete = rbd_drv_snapshot_delete,
+    .snapshot_revert = rbd_drv_snapshot_revert,
+    .snapshot_changes = rbd_drv_snapshot_changes,
+    .backend_state = rbd_drv_backend_state,
+};
