@@ -23,7 +23,17 @@
  *    have taken under FX_FLUSH_INLINE_US on average: a VM that writes and
  *    flushes one request at a time then waits for the disk alone, not
  *    also for a worker to wake. Otherwise the flush goes to the workers,
- *    so a slow disk never stalls the other requests behind it. */
+ *    so a slow disk never stalls the other requests behind it.
+ * 4. After a flush is answered, the I/O thread polls at any queue depth
+ *    for FX_FLUSH_POLL_NS, going to sleep only after three times its
+ *    poll_us without work: a client that flushes one request at a time
+ *    (a database's write, fsync, write, ...) sends the next one within a
+ *    round trip. A trace of 4k writes with fsync at QD1 showed each
+ *    arrival waking a halted vCPU (~40 us); polling then gave 4.5k
+ *    against 3.3k IOPS, for about twice the daemon CPU per request. 4k
+ *    reads at QD1 got slower with polling (10.7k vs 13.1k), which is why
+ *    only flushes turn it on. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +44,13 @@
 #include <unistd.h>
 
 #include "fuse-int.h"
-#include "hostaio.h"
+#include "ioloop.h"
 #include "volume.h"
 
 #define FX_BUF_ALIGN 4096
 #define FX_POOL_MAX 128           /* idle request buffers kept */
 #define FX_FLUSH_INLINE_US 2000   /* note 3 */
+#define FX_FLUSH_POLL_NS 2000000u /* note 4 */
 
 struct fx_aio {
     struct vd_volume_aio va;
@@ -92,6 +103,17 @@ static void aio_put(struct fx_aio *a)
 
 static void aio_done(struct vd_volume_aio *va, int ret);
 
+/* A flush was answered: poll for the client's next request (note 4). */
+static void poll_after_flush(struct vd_fuse_export *fx)
+{
+    struct vd_ioloop *l = fx->cfg.ioloop;
+    uint64_t poll_ns = (uint64_t)vd_ioloop_poll_us(l) * 1000u;
+    if (poll_ns > 0) {
+        vd_ioloop_poll_until(l, vd_ioloop_now_ns() + FX_FLUSH_POLL_NS,
+                             3 * poll_ns);
+    }
+}
+
 /* A request of op on size bytes at off, answered by aio_done through
  * libfuse (set req) or directly (set unique); NULL when out of memory. */
 static struct fx_aio *aio_new(struct vd_fuse_export *fx, enum vd_aio_op op,
@@ -137,7 +159,7 @@ static void aio_done(struct vd_volume_aio *va, int ret)
             atomic_store(&a->h->dirty, true);
         }
         reply_raw(a->fx, a->unique, ret, NULL, 0);
-        vd_hostio_flush_hint();
+        poll_after_flush(a->fx);
     } else if (a->req == NULL) {
         struct fuse_write_out wo = {.size = (uint32_t)va->aio.len};
         bool rd = va->aio.op == VD_AIO_READ;
@@ -209,6 +231,7 @@ bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
     struct fx_aio *a = NULL;
     uint64_t vsize;
 
+    assert(vd_ioloop_self() == fx->cfg.ioloop);
     if (size == 0 || size > FX_AIO_MAX || off < 0 || !fx_enter(fx)) {
         return false;
     }
@@ -286,6 +309,7 @@ bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
     bool was_dirty;
     int ret;
 
+    assert(vd_ioloop_self() == fx->cfg.ioloop);
     if (!fx_enter(fx)) {
         return false;
     }

@@ -14,6 +14,7 @@
 #include "vd_driver.h"
 
 struct vd_error;
+struct vd_ioloop;
 struct vd_volmgr;
 struct vd_volume;
 
@@ -26,6 +27,8 @@ struct vd_volmgr_config {
                                            NULL = no unix sockets */
     const char *default_format;         /* "qcow2" or "raw" */
     bool host_cache;                    /* false: image data I/O uses O_DIRECT */
+    struct vd_ioloop *ioloop;           /* given to every image opened for a
+                                           volume; NULL = synchronous I/O */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */

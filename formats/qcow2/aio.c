@@ -107,8 +107,8 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
     unsigned n = 0, i;
     int ret;
 
-    if (aio->op == VD_AIO_FLUSH) {
-        return -EAGAIN;   /* write-back and fdatasync block: qcow2_flush */
+    if (aio->op == VD_AIO_FLUSH || s->loop == NULL) {
+        return -EAGAIN;   /* flush: write-back and fdatasync block */
     }
     if (pthread_rwlock_tryrdlock(&s->io_barrier) != 0) {
         return -EAGAIN;   /* a drain is waiting (note 2) */
@@ -142,7 +142,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
         ret = -EAGAIN;
     } else {
         atomic_fetch_add(&s->aio_inflight, 1);
-        ret = vd_hostio_batch_submit(b);
+        ret = vd_hostio_batch_submit(s->loop, b);
         if (ret < 0) {
             atomic_fetch_sub(&s->aio_inflight, 1);
         }
