@@ -19,11 +19,16 @@
  *    they are answered by writing the reply to the session's descriptor
  *    with the kernel's request id (reply_raw).
  * 3. A flush of a host file blocks (fdatasync). The fast path runs it on
- *    the I/O thread itself when nothing else is being served and flushes
- *    have taken under FX_FLUSH_INLINE_US on average: a VM that writes and
+ *    the I/O thread itself when the driver promises that it needs no
+ *    waiting for other requests (vd_volume_flush_nowait: qcow2 with only
+ *    data to sync, raw), nothing else is being served and flushes have
+ *    taken under FX_FLUSH_INLINE_US on average: a VM that writes and
  *    flushes one request at a time then waits for the disk alone, not
  *    also for a worker to wake. Otherwise the flush goes to the workers,
- *    so a slow disk never stalls the other requests behind it.
+ *    so a slow disk never stalls the other requests behind it. Only the
+ *    driver's promise keeps the I/O thread out of a drain that waits for
+ *    its own completions; io_busy is a guess that may be stale at once (a
+ *    worker may submit right after it was read) and only decides speed.
  * 4. After a flush is answered, the I/O thread polls at any queue depth
  *    for FX_FLUSH_POLL_NS, going to sleep only after three times its
  *    poll_us without work: a client that flushes one request at a time
@@ -267,10 +272,12 @@ slow:
     return false;
 }
 
-/* Whether a flush may run on the I/O thread (note 3): nothing else is
- * being served, and flushes have been quick. Flushes sent to the workers
- * are not timed, so each one refused for slowness lets the average decay
- * by an eighth: after a slow spell, flushes are tried inline again. */
+/* Whether to try a flush on the I/O thread (note 3): nothing else is
+ * being served, and flushes have been quick. Speed only: whether it may
+ * run there at all is the driver's to say (flush_inline). Flushes sent to
+ * the workers are not timed, so each one refused for slowness lets the
+ * average decay by an eighth: after a slow spell, flushes are tried
+ * inline again. */
 static bool flush_inline_ok(struct vd_fuse_export *fx)
 {
     unsigned avg;
@@ -285,7 +292,8 @@ static bool flush_inline_ok(struct vd_fuse_export *fx)
     return false;
 }
 
-/* Flush on this thread, keeping the running average of flush times. */
+/* Flush on this thread if the driver promises it waits for nothing
+ * (-EAGAIN otherwise), keeping the running average of flush times. */
 static int flush_inline(struct vd_fuse_export *fx, struct vd_volume *vol)
 {
     struct timespec t0, t1;
@@ -294,6 +302,9 @@ static int flush_inline(struct vd_fuse_export *fx, struct vd_volume *vol)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ret = vd_volume_flush_nowait(vol);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (ret == -EAGAIN) {
+        return ret;   /* not timed: nothing was done */
+    }
     us = (unsigned)((t1.tv_sec - t0.tv_sec) * 1000000 +
                     (t1.tv_nsec - t0.tv_nsec) / 1000);
     avg = atomic_load(&fx->flush_avg_us);

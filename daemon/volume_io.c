@@ -15,11 +15,16 @@
  * 4. The fast path takes no lock: two atomic operations per request.
  * 5. open_count and going_away change together under gate_lock, so a delete
  *    cannot race with an open: either the open sees going_away and fails,
- *    or the delete sees the open and answers -EBUSY. */
+ *    or the delete sees the open and answers -EBUSY.
+ * 6. Nothing that may wait runs on the I/O thread (formats/ioloop.h): it
+ *    completes the asynchronous requests a closer waits for. It uses only
+ *    the _nowait calls; the waiting ones assert they are elsewhere. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
 #include "image.h"
+#include "ioloop.h"
 #include "volume-int.h"
 
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
@@ -127,6 +132,7 @@ int vd_volume_retire(struct vd_volume *vol, bool force)
 
 void vd_volume_gate_close(struct vd_volume *vol)
 {
+    assert(vd_ioloop_may_wait());   /* note 6 */
     pthread_mutex_lock(&vol->gate_lock);
     atomic_store(&vol->gate_closed, true);
     while (atomic_load(&vol->inflight) > 0) {
@@ -155,6 +161,7 @@ static void gate_leave(struct vd_volume *vol)
 
 static int gate_enter(struct vd_volume *vol)
 {
+    assert(vd_ioloop_may_wait());   /* may wait: note 6 */
     for (;;) {
         atomic_fetch_add(&vol->inflight, 1);
         if (!atomic_load(&vol->gate_closed)) {
@@ -287,7 +294,7 @@ int vd_volume_flush_nowait(struct vd_volume *vol)
     if (!gate_try_enter(vol)) {
         return -EAGAIN;
     }
-    ret = vd_image_flush(vol->img);
+    ret = vd_image_flush_nowait(vol->img);
     gate_leave(vol);
     return ret;
 }

@@ -5,11 +5,13 @@
  * requests and errors, and supplies fallbacks for optional members. */
 #include "image.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io_util.h"
+#include "ioloop.h"
 #include "vd_error.h"
 
 /* Enter/leave a driver call: a no-op for parallel drivers. */
@@ -252,12 +254,30 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
 int vd_image_flush(struct vd_image *img)
 {
     int ret = 0;
+    assert(vd_ioloop_may_wait());   /* may drain: vd_image_flush_nowait */
     if (img->readonly || img->drv->flush == NULL) {
         return 0;
     }
     drv_enter(img);
     ret = img->drv->flush(img);
     drv_leave(img);
+    atomic_fetch_add(&img->stats.flushes, 1);
+    return count_result(img, ret);
+}
+
+int vd_image_flush_nowait(struct vd_image *img)
+{
+    int ret;
+    if (img->readonly || img->drv->flush == NULL) {
+        return 0;
+    }
+    if (img->drv->flush_nowait == NULL || !img->drv->parallel) {
+        return -EAGAIN;   /* serialising could wait */
+    }
+    ret = img->drv->flush_nowait(img);
+    if (ret == -EAGAIN) {
+        return ret;
+    }
     atomic_fetch_add(&img->stats.flushes, 1);
     return count_result(img, ret);
 }

@@ -252,6 +252,7 @@ const struct vd_driver vd_driver_raw = {
     .pread = raw_pread,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
+    .flush_nowait = raw_flush,   /* only data to sync */
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
     .block_status = raw_block_status,

@@ -177,6 +177,12 @@ struct vd_driver {
      * durable. NULL = nothing to do. */
     int (*flush)(struct vd_image *img);
 
+    /* flush, if it needs no waiting for other requests (no drain) and no
+     * metadata write: syncing the data is all there is to do. Otherwise
+     * -EAGAIN at once, and the caller uses flush on a thread that may
+     * wait. Safe on an I/O loop's thread. NULL = always -EAGAIN. */
+    int (*flush_nowait)(struct vd_image *img);
+
     /* Deallocate a range; later reads return zeroes or the backing data.
      * NULL = answered -ENOTSUP. */
     int (*discard)(struct vd_image *img, uint64_t off, uint64_t len);

@@ -17,15 +17,19 @@
  *    q2_barrier_drain takes the barrier exclusively, so no new request can
  *    start, and then waits for that count to reach zero: the guarantee of
  *    DESIGN NOTES 10 (no freed cluster is reused under an I/O) holds for
- *    both paths.
+ *    both paths. The completions it waits for run on the I/O thread, so
+ *    a drain there would wait for itself: it asserts it is not there, and
+ *    the I/O thread flushes only through flush_nowait (qcow2.c).
  * 3. At most MAX_SEGS host ranges per request; a request spread wider is
  *    rare and takes the synchronous path. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hostaio.h"
 #include "image.h"
+#include "ioloop.h"
 #include "qcow2-int.h"
 
 #define MAX_SEGS 16
@@ -156,6 +160,8 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
 
 void q2_barrier_drain(struct qcow2_state *s)
 {
+    /* The I/O thread completes what this waits for (note 2). */
+    assert(vd_ioloop_may_wait());
     pthread_rwlock_wrlock(&s->io_barrier);
     atomic_store(&s->aio_draining, true);
     pthread_mutex_lock(&s->aio_lock);
