@@ -2,7 +2,8 @@
  * them (vd_driver.submit): libnbd's callbacks hand a finished request to
  * its connection's I/O thread, which calls done; a timer thread resubmits
  * dropped requests and enforces the deadline (DESIGN NOTES 5-7 in
- * nbd-int.h). */
+ * nbd-int.h). Both call done directly, under the completion contract of
+ * formats/ioloop.h. */
 #include <assert.h>
 #include <errno.h>
 #include <libnbd.h>
