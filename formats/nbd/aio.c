@@ -40,6 +40,11 @@ void vd_nbd_aio_io_thread(struct nbd_conn *c)
     vd_ioloop_mark_completer();   /* it settles: calls done */
 }
 
+bool vd_nbd_on_io_thread(const struct nbd_conn *c)
+{
+    return io_conn == c;
+}
+
 /* ---- the outstanding list (s->lock held) ------------------------------ */
 
 static void list_append(struct nbd_state *s, struct nbd_aio_req *r)
