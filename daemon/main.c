@@ -18,7 +18,7 @@
 #include "api.h"
 #include "catalog.h"
 #include "fuse_export.h"
-#include "hostaio.h"
+#include "ioloop.h"
 #include "log.h"
 #include "notify.h"
 #include "vd_error.h"
@@ -315,6 +315,7 @@ int main(int argc, char **argv)
     struct vd_volmgr *mgr = NULL;
     struct vd_fuse_export *fx = NULL;
     struct vd_api *api = NULL;
+    struct vd_ioloop *ioloop = NULL;
     sigset_t sigs;
     int sig = 0;
     int rc = 1;
@@ -353,7 +354,6 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    vd_hostio_set_poll((unsigned)o.poll_us);
 
     if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
         goto out;
@@ -362,6 +362,14 @@ int main(int argc, char **argv)
         realpath(o.mount_dir, mount_dir) == NULL) {
         vd_err("mount point: %s", err.code ? err.msg : strerror(errno));
         goto out;
+    }
+    /* The I/O engine, for the export and every volume's image. Without
+     * io_uring, images take their synchronous paths and the export runs
+     * libfuse's own loop. */
+    r = vd_ioloop_new((unsigned)o.poll_us, &ioloop);
+    if (r < 0) {
+        vd_info("io_uring not available (%s): synchronous I/O only",
+                strerror(-r));
     }
     snprintf(db_path, sizeof(db_path), "%s/catalog.db", data_dir);
     if (vd_catalog_open(db_path, &cat, &err) < 0) {
@@ -376,6 +384,7 @@ int main(int argc, char **argv)
         .nbd_socket_dirs = (const char *const *)socket_real,
         .default_format = o.format,
         .host_cache = o.host_cache,
+        .ioloop = ioloop,
     };
     if (vd_volmgr_new(&mcfg, cat, &mgr, &err) < 0) {
         vd_err("volumes: %s", err.msg);
@@ -389,6 +398,7 @@ int main(int argc, char **argv)
         .mode = o.mode,
         .threads = o.threads,
         .host_cache = o.host_cache,
+        .ioloop = ioloop,
     };
     if (vd_fuse_export_start(&fcfg, mgr, &fx, &err) < 0) {
         vd_err("fuse: %s", err.msg);
@@ -424,7 +434,7 @@ out:
     }
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
-    vd_hostio_shutdown();   /* nothing is in flight once volumes closed */
+    vd_ioloop_free(ioloop);   /* nothing is in flight once volumes closed */
     vd_catalog_close(cat);
     for (int i = 0; i < o.n_import_dirs; i++) {
         free(import_real[i]);

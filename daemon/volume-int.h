@@ -47,6 +47,7 @@ struct vd_volmgr {
     char **nbd_socket_dirs;          /* NULL terminated (open_row) */
     char *default_format;
     bool host_cache;
+    struct vd_ioloop *ioloop;        /* for open_row (volume.h) */
     struct vd_catalog *cat;
 
     pthread_mutex_t ctl;             /* serialises create/delete/resize */

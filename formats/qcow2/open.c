@@ -218,6 +218,7 @@ int qcow2_open(struct vd_image *img, const char *location,
                             strerror(-ret));
     }
     s->readonly = o->readonly;
+    s->loop = o->ioloop;
     if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file",
                            location);

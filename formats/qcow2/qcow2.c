@@ -75,6 +75,10 @@
  *     io_barrier, then lock; never the other way round, never nested.
  * 11. A flush with no dirty metadata and no queued frees only syncs the
  *     data, without holding the lock, so lookups do not wait on the disk.
+ *     That flush, and only that one, is also offered as flush_nowait for
+ *     the I/O thread: every other flush writes metadata back or drains
+ *     (q2_barrier_drain), and a drain waits for requests that only the
+ *     I/O thread completes.
  */
 
 static int qcow2_probe(const uint8_t *buf, size_t len)
@@ -259,6 +263,16 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
     return ret;
 }
 
+/* Whether a flush has only data to sync: no dirty metadata, no queued
+ * frees (DESIGN NOTES 11). Lock held. */
+static bool only_data_locked(struct qcow2_state *s)
+{
+    return !s->broken && s->npending == 0 &&
+           s->l1_dirty_lo >= s->l1_dirty_hi &&
+           !q2_cache_has_dirty(&s->l2_cache) &&
+           !q2_cache_has_dirty(&s->rb_cache);
+}
+
 static int qcow2_flush(struct vd_image *img)
 {
     struct qcow2_state *s = img->opaque;
@@ -267,11 +281,9 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
-    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
-        !q2_cache_has_dirty(&s->l2_cache) &&
-        !q2_cache_has_dirty(&s->rb_cache)) {
-        /* Only data to sync (the steady state of a VM writing in place):
-         * do not stall lookups behind the disk. */
+    if (only_data_locked(s)) {
+        /* The steady state of a VM writing in place: do not stall
+         * lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
         return fdatasync(s->fd) < 0 ? -errno : 0;
     }
@@ -294,6 +306,24 @@ static int qcow2_flush(struct vd_image *img)
     pthread_mutex_unlock(&s->lock);
     free(p);
     return ret;
+}
+
+/* DESIGN NOTES 11's flush, or -EAGAIN: never drains, never writes
+ * metadata, so it may run on the I/O thread. The lock is only tried: a
+ * holder may be writing metadata back. */
+static int qcow2_flush_nowait(struct vd_image *img)
+{
+    struct qcow2_state *s = img->opaque;
+    bool only_data;
+    if (pthread_mutex_trylock(&s->lock) != 0) {
+        return -EAGAIN;
+    }
+    only_data = only_data_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (!only_data) {
+        return -EAGAIN;
+    }
+    return fdatasync(s->fd) < 0 ? -errno : 0;
 }
 
 /* The part of [off, off+len) made of whole clusters; the image's last
@@ -574,6 +604,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .pread = qcow2_pread,
     .pwrite = qcow2_pwrite,
     .flush = qcow2_flush,
+    .flush_nowait = qcow2_flush_nowait,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
     .block_status = qcow2_block_status,

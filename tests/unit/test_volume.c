@@ -103,10 +103,10 @@ int main(void)
     /* The rules the API leaves to the volume manager: which backend
      * types exist (from the registry), what each needs. */
     vd_error_clear(&err);
-    b2.backend_type = "rbd";
-    b2.backend_uri = "rbd:pool/x";
+    b2.backend_type = "iscsi";
+    b2.backend_uri = "iscsi://host/x";
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
-    CHECK(strstr(err.msg, "unknown backend type \"rbd\" in "
+    CHECK(strstr(err.msg, "unknown backend type \"iscsi\" in "
                           "'backend.type'; known: file") != NULL);
     vd_error_clear(&err);
     b2.backend_type = "qcow2";   /* a file format is not a backend type */
