@@ -35,6 +35,10 @@ struct vd_api_config {
 /* Syntax of one --listen value; 0 or -EINVAL with a message. */
 int vd_api_listen_check(const char *spec, struct vd_error *err);
 
+/* Everything about cfg that can be checked before start: listener
+ * syntax, the loopback rule, the token file, the TLS files. */
+int vd_api_check(const struct vd_api_config *cfg, struct vd_error *err);
+
 int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
                  struct vd_api **out, struct vd_error *err);
 /* The TCP port actually bound, 0 if only unix sockets. */

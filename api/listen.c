@@ -271,6 +271,24 @@ int vd_api_listen_check(const char *spec, struct vd_error *err)
     return 0;
 }
 
+int api_listen_loopback(const char *spec)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char host[256];
+    uint16_t port;
+    int r;
+    if (split_host_port(spec, host, sizeof(host), &port) < 0 ||
+        getaddrinfo(host, NULL, &hints, &ai) != 0) {
+        return -EINVAL;
+    }
+    r = is_loopback(ai->ai_addr) ? 1 : 0;
+    freeaddrinfo(ai);
+    return r;
+}
+
 int api_listener_open(struct api_listener *l, const char *spec, mode_t mode,
                       gid_t gid, bool tls, struct vd_error *err)
 {

@@ -42,6 +42,8 @@ struct api_accept_limits {
 int api_listener_open(struct api_listener *l, const char *spec, mode_t mode,
                       gid_t gid, bool tls, struct vd_error *err);
 void api_listener_close(struct api_listener *l);   /* unlinks unix path */
+/* 1 if the TCP spec names a loopback address, 0 if not, -EINVAL. */
+int api_listen_loopback(const char *spec);
 
 /* One tracked connection (MHD's socket context). The deadline counts
  * from accept, or from the end of the previous request on the same

@@ -792,6 +792,11 @@ static int read_pem(const char *path, const char *what, char **out,
     return 0;
 }
 
+#define NON_LOOPBACK_MSG                                                   \
+    "--listen %s is not a loopback address and no --api-token-file is "   \
+    "given: anyone who can reach it could create and delete volumes. "    \
+    "Give --api-token-file, or listen on 127.0.0.1 or a unix socket"
+
 /* Total connections per listener, leaving at least half of the
  * descriptors to volumes and the catalog. */
 static unsigned connection_limit(void)
@@ -841,6 +846,56 @@ static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
         return vd_error_set(err, -EIO, "cannot start the HTTP server for %s%s",
                             srv->l->desc, tls ? " (is the TLS certificate "
                             "or key malformed, or do they not match?)" : "");
+    }
+    return 0;
+}
+
+int vd_api_check(const struct vd_api_config *cfg, struct vd_error *err)
+{
+    struct api_tokens *t = NULL;
+    char *pem = NULL;
+    int n_tcp = 0, ret;
+
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        return vd_error_set(err, -EINVAL, "--tls-cert and --tls-key go "
+                            "together");
+    }
+    if (cfg->tls_cert != NULL) {
+        if ((ret = read_pem(cfg->tls_cert, "TLS certificate", &pem, err)) < 0) {
+            return ret;
+        }
+        free(pem);
+        if ((ret = read_pem(cfg->tls_key, "TLS key", &pem, err)) < 0) {
+            return ret;
+        }
+        explicit_bzero(pem, strlen(pem));
+        free(pem);
+    }
+    if (cfg->token_file != NULL &&
+        (ret = api_tokens_load(cfg->token_file, &t, err)) < 0) {
+        return ret;
+    }
+    api_tokens_free(t);
+    for (int i = 0; i < cfg->n_listen; i++) {
+        if ((ret = vd_api_listen_check(cfg->listen[i], err)) < 0) {
+            return ret;
+        }
+        if (strncmp(cfg->listen[i], "unix:", 5) == 0) {
+            continue;
+        }
+        if (++n_tcp > 1) {
+            return vd_error_set(err, -EINVAL, "at most one TCP --listen "
+                                "(any number of unix:PATH)");
+        }
+        ret = api_listen_loopback(cfg->listen[i]);
+        if (ret < 0) {
+            return vd_error_set(err, -EINVAL, "--listen %s: not a numeric "
+                                "IPv4 or IPv6 address", cfg->listen[i]);
+        }
+        if (ret == 0 && cfg->token_file == NULL) {
+            return vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
+                                cfg->listen[i]);
+        }
     }
     return 0;
 }
@@ -915,11 +970,7 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
             goto out_stop;
         }
         if (!l->is_unix && !l->loopback && api->tokens == NULL) {
-            ret = vd_error_set(err, -EPERM, "--listen %s is not a loopback "
-                               "address and no --api-token-file is given: "
-                               "anyone who can reach it could create and "
-                               "delete volumes. Give --api-token-file, or "
-                               "listen on 127.0.0.1 or a unix socket",
+            ret = vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
                                cfg->listen[i]);
             goto out_stop;
         }

@@ -390,6 +390,23 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     }
     vd_log_set_level(o.verbose ? VD_LOG_DEBUG : VD_LOG_INFO);
+    /* API settings are checked before anything is mounted. */
+    struct vd_api_config acfg = {
+        .n_listen = o.api.n_listen,
+        .token_file = o.api.token_file,
+        .public_metrics = o.api.public_metrics,
+        .socket_mode = o.api.socket_mode,
+        .socket_gid = o.api.socket_gid,
+        .tls_cert = o.api.tls_cert,
+        .tls_key = o.api.tls_key,
+        .max_body = 64 * 1024,
+    };
+    memcpy(acfg.listen, o.api.listen, sizeof(acfg.listen));
+    if (vd_api_check(&acfg, &err) < 0) {
+        fprintf(stderr, "vdiskd: %s\n", err.msg);
+        return 2;
+    }
+    vd_error_clear(&err);
     {
         /* Descriptors: volumes, images and API connections all need
          * them; take what the hard limit allows. */
@@ -465,17 +482,6 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    struct vd_api_config acfg = {
-        .n_listen = o.api.n_listen,
-        .token_file = o.api.token_file,
-        .public_metrics = o.api.public_metrics,
-        .socket_mode = o.api.socket_mode,
-        .socket_gid = o.api.socket_gid,
-        .tls_cert = o.api.tls_cert,
-        .tls_key = o.api.tls_key,
-        .max_body = 64 * 1024,
-    };
-    memcpy(acfg.listen, o.api.listen, sizeof(acfg.listen));
     if (vd_api_start(&acfg, mgr, &api, &err) < 0) {
         vd_err("api: %s", err.msg);
         goto out;
