@@ -45,6 +45,7 @@
 #define ACCEPT_BATCH 64           /* per listener per wake-up */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
+#define HANDOFF_SLOTS 64
 
 /* A plain-HTTP connection whose request head is still being read
  * (note 4). Owned by the accept thread. */
@@ -78,6 +79,13 @@ struct api_accept {
     struct api_conn *head;
     struct pending *pending;      /* accept thread only */
     unsigned n_pending;
+    /* Accept times of screened connections on their way into MHD, so
+     * that the deadline counts from accept (under lock). */
+    struct {
+        int fd;
+        struct timespec start;
+    } handoff[HANDOFF_SLOTS];
+    unsigned handoff_next;
 };
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -331,6 +339,13 @@ struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix)
     c->is_unix = is_unix;
     clock_gettime(CLOCK_MONOTONIC, &c->start);
     pthread_mutex_lock(&a->lock);
+    for (unsigned i = 0; i < HANDOFF_SLOTS; i++) {
+        if (a->handoff[i].fd == fd) {
+            c->start = a->handoff[i].start;
+            a->handoff[i].fd = -1;
+            break;
+        }
+    }
     c->next = a->head;
     if (a->head != NULL) {
         a->head->prev = c;
@@ -473,9 +488,17 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
     close(fd);
 }
 
-static void hand_to_mhd(struct api_listener *l, int fd,
-                        const struct sockaddr_storage *ss, socklen_t len)
+static void hand_to_mhd(struct api_accept *a, struct api_listener *l,
+                        int fd, const struct sockaddr_storage *ss,
+                        socklen_t len, const struct timespec *start)
 {
+    if (start != NULL) {
+        pthread_mutex_lock(&a->lock);
+        a->handoff[a->handoff_next].fd = fd;
+        a->handoff[a->handoff_next].start = *start;
+        a->handoff_next = (a->handoff_next + 1) % HANDOFF_SLOTS;
+        pthread_mutex_unlock(&a->lock);
+    }
     if (MHD_add_connection(l->mhd, fd, (const struct sockaddr *)ss, len) !=
         MHD_YES) {
         /* Over a connection limit (or out of memory): MHD closed it. */
@@ -515,7 +538,7 @@ static void pending_ready(struct api_accept *a, struct pending *p)
         pending_drop(a, p, false);
         return;
     }
-    hand_to_mhd(p->l, p->fd, &p->ss, p->sslen);
+    hand_to_mhd(a, p->l, p->fd, &p->ss, p->sslen, &p->start);
     pending_drop(a, p, false);
 }
 
@@ -600,7 +623,7 @@ static int accept_some(struct api_accept *a, struct api_listener *l)
         if (l->screen) {
             pending_add(a, l, fd, &ss, len);
         } else {
-            hand_to_mhd(l, fd, &ss, len);
+            hand_to_mhd(a, l, fd, &ss, len, NULL);
         }
     }
     return 0;
@@ -699,6 +722,9 @@ int api_accept_start(struct api_listener *ls, int n,
     a->n = n;
     a->lim = *lim;
     a->wake[0] = a->wake[1] = a->epfd = -1;
+    for (unsigned i = 0; i < HANDOFF_SLOTS; i++) {
+        a->handoff[i].fd = -1;
+    }
     pthread_mutex_init(&a->lock, NULL);
     a->tags = calloc((size_t)n, sizeof(*a->tags));
     if (a->tags == NULL) {

@@ -46,8 +46,8 @@ void api_listener_close(struct api_listener *l);   /* unlinks unix path */
 int api_listen_loopback(const char *spec);
 
 /* One tracked connection (MHD's socket context). The deadline counts
- * from accept, or from the end of the previous request on the same
- * connection, while no handler runs for it. */
+ * from accept (screening included), or from the end of the previous
+ * request on the same connection, while no handler runs for it. */
 struct api_conn {
     int fd;
     bool is_unix;

@@ -95,7 +95,7 @@ struct vd_api {
 
     /* Handler workers (note 2). */
     pthread_mutex_t q_lock;
-    pthread_cond_t q_cond, q_idle;
+    pthread_cond_t q_cond;
     struct conn *q_head, *q_tail;     /* under q_lock */
     unsigned q_running;               /* under q_lock */
     bool stopping;                    /* under q_lock */
@@ -564,9 +564,6 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&api->q_lock);
         api->q_running--;
-        if (api->q_head == NULL && api->q_running == 0) {
-            pthread_cond_broadcast(&api->q_idle);
-        }
     }
     pthread_mutex_unlock(&api->q_lock);
     return NULL;
@@ -935,7 +932,6 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
     pthread_mutex_init(&api->tokens_lock, NULL);
     pthread_mutex_init(&api->q_lock, NULL);
     pthread_cond_init(&api->q_cond, NULL);
-    pthread_cond_init(&api->q_idle, NULL);
     for (int i = 0; i < API_MAX_LISTENERS; i++) {
         api->ls[i].fd = -1;
     }
@@ -1079,6 +1075,5 @@ void vd_api_stop(struct vd_api *api)
     pthread_mutex_destroy(&api->tokens_lock);
     pthread_mutex_destroy(&api->q_lock);
     pthread_cond_destroy(&api->q_cond);
-    pthread_cond_destroy(&api->q_idle);
     free(api);
 }
