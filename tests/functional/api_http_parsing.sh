@@ -36,14 +36,17 @@ def exchange(req):
     return data
 
 J = b"Content-Type: application/json\r\n"
+NEW = b'{"name": "dup", "size": 512}'
 cases = [
     ("Content-Length -1", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: -1\r\n\r\n{}"),
     ("Content-Length abc", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: abc\r\n\r\n{}"),
     ("Content-Length 2^64", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 18446744073709551616\r\n\r\n{}"),
     ("Content-Length 2^64 on PATCH", b"PATCH /volumes/v1 HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 18446744073709551617\r\n\r\n{}"),
-    ("Content-Length twice", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"),
-    ("Content-Length twice, same", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"),
-    ("Content-Length with chunked", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+    # Bodies that would create a volume if the head were accepted.
+    ("Content-Length twice", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: %d\r\nContent-Length: 40\r\n\r\n%s" % (len(NEW), NEW)),
+    ("Content-Length twice, same", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (len(NEW), len(NEW), NEW)),
+    ("Content-Length with chunked", b"POST /volumes HTTP/1.1\r\nHost: x\r\n" + J + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(NEW), NEW)),
+    ("no Host, POST", b"POST /volumes HTTP/1.1\r\n" + J + b"Content-Length: %d\r\n\r\n%s" % (len(NEW), NEW)),
     ("no Host", b"GET /volumes HTTP/1.1\r\n\r\n"),
     ("no Host, DELETE", b"DELETE /volumes/v1 HTTP/1.1\r\n\r\n"),
     ("Host twice", b"GET /volumes HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
