@@ -47,6 +47,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "vd_driver.h"
 
 #define RING_ENTRIES 512
@@ -399,7 +400,7 @@ static void batch_seg_done(struct vd_hostio *io, int ret)
 {
     /* io is b->io[i]; walk back to the batch through the stored owner. */
     struct vd_hostio_batch *b = io->owner;
-    batch_put(b, ret);
+    batch_put(b, vd_fault_complete(io->write ? VD_FAULT_DATA_WRITE : VD_FAULT_READ, ret));
 }
 
 int vd_hostio_batch_submit(struct vd_hostio_batch *b)

@@ -19,7 +19,7 @@
 
 static int sync_fd(struct qcow2_state *s)
 {
-    return fdatasync(s->fd) < 0 ? -errno : 0;
+    return vd_fdatasync(s->fd);
 }
 
 /* Add delta to the refcount of every L2 table and data cluster reachable
@@ -133,7 +133,7 @@ static int write_snapshot_table(struct qcow2_state *s,
         ret = q2_alloc_clusters(s, q2_align_up(len, s->cluster_size) /
                                        s->cluster_size, &off);
         if (ret == 0) {
-            ret = vd_pwrite_full(s->fd, buf, len, off);
+            ret = vd_meta_pwrite(s->fd, buf, len, off);
         }
         if (ret == 0) {
             ret = q2_metadata_writeback(s);   /* refcounts, then sync */
@@ -291,7 +291,7 @@ int qcow2_snapshot_create(struct vd_image *img, const char *name,
         ret = q2_alloc_clusters(s, q2_align_up(l1_bytes, s->cluster_size) /
                                        s->cluster_size, &l1_off);
         if (ret == 0) {
-            ret = vd_pwrite_full(s->fd, buf, l1_bytes, l1_off);
+            ret = vd_meta_pwrite(s->fd, buf, l1_bytes, l1_off);
         }
     }
     /* 2. One more reference on everything reachable; flags follow. */
