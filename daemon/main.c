@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "fault.h"
 #include "fuse_export.h"
 #include "hostaio.h"
 #include "log.h"
@@ -354,6 +355,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     vd_hostio_set_poll((unsigned)o.poll_us);
+    /* Functional tests make host I/O fail on purpose (formats/fault.h). */
+    if (vd_fault_arm_env() < 0) {
+        fprintf(stderr, "vdiskd: VDISKD_FAULT: not class:nth:error[:sticky]\n");
+        goto out;
+    }
 
     if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
         goto out;
