@@ -515,6 +515,11 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
         if (ret == 0) {
             ret = vd_fdatasync(s->fd);
         }
+        if (ret < 0) {
+            /* The caller hears of failure: the next header write (a
+             * snapshot, say) must not grow the disk after all. */
+            s->hdr.size = atomic_load(&s->size);
+        }
     }
     if (ret == 0) {
         atomic_store(&s->size, size);
