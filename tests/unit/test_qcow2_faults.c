@@ -64,13 +64,25 @@ struct block {
     uint32_t stable;             /* as of the last successful flush */
     uint32_t hist[MAXHIST];      /* written since that flush, acked or not */
     uint32_t nhist;
-    int64_t pending;             /* the failed request's version, or -1 */
+    int64_t pending;             /* version of the request under way, or -1 */
+    uint32_t alt[MAXHIST];       /* versions of failed requests since the
+                                    last acknowledged one: maybe current */
+    uint32_t nalt;
 };
 
 static struct block *blocks;
 static uint32_t next_version;
-static uint32_t *snaps[4];       /* acked versions at snapshot creation */
+/* What a snapshot holds of each block: the acknowledged version at its
+ * creation, or one of the versions of requests that had failed. */
+struct snap_block {
+    uint32_t v[MAXHIST + 1];
+    uint32_t n;
+};
+static struct snap_block *snaps[4];
 static uint64_t cur_size, stable_size, alt_size;   /* alt: a failed resize */
+/* A snapshot operation rewrote the header after a resize had failed: the
+ * size on disk is then the one the client was told of. */
+static bool size_settled;
 
 static uint64_t block_off(uint32_t b)
 {
@@ -126,6 +138,7 @@ static void model_reset(void)
     }
     next_version = 1;
     cur_size = stable_size = alt_size = geo->lo_bytes;
+    size_settled = false;
     for (int i = 0; i < 4; i++) {
         free(snaps[i]);
         snaps[i] = NULL;
@@ -151,6 +164,23 @@ static void model_ack(void)
         if (blocks[b].pending >= 0) {
             blocks[b].acked = (uint32_t)blocks[b].pending;
             blocks[b].pending = -1;
+            blocks[b].nalt = 0;
+        }
+    }
+}
+
+/* The request failed: its blocks may hold its data or not. */
+static void model_failed(void)
+{
+    for (uint32_t b = 0; b < nblocks; b++) {
+        struct block *k = &blocks[b];
+        if (k->pending >= 0) {
+            if (k->nalt == MAXHIST) {
+                fprintf(stderr, "model: failed versions of block %u\n", b);
+                abort();
+            }
+            k->alt[k->nalt++] = (uint32_t)k->pending;
+            k->pending = -1;
         }
     }
 }
@@ -159,7 +189,8 @@ static void model_flushed(void)
 {
     for (uint32_t b = 0; b < nblocks; b++) {
         blocks[b].stable = blocks[b].acked;
-        blocks[b].nhist = 0;
+        memcpy(blocks[b].hist, blocks[b].alt, sizeof(blocks[b].alt));
+        blocks[b].nhist = blocks[b].nalt;
     }
     stable_size = cur_size;
 }
@@ -167,14 +198,22 @@ static void model_flushed(void)
 /* ---- one run ---- */
 
 static struct vd_image *img;
+static bool keep_going;          /* the client goes on after an error */
+static bool stopped;             /* it did not: no more requests */
 static int client_error;         /* first error the workload was given */
 static const char *failed_step;
 static int bad_reads;            /* successful reads of wrong data */
 
 static bool live_ok(uint32_t b, const uint8_t *p)
 {
-    uint32_t v[2] = {blocks[b].acked, (uint32_t)blocks[b].pending};
-    return is_one_of(p, b, v, blocks[b].pending >= 0 ? 2 : 1);
+    const struct block *k = &blocks[b];
+    uint32_t v[MAXHIST + 2], n = 0;
+    v[n++] = k->acked;
+    if (k->pending >= 0) {
+        v[n++] = (uint32_t)k->pending;
+    }
+    memcpy(v + n, k->alt, k->nalt * sizeof(v[0]));
+    return is_one_of(p, b, v, n + k->nalt);
 }
 
 static bool durable_ok(uint32_t b, const uint8_t *p)
@@ -225,8 +264,12 @@ static int read_all(struct vd_image *im, uint64_t size,
 static bool step_done(const char *what, int ret)
 {
     if (ret < 0) {
-        client_error = ret;
-        failed_step = what;
+        if (client_error == 0) {
+            client_error = ret;
+            failed_step = what;
+        }
+        model_failed();
+        stopped = !keep_going;
         return false;
     }
     model_ack();
@@ -236,6 +279,9 @@ static bool step_done(const char *what, int ret)
 /* Write n blocks from b (b+n within one region) with new versions. */
 static bool w(uint32_t b, uint32_t n)
 {
+    if (stopped) {
+        return false;
+    }
     static uint8_t buf[64 * BLK];
     for (uint32_t i = 0; i < n; i++) {
         uint32_t v = next_version++;
@@ -248,6 +294,9 @@ static bool w(uint32_t b, uint32_t n)
 
 static bool zero(uint32_t b, uint32_t n, int kind)
 {
+    if (stopped) {
+        return false;
+    }
     for (uint32_t i = 0; i < n; i++) {
         model_begin(b + i, 0);
     }
@@ -268,6 +317,9 @@ static bool zero(uint32_t b, uint32_t n, int kind)
 
 static bool flush(void)
 {
+    if (stopped) {
+        return false;
+    }
     int ret = vd_image_flush(img);
     if (!step_done("flush", ret)) {
         return false;
@@ -278,20 +330,29 @@ static bool flush(void)
 
 static bool snap_create(int i, const char *name)
 {
+    if (stopped) {
+        return false;
+    }
     struct vd_error err = {0};
     if (!step_done("snapshot create",
                    vd_image_snapshot_create(img, name, &err))) {
         return false;
     }
-    snaps[i] = malloc(nblocks * sizeof(uint32_t));
+    size_settled = alt_size != cur_size;
+    snaps[i] = malloc(nblocks * sizeof(*snaps[i]));
     for (uint32_t b = 0; b < nblocks; b++) {
-        snaps[i][b] = blocks[b].acked;
+        snaps[i][b].v[0] = blocks[b].acked;
+        memcpy(snaps[i][b].v + 1, blocks[b].alt, blocks[b].nalt * 4);
+        snaps[i][b].n = 1 + blocks[b].nalt;
     }
     return true;
 }
 
 static bool snap_delete(const char *name)
 {
+    if (stopped) {
+        return false;
+    }
     struct vd_error err = {0};
     return step_done("snapshot delete",
                      vd_image_snapshot_delete(img, name, &err));
@@ -299,16 +360,47 @@ static bool snap_delete(const char *name)
 
 static bool snap_revert(int i, const char *name)
 {
-    struct vd_error err = {0};
-    for (uint32_t b = 0; b < nblocks; b++) {
-        model_begin(b, snaps[i][b]);
+    if (stopped) {
+        return false;
     }
-    return step_done("snapshot revert",
-                     vd_image_snapshot_revert(img, name, &err));
+    struct vd_error err = {0};
+    if (snaps[i] == NULL) {
+        return true;   /* its creation failed */
+    }
+    /* Each possible content of the snapshot is a version the request may
+     * leave: the first stands for success, the others are alternatives
+     * (also after success). */
+    for (uint32_t b = 0; b < nblocks; b++) {
+        for (uint32_t j = 1; j < snaps[i][b].n; j++) {
+            model_begin(b, snaps[i][b].v[j]);   /* into the history */
+        }
+        model_begin(b, snaps[i][b].v[0]);
+    }
+    int ret = vd_image_snapshot_revert(img, name, &err);
+    if (ret < 0) {
+        for (uint32_t b = 0; b < nblocks; b++) {
+            struct block *k = &blocks[b];
+            for (uint32_t j = 1; j < snaps[i][b].n && k->nalt < MAXHIST; j++) {
+                k->alt[k->nalt++] = snaps[i][b].v[j];
+            }
+        }
+        return step_done("snapshot revert", ret);
+    }
+    for (uint32_t b = 0; b < nblocks; b++) {
+        struct block *k = &blocks[b];
+        k->acked = (uint32_t)k->pending;
+        k->pending = -1;
+        memcpy(k->alt, snaps[i][b].v + 1, (snaps[i][b].n - 1) * 4);
+        k->nalt = snaps[i][b].n - 1;
+    }
+    return true;
 }
 
 static bool grow(void)
 {
+    if (stopped) {
+        return false;
+    }
     struct vd_error err = {0};
     alt_size = geo->grown;
     if (!step_done("resize", vd_image_truncate(img, geo->grown, &err))) {
@@ -320,56 +412,54 @@ static bool grow(void)
 
 static bool verify_live(void)
 {
+    if (stopped) {
+        return false;
+    }
     int rerr = 0;
     int bad = read_all(img, cur_size, live_ok, &rerr, true);
     bad_reads += bad;
     if (rerr > 0) {
-        client_error = -EIO;
-        failed_step = "read";
-        return false;
+        return step_done("read", -EIO);
     }
     return true;
 }
 
-/* The workload; stops at the first error. */
+/* The workload. Each step does nothing once the client has stopped. */
 static void workload(void)
 {
     const uint32_t cb = geo->cluster_size / BLK ? geo->cluster_size / BLK : 1;
-    bool ok = true;
     /* allocating writes: whole clusters, partial clusters, across
      * cluster boundaries, one L2 table's worth apart */
-    for (uint32_t i = 0; ok && i < 12; i++) {
+    for (uint32_t i = 0; i < 12; i++) {
         uint32_t b = (i * 37 * cb / 4 + i * 5) % (nlo - 8);
-        ok = w(b, 1 + i % 5);
+        w(b, 1 + i % 5);
     }
-    ok = ok && flush();
-    ok = ok && w(0, 2) && w(cb + 1, 1) && w(5, 3);   /* in place */
-    ok = ok && snap_create(0, "s1");
-    ok = ok && w(1, 1) && w(cb * 2, cb) && w(nlo - 3, 3);   /* copy on write */
-    ok = ok && flush();
-    ok = ok && zero(cb * 4, cb, 1) && zero(cb * 2, cb, 2) &&
-         zero(8, 2, 1) && zero(0, cb, 0);
-    ok = ok && w(cb * 4 + 1, 1);
-    ok = ok && verify_live();
-    ok = ok && snap_create(1, "s2");
-    ok = ok && w(3, 4) && w(cb * 6, 2);
-    ok = ok && snap_revert(0, "s1");
-    ok = ok && w(2, 1) && w(cb * 3 + 2, 2);
-    ok = ok && snap_delete("s2");
-    ok = ok && flush();
-    ok = ok && verify_live();
-    ok = ok && grow();
-    ok = ok && w(nlo, 3) && w(nlo + nhi / 2, cb + 1) && w(10, 1);
-    ok = ok && snap_create(2, "s3");
-    ok = ok && w(nlo + 1, 1) && w(11, 2);
-    ok = ok && flush();
-    ok = ok && snap_delete("s1");
-    ok = ok && w(nlo + 2, 2) && zero(nlo, cb, 1);
-    ok = ok && snap_revert(2, "s3");
-    ok = ok && w(12, 1);
-    ok = ok && flush();
-    ok = ok && verify_live();
-    (void)ok;
+    flush();
+    w(0, 2), w(cb + 1, 1), w(5, 3);   /* in place */
+    snap_create(0, "s1");
+    w(1, 1), w(cb * 2, cb), w(nlo - 3, 3);   /* copy on write */
+    flush();
+    zero(cb * 4, cb, 1), zero(cb * 2, cb, 2), zero(8, 2, 1), zero(0, cb, 0);
+    w(cb * 4 + 1, 1);
+    verify_live();
+    snap_create(1, "s2");
+    w(3, 4), w(cb * 6, 2);
+    snap_revert(0, "s1");
+    w(2, 1), w(cb * 3 + 2, 2);
+    snap_delete("s2");
+    flush();
+    verify_live();
+    grow();
+    w(nlo, 3), w(nlo + nhi / 2, cb + 1), w(10, 1);
+    snap_create(2, "s3");
+    w(nlo + 1, 1), w(11, 2);
+    flush();
+    snap_delete("s1");
+    w(nlo + 2, 2), zero(nlo, cb, 1);
+    snap_revert(2, "s3");
+    w(12, 1);
+    flush();
+    verify_live();
 }
 
 static int sh(const char *cmd)
@@ -427,6 +517,7 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
     model_reset();
     client_error = 0;
     failed_step = NULL;
+    stopped = false;
     bad_reads = 0;
     CHECK_EQ(vd_image_create("qcow2", path, &co, &err), 0);
     CHECK_EQ(vd_image_open("qcow2", path, &oo, &img, &err), 0);
@@ -435,7 +526,7 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
     }
     vd_fault_arm(c, nth, error, flags);
     workload();
-    if (client_error < 0) {
+    if (client_error < 0 && !keep_going) {
         /* The client goes on reading after an error: whatever reads
          * succeed return the old or the new data. */
         bad_reads += read_all(img, cur_size < alt_size ? cur_size : alt_size,
@@ -481,6 +572,14 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
     }
     uint64_t size = vd_image_length(img);
     CHECK(size == stable_size || size == cur_size || size == alt_size);
+    if (size_settled) {
+        CHECK_EQ(size, cur_size);
+    }
+    if (!(size == stable_size || size == cur_size || size == alt_size)) {
+        fprintf(stderr, "  size %llu, expected %llu (flushed), %llu or %llu\n",
+                (unsigned long long)size, (unsigned long long)stable_size,
+                (unsigned long long)cur_size, (unsigned long long)alt_size);
+    }
     if (client_error == 0) {
         /* No error reported: every request took effect. */
         model_flushed();
@@ -561,6 +660,9 @@ static void sweep(enum vd_fault_class c, int error, unsigned flags)
     if (only != NULL && strcmp(only, vd_fault_class_name(c)) != 0) {
         return;
     }
+    /* After a one-shot fault the client goes on, as a VM does after an
+     * EIO; after a sticky one there is nothing left to do. */
+    keep_going = !(flags & VD_FAULT_STICKY);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     run_one(c, 0, 0, 0, &st);
     /* the count-only run armed with nth = 0 */
