@@ -28,9 +28,10 @@
  * those of failed requests; contents are a function of (block, version),
  * version 0 being zeroes, and are compared per 512-byte sector.
  *
- * Usage: test_qcow2_faults [class] runs only the sweeps of one class
- * (read, data-write, meta-write, flush, resize); VD_FAULT_FULL=1 adds the
- * read sweeps left out by default on small clusters. */
+ * Usage: test_qcow2_faults [class|all [geometry]] runs only the sweeps of
+ * one class (read, data-write, meta-write, flush, resize) and geometry
+ * (64k, 4k, 512, 512r); VD_FAULT_FULL=1 adds the read sweeps left out by
+ * default on small clusters, and the 512r geometry. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,6 +62,7 @@ struct geometry {
     uint64_t hi_bytes;
     uint64_t grown;          /* size after the resize */
     uint64_t cache_bytes;
+    bool fill_hi;            /* write the whole high region once grown */
 };
 
 static const struct geometry *geo;
@@ -458,6 +460,9 @@ static void workload(void)
     verify_live();
     grow();
     w(nlo, 3), w(nlo + nhi / 2, cb + 1), w(10, 1);
+    for (uint32_t b = nlo + 4; geo->fill_hi && b + 64 <= nblocks; b += 64) {
+        w(b, 64);
+    }
     snap_create(2, "s3");
     w(nlo + 1, 1), w(11, 2);
     flush();
@@ -656,6 +661,7 @@ report:
 
 static unsigned points_total;
 static const char *only;   /* argv[1]: run only this class's sweeps */
+static const char *only_geo;   /* argv[2]: and only this geometry */
 
 /* One sweep over every point of class c; go_on: the client keeps going
  * after an error (else it stops and closes). */
@@ -732,15 +738,19 @@ int main(int argc, char **argv)
     static const struct geometry geos[] = {
         /* 64 KiB clusters: one L2 table maps 512 MiB, so the resize to
          * 1 GiB adds an L1 entry (the high region lies past 512 MiB) */
-        {"64k", 65536, 4u << 20, 768u << 20, 512u << 10, 1u << 30, 256 << 10},
+        {"64k", 65536, 4u << 20, 768u << 20, 512u << 10, 1u << 30, 256 << 10, false},
         /* 4 KiB clusters: L2 tables map 2 MiB, refcount blocks cover
          * 8 MiB of host file; tiny caches evict all the time */
-        {"4k", 4096, 4u << 20, 6u << 20, 1u << 20, 8u << 20, 32 << 10},
+        {"4k", 4096, 4u << 20, 6u << 20, 1u << 20, 8u << 20, 32 << 10, false},
         /* 512-byte clusters: a refcount block covers 128 KiB of host
          * file, so allocation keeps adding refcount blocks */
-        {"512", 512, 1u << 20, 1536u << 10, 256u << 10, 2u << 20, 4 << 10},
+        {"512", 512, 1u << 20, 1536u << 10, 256u << 10, 2u << 20, 4 << 10, false},
+        /* and filling 8 MiB of it outgrows the first refcount table
+         * cluster (64 blocks of 128 KiB): the table moves */
+        {"512r", 512, 1u << 20, 2u << 20, 8u << 20, 10u << 20, 8 << 10, true},
     };
-    only = argc > 1 ? argv[1] : NULL;
+    only = argc > 1 && strcmp(argv[1], "all") != 0 ? argv[1] : NULL;
+    only_geo = argc > 2 ? argv[2] : NULL;
     /* Hundreds of runs, each syncing: keep them off a real disk. */
     snprintf(dir, sizeof(dir), "%s/vdfaultXXXXXX",
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
@@ -749,6 +759,11 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < sizeof(geos) / sizeof(geos[0]); i++) {
+        /* the last one has thousands of points: on request only */
+        if ((geos[i].fill_hi && getenv("VD_FAULT_FULL") == NULL) ||
+            (only_geo != NULL && strcmp(only_geo, geos[i].name) != 0)) {
+            continue;
+        }
         run_geometry(&geos[i]);
     }
     fprintf(stderr, "injection points covered: %u\n", points_total);
