@@ -21,7 +21,9 @@
 
 enum vd_fault_class {
     VD_FAULT_READ,         /* vd_pread_full, vd_hostfile_pread, async reads */
-    VD_FAULT_DATA_WRITE,   /* guest data: vd_hostfile_pwrite, async writes */
+    VD_FAULT_DATA_WRITE,   /* guest data and other plain writes:
+                              vd_hostfile_pwrite, vd_pwrite_full, async
+                              writes */
     VD_FAULT_META_WRITE,   /* image metadata: vd_meta_pwrite */
     VD_FAULT_FLUSH,        /* vd_fdatasync */
     VD_FAULT_RESIZE,       /* vd_ftruncate, vd_fallocate */
