@@ -31,7 +31,8 @@
  * Usage: test_qcow2_faults [class|all [geometry]] runs only the sweeps of
  * one class (read, data-write, meta-write, flush, resize) and geometry
  * (64k, 4k, 512, 512r); VD_FAULT_FULL=1 adds the read sweeps left out by
- * default on small clusters, and the 512r geometry. */
+ * default on small clusters, and the 512r geometry. With VD_FAULT_KEEP=1
+ * a failing run keeps the images that failed (fail-*.qcow2). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -767,7 +768,7 @@ int main(int argc, char **argv)
         run_geometry(&geos[i]);
     }
     fprintf(stderr, "injection points covered: %u\n", points_total);
-    if (vd_test_failures == 0) {
+    if (vd_test_failures == 0 || getenv("VD_FAULT_KEEP") == NULL) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         sh(cmd);
