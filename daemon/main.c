@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "catalog.h"
+#include "fault.h"
 #include "fuse_export.h"
 #include "ioloop.h"
 #include "log.h"
@@ -441,6 +442,11 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Functional tests make host I/O fail on purpose (formats/fault.h). */
+    if (vd_fault_arm_env() < 0) {
+        fprintf(stderr, "vdiskd: VDISKD_FAULT: not class:nth:error[:sticky]\n");
+        goto out;
+    }
 
     if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
         goto out;

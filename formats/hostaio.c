@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "fault.h"
 #include "ioloop.h"
 #include "vd_driver.h"
 
@@ -78,7 +79,7 @@ static void batch_seg_done(struct vd_hostio *io, int ret)
 {
     /* io is b->io[i]; walk back to the batch through the stored owner. */
     struct vd_hostio_batch *b = io->owner;
-    batch_put(b, ret);
+    batch_put(b, vd_fault_complete(io->write ? VD_FAULT_DATA_WRITE : VD_FAULT_READ, ret));
 }
 
 int vd_hostio_batch_submit(struct vd_ioloop *l, struct vd_hostio_batch *b)

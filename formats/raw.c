@@ -152,17 +152,15 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
-    return fdatasync(s->hf.fd) < 0 ? -errno : 0;
+    return vd_fdatasync(s->hf.fd);
 }
 
 static int raw_discard(struct vd_image *img, uint64_t off, uint64_t len)
 {
     struct raw_state *s = img->opaque;
-    if (fallocate(s->hf.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)off, (off_t)len) < 0) {
-        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
-    }
-    return 0;
+    int ret = vd_fallocate(s->hf.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+    return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
 }
 
 static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
@@ -174,11 +172,9 @@ static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
             return 0;
         }
     }
-    if (fallocate(s->hf.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)off, (off_t)len) < 0) {
-        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
-    }
-    return 0;
+    int ret = vd_fallocate(s->hf.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+    return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
 }
 
 static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
@@ -232,8 +228,9 @@ static int raw_truncate(struct vd_image *img, uint64_t size,
     if (size < atomic_load(&s->size)) {
         return vd_error_set(err, -ENOTSUP, "shrinking a volume is not supported");
     }
-    if (ftruncate(s->hf.fd, (off_t)size) < 0) {
-        return vd_error_set(err, -errno, "resize: %s", strerror(errno));
+    int ret = vd_ftruncate(s->hf.fd, size);
+    if (ret < 0) {
+        return vd_error_set(err, ret, "resize: %s", strerror(-ret));
     }
     atomic_store(&s->size, size);
     return 0;

@@ -221,16 +221,17 @@ int q2_metadata_writeback(struct qcow2_state *s)
         ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
     }
     if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
-        if (fdatasync(s->fd) < 0) {
-            return -errno;
+        ret = vd_fdatasync(s->fd);
+        if (ret < 0) {
+            return ret;
         }
         ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
         if (ret == 0) {
             s->l1_dirty_lo = s->l1_dirty_hi = 0;
         }
     }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     return ret;
 }
@@ -249,16 +250,16 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
             uint64_t rc;
             if (q2_refcount_of(s, c >> s->cluster_bits, &rc) == 0 &&
                 rc == 0) {
-                fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                          (off_t)c, (off_t)s->cluster_size);
+                vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                             c, s->cluster_size);
             }
         }
     }
     if (ret == 0) {
         ret = q2_cache_writeback(s, &s->rb_cache);
     }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     return ret;
 }
@@ -285,7 +286,7 @@ static int qcow2_flush(struct vd_image *img)
         /* The steady state of a VM writing in place: do not stall
          * lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
-        return fdatasync(s->fd) < 0 ? -errno : 0;
+        return vd_fdatasync(s->fd);
     }
     ret = q2_metadata_writeback(s);
     p = s->pending;
@@ -513,8 +514,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
     s->hdr.l1_table_offset = new_off;
     s->hdr.l1_size = needed;
     ret = q2_header_write(s);
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         return q2_signal_write_failure(s, ret, "switching to the grown L1 "
@@ -550,8 +551,13 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
     if (ret == 0) {
         s->hdr.size = size;
         ret = q2_header_write(s);
-        if (ret == 0 && fdatasync(s->fd) < 0) {
-            ret = -errno;
+        if (ret == 0) {
+            ret = vd_fdatasync(s->fd);
+        }
+        if (ret < 0) {
+            /* The caller hears of failure: the next header write (a
+             * snapshot, say) must not grow the disk after all. */
+            s->hdr.size = atomic_load(&s->size);
         }
     }
     if (ret == 0) {
