@@ -4,6 +4,7 @@
 #include "io_util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,19 @@ int vd_fdatasync(int fd)
         return ret;
     }
     return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int vd_fdatasync_sticky(int fd, _Atomic bool *failed)
+{
+    int ret;
+    if (atomic_load(failed)) {
+        return -EIO;
+    }
+    ret = vd_fdatasync(fd);
+    if (ret < 0) {
+        atomic_store(failed, true);
+    }
+    return ret;
 }
 
 int vd_ftruncate(int fd, uint64_t size)

@@ -3,6 +3,7 @@
 #ifndef VD_IO_UTIL_H
 #define VD_IO_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,12 @@ int vd_meta_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 /* fdatasync, ftruncate and fallocate as 0 or -errno, with the fault
  * injection hooks of their class. */
 int vd_fdatasync(int fd);
+/* vd_fdatasync whose failure sticks: once it failed, *failed is set and
+ * every later call answers -EIO without syncing. After a failed
+ * fdatasync the kernel may have dropped the pages it could not write and
+ * marked them clean, so a later fdatasync that succeeds would vouch for
+ * data that is gone. *failed belongs to the open file; any thread. */
+int vd_fdatasync_sticky(int fd, _Atomic bool *failed);
 int vd_ftruncate(int fd, uint64_t size);
 int vd_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 

@@ -19,6 +19,7 @@ struct raw_state {
     struct vd_hostfile hf;    /* hf.fd -1 when closed */
     struct vd_ioloop *loop;   /* NULL: no asynchronous I/O */
     _Atomic uint64_t size;    /* virtual size == file size */
+    _Atomic bool sync_failed; /* a flush failed: all later ones fail */
 };
 
 static int raw_probe(const uint8_t *buf, size_t len)
@@ -152,7 +153,7 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
-    return vd_fdatasync(s->hf.fd);
+    return vd_fdatasync_sticky(s->hf.fd, &s->sync_failed);
 }
 
 static int raw_discard(struct vd_image *img, uint64_t off, uint64_t len)

@@ -50,7 +50,7 @@ static int l2_barrier(struct qcow2_state *s)
     if (ret < 0) {
         return ret;
     }
-    return vd_fdatasync(s->fd);
+    return q2_sync(s);
 }
 
 static int write_slot(struct qcow2_state *s, struct q2_cache *c,

@@ -269,7 +269,7 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
     }
     ret = vd_meta_pwrite(s->fd, table, nt * cs, (start + nb) * cs);
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     if (ret < 0) {
         goto io_err;
@@ -279,7 +279,7 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
     s->hdr.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
     ret = q2_header_write(s);
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     if (ret < 0) {
         q2_signal_write_failure(s, ret, "switching to the rebuilt refcount "

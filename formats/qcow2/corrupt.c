@@ -75,6 +75,18 @@ int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what)
     return ret;
 }
 
+int q2_sync(struct qcow2_state *s)
+{
+    bool before = atomic_load(&s->sync_failed);
+    int ret = vd_fdatasync_sticky(s->fd, &s->sync_failed);
+    if (ret < 0 && !before) {
+        q2_set_reason(s, "fdatasync of the image failed (%s): writes the "
+                      "host could not store may be lost, no more writes",
+                      strerror(-ret));
+    }
+    return ret;
+}
+
 void q2_set_reason(struct qcow2_state *s, const char *fmt, ...)
 {
     va_list ap;

@@ -337,7 +337,7 @@ int qcow2_open(struct vd_image *img, const char *location,
             s->hdr.autoclear_features = 0;
             ret = q2_header_write(s);
             if (ret == 0) {
-                ret = vd_fdatasync(s->fd);
+                ret = q2_sync(s);
             }
             if (ret < 0) {
                 vd_error_set(err, ret, "updating header of '%s': %s",

@@ -255,6 +255,7 @@ struct qcow2_state {
      * while the image is open; readable from any thread. */
     _Atomic bool corrupt_claimed;
     _Atomic bool corrupt_marked; /* corrupt bit set in the file (or was) */
+    _Atomic bool sync_failed;    /* an fdatasync failed (q2_sync) */
     _Atomic(const char *) corruption;
     char corrupt_reason[256];
 };
@@ -405,6 +406,11 @@ int q2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
 /* A metadata update (what) failed with ret half way: stop writing and
  * keep the reason, without marking the image. Returns ret. */
 int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what);
+/* fdatasync the image file. A failure sticks (vd_fdatasync_sticky): every
+ * later flush fails, metadata write-back stops (what the kernel dropped
+ * may be metadata that later tables would point into) and the reason is
+ * kept. Any thread, lock held or not. */
+int q2_sync(struct qcow2_state *s);
 /* Keep fmt as the reason if there is none yet (nothing else). */
 void q2_set_reason(struct qcow2_state *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -213,7 +213,7 @@ int q2_metadata_writeback(struct qcow2_state *s)
     if (s->readonly) {
         return 0;
     }
-    if (s->broken) {
+    if (s->broken || atomic_load(&s->sync_failed)) {
         return -EIO;
     }
     ret = q2_cache_writeback(s, &s->rb_cache);
@@ -221,7 +221,7 @@ int q2_metadata_writeback(struct qcow2_state *s)
         ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
     }
     if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
         if (ret < 0) {
             return ret;
         }
@@ -231,7 +231,7 @@ int q2_metadata_writeback(struct qcow2_state *s)
         }
     }
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     return ret;
 }
@@ -259,7 +259,7 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
         ret = q2_cache_writeback(s, &s->rb_cache);
     }
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     return ret;
 }
@@ -268,7 +268,8 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
  * frees (DESIGN NOTES 11). Lock held. */
 static bool only_data_locked(struct qcow2_state *s)
 {
-    return !s->broken && s->npending == 0 &&
+    return !s->broken && !atomic_load(&s->sync_failed) &&
+           s->npending == 0 &&
            s->l1_dirty_lo >= s->l1_dirty_hi &&
            !q2_cache_has_dirty(&s->l2_cache) &&
            !q2_cache_has_dirty(&s->rb_cache);
@@ -286,7 +287,7 @@ static int qcow2_flush(struct vd_image *img)
         /* The steady state of a VM writing in place: do not stall
          * lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
-        return vd_fdatasync(s->fd);
+        return q2_sync(s);
     }
     ret = q2_metadata_writeback(s);
     p = s->pending;
@@ -324,7 +325,7 @@ static int qcow2_flush_nowait(struct vd_image *img)
     if (!only_data) {
         return -EAGAIN;
     }
-    return fdatasync(s->fd) < 0 ? -errno : 0;
+    return q2_sync(s);
 }
 
 /* The part of [off, off+len) made of whole clusters; the image's last
@@ -515,7 +516,7 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
     s->hdr.l1_size = needed;
     ret = q2_header_write(s);
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     if (ret < 0) {
         return q2_signal_write_failure(s, ret, "switching to the grown L1 "
@@ -552,7 +553,7 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
         s->hdr.size = size;
         ret = q2_header_write(s);
         if (ret == 0) {
-            ret = vd_fdatasync(s->fd);
+            ret = q2_sync(s);
         }
         if (ret < 0) {
             /* The caller hears of failure: the next header write (a

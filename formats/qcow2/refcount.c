@@ -225,7 +225,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     if (ret < 0) {
         goto out;
     }
-    ret = vd_fdatasync(s->fd);
+    ret = q2_sync(s);
     if (ret < 0) {
         goto out;
     }
@@ -233,7 +233,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
     s->hdr.refcount_table_clusters = (uint32_t)nt;
     ret = q2_header_write(s);
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     if (ret < 0) {
         /* The header may or may not point at the new table now. */
@@ -314,7 +314,7 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
         }
     }
     if (ret == 0) {
-        ret = vd_fdatasync(s->fd);
+        ret = q2_sync(s);
     }
     if (ret < 0) {
         q2_cache_drop(&s->rb_cache, c * cs);

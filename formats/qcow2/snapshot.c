@@ -19,7 +19,7 @@
 
 static int sync_fd(struct qcow2_state *s)
 {
-    return vd_fdatasync(s->fd);
+    return q2_sync(s);
 }
 
 /* Add delta to the refcount of every L2 table and data cluster reachable

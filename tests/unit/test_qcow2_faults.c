@@ -21,7 +21,9 @@
  * write and flush fails too: the image is what a crash at that point
  * leaves, short of lost page cache). After a one-shot fault the client
  * either stops and closes, or goes on to the end as a VM does after an
- * EIO; after a sticky one it stops.
+ * EIO; after a sticky one it stops. A flush fault is sticky inside the
+ * driver whatever the mode: after a failed fdatasync every later flush
+ * fails and no metadata is written (q2_sync).
  *
  * The model keeps, for each 4 KiB block, the acknowledged version, the
  * version at the last successful flush, the versions written since and
@@ -567,8 +569,11 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
      * and the tables whose "copied" flags follow them, leaves flags that
      * disagree with refcounts: qemu-img counts that as corruption (and
      * repairs it), though no data is at risk, and QEMU's own snapshot
-     * code has the same window. Only that is forgiven, and only there. */
-    if (qc == 2 && copied_only && (flags & VD_FAULT_STICKY) &&
+     * code has the same window. Only that is forgiven, and only there.
+     * A failed flush stops the driver's writing for good (q2_sync), so
+     * even a one-shot flush fault leaves what such a crash leaves. */
+    bool crash_like = (flags & VD_FAULT_STICKY) || c == VD_FAULT_FLUSH;
+    if (qc == 2 && copied_only && crash_like &&
         failed_step != NULL && strncmp(failed_step, "snapshot", 8) == 0) {
         window = true;
         st->copied_window++;
