@@ -125,7 +125,7 @@ int vd_image_open(const char *format, const char *location,
     struct vd_open_opts o = *opts;
     o.readonly = img->readonly;
     ret = drv->open(img, location, &o, err);
-    VD_ASSERT_ERRNO_RESULT(ret);
+    VD_ASSERT(ret == VD_OPEN_READONLY || (ret <= 0 && ret > -4096));
     if (ret < 0) {
         goto out_free;
     }
