@@ -111,6 +111,8 @@ static void test_tokens(void)
     CHECK(t == NULL);
 
     CHECK_EQ(load(path, good, 0600, &t, &err), 0);
+    api_tokens_free(t);
+    t = NULL;
     CHECK_EQ(load(path, good, 0400, &t, &err) == 0 ? 0 : 1, 0);
     api_tokens_free(t);
     t = NULL;
