@@ -41,6 +41,16 @@ void vd_driver_names(unsigned caps, bool is_file, char *buf, size_t cap);
 int vd_image_create(const char *format, const char *location,
                     const struct vd_create_opts *opts, struct vd_error *err);
 
+/* The location of a remote image named by parts (vd_driver.locate):
+ * its length, -ENOTSUP if driver takes a URI instead, or -errno. */
+int vd_image_locate(const char *driver, const struct vd_locate_req *req,
+                    char *buf, size_t len, struct vd_error *err);
+
+/* Remove the image at location through its driver (vd_driver.remove);
+ * -ENOTSUP if the driver cannot. */
+int vd_image_remove(const char *driver, const char *location,
+                    struct vd_error *err);
+
 /* After copying an image of format into location from orig_dir, make
  * its relative references to other files resolve as before. */
 int vd_image_relocate(const char *format, const char *location,

@@ -162,6 +162,17 @@ struct vd_backend_state {
     bool lock_owner;        /* ... and this host holds it */
 };
 
+/* What a create request names of a remote image (vd_driver.locate): the
+ * members of the API's backend object, NULL where not given. */
+struct vd_locate_req {
+    const char *uri;
+    const char *cluster;    /* which of the operator's clusters */
+    const char *pool;
+    const char *image;
+    const char *uuid;       /* the new volume's: names an image made for it */
+    bool create;            /* a new image is to be made (else attach) */
+};
+
 struct vd_check_result {
     uint64_t corruptions;
     uint64_t leaks;
@@ -186,6 +197,20 @@ struct vd_driver {
      * than 512 for small files) is this format: 0 = not it, 100 = certain.
      * NULL = never chosen by probing. */
     int (*probe)(const uint8_t *buf, size_t len);
+
+    /* Remote backends addressed by named parts rather than a URI: write
+     * the location req names into buf (len bytes) and return its length,
+     * or -EINVAL with err naming the offending member ("backend.pool"),
+     * -ENOENT for a cluster or store that is not configured. Checks
+     * syntax and configuration only, never the network. NULL = the
+     * location is req->uri as given. */
+    int (*locate)(const struct vd_locate_req *req, char *buf, size_t len,
+                  struct vd_error *err);
+
+    /* Remove the image at location, with its snapshots (nobody has it
+     * open). -ENOENT if it does not exist. NULL = the daemon removes a
+     * host file itself, and a remote image cannot be removed. */
+    int (*remove)(const char *location, struct vd_error *err);
 
     /* Make a new image at location. NULL = cannot create. */
     int (*create)(const char *location, const struct vd_create_opts *opts,
