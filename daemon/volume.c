@@ -16,6 +16,10 @@
  *    A served volume whose image reports corruption is shown 'corrupt'
  *    (with the driver's reason, logged once); that state is never written
  *    to the catalog, it follows from the image.
+ *    A remote image vdiskd created (owns_image) is removed with its row;
+ *    an attached one is left alone unless the caller purges it. A remote
+ *    create inserts its 'creating' row first, then makes the image, so
+ *    start-up removes both after a crash.
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
  * 5. Control operations hold `ctl` for their whole length, except that
@@ -186,6 +190,12 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr,
     if (vd_row_is_file(row) && unlink(row->location) < 0 && errno != ENOENT) {
         return vd_error_set(err, -errno, "cannot remove '%s': %s",
                             row->location, strerror(errno));
+    }
+    if (!vd_row_is_file(row) && row->owns_image) {
+        ret = vd_image_remove(row->backend, row->location, err);
+        if (ret < 0 && ret != -ENOENT) {
+            return ret;
+        }
     }
     vd_fsync_dir(mgr->images_dir);
     return vd_catalog_volume_delete(mgr->cat, row->name, err);
@@ -369,10 +379,12 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     mgr->import_dirs = dup_strv(NULL, cfg->import_dirs);
     mgr->allowed_dirs = dup_strv(cfg->data_dir, cfg->import_dirs);
     mgr->nbd_socket_dirs = dup_strv(NULL, cfg->nbd_socket_dirs);
+    mgr->pool_allow = dup_strv(NULL, cfg->pool_allow);
     if (mgr->default_format == NULL || mgr->data_dir == NULL ||
         mgr->mount_dir == NULL || mgr->images_dir == NULL ||
         mgr->import_dirs == NULL || mgr->allowed_dirs == NULL ||
-        mgr->nbd_socket_dirs == NULL || mgr->jobs == NULL) {
+        mgr->nbd_socket_dirs == NULL || mgr->pool_allow == NULL ||
+        mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
@@ -500,6 +512,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     free_strv(mgr->import_dirs);
     free_strv(mgr->allowed_dirs);
     free_strv(mgr->nbd_socket_dirs);
+    free_strv(mgr->pool_allow);
     pthread_mutex_destroy(&mgr->ctl);
     pthread_mutex_destroy(&mgr->lock);
     pthread_mutex_destroy(&mgr->views_lock);

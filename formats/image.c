@@ -74,6 +74,17 @@ int vd_image_locate(const char *driver, const struct vd_locate_req *req,
     return drv->locate(req, buf, len, err);
 }
 
+int vd_image_location_parts(const char *driver, const char *location,
+                            struct vd_location_parts *out)
+{
+    const struct vd_driver *drv = vd_driver_find(driver);
+    memset(out, 0, sizeof(*out));
+    if (drv == NULL || drv->location_parts == NULL) {
+        return -ENOTSUP;
+    }
+    return drv->location_parts(location, out);
+}
+
 int vd_image_remove(const char *driver, const char *location,
                     struct vd_error *err)
 {

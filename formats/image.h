@@ -46,6 +46,11 @@ int vd_image_create(const char *format, const char *location,
 int vd_image_locate(const char *driver, const struct vd_locate_req *req,
                     char *buf, size_t len, struct vd_error *err);
 
+/* Split a remote location into its parts (vd_driver.location_parts);
+ * -ENOTSUP if the driver has none. */
+int vd_image_location_parts(const char *driver, const char *location,
+                            struct vd_location_parts *out);
+
 /* Remove the image at location through its driver (vd_driver.remove);
  * -ENOTSUP if the driver cannot. */
 int vd_image_remove(const char *driver, const char *location,

@@ -173,6 +173,14 @@ struct vd_locate_req {
     bool create;            /* a new image is to be made (else attach) */
 };
 
+/* A remote location split into the parts a create request names them by
+ * (vd_driver.location_parts), for showing; "" where a part is absent. */
+struct vd_location_parts {
+    char cluster[32];
+    char pool[128];
+    char image[256];
+};
+
 struct vd_check_result {
     uint64_t corruptions;
     uint64_t leaks;
@@ -206,6 +214,10 @@ struct vd_driver {
      * location is req->uri as given. */
     int (*locate)(const struct vd_locate_req *req, char *buf, size_t len,
                   struct vd_error *err);
+
+    /* Split a location made by locate into its parts (0), or -EINVAL.
+     * NULL = the location is shown as a URI only. */
+    int (*location_parts)(const char *location, struct vd_location_parts *out);
 
     /* Remove the image at location, with its snapshots (nobody has it
      * open). -ENOENT if it does not exist. NULL = the daemon removes a

@@ -183,6 +183,24 @@ static int rbd_drv_remove(const char *location, struct vd_error *err)
     return ret < 0 ? ret : vd_rbd_image_remove(location, err);
 }
 
+static int rbd_drv_location_parts(const char *location,
+                                  struct vd_location_parts *out)
+{
+    struct vd_rbd_location loc;
+    _Static_assert(sizeof(out->cluster) >= sizeof(loc.cluster) &&
+                   sizeof(out->pool) >= sizeof(loc.pool) &&
+                   sizeof(out->image) >= sizeof(loc.image),
+                   "location parts fit");
+    int ret = vd_rbd_location_parse(location, &loc, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    memcpy(out->cluster, loc.cluster, sizeof(loc.cluster));
+    memcpy(out->pool, loc.pool, sizeof(loc.pool));
+    memcpy(out->image, loc.image, sizeof(loc.image));
+    return 0;
+}
+
 /* Open io and image of s->loc (not shared yet, or by the connector while
  * `up` is false). */
 static int open_image(struct rbd_state *s, bool fail_fast,
@@ -647,6 +665,7 @@ const struct vd_driver vd_driver_rbd = {
     .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
             VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES,
     .locate = vd_rbd_locate,
+    .location_parts = rbd_drv_location_parts,
     .remove = rbd_drv_remove,
     .create = rbd_drv_create,
     .open = rbd_drv_open,
