@@ -28,6 +28,7 @@ jq_body() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); exec("p
 rbd_has() { rbd ls rbd | grep -qx "$1"; }
 
 # ---- create: a new image named from the volume's uuid ------------------
+# (the create, attach and delete requests are the README's, as written)
 api POST /volumes '{"name":"r1","size":"64M","backend":{"type":"rbd","cluster":"c1","pool":"rbd"}}'
 expect_status 201
 IMG1=$(jq_body 'd["backend"]["image"]')
