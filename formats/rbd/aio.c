@@ -10,6 +10,13 @@
 
 /* ---- synchronous ------------------------------------------------------ */
 
+/* A flush with nothing in flight succeeds without an OSD: its success
+ * says nothing about the link, so it does not clear io_timed_out. */
+static int flush_errno(struct rbd_state *s, int64_t r)
+{
+    return r >= 0 ? 0 : vd_rbd_io_errno(s, r);
+}
+
 int vd_rbd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
 {
     struct rbd_state *s = img->opaque;
@@ -46,7 +53,7 @@ int vd_rbd_flush(struct vd_image *img)
     if (!vd_rbd_up(s)) {
         return 0; /* never up: nothing was written through it (note 6) */
     }
-    return vd_rbd_io_errno(s, rbd_flush(s->image));
+    return flush_errno(s, rbd_flush(s->image));
 }
 
 /* librbd takes a size_t length per call; keep each well inside it. */
@@ -91,6 +98,8 @@ static void aio_complete(rbd_completion_t c, void *arg)
     rbd_aio_release(c);
     if (r >= 0 && aio->op == VD_AIO_READ && (size_t)r != aio->len) {
         ret = -EIO; /* a short read inside the image cannot happen */
+    } else if (aio->op == VD_AIO_FLUSH) {
+        ret = flush_errno(s, r);
     } else {
         ret = vd_rbd_io_errno(s, r);
     }

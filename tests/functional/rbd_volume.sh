@@ -131,7 +131,13 @@ grep -qi "input/output error" "$T/stall.out" || { kill -CONT "$OSD_PID"; fail "w
 echo "qemu-io: EIO after $t s with the OSD stopped"
 qio "$VD_MNT/l1" 'write -P 0x5a 0 64k' 'read -P 0x5a 0 64k' | grep -q fail &&
     { kill -CONT "$OSD_PID"; fail "a local volume stalled with the OSD"; }
+t0=$(date +%s)
 api GET /volumes/r2
+expect_status 200
+echo "GET with the OSD stopped: $(( $(date +%s) - t0 )) s"
+[ "$(jq_body 'd["backend"]["state"]')" = disconnected ] ||
+    { kill -CONT "$OSD_PID"; fail "r2 after timeouts: $API_BODY"; }
+api GET /health
 expect_status 200
 kill -CONT "$OSD_PID"
 for i in $(seq 30); do
@@ -140,6 +146,8 @@ for i in $(seq 30); do
 done
 qio "$VD_MNT/r2" 'write -P 0x77 0 4k' 'read -P 0x77 0 4k' 2>&1 | grep -qi "fail\|error" &&
     fail "no I/O after the OSD came back"
+api GET /volumes/r2
+[ "$(jq_body 'd["backend"]["state"]')" = connected ] || fail "r2 after the OSD came back: $API_BODY"
 
 # ---- a cluster down at start-up: shown, then served once it is back -------
 stop_daemon
