@@ -6,8 +6,9 @@
  *    directory) -> image opened -> row 'ready' -> published to the mount.
  *    A crash before 'ready' leaves a 'creating' row, which start-up undoes
  *    (file removed, row removed). Nothing half-made is ever visible. A
- *    remote backend has no file: its server is dialled first, before any
- *    row and outside `ctl` (note 5).
+ *    remote backend has no file: its row goes in 'creating' first (it
+ *    holds the name), then the image is made if vdiskd owns it and
+ *    opened, outside `ctl` (note 5); a failure removes both.
  * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish -> gate
  *    closed and drained -> image closed -> row 'deleting' -> file unlinked ->
  *    row removed. Start-up finishes any 'deleting' row the same way.

@@ -60,8 +60,16 @@ cmp "$VD_MNT/r1" "$T/r1.exp" || fail "r1's file differs from rbd export"
     --do_verify=1 --verify_fatal=1 --runtime=20 --output="$T/fio.out" ) ||
     fail "fio: $(cat "$T/fio.out")"
 grep -q "err= 0" "$T/fio.out" || fail "fio: $(cat "$T/fio.out")"
-rbd export rbd/vm-disk "$T/r2.exp" >/dev/null 2>&1 || fail "rbd export r2"
+rm -f "$T/r2.exp"; rbd export rbd/vm-disk "$T/r2.exp" >/dev/null 2>&1 || fail "rbd export r2"
 cmp "$VD_MNT/r2" "$T/r2.exp" || fail "r2's file differs from rbd export"
+
+# ---- grow: the image grows in the cluster -------------------------------
+api PATCH /volumes/r2 '{"size":"48M"}'
+expect_status 200
+[ "$(rbd info --format json rbd/vm-disk | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')" = 50331648 ] ||
+    fail "rbd info after PATCH: $(rbd info rbd/vm-disk)"
+[ "$(stat -c %s "$VD_MNT/r2")" = 50331648 ] || fail "r2's file after PATCH"
+rm -f "$T/r2.exp"; rbd export rbd/vm-disk "$T/r2.exp" >/dev/null 2>&1 || fail "rbd export r2"
 
 # ---- snapshots: RBD's own ------------------------------------------------
 api POST /volumes/r1/snapshots '{"name":"s1"}'
