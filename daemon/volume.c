@@ -12,20 +12,20 @@
  * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish -> gate
  *    closed and drained -> image closed -> row 'deleting' -> file unlinked ->
  *    row removed. Start-up finishes any 'deleting' row the same way.
+ *    A remote image vdiskd created (owns_image) is removed like a file,
+ *    once its volume is closed; an attached one is left alone unless
+ *    the caller purges it.
  * 3. A 'ready' row whose image is missing or will not open is kept, marked
  *    'missing' and logged; it is not served. It comes back when it opens.
  *    A served volume whose image reports corruption is shown 'corrupt'
  *    (with the driver's reason, logged once); that state is never written
  *    to the catalog, it follows from the image.
- *    A remote image vdiskd created (owns_image) is removed with its row;
- *    an attached one is left alone unless the caller purges it. A remote
- *    create inserts its 'creating' row first, then makes the image, so
- *    start-up removes both after a crash.
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
  * 5. Control operations hold `ctl` for their whole length, except that
- *    create dials a remote server before taking it (a server that does
- *    not answer would hold every control call for the connect timeout);
+ *    create dials a remote server before taking it, and delete closes a
+ *    remote volume and removes its image after releasing it (a server
+ *    that does not answer would hold every control call for its timeout);
  *    `lock` guards only the list of served volumes and is never held
  *    across I/O. */
 #include <dirent.h>
