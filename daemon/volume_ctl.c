@@ -346,7 +346,7 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
             return n;
         } else if (!pool_allowed(mgr, spec->backend_pool)) {
             return vd_error_set(err, -EACCES, "pool '%s' is not one the "
-                                "operator allowed for %s volumes", 
+                                "operator allowed for %s volumes",
                                 spec->backend_pool, backend);
         }
         row->owns_image = create;
