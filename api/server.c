@@ -1,26 +1,40 @@
-/* server.c — the HTTP side of the API: libmicrohttpd daemon, routing,
- * request bodies, and sending the replies handlers build.
+/* server.c — the HTTP side of the API: libmicrohttpd daemons, who is
+ * asking, routing, request bodies, handler workers, and sending the
+ * replies handlers build.
  *
  * DESIGN NOTES
- * 1. One thread per connection (MHD_USE_THREAD_PER_CONNECTION), at most
- *    API_MAX_CONNECTIONS, idle ones closed after API_CONN_TIMEOUT s.
- * 2. Everything that can be decided from the request line and headers
- *    (404, 405, bad name, 413 by Content-Length, 415) is answered on the
- *    first callback, before any body is read; MHD then closes the
- *    connection instead of reading the rest.
- * 3. A body is buffered only up to max_body; beyond that the rest is
- *    dropped and the request ends in 413. Routes without a body drop
- *    any body sent. Good requests are answered after the whole request
- *    is read, so the connection stays open for the next one. A request
- *    with no body at all (no Content-Type, no Content-Length or 0, not
- *    chunked) is taken as the empty object {}: `curl -X POST .../revert`
- *    asks for the defaults, and a route that needs members says which.
+ * 1. Connections are accepted by listen.c and handed to one MHD daemon
+ *    per listener, each run by MHD's internal polling threads (a small
+ *    pool, epoll), with a total and a per-IP connection limit, an
+ *    inactivity timeout, and the whole-request deadline of listen.c.
+ *    Idle or slow clients cost a descriptor and a small buffer, never a
+ *    thread.
+ * 2. Handlers may block for long (a delete drains its volume, a create
+ *    writes an image): they never run on a polling thread. The
+ *    connection is suspended and the request queued to a fixed pool of
+ *    API_WORKERS threads; the worker resumes it with the reply. Only
+ *    GET /health and GET /openapi.json, which touch nothing shared, run
+ *    inline, so liveness answers even when every worker is busy.
+ * 3. Everything that can be decided from the request line and headers
+ *    (401, 403, 404, 405, bad name, 413 by Content-Length, 415) is
+ *    answered on the first callback, before any body is read. A body
+ *    is buffered up to max_body; the chunk that crosses it ends the
+ *    connection with 413 at once, however much the client still means
+ *    to send. Every reply says "Connection: close" (listen.c note 4).
+ *    A request with no body at all (no Content-Type, no Content-Length
+ *    or 0, not chunked) is taken as the empty object {}: `curl -X POST
+ *    .../revert` asks for the defaults.
  * 4. The path is split on raw '/' before percent-decoding (MHD's own
  *    unescaping is turned off), so "%2F" can never fake a separator and
  *    "%00" never truncates a name; names are then checked with
  *    vd_volume_name_valid before any handler sees them.
- * 5. Handlers call the volume manager from several connection threads at
- *    once; it serialises its own changes (volume.h). */
+ * 5. Who is asking: on a unix socket, the peer's uid (SO_PEERCRED, read
+ *    once at accept); uid 0 is admin, anyone else needs a token. Over
+ *    TCP, a bearer token when a token file is configured; without one
+ *    only loopback listeners are allowed and every client is admin.
+ *    The token table is swapped whole on reload, under tokens_lock.
+ * 6. Every request other than GET/HEAD is audited: one log line with
+ *    who, peer, method, path, status, and the volume's uuid if known. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,15 +42,19 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "handler.h"
+#include "listen.h"
 #include "log.h"
 #include "parse.h"
 #include "problem.h"
@@ -44,24 +62,75 @@
 #include "vd_error.h"
 #include "volume.h"
 
-#define API_MAX_CONNECTIONS 64
-#define API_CONN_TIMEOUT 30   /* seconds */
+#define API_MAX_CONNECTIONS 2048  /* per listener; capped by RLIMIT_NOFILE */
+#define API_PER_IP_CONNECTIONS 32
+#define API_IDLE_TIMEOUT 10       /* s without a byte: closed */
+#define API_REQUEST_DEADLINE 15   /* s for a whole request (listen.c) */
+#define API_POLL_THREADS 2        /* MHD polling threads per listener */
+#define API_WORKERS 8             /* handler threads (note 2) */
+#define API_MAX_LISTENERS 9
+#define API_DISCARD_MAX (1024 * 1024)   /* read past max_body, then cut */
 
-struct vd_api {
-    struct MHD_Daemon *mhd;
-    struct vd_volmgr *mgr;
-    size_t max_body;
-    uint16_t port;
+/* One listener's MHD daemon and what it needs to know about itself. */
+struct api_srv {
+    struct vd_api *api;
+    struct api_listener *l;
 };
 
-/* Per-request state, freed in request_completed. */
+struct conn;
+
+struct vd_api {
+    struct vd_volmgr *mgr;
+    size_t max_body;
+    bool public_metrics;
+    char *token_file;                 /* NULL: no tokens */
+    pthread_mutex_t tokens_lock;
+    struct api_tokens *tokens;        /* under tokens_lock */
+    struct api_listener ls[API_MAX_LISTENERS];
+    struct api_srv srv[API_MAX_LISTENERS];
+    int n;
+    struct api_accept *accept;
+    char *tls_cert, *tls_key;         /* PEM text */
+    char describe[512];
+
+    /* Handler workers (note 2). */
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond;
+    struct conn *q_head, *q_tail;     /* under q_lock */
+    unsigned q_running;               /* under q_lock */
+    bool stopping;                    /* under q_lock */
+    pthread_t workers[API_WORKERS];
+    int n_workers;
+};
+
+/* Who is asking (note 5). */
+struct ident {
+    enum api_role role;
+    bool bad_token;                   /* a token was sent and is wrong */
+    char who[96];                     /* for the audit log */
+    char peer[64];
+};
+
+/* Per-request state, freed in on_completed. */
 struct conn {
+    struct api_srv *srv;
+    struct api_conn *tc;              /* listen.c's entry (socket context) */
+    struct MHD_Connection *mc;
     const struct api_route_method *rm;
     struct api_path path;
+    struct ident id;
     char *body;
     size_t len, cap;
-    bool too_big;
     bool empty;             /* no body announced: {} (note 3) */
+    bool too_big;           /* body over max_body: being discarded */
+    bool raw_replied;       /* the 413 went out on the socket itself */
+    size_t discarded;
+    bool queued, done;      /* handed to a worker; its reply is ready */
+    struct api_request req;
+    char since[VD_API_NAME_MAX + 1];
+    struct api_reply rep;
+    char uuid[40];          /* volume's uuid for the audit log, or "" */
+    struct conn *q_next;
 };
 
 /* ---- query parameters --------------------------------------------------- */
@@ -139,7 +208,7 @@ static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
 /* ---- sending ------------------------------------------------------------ */
 
 static enum MHD_Result send_reply(struct MHD_Connection *c,
-                                  struct api_reply *rep)
+                                  struct api_reply *rep, bool bad_token)
 {
     struct MHD_Response *resp = NULL;
     const char *ctype = rep->content_type;
@@ -186,6 +255,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *c,
     if (rep->allow != NULL) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
     }
+    if (rep->status == 401) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                bad_token ? "Bearer realm=\"vdiskd\", "
+                                            "error=\"invalid_token\""
+                                          : "Bearer realm=\"vdiskd\"");
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (rep->image_fate != NULL) {
         MHD_add_response_header(resp, "Vdiskd-Image", rep->image_fate);
     }
@@ -194,19 +270,134 @@ static enum MHD_Result send_reply(struct MHD_Connection *c,
     return ret;
 }
 
-/* Send rep, log it at debug level, and release it. */
-static enum MHD_Result finish(struct MHD_Connection *c, const char *method,
-                              const char *url, struct api_reply *rep)
+/* A copy of s safe for one log line: control bytes and non-ASCII become
+ * '?', and it is cut at 200 bytes. */
+static void log_safe(char *out, size_t outlen, const char *s)
 {
-    enum MHD_Result ret = send_reply(c, rep);
+    size_t i = 0;
+    for (; s != NULL && *s != '\0' && i + 1 < outlen && i < 200; s++) {
+        unsigned char ch = (unsigned char)*s;
+        out[i++] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+    }
+    out[i] = '\0';
+}
+
+/* Note 6. */
+static void audit(const struct conn *cx, const char *method, const char *url,
+                  unsigned status)
+{
+    char path[256];
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        return;
+    }
+    log_safe(path, sizeof(path), url);
+    vd_info("audit: who=%s peer=%s %.16s %s -> %u%s%s", cx->id.who,
+            cx->id.peer, method, path, status,
+            cx->uuid[0] != '\0' ? " volume=" : "", cx->uuid);
+}
+
+/* Send rep, log it, and release it. */
+static enum MHD_Result finish(struct MHD_Connection *c, struct conn *cx,
+                              const char *method, const char *url,
+                              struct api_reply *rep)
+{
+    enum MHD_Result ret;
+    if (cx->uuid[0] == '\0' && rep->json != NULL && !rep->problem) {
+        const char *u = json_string_value(json_object_get(rep->json, "uuid"));
+        if (u != NULL) {
+            snprintf(cx->uuid, sizeof(cx->uuid), "%s", u);
+        }
+    }
+    ret = send_reply(c, rep, cx->id.bad_token);
+    audit(cx, method, url, rep->status);
     vd_debug("api: %s %s -> %u", method, url, rep->status);
     api_reply_clear(rep);
     return ret;
 }
 
+/* ---- who is asking (note 5) --------------------------------------------- */
+
+static void identify(struct vd_api *api, struct conn *cx,
+                     struct MHD_Connection *c)
+{
+    struct ident *id = &cx->id;
+    const char *token = api_bearer_token(MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    char name[API_TOKEN_NAME_MAX + 1];
+    enum api_role role = API_ROLE_NONE;
+
+    id->role = API_ROLE_NONE;
+    snprintf(id->who, sizeof(id->who), "-");
+    if (cx->srv->l->is_unix) {
+        if (cx->tc != NULL && cx->tc->have_uid) {
+            snprintf(id->peer, sizeof(id->peer), "uid:%u",
+                     (unsigned)cx->tc->uid);
+        } else {
+            snprintf(id->peer, sizeof(id->peer), "unix:unknown");
+        }
+    } else {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+        char host[INET6_ADDRSTRLEN] = "?";
+        if (sa != NULL && sa->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                      host, sizeof(host));
+        } else if (sa != NULL && sa->sa_family == AF_INET6) {
+            inet_ntop(AF_INET6,
+                      &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+                      sizeof(host));
+        }
+        snprintf(id->peer, sizeof(id->peer), "%s", host);
+    }
+    if (token != NULL) {
+        pthread_mutex_lock(&api->tokens_lock);
+        role = api_tokens_check(api->tokens, token, name, sizeof(name));
+        pthread_mutex_unlock(&api->tokens_lock);
+        if (role != API_ROLE_NONE) {
+            id->role = role;
+            snprintf(id->who, sizeof(id->who), "token:%s", name);
+            return;
+        }
+        id->bad_token = true;
+    }
+    if (cx->srv->l->is_unix) {
+        if (cx->tc != NULL && cx->tc->have_uid && cx->tc->uid == 0) {
+            id->role = API_ROLE_ADMIN;
+            snprintf(id->who, sizeof(id->who), "uid:0");
+        }
+        return;
+    }
+    if (api->token_file == NULL && !id->bad_token) {
+        /* Loopback only (vd_api_start refuses anything else). */
+        id->role = API_ROLE_ADMIN;
+        snprintf(id->who, sizeof(id->who), "anonymous");
+    }
+}
+
+static bool is_read_method(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* Routes anyone may use: /health always, /metrics and /openapi.json
+ * with --public-metrics. */
+static bool route_is_open(struct vd_api *api,
+                          const struct api_route_method *rm)
+{
+    if (rm == NULL) {
+        return false;
+    }
+    if (rm->fn == api_health_get) {
+        return true;
+    }
+    return api->public_metrics &&
+           (rm->fn == api_metrics_get || rm->fn == api_openapi_get);
+}
+
 /* ---- requests ----------------------------------------------------------- */
 
-/* First callback of a request: route and check headers (note 2). Returns
+/* First callback of a request: who, route, headers (note 3). Returns
  * true if rep now holds an early reply. */
 static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
                           const char *url, const char *method,
@@ -214,8 +405,23 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
 {
     const char *clen, *ctype;
 
+    identify(api, cx, c);
     cx->rm = api_route_find(url, method, &cx->path, rep);
+    if (cx->id.role == API_ROLE_NONE && !route_is_open(api, cx->rm)) {
+        cx->rm = NULL;
+        api_problem(rep, 401, cx->id.bad_token
+                                  ? "the bearer token is not valid"
+                                  : "authentication required: send "
+                                    "'Authorization: Bearer TOKEN'");
+        return true;
+    }
     if (cx->rm == NULL) {
+        return true;
+    }
+    if (cx->id.role == API_ROLE_READ && !is_read_method(method)) {
+        cx->rm = NULL;
+        api_problem(rep, 403, "token '%s' has the read role; %s needs "
+                    "admin", cx->id.who + strlen("token:"), method);
         return true;
     }
     if (!cx->rm->body) {
@@ -228,7 +434,13 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
         unsigned long long n;
         errno = 0;
         n = strtoull(clen, &end, 10);
-        if (errno != 0 || end == clen || n > api->max_body) {
+        if (errno != 0 || end == clen || *end != '\0' || clen[0] == '-') {
+            /* listen.c refuses these on plain HTTP; over TLS MHD does. */
+            api_problem(rep, 400, "Content-Length must be a decimal number "
+                        "of bytes");
+            return true;
+        }
+        if (n > api->max_body) {
             api_problem(rep, 413, "request body of %s bytes is larger than "
                         "the %zu allowed", clen, api->max_body);
             return true;
@@ -261,15 +473,12 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     return false;
 }
 
-/* Take one chunk of body (note 3). */
-static void request_body(struct vd_api *api, struct conn *cx,
+/* Take one chunk of body (note 3); false once it is too big. */
+static bool request_body(struct vd_api *api, struct conn *cx,
                          const char *data, size_t size)
 {
-    if (cx->too_big || size > api->max_body - cx->len) {
-        cx->too_big = true;
-        free(cx->body);
-        cx->body = NULL;
-        return;
+    if (size > api->max_body - cx->len) {
+        return false;
     }
     if (cx->len + size > cx->cap) {
         size_t cap = cx->cap > 0 ? cx->cap : 4096;
@@ -282,57 +491,153 @@ static void request_body(struct vd_api *api, struct conn *cx,
         }
         p = realloc(cx->body, cap);
         if (p == NULL) {
-            cx->too_big = true;   /* answered as 413 rather than crash */
-            free(cx->body);
-            cx->body = NULL;
-            return;
+            return false;   /* answered as 413 rather than crash */
         }
         cx->body = p;
         cx->cap = cap;
     }
     memcpy(cx->body + cx->len, data, size);
     cx->len += size;
+    return true;
 }
 
-/* The whole request is in: parse, run the handler, fill rep. */
-static void request_run(struct vd_api *api, struct MHD_Connection *c,
-                        struct conn *cx, struct api_reply *rep)
+/* The whole request is in: parse query and body into cx->req. Returns
+ * false with rep filled when the request is refused. Polling thread. */
+static bool request_prepare(struct vd_api *api, struct MHD_Connection *c,
+                            struct conn *cx, struct api_reply *rep)
 {
-    struct api_request req = {
+    struct query_scan q = {.allowed = cx->rm->query, .rep = rep};
+
+    cx->req = (struct api_request){
         .mgr = api->mgr,
         .name = cx->path.volume[0] != '\0' ? cx->path.volume : NULL,
         .snapshot = cx->path.snapshot[0] != '\0' ? cx->path.snapshot : NULL,
         .id = cx->path.id,
     };
-    struct query_scan q = {.allowed = cx->rm->query, .rep = rep};
-
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_check, &q);
     if (q.bad) {
-        return;
+        return false;
     }
-    req.force = q.force;
-    req.purge = q.purge;
-    req.since = q.since[0] != '\0' ? q.since : NULL;
+    cx->req.force = q.force;
+    cx->req.purge = q.purge;
+    memcpy(cx->since, q.since, sizeof(cx->since));
+    cx->req.since = cx->since[0] != '\0' ? cx->since : NULL;
     if (cx->rm->body) {
         json_error_t jerr;
-        if (cx->too_big) {
-            api_problem(rep, 413, "request body is larger than the %zu bytes "
-                        "allowed", api->max_body);
-            return;
-        }
-        req.body = cx->empty && cx->len == 0
-                       ? json_object()
-                       : json_loadb(cx->body != NULL ? cx->body : "", cx->len,
-                                    JSON_REJECT_DUPLICATES, &jerr);
-        if (req.body == NULL) {
+        cx->req.body = cx->empty && cx->len == 0
+                           ? json_object()
+                           : json_loadb(cx->body != NULL ? cx->body : "",
+                                        cx->len, JSON_REJECT_DUPLICATES,
+                                        &jerr);
+        if (cx->req.body == NULL) {
             api_problem(rep, 400, "malformed JSON at line %d, column %d "
                         "(byte %d): %s", jerr.line, jerr.column,
                         jerr.position, jerr.text);
-            return;
+            return false;
         }
     }
-    cx->rm->fn(&req, rep);
-    json_decref(req.body);
+    return true;
+}
+
+/* Run the handler (a worker, or inline for note 2's routes). */
+static void request_run(struct conn *cx)
+{
+    if (!is_read_method(cx->rm->method) && cx->req.name != NULL) {
+        /* The uuid for the audit line, looked up before a delete. */
+        struct vd_volume_info *vi = malloc(sizeof(*vi));
+        if (vi != NULL && vd_volmgr_get(cx->req.mgr, cx->req.name, vi,
+                                        NULL) == 0) {
+            snprintf(cx->uuid, sizeof(cx->uuid), "%s", vi->row.uuid);
+        }
+        free(vi);
+    }
+    cx->rm->fn(&cx->req, &cx->rep);
+    json_decref(cx->req.body);
+    cx->req.body = NULL;
+}
+
+/* ---- handler workers (note 2) ------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct vd_api *api = arg;
+    pthread_mutex_lock(&api->q_lock);
+    for (;;) {
+        struct conn *cx;
+        while (api->q_head == NULL && !api->stopping) {
+            pthread_cond_wait(&api->q_cond, &api->q_lock);
+        }
+        if (api->q_head == NULL) {
+            break;
+        }
+        cx = api->q_head;
+        api->q_head = cx->q_next;
+        if (api->q_head == NULL) {
+            api->q_tail = NULL;
+        }
+        api->q_running++;
+        pthread_mutex_unlock(&api->q_lock);
+
+        request_run(cx);
+        cx->done = true;
+        api_conn_set_busy(api->accept, cx->tc, false);
+        MHD_resume_connection(cx->mc);
+
+        pthread_mutex_lock(&api->q_lock);
+        api->q_running--;
+    }
+    pthread_mutex_unlock(&api->q_lock);
+    return NULL;
+}
+
+/* Queue cx for a worker; false if the server is stopping. */
+static bool enqueue(struct vd_api *api, struct conn *cx)
+{
+    pthread_mutex_lock(&api->q_lock);
+    if (api->stopping) {
+        pthread_mutex_unlock(&api->q_lock);
+        return false;
+    }
+    cx->q_next = NULL;
+    if (api->q_tail != NULL) {
+        api->q_tail->q_next = cx;
+    } else {
+        api->q_head = cx;
+    }
+    api->q_tail = cx;
+    pthread_cond_signal(&api->q_cond);
+    pthread_mutex_unlock(&api->q_lock);
+    return true;
+}
+
+/* The body crossed max_body (note 3). MHD 0.9.75 cannot queue a reply
+ * while a body is arriving, so on plain HTTP the 413 is written to the
+ * socket at once (nothing else has been sent on it) and the connection
+ * ends after at most API_DISCARD_MAX more bytes; over TLS the 413 follows
+ * if the body ends within that bound, else the connection is cut. */
+static void too_big(struct vd_api *api, struct conn *cx, const char *method,
+                    const char *url)
+{
+    cx->too_big = true;
+    free(cx->body);
+    cx->body = NULL;
+    if (cx->srv->l->screen && cx->tc != NULL) {
+        char msg[400], body[200];
+        int n, bn;
+        bn = snprintf(body, sizeof(body), "{\"type\":\"about:blank\","
+                          "\"title\":\"Content Too Large\",\"status\":413,"
+                          "\"detail\":\"request body is larger than the %zu "
+                          "bytes allowed\"}", api->max_body);
+        n = snprintf(msg, sizeof(msg), "HTTP/1.1 413 Content Too Large\r\n"
+                     "Content-Type: application/problem+json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     bn, body);
+        if (send(cx->tc->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+            n) {
+            cx->raw_replied = true;
+            audit(cx, method, url, 413);
+        }
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -341,42 +646,111 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    struct vd_api *api = cls;
+    struct api_srv *srv = cls;
+    struct vd_api *api = srv->api;
     struct conn *cx = *con_cls;
     struct api_reply rep = {0};
 
     if (cx == NULL) {
+        const union MHD_ConnectionInfo *ci;
         cx = calloc(1, sizeof(*cx));
         if (cx == NULL) {
             return MHD_NO;
         }
         *con_cls = cx;
+        cx->srv = srv;
+        cx->mc = c;
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        cx->tc = ci != NULL ? ci->socket_context : NULL;
         if (request_begin(api, c, url, method, cx, &rep)) {
-            return finish(c, method, url, &rep);
+            return finish(c, cx, method, url, &rep);
         }
         /* Answer on a later call, once MHD has read the request to its
-         * end: replying now would make MHD close the connection. */
+         * end. */
         return MHD_YES;
     }
+    if (cx->done) {
+        return finish(c, cx, method, url, &cx->rep);
+    }
     if (*upload_data_size != 0) {
-        if (cx->rm->body) {
-            request_body(api, cx, upload_data, *upload_data_size);
+        if (cx->too_big) {
+            cx->discarded += *upload_data_size;
+            *upload_data_size = 0;
+            return cx->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        if (cx->rm->body &&
+            !request_body(api, cx, upload_data, *upload_data_size)) {
+            too_big(api, cx, method, url);
         }   /* else: a body nobody asked for is dropped unread */
         *upload_data_size = 0;
         return MHD_YES;
     }
-    request_run(api, c, cx, &rep);
-    return finish(c, method, url, &rep);
+    if (cx->too_big) {
+        if (cx->raw_replied) {
+            return MHD_NO;
+        }
+        api_problem(&rep, 413, "request body is larger than the %zu bytes "
+                    "allowed", api->max_body);
+        return finish(c, cx, method, url, &rep);
+    }
+    if (cx->queued) {
+        return MHD_YES;   /* spurious call while the worker runs */
+    }
+    if (!request_prepare(api, c, cx, &rep)) {
+        return finish(c, cx, method, url, &rep);
+    }
+    if (cx->rm->fn == api_health_get || cx->rm->fn == api_openapi_get) {
+        request_run(cx);
+        return finish(c, cx, method, url, &cx->rep);
+    }
+    cx->queued = true;
+    api_conn_set_busy(api->accept, cx->tc, true);
+    MHD_suspend_connection(c);
+    if (!enqueue(api, cx)) {
+        MHD_resume_connection(c);
+        api_conn_set_busy(api->accept, cx->tc, false);
+        json_decref(cx->req.body);
+        cx->req.body = NULL;
+        api_problem(&cx->rep, 503, "the server is shutting down");
+        cx->done = true;
+    }
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct api_srv *srv = cls;
     struct conn *cx = *con_cls;
     if (cx != NULL) {
+        api_conn_request_done(srv->api->accept, cx->tc);
+        json_decref(cx->req.body);
+        api_reply_clear(&cx->rep);
         free(cx->body);
         free(cx);
         *con_cls = NULL;
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct api_srv *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = ci != NULL ? ci->connect_fd : -1;
+        struct api_conn *tc = api_conn_started(srv->api->accept, fd,
+                                               srv->l->is_unix);
+        if (tc != NULL && srv->l->is_unix && fd >= 0 &&
+            api_peer_uid(fd, &tc->uid) == 0) {
+            tc->have_uid = true;
+        }
+        *socket_context = tc;
+    } else {
+        api_conn_closed(srv->api->accept, *socket_context);
+        *socket_context = NULL;
     }
 }
 
@@ -394,103 +768,300 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-/* A non-blocking listening socket on host:port; returns the fd or -errno. */
-static int listen_on(const char *host, uint16_t port, bool *v6,
-                     uint16_t *bound, struct vd_error *err)
+/* Read a whole PEM file into a NUL-terminated string; caller frees. */
+static int read_pem(const char *path, const char *what, char **out,
+                    struct vd_error *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char portstr[8];
-    int one = 1, fd = -1, r, ret;
+    FILE *f = fopen(path, "re");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (f == NULL) {
+        return vd_error_set(err, -errno, "cannot open %s '%s': %s", what,
+                            path, strerror(errno));
+    }
+    for (;;) {
+        size_t n;
+        if (cap - len < 4096) {
+            char *p;
+            if (cap > (1u << 20)) {
+                fclose(f);
+                free(buf);
+                return vd_error_set(err, -EFBIG, "%s '%s' is larger than "
+                                    "1 MiB", what, path);
+            }
+            p = realloc(buf, cap + 8192);
+            if (p == NULL) {
+                fclose(f);
+                free(buf);
+                return vd_error_set(err, -ENOMEM, "out of memory");
+            }
+            buf = p;
+            cap += 8192;
+        }
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    *out = buf;
+    return 0;
+}
 
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    r = getaddrinfo(host, portstr, &hints, &ai);
-    if (r != 0) {
-        return vd_error_set(err, -EINVAL, "'%s' is not a numeric IPv4 or "
-                            "IPv6 address: %s", host, gai_strerror(r));
-    }
-    *v6 = ai->ai_family == AF_INET6;
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        ret = vd_error_set(err, -errno, "socket: %s", strerror(errno));
-        goto out;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (*v6) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        listen(fd, API_MAX_CONNECTIONS) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        ret = vd_error_set(err, -errno, "cannot listen on %s port %u: %s",
-                           host, port, strerror(errno));
-        goto out_close;
-    }
-    *bound = ntohs(ss.ss_family == AF_INET6
-                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
-    freeaddrinfo(ai);
-    return fd;
+#define NON_LOOPBACK_MSG                                                   \
+    "--listen %s is not a loopback address and no --api-token-file is "   \
+    "given: anyone who can reach it could create and delete volumes. "    \
+    "Give --api-token-file, or listen on 127.0.0.1 or a unix socket"
 
-out_close:
-    close(fd);
-out:
-    freeaddrinfo(ai);
-    return ret;
+/* Total connections per listener, leaving at least half of the
+ * descriptors to volumes and the catalog. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    unsigned lim = API_MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 2 < lim) {
+        lim = (unsigned)(rl.rlim_cur / 2);
+    }
+    return lim > 16 ? lim : 16;
+}
+
+static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
+                     unsigned limit, struct vd_error *err)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem opts[16];
+    int n = 0;
+
+    if (tls) {
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                            api->tls_cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                            api->tls_key};
+    }
+    if (!srv->l->is_unix) {
+        opts[n++] = (struct MHD_OptionItem){
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, API_PER_IP_CONNECTIONS, NULL};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    srv->l->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_POLL_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_IDLE_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_ARRAY, opts,
+        MHD_OPTION_END);
+    if (srv->l->mhd == NULL) {
+        return vd_error_set(err, -EIO, "cannot start the HTTP server for %s%s",
+                            srv->l->desc, tls ? " (is the TLS certificate "
+                            "or key malformed, or do they not match?)" : "");
+    }
+    return 0;
+}
+
+int vd_api_check(const struct vd_api_config *cfg, struct vd_error *err)
+{
+    struct api_tokens *t = NULL;
+    char *pem = NULL;
+    int n_tcp = 0, ret;
+
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        return vd_error_set(err, -EINVAL, "--tls-cert and --tls-key go "
+                            "together");
+    }
+    if (cfg->tls_cert != NULL) {
+        if ((ret = read_pem(cfg->tls_cert, "TLS certificate", &pem, err)) < 0) {
+            return ret;
+        }
+        free(pem);
+        if ((ret = read_pem(cfg->tls_key, "TLS key", &pem, err)) < 0) {
+            return ret;
+        }
+        explicit_bzero(pem, strlen(pem));
+        free(pem);
+    }
+    if (cfg->token_file != NULL &&
+        (ret = api_tokens_load(cfg->token_file, &t, err)) < 0) {
+        return ret;
+    }
+    api_tokens_free(t);
+    for (int i = 0; i < cfg->n_listen; i++) {
+        if ((ret = vd_api_listen_check(cfg->listen[i], err)) < 0) {
+            return ret;
+        }
+        if (strncmp(cfg->listen[i], "unix:", 5) == 0) {
+            continue;
+        }
+        if (++n_tcp > 1) {
+            return vd_error_set(err, -EINVAL, "at most one TCP --listen "
+                                "(any number of unix:PATH)");
+        }
+        ret = api_listen_loopback(cfg->listen[i]);
+        if (ret < 0) {
+            return vd_error_set(err, -EINVAL, "--listen %s: not a numeric "
+                                "IPv4 or IPv6 address", cfg->listen[i]);
+        }
+        if (ret == 0 && cfg->token_file == NULL) {
+            return vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
+                                cfg->listen[i]);
+        }
+    }
+    return 0;
 }
 
 int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
                  struct vd_api **out, struct vd_error *err)
 {
     struct vd_api *api;
-    bool v6 = false;
-    int fd, ret;
+    bool tls = cfg->tls_cert != NULL;
+    int n_tcp = 0, ret;
+    unsigned limit = connection_limit();
+    struct api_accept_limits lim = {
+        .deadline_s = API_REQUEST_DEADLINE,
+        .max_conns = limit,
+        .per_ip = API_PER_IP_CONNECTIONS,
+    };
 
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        return vd_error_set(err, -EINVAL, "--tls-cert and --tls-key go "
+                            "together");
+    }
+    if (cfg->n_listen < 1 || cfg->n_listen > API_MAX_LISTENERS) {
+        return vd_error_set(err, -EINVAL, "want 1 to %d --listen",
+                            API_MAX_LISTENERS);
+    }
+    if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        return vd_error_set(err, -ENOTSUP, "this libmicrohttpd has no TLS "
+                            "support");
+    }
     api = calloc(1, sizeof(*api));
     if (api == NULL) {
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
     api->mgr = mgr;
     api->max_body = cfg->max_body;
-
-    fd = listen_on(cfg->host, cfg->port, &v6, &api->port, err);
-    if (fd < 0) {
-        ret = fd;
-        goto out_free;
+    api->public_metrics = cfg->public_metrics;
+    pthread_mutex_init(&api->tokens_lock, NULL);
+    pthread_mutex_init(&api->q_lock, NULL);
+    pthread_cond_init(&api->q_cond, NULL);
+    for (int i = 0; i < API_MAX_LISTENERS; i++) {
+        api->ls[i].fd = -1;
     }
-    api->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-            MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, on_request, api,
-        MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, api,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api,
-        MHD_OPTION_END);
-    if (api->mhd == NULL) {
-        /* MHD may or may not have closed fd; leaking it on this fatal
-         * start-up path is safer than closing someone else's. */
-        ret = vd_error_set(err, -EIO, "cannot start the HTTP server on %s "
-                           "port %u", cfg->host, api->port);
-        goto out_free;
+    if (cfg->token_file != NULL) {
+        api->token_file = strdup(cfg->token_file);
+        if (api->token_file == NULL) {
+            ret = vd_error_set(err, -ENOMEM, "out of memory");
+            goto out_stop;
+        }
+        if ((ret = api_tokens_load(cfg->token_file, &api->tokens, err)) < 0) {
+            goto out_stop;
+        }
     }
+    if (tls && ((ret = read_pem(cfg->tls_cert, "TLS certificate",
+                                &api->tls_cert, err)) < 0 ||
+                (ret = read_pem(cfg->tls_key, "TLS key", &api->tls_key,
+                                err)) < 0)) {
+        goto out_stop;
+    }
+    for (int i = 0; i < cfg->n_listen; i++) {
+        struct api_listener *l = &api->ls[i];
+        bool is_unix = strncmp(cfg->listen[i], "unix:", 5) == 0;
+        if (!is_unix && ++n_tcp > 1) {
+            ret = vd_error_set(err, -EINVAL, "at most one TCP --listen "
+                               "(any number of unix:PATH)");
+            goto out_stop;
+        }
+        ret = api_listener_open(l, cfg->listen[i], cfg->socket_mode,
+                                cfg->socket_gid, tls && !is_unix, err);
+        api->n = i + 1;
+        if (ret < 0) {
+            goto out_stop;
+        }
+        if (!l->is_unix && !l->loopback && api->tokens == NULL) {
+            ret = vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
+                               cfg->listen[i]);
+            goto out_stop;
+        }
+        l->screen = l->is_unix || !tls;
+        api->srv[i] = (struct api_srv){.api = api, .l = l};
+    }
+    if ((ret = api_accept_start(api->ls, api->n, &lim, &api->accept,
+                                err)) < 0) {
+        goto out_stop;
+    }
+    for (int i = 0; i < api->n; i++) {
+        if ((ret = start_mhd(api, &api->srv[i], tls && !api->ls[i].is_unix,
+                             limit, err)) < 0) {
+            goto out_stop;
+        }
+        snprintf(api->describe + strlen(api->describe),
+                 sizeof(api->describe) - strlen(api->describe), "%s%s",
+                 i > 0 ? ", " : "", api->ls[i].desc);
+    }
+    for (int i = 0; i < API_WORKERS; i++) {
+        if (pthread_create(&api->workers[i], NULL, worker_main, api) != 0) {
+            ret = vd_error_set(err, -EAGAIN, "cannot start API workers");
+            goto out_stop;
+        }
+        api->n_workers++;
+    }
+    vd_info("api: %s; %s; %u connections per listener, %u per address, "
+            "%u s per request", api->describe,
+            api->tokens != NULL ? "bearer tokens required"
+                                : "no token file: loopback and root on "
+                                  "unix sockets only",
+            limit, (unsigned)API_PER_IP_CONNECTIONS,
+            (unsigned)API_REQUEST_DEADLINE);
     *out = api;
     return 0;
 
-out_free:
-    free(api);
+out_stop:
+    vd_api_stop(api);
     return ret;
 }
 
 uint16_t vd_api_port(const struct vd_api *api)
 {
-    return api->port;
+    for (int i = 0; i < api->n; i++) {
+        if (!api->ls[i].is_unix) {
+            return api->ls[i].port;
+        }
+    }
+    return 0;
+}
+
+const char *vd_api_describe(const struct vd_api *api)
+{
+    return api->describe;
+}
+
+int vd_api_reload(struct vd_api *api, struct vd_error *err)
+{
+    struct api_tokens *t = NULL, *old;
+    int ret;
+    if (api->token_file == NULL) {
+        return 0;
+    }
+    if ((ret = api_tokens_load(api->token_file, &t, err)) < 0) {
+        return ret;
+    }
+    pthread_mutex_lock(&api->tokens_lock);
+    old = api->tokens;
+    api->tokens = t;
+    pthread_mutex_unlock(&api->tokens_lock);
+    api_tokens_free(old);
+    vd_info("api: reloaded %d token(s) from %s", api_tokens_count(t),
+            api->token_file);
+    return 0;
 }
 
 void vd_api_stop(struct vd_api *api)
@@ -498,6 +1069,32 @@ void vd_api_stop(struct vd_api *api)
     if (api == NULL) {
         return;
     }
-    MHD_stop_daemon(api->mhd);
+    api_accept_stop(api->accept);
+    /* Workers finish what is queued and resume those connections; new
+     * requests are answered 503 from here on. */
+    pthread_mutex_lock(&api->q_lock);
+    api->stopping = true;
+    pthread_cond_broadcast(&api->q_cond);
+    pthread_mutex_unlock(&api->q_lock);
+    for (int i = 0; i < api->n_workers; i++) {
+        pthread_join(api->workers[i], NULL);
+    }
+    for (int i = 0; i < api->n; i++) {
+        if (api->ls[i].mhd != NULL) {
+            MHD_stop_daemon(api->ls[i].mhd);
+        }
+        api_listener_close(&api->ls[i]);
+    }
+    api_accept_free(api->accept);
+    api_tokens_free(api->tokens);
+    free(api->token_file);
+    if (api->tls_key != NULL) {
+        explicit_bzero(api->tls_key, strlen(api->tls_key));
+    }
+    free(api->tls_key);
+    free(api->tls_cert);
+    pthread_mutex_destroy(&api->tokens_lock);
+    pthread_mutex_destroy(&api->q_lock);
+    pthread_cond_destroy(&api->q_cond);
     free(api);
 }

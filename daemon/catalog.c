@@ -13,12 +13,15 @@
 #include "catalog-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "schema.h"
@@ -136,6 +139,33 @@ static int migrate(struct vd_catalog *cat, struct vd_error *err)
     return 0;
 }
 
+/* The catalog is for root's eyes only: create it 0600 before SQLite
+ * opens it (SQLite gives -wal and -shm the main file's mode), and
+ * tighten files an older version left 0644. */
+static int restrict_mode(const char *path, struct vd_error *err)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    char p[4096];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return vd_error_set(err, -e, "cannot create catalog '%s' mode "
+                            "0600: %s", path, strerror(e));
+    }
+    close(fd);
+    for (int i = 1; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        if (chmod(p, 0600) < 0 && errno != ENOENT) {
+            return vd_error_set(err, -errno, "cannot chmod '%s': %s", p,
+                                strerror(errno));
+        }
+    }
+    return 0;
+}
+
 int vd_catalog_open(const char *path, struct vd_catalog **out,
                     struct vd_error *err)
 {
@@ -146,6 +176,9 @@ int vd_catalog_open(const char *path, struct vd_catalog **out,
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
     pthread_mutex_init(&cat->lock, NULL);
+    if ((ret = restrict_mode(path, err)) < 0) {
+        goto out_close;
+    }
     if (sqlite3_open_v2(path, &cat->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                             SQLITE_OPEN_FULLMUTEX,

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct vd_error;
+struct vd_ioloop;
 struct vd_volmgr;
 struct vd_fuse_export;
 
@@ -20,6 +21,9 @@ struct vd_fuse_config {
     int threads;        /* worker threads for the session loop */
     bool host_cache;    /* images use the host page cache (no O_DIRECT):
                            write payloads need no aligned copy */
+    struct vd_ioloop *ioloop;   /* reads /dev/fuse and serves the fast
+                                   path (fuse_loop.c); NULL = libfuse's
+                                   own loop */
 };
 
 /* Clean a dead mount a killed daemon left at mount_dir (ENOTCONN), and

@@ -1,8 +1,8 @@
 /* fuse_loop.c — the FUSE session loop: requests are read from /dev/fuse
- * by the process's I/O thread (formats/hostaio.h) and small reads and
- * writes of volume files are served there without any other thread
- * waking; every other request goes to a pool of worker threads that run
- * libfuse's handlers (fuse_session_process_buf).
+ * by the I/O thread of the export's loop (formats/ioloop.h) and small
+ * reads and writes of volume files are served there without any other
+ * thread waking; every other request goes to a pool of worker threads
+ * that run libfuse's handlers (fuse_session_process_buf).
  *
  * DESIGN NOTES
  * 1. Fast requests: READ and WRITE of up to 128 KiB and FSYNC of volume
@@ -32,8 +32,9 @@
  *    is still handed to the workers, so stop's wake-up lookup is answered.
  *    Workers finish the queue before they exit. FUSE_INTERRUPT is ignored:
  *    no handler waits long enough to be worth interrupting.
- * 6. Where io_uring is not available, vd_fuse_loop_run answers
- *    VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop. */
+ * 6. Without an I/O loop (io_uring not available), vd_fuse_loop_run
+ *    answers VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop. */
+#include "vd_assert.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@
 
 #include "fuse-int.h"
 #include "hostaio.h"
+#include "ioloop.h"
 #include "log.h"
 
 #define RB_HEAD 4096                      /* page holding struct rbuf */
@@ -127,7 +129,7 @@ static int arm(struct vd_fuse_loop *lp, struct rbuf *rb)
 {
     rb->io = (struct vd_hostio){
         .fd = lp->fd, .buf = rb->data, .len = RB_LEN, .cb = on_request};
-    return vd_hostio_read_fd(&rb->io);
+    return vd_ioloop_read_fd(lp->fx->cfg.ioloop, &rb->io);
 }
 
 /* Serve a READ, WRITE or FSYNC of a volume file on this thread, if it can start
@@ -171,6 +173,7 @@ static void on_request(struct vd_hostio *io, int res)
     struct rbuf *next;
     bool exited;
 
+    VD_ASSERT(vd_ioloop_self() == lp->fx->cfg.ioloop);
     if (res == -EINTR || res == -EAGAIN) {
         if (arm(lp, rb) < 0) {
             rbuf_put(lp, rb);
@@ -252,7 +255,7 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx)
     struct rbuf *rb;
 
     flags = fcntl(lp.fd, F_GETFL);
-    if (workers == NULL || flags < 0 ||
+    if (workers == NULL || fx->cfg.ioloop == NULL || flags < 0 ||
         fcntl(lp.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         free(workers);
         return VD_FUSE_LOOP_UNAVAILABLE;

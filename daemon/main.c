@@ -12,13 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "catalog.h"
+#include "fault.h"
 #include "fuse_export.h"
-#include "hostaio.h"
+#include "ioloop.h"
 #include "log.h"
 #include "notify.h"
 #ifdef VD_WITH_RBD
@@ -32,10 +34,21 @@
 #define MAX_RBD_CLUSTERS 16
 #define MAX_RBD_POOLS 32
 
+/* API flags: listeners, tokens, TLS (api/api.h). */
+struct api_options {
+    const char *listen[VD_API_MAX_LISTEN];
+    int n_listen;
+    const char *token_file;
+    bool public_metrics;
+    mode_t socket_mode;
+    gid_t socket_gid;
+    const char *tls_cert, *tls_key;
+};
+
 struct options {
     const char *data_dir;
     const char *mount_dir;
-    const char *listen;
+    struct api_options api;
     const char *format;
     const char *import_dirs[MAX_IMPORT_DIRS + 1];
     int n_import_dirs;
@@ -67,7 +80,18 @@ static void usage(FILE *f)
 "  --mount DIR         where volume files appear (default: ./vols,\n"
 "                      env VDISKD_MOUNT)\n"
 "  --listen HOST:PORT  API address (default: 127.0.0.1:8080,\n"
-"                      env VDISKD_LISTEN)\n"
+"                      env VDISKD_LISTEN); without --api-token-file only\n"
+"                      loopback addresses are allowed\n"
+"  --listen unix:PATH  API on a unix socket, where root needs no token\n"
+"                      (repeatable, together with one HOST:PORT)\n"
+"  --api-token-file FILE  'NAME ROLE TOKEN' lines (role admin or read),\n"
+"                      mode 0600; clients send 'Authorization: Bearer\n"
+"                      TOKEN'; SIGHUP rereads it\n"
+"                      (env VDISKD_API_TOKEN_FILE)\n"
+"  --public-metrics    /metrics and /openapi.json need no token\n"
+"  --api-socket-mode MODE  octal mode of unix sockets (default: 0660)\n"
+"  --api-socket-group GROUP  group of unix sockets\n"
+"  --tls-cert FILE --tls-key FILE  HTTPS on the TCP listener (PEM)\n"
 "  --format FMT        default format of new volumes: qcow2 or raw\n"
 "                      (default: qcow2 when built in, else raw)\n"
 "  --import-dir DIR    allow imports and backing files from DIR (repeatable)\n"
@@ -160,6 +184,47 @@ static const char *env_or(const char *name, const char *def)
     return v != NULL && v[0] != '\0' ? v : def;
 }
 
+/* The API's flags; returns 1 if c was one of them, -1 if its value is
+ * bad, 0 if c is not an API flag. */
+enum { OPT_TOKEN_FILE = 512, OPT_PUBLIC_METRICS, OPT_SOCKET_MODE,
+       OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY };
+
+static int parse_api_opt(int c, const char *arg, struct api_options *a)
+{
+    char *end;
+    long v;
+    switch (c) {
+    case OPT_TOKEN_FILE: a->token_file = arg; return 1;
+    case OPT_PUBLIC_METRICS: a->public_metrics = true; return 1;
+    case OPT_TLS_CERT: a->tls_cert = arg; return 1;
+    case OPT_TLS_KEY: a->tls_key = arg; return 1;
+    case OPT_SOCKET_MODE:
+        v = strtol(arg, &end, 8);
+        if (*arg == '\0' || *end != '\0' || v <= 0 || v > 0777) {
+            fprintf(stderr, "vdiskd: bad --api-socket-mode '%s'\n", arg);
+            return -1;
+        }
+        a->socket_mode = (mode_t)v;
+        return 1;
+    case OPT_SOCKET_GROUP: {
+        struct group *gr = getgrnam(arg);
+        v = strtol(arg, &end, 10);
+        if (gr != NULL) {
+            a->socket_gid = gr->gr_gid;
+        } else if (*arg != '\0' && *end == '\0' && v >= 0) {
+            a->socket_gid = (gid_t)v;
+        } else {
+            fprintf(stderr, "vdiskd: unknown --api-socket-group '%s'\n",
+                    arg);
+            return -1;
+        }
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
 /* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -171,6 +236,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"data-dir", required_argument, NULL, OPT_DATA},
         {"mount", required_argument, NULL, OPT_MOUNT},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"api-token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"public-metrics", no_argument, NULL, OPT_PUBLIC_METRICS},
+        {"api-socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+        {"api-socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"import-dir", required_argument, NULL, OPT_IMPORT},
         {"nbd-socket-dir", required_argument, NULL, OPT_SOCKET_DIR},
@@ -192,7 +263,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 
     o->data_dir = env_or("VDISKD_DATA_DIR", "./vdiskd-data");
     o->mount_dir = env_or("VDISKD_MOUNT", "./vols");
-    o->listen = env_or("VDISKD_LISTEN", "127.0.0.1:8080");
+    o->api.token_file = env_or("VDISKD_API_TOKEN_FILE", NULL);
+    o->api.socket_gid = (gid_t)-1;
     o->format = env_or("VDISKD_FORMAT", NULL);
     o->mode = 0660;
     if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0) {
@@ -209,7 +281,14 @@ static int parse_args(int argc, char **argv, struct options *o)
         switch (c) {
         case OPT_DATA: o->data_dir = optarg; break;
         case OPT_MOUNT: o->mount_dir = optarg; break;
-        case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_LISTEN:
+            if (o->api.n_listen == VD_API_MAX_LISTEN) {
+                fprintf(stderr, "vdiskd: at most %d --listen\n",
+                        VD_API_MAX_LISTEN);
+                return -1;
+            }
+            o->api.listen[o->api.n_listen++] = optarg;
+            break;
         case OPT_FORMAT: o->format = optarg; break;
         case OPT_IMPORT:
             if (o->n_import_dirs == MAX_IMPORT_DIRS) {
@@ -282,7 +361,27 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_HELP: case 'h': usage(stdout); return 1;
         case OPT_VERSION: printf("vdiskd %s\n", VD_VERSION); return 1;
-        default: usage(stderr); return -1;
+        default: {
+            int r = parse_api_opt(c, optarg, &o->api);
+            if (r < 0) {
+                return -1;
+            }
+            if (r == 0) {
+                usage(stderr);
+                return -1;
+            }
+        }
+        }
+    }
+    if (o->api.n_listen == 0) {
+        o->api.listen[o->api.n_listen++] =
+            env_or("VDISKD_LISTEN", "127.0.0.1:8080");
+    }
+    for (int i = 0; i < o->api.n_listen; i++) {
+        struct vd_error lerr = {0};
+        if (vd_api_listen_check(o->api.listen[i], &lerr) < 0) {
+            fprintf(stderr, "vdiskd: %s\n", lerr.msg);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -292,36 +391,6 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (o->n_socket_dirs == 0 && env_or("VDISKD_NBD_SOCKET_DIR", NULL)) {
         o->socket_dirs[o->n_socket_dirs++] = getenv("VDISKD_NBD_SOCKET_DIR");
     }
-    return 0;
-}
-
-/* Split HOST:PORT (or [V6]:PORT). */
-static int parse_listen(const char *s, char *host, size_t hostlen,
-                        uint16_t *port)
-{
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    size_t n;
-    char *end;
-    long p;
-    if (colon == NULL) {
-        return -1;
-    }
-    n = (size_t)(colon - s);
-    if (n > 1 && s[0] == '[' && s[n - 1] == ']') {
-        h = s + 1;
-        n -= 2;
-    }
-    if (n == 0 || n >= hostlen) {
-        return -1;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535) {
-        return -1;
-    }
-    *port = (uint16_t)p;
     return 0;
 }
 
@@ -346,14 +415,13 @@ int main(int argc, char **argv)
     struct options o = {0};
     struct vd_error err = {0};
     char data_dir[PATH_MAX], mount_dir[PATH_MAX], db_path[PATH_MAX + 16];
-    char host[256];
-    uint16_t port;
     char *import_real[MAX_IMPORT_DIRS + 1] = {0};
     char *socket_real[MAX_SOCKET_DIRS + 1] = {0};
     struct vd_catalog *cat = NULL;
     struct vd_volmgr *mgr = NULL;
     struct vd_fuse_export *fx = NULL;
     struct vd_api *api = NULL;
+    struct vd_ioloop *ioloop = NULL;
     sigset_t sigs;
     int sig = 0;
     int rc = 1;
@@ -363,10 +431,31 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     }
     vd_log_set_level(o.verbose ? VD_LOG_DEBUG : VD_LOG_INFO);
-    if (parse_listen(o.listen, host, sizeof(host), &port) < 0) {
-        fprintf(stderr, "vdiskd: --listen wants HOST:PORT, got '%s'\n",
-                o.listen);
+    /* API settings are checked before anything is mounted. */
+    struct vd_api_config acfg = {
+        .n_listen = o.api.n_listen,
+        .token_file = o.api.token_file,
+        .public_metrics = o.api.public_metrics,
+        .socket_mode = o.api.socket_mode,
+        .socket_gid = o.api.socket_gid,
+        .tls_cert = o.api.tls_cert,
+        .tls_key = o.api.tls_key,
+        .max_body = 64 * 1024,
+    };
+    memcpy(acfg.listen, o.api.listen, sizeof(acfg.listen));
+    if (vd_api_check(&acfg, &err) < 0) {
+        fprintf(stderr, "vdiskd: %s\n", err.msg);
         return 2;
+    }
+    vd_error_clear(&err);
+    {
+        /* Descriptors: volumes, images and API connections all need
+         * them; take what the hard limit allows. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
     }
     for (int i = 0; i < o.n_import_dirs; i++) {
         import_real[i] = realpath(o.import_dirs[i], NULL);
@@ -410,7 +499,11 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    vd_hostio_set_poll((unsigned)o.poll_us);
+    /* Functional tests make host I/O fail on purpose (formats/fault.h). */
+    if (vd_fault_arm_env() < 0) {
+        fprintf(stderr, "vdiskd: VDISKD_FAULT: not class:nth:error[:sticky]\n");
+        goto out;
+    }
 
     if (prepare_dir(o.data_dir, data_dir, "data") < 0) {
         goto out;
@@ -419,6 +512,14 @@ int main(int argc, char **argv)
         realpath(o.mount_dir, mount_dir) == NULL) {
         vd_err("mount point: %s", err.code ? err.msg : strerror(errno));
         goto out;
+    }
+    /* The I/O engine, for the export and every volume's image. Without
+     * io_uring, images take their synchronous paths and the export runs
+     * libfuse's own loop. */
+    r = vd_ioloop_new((unsigned)o.poll_us, &ioloop);
+    if (r < 0) {
+        vd_info("io_uring not available (%s): synchronous I/O only",
+                strerror(-r));
     }
     snprintf(db_path, sizeof(db_path), "%s/catalog.db", data_dir);
     if (vd_catalog_open(db_path, &cat, &err) < 0) {
@@ -434,6 +535,7 @@ int main(int argc, char **argv)
         .pool_allow = o.rbd_pools,
         .default_format = o.format,
         .host_cache = o.host_cache,
+        .ioloop = ioloop,
     };
     if (vd_volmgr_new(&mcfg, cat, &mgr, &err) < 0) {
         vd_err("volumes: %s", err.msg);
@@ -447,28 +549,28 @@ int main(int argc, char **argv)
         .mode = o.mode,
         .threads = o.threads,
         .host_cache = o.host_cache,
+        .ioloop = ioloop,
     };
     if (vd_fuse_export_start(&fcfg, mgr, &fx, &err) < 0) {
         vd_err("fuse: %s", err.msg);
         goto out;
     }
 
-    struct vd_api_config acfg = {
-        .host = host,
-        .port = port,
-        .max_body = 64 * 1024,
-    };
     if (vd_api_start(&acfg, mgr, &api, &err) < 0) {
         vd_err("api: %s", err.msg);
         goto out;
     }
-    vd_info("vdiskd %s serving %s on %s, API on http://%s:%u", VD_VERSION,
-            data_dir, mount_dir, host, vd_api_port(api));
+    vd_info("vdiskd %s serving %s on %s, API on %s", VD_VERSION, data_dir,
+            mount_dir, vd_api_describe(api));
     vd_notify("READY=1");
 
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
-        vd_info("SIGHUP: flushing every volume");
+        vd_info("SIGHUP: flushing every volume, rereading API tokens");
         vd_volmgr_flush_all(mgr);
+        if (vd_api_reload(api, &err) < 0) {
+            vd_err("api: tokens not reloaded, the old ones stay: %s",
+                   err.msg);
+        }
     }
     vd_info("signal %d: shutting down", sig);
     vd_notify("STOPPING=1");
@@ -482,7 +584,7 @@ out:
     }
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
-    vd_hostio_shutdown();   /* nothing is in flight once volumes closed */
+    vd_ioloop_free(ioloop);   /* nothing is in flight once volumes closed */
 #ifdef VD_WITH_RBD
     vd_rbd_clusters_shutdown();
 #endif

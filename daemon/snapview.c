@@ -105,6 +105,7 @@ int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
         .snapshot = snapshot,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .direct = !mgr->host_cache,
+        .ioloop = mgr->ioloop,
     };
     ret = vd_image_open(vol->row.format, vol->row.location, &o, &v->img, err);
     if (ret < 0) {

@@ -48,6 +48,7 @@ struct vd_volmgr {
     char **pool_allow;               /* NULL terminated (plan) */
     char *default_format;
     bool host_cache;
+    struct vd_ioloop *ioloop;        /* for open_row (volume.h) */
     struct vd_catalog *cat;
 
     pthread_mutex_t ctl;             /* serialises create/delete/resize */

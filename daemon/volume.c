@@ -103,6 +103,7 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .socket_dirs = (const char *const *)mgr->nbd_socket_dirs,
         .direct = !mgr->host_cache,
+        .ioloop = mgr->ioloop,
     };
     if (!vd_row_is_file(row) && lazy) {
         o.lazy_connect = true;
@@ -357,6 +358,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     pthread_mutex_init(&mgr->views_lock, NULL);
     mgr->cat = cat;
     mgr->host_cache = cfg->host_cache;
+    mgr->ioloop = cfg->ioloop;
     mgr->next_ino = 2;   /* 1 is the mount's root directory */
     if (fmt == NULL) {
         fmt = default_format();

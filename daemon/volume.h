@@ -14,6 +14,7 @@
 #include "vd_driver.h"
 
 struct vd_error;
+struct vd_ioloop;
 struct vd_volmgr;
 struct vd_volume;
 
@@ -31,6 +32,8 @@ struct vd_volmgr_config {
     const char *default_format;         /* a file driver that can create;
                                            NULL = chosen from the registry */
     bool host_cache;                    /* false: image data I/O uses O_DIRECT */
+    struct vd_ioloop *ioloop;           /* given to every image opened for a
+                                           volume; NULL = synchronous I/O */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
@@ -221,8 +224,9 @@ struct vd_volume_aio {
 int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va);
 /* The same, but -EAGAIN instead of waiting when the gate is closed. */
 int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va);
-/* vd_volume_flush on the caller's thread, but -EAGAIN instead of waiting
- * when the gate is closed. */
+/* vd_volume_flush on the caller's thread when the driver promises it
+ * waits for nothing (vd_image_flush_nowait): for the I/O thread. -EAGAIN
+ * when it would wait, or when the gate is closed. */
 int vd_volume_flush_nowait(struct vd_volume *vol);
 int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len);
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len);

@@ -18,11 +18,16 @@
  *    or the delete sees the open and answers -EBUSY.
  * 6. Paths that neither enter the gate nor hold ctl (FUSE lookup, getattr,
  *    open, readdir) never touch img: they read served, readonly, caps and
- *    size, which vd_volume_set_image changes together with img. */
+ *    size, which vd_volume_set_image changes together with img.
+ * 7. Nothing that may wait runs on the I/O thread (formats/ioloop.h): it
+ *    completes the asynchronous requests a closer waits for. It uses only
+ *    the _nowait calls; the waiting ones assert they are elsewhere. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "image.h"
+#include "ioloop.h"
+#include "vd_assert.h"
 #include "volume-int.h"
 
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
@@ -150,6 +155,7 @@ int vd_volume_retire(struct vd_volume *vol, bool force)
 
 void vd_volume_gate_close(struct vd_volume *vol)
 {
+    VD_ASSERT(vd_ioloop_may_wait());   /* note 7 */
     pthread_mutex_lock(&vol->gate_lock);
     atomic_store(&vol->gate_closed, true);
     while (atomic_load(&vol->inflight) > 0) {
@@ -178,6 +184,7 @@ static void gate_leave(struct vd_volume *vol)
 
 static int gate_enter(struct vd_volume *vol)
 {
+    VD_ASSERT(vd_ioloop_may_wait());   /* may wait: note 7 */
     for (;;) {
         atomic_fetch_add(&vol->inflight, 1);
         if (!atomic_load(&vol->gate_closed)) {
@@ -316,7 +323,7 @@ int vd_volume_flush_nowait(struct vd_volume *vol)
     if (!gate_try_enter(vol)) {
         return -EAGAIN;
     }
-    ret = vd_image_flush(vol->img);
+    ret = vd_image_flush_nowait(vol->img);
     gate_leave(vol);
     return ret;
 }

@@ -1,11 +1,8 @@
-/* hostaio.h — asynchronous reads and writes of host files through
- * io_uring, for the drivers' submit members.
- *
- * One process-wide ring, set up on first use, owned by one I/O thread
- * that submits what other threads hand it and calls each request's
- * callback when it completes. Where io_uring cannot be set up (old kernel, seccomp),
- * every submit answers -EAGAIN and drivers fall back to their synchronous
- * path. */
+/* hostaio.h — asynchronous reads and writes of host files, for the
+ * drivers' submit members: requests and batches of them, run by an I/O
+ * loop (ioloop.h) that calls each request's callback when it completes.
+ * A driver opened without a loop, and any request the O_DIRECT
+ * descriptor cannot take as it is, use the synchronous path instead. */
 #ifndef VD_HOSTAIO_H
 #define VD_HOSTAIO_H
 
@@ -14,6 +11,16 @@
 #include <stdint.h>
 
 #include "io_util.h"
+
+struct vd_ioloop;
+
+/* What the I/O thread does with a struct vd_hostio (private). */
+enum vd_hostio_kind {
+    VD_HOSTIO_FILE,   /* read or write hf (vd_hostio_batch_submit) */
+    VD_HOSTIO_FD,     /* one read(2) of fd (vd_ioloop_read_fd) */
+    VD_HOSTIO_CALL,   /* run cb (vd_ioloop_call) */
+    VD_HOSTIO_STOP,   /* end the loop (vd_ioloop_free) */
+};
 
 /* One host I/O; the caller owns it until cb has been called. */
 struct vd_hostio {
@@ -27,16 +34,9 @@ struct vd_hostio {
     struct vd_hostio *next;   /* private: hand-over list */
     size_t done;   /* private: bytes transferred so far */
     int fd;        /* the descriptor in use (set by the caller only for
-                      vd_hostio_read_fd) */
-    bool raw;      /* private: a vd_hostio_read_fd request */
+                      vd_ioloop_read_fd) */
+    enum vd_hostio_kind kind;   /* private */
 };
-
-/* Read up to len bytes from descriptor fd (a device such as /dev/fuse,
- * opened O_NONBLOCK so the ring can wait for it to become readable)
- * into buf on the I/O thread. io->cb gets read(2)'s result: the byte
- * count, or -errno. Fill fd, buf, len and cb; hf is ignored. -EAGAIN
- * when io_uring is not available. */
-int vd_hostio_read_fd(struct vd_hostio *io);
 
 /* Whether [off, off+len) at buf can go to hf asynchronously as it is. */
 bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf,
@@ -61,23 +61,11 @@ struct vd_hostio_batch {
 struct vd_hostio_batch *vd_hostio_batch_new(struct vd_aio *aio,
                                             unsigned max);
 void vd_hostio_batch_free(struct vd_hostio_batch *b);
-/* Submit every segment; 0 when aio->done will be called (after all of
- * them, possibly before this returns), -EAGAIN when none could be started
- * (the batch is then still the caller's to free). Segments must suit
- * their file (vd_hostio_suits). A batch of no segments completes at once. */
-int vd_hostio_batch_submit(struct vd_hostio_batch *b);
-
-/* After it last had work, the I/O thread keeps looking for more for this
- * long before it sleeps (0 = sleep at once). */
-void vd_hostio_set_poll(unsigned us);
-
-/* A flush was just answered: its client usually sends the next request
- * within a round trip, so for the next few milliseconds the I/O thread
- * polls even with nothing in flight, and for longer (hostaio.c note 5). */
-void vd_hostio_flush_hint(void);
-
-/* Stop the completion thread and free the ring, once nothing is in flight
- * any more (at process exit; later submits start a new ring). */
-void vd_hostio_shutdown(void);
+/* Submit every segment to loop l; 0 when aio->done will be called (after
+ * all of them, possibly before this returns), -EAGAIN when none could be
+ * started (l is NULL, or a segment does not suit its file; the batch is
+ * then still the caller's to free). A batch of no segments completes at
+ * once. */
+int vd_hostio_batch_submit(struct vd_ioloop *l, struct vd_hostio_batch *b);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "io_util.h"
 #include "vd_assert.h"
+#include "ioloop.h"
 #include "vd_error.h"
 
 /* Enter/leave a driver call: a no-op for parallel drivers. */
@@ -345,6 +346,7 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
 int vd_image_flush(struct vd_image *img)
 {
     int ret = 0;
+    VD_ASSERT(vd_ioloop_may_wait());   /* may drain: vd_image_flush_nowait */
     if (img->readonly || img->drv->flush == NULL) {
         return 0;
     }
@@ -352,6 +354,23 @@ int vd_image_flush(struct vd_image *img)
     ret = img->drv->flush(img);
     drv_leave(img);
     VD_ASSERT_ERRNO_RESULT(ret);
+    atomic_fetch_add(&img->stats.flushes, 1);
+    return count_result(img, ret);
+}
+
+int vd_image_flush_nowait(struct vd_image *img)
+{
+    int ret;
+    if (img->readonly || img->drv->flush == NULL) {
+        return 0;
+    }
+    if (img->drv->flush_nowait == NULL || !img->drv->parallel) {
+        return -EAGAIN;   /* serialising could wait */
+    }
+    ret = img->drv->flush_nowait(img);
+    if (ret == -EAGAIN) {
+        return ret;
+    }
     atomic_fetch_add(&img->stats.flushes, 1);
     return count_result(img, ret);
 }

@@ -90,6 +90,9 @@ int vd_image_pwrite(struct vd_image *img, const void *buf, size_t len,
  * not called). Counts like the synchronous calls. */
 int vd_image_submit(struct vd_image *img, struct vd_aio *aio);
 int vd_image_flush(struct vd_image *img);
+/* vd_image_flush when the driver promises it needs no waiting
+ * (vd_driver.flush_nowait), else -EAGAIN. Safe on an I/O loop's thread. */
+int vd_image_flush_nowait(struct vd_image *img);
 int vd_image_discard(struct vd_image *img, uint64_t off, uint64_t len);
 int vd_image_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
                           unsigned flags);

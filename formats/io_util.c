@@ -1,4 +1,6 @@
-/* io_util.c — pread/pwrite loops that never return short. */
+/* io_util.c — pread/pwrite loops that never return short, and the host
+ * file calls of the drivers, each passing a fault injection hook
+ * (fault.h; one relaxed load when nothing is armed). */
 #include "io_util.h"
 
 #include <errno.h>
@@ -8,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int vd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+#include "fault.h"
+
+static int pread_loop(int fd, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
     while (len > 0) {
@@ -30,7 +34,7 @@ int vd_pread_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+static int pwrite_loop(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
     while (len > 0) {
@@ -49,6 +53,68 @@ int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
         len -= (size_t)n;
     }
     return 0;
+}
+
+int vd_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    int ret = vd_fault_check(VD_FAULT_READ, &len);
+    return ret < 0 ? ret : pread_loop(fd, buf, len, off);
+}
+
+/* A write of class c: whole, failed, or (fault injection) torn. */
+static int pwrite_class(int fd, const void *buf, size_t len, uint64_t off,
+                        enum vd_fault_class c)
+{
+    size_t part = len;
+    int ret = vd_fault_check(c, &part);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ret > 0) {
+        ret = pwrite_loop(fd, buf, part, off);
+        return ret < 0 ? ret : -ENOSPC;
+    }
+    return pwrite_loop(fd, buf, len, off);
+}
+
+int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    return pwrite_class(fd, buf, len, off, VD_FAULT_DATA_WRITE);
+}
+
+int vd_meta_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+    return pwrite_class(fd, buf, len, off, VD_FAULT_META_WRITE);
+}
+
+int vd_fdatasync(int fd)
+{
+    size_t len = 0;
+    int ret = vd_fault_check(VD_FAULT_FLUSH, &len);
+    if (ret < 0) {
+        return ret;
+    }
+    return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+int vd_ftruncate(int fd, uint64_t size)
+{
+    size_t len = 0;
+    int ret = vd_fault_check(VD_FAULT_RESIZE, &len);
+    if (ret < 0) {
+        return ret;
+    }
+    return ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+}
+
+int vd_fallocate(int fd, int mode, uint64_t off, uint64_t len)
+{
+    size_t n = 0;
+    int ret = vd_fault_check(VD_FAULT_RESIZE, &n);
+    if (ret < 0) {
+        return ret;
+    }
+    return fallocate(fd, mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
 }
 
 /* QEMU's file-posix locking: byte 100+i claims permission bit i, byte
@@ -173,18 +239,21 @@ int vd_hostfile_pread(struct vd_hostfile *hf, void *buf, size_t len,
     bool bounce;
     int fd = pick_fd(hf, buf, len, off, &bounce);
     void *tmp = NULL;
-    int ret;
+    int ret = vd_fault_check(VD_FAULT_READ, &len);
+    if (ret < 0) {
+        return ret;
+    }
     if (!bounce) {
-        ret = vd_pread_full(fd, buf, len, off);
+        ret = pread_loop(fd, buf, len, off);
         /* A direct read that ends short at an unaligned end of file
          * continues unaligned: finish it through the page cache. */
         return ret == -EINVAL && fd != hf->fd
-                   ? vd_pread_full(hf->fd, buf, len, off) : ret;
+                   ? pread_loop(hf->fd, buf, len, off) : ret;
     }
     if (len > BOUNCE_MAX || posix_memalign(&tmp, hf->mem_align, len) != 0) {
-        return vd_pread_full(hf->fd, buf, len, off);
+        return pread_loop(hf->fd, buf, len, off);
     }
-    ret = vd_pread_full(fd, tmp, len, off);
+    ret = pread_loop(fd, tmp, len, off);
     if (ret == 0) {
         memcpy(buf, tmp, len);
     }
@@ -198,15 +267,23 @@ int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,
     bool bounce;
     int fd = pick_fd(hf, buf, len, off, &bounce);
     void *tmp = NULL;
-    int ret;
+    size_t part = len;
+    int ret = vd_fault_check(VD_FAULT_DATA_WRITE, &part);
+    if (ret < 0) {
+        return ret;
+    }
+    if (ret > 0) {   /* injected torn write, through the page cache */
+        ret = pwrite_loop(hf->fd, buf, part, off);
+        return ret < 0 ? ret : -ENOSPC;
+    }
     if (!bounce) {
-        return vd_pwrite_full(fd, buf, len, off);
+        return pwrite_loop(fd, buf, len, off);
     }
     if (len > BOUNCE_MAX || posix_memalign(&tmp, hf->mem_align, len) != 0) {
-        return vd_pwrite_full(hf->fd, buf, len, off);
+        return pwrite_loop(hf->fd, buf, len, off);
     }
     memcpy(tmp, buf, len);
-    ret = vd_pwrite_full(fd, tmp, len, off);
+    ret = pwrite_loop(fd, tmp, len, off);
     free(tmp);
     return ret;
 }

@@ -11,6 +11,14 @@
 int vd_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /* Write exactly len bytes, retrying short writes and EINTR. */
 int vd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* The same for an image's metadata (tables, header): fault injection
+ * (fault.h) counts these apart from guest data writes. */
+int vd_meta_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* fdatasync, ftruncate and fallocate as 0 or -errno, with the fault
+ * injection hooks of their class. */
+int vd_fdatasync(int fd);
+int vd_ftruncate(int fd, uint64_t size);
+int vd_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 
 /* A host file opened twice: buffered, and with O_DIRECT where the file
  * system allows it. Requests whose offset and length suit the device go

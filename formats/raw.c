@@ -17,6 +17,7 @@
 
 struct raw_state {
     struct vd_hostfile hf;    /* hf.fd -1 when closed */
+    struct vd_ioloop *loop;   /* NULL: no asynchronous I/O */
     _Atomic uint64_t size;    /* virtual size == file size */
 };
 
@@ -95,6 +96,7 @@ static int raw_open(struct vd_image *img, const char *location,
         goto out_close;
     }
     atomic_store(&s->size, (uint64_t)st.st_size);
+    s->loop = o->ioloop;
     return 0;
 
 out_close:
@@ -129,7 +131,8 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
     if (aio->op == VD_AIO_FLUSH) {
         return -EAGAIN;   /* fdatasync blocks: the caller's thread does it */
     }
-    if (!vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off) ||
+    if (s->loop == NULL ||
+        !vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off) ||
         (b = vd_hostio_batch_new(aio, 1)) == NULL) {
         return -EAGAIN;
     }
@@ -139,7 +142,7 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
                                   .len = aio->len,
                                   .off = aio->off};
     b->n = 1;
-    if (vd_hostio_batch_submit(b) < 0) {
+    if (vd_hostio_batch_submit(s->loop, b) < 0) {
         vd_hostio_batch_free(b);
         return -EAGAIN;
     }
@@ -149,17 +152,15 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
-    return fdatasync(s->hf.fd) < 0 ? -errno : 0;
+    return vd_fdatasync(s->hf.fd);
 }
 
 static int raw_discard(struct vd_image *img, uint64_t off, uint64_t len)
 {
     struct raw_state *s = img->opaque;
-    if (fallocate(s->hf.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)off, (off_t)len) < 0) {
-        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
-    }
-    return 0;
+    int ret = vd_fallocate(s->hf.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+    return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
 }
 
 static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
@@ -171,11 +172,9 @@ static int raw_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
             return 0;
         }
     }
-    if (fallocate(s->hf.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)off, (off_t)len) < 0) {
-        return errno == EOPNOTSUPP ? -ENOTSUP : -errno;
-    }
-    return 0;
+    int ret = vd_fallocate(s->hf.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                           off, len);
+    return ret == -EOPNOTSUPP ? -ENOTSUP : ret;
 }
 
 static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
@@ -229,8 +228,9 @@ static int raw_truncate(struct vd_image *img, uint64_t size,
     if (size < atomic_load(&s->size)) {
         return vd_error_set(err, -ENOTSUP, "shrinking a volume is not supported");
     }
-    if (ftruncate(s->hf.fd, (off_t)size) < 0) {
-        return vd_error_set(err, -errno, "resize: %s", strerror(errno));
+    int ret = vd_ftruncate(s->hf.fd, size);
+    if (ret < 0) {
+        return vd_error_set(err, ret, "resize: %s", strerror(-ret));
     }
     atomic_store(&s->size, size);
     return 0;
@@ -250,6 +250,7 @@ const struct vd_driver vd_driver_raw = {
     .pread = raw_pread,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
+    .flush_nowait = raw_flush,   /* only data to sync */
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
     .block_status = raw_block_status,

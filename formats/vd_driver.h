@@ -13,6 +13,7 @@
 
 struct vd_error;
 struct vd_image;
+struct vd_ioloop;
 
 enum vd_prealloc {
     VD_PREALLOC_OFF = 0,   /* sparse: allocate on first write */
@@ -59,6 +60,10 @@ struct vd_open_opts {
      * contents when it was taken). NULL = the active image. Drivers
      * without snapshots fail with -ENOTSUP. */
     const char *snapshot;
+    /* The I/O loop (ioloop.h) submit sends host file I/O to; the driver
+     * keeps the pointer while open. NULL = every request takes the
+     * synchronous path. */
+    struct vd_ioloop *ioloop;
 };
 
 /* Longest backing chain a driver may follow before refusing (loop guard). */
@@ -100,9 +105,10 @@ struct vd_aio {
     void *buf;
     size_t len;
     uint64_t off;
-    /* Called exactly once with 0 or -errno, from any thread (a driver's
-     * completion thread, or the submitter's own before submit returns).
-     * It must not block for long: other completions wait behind it. */
+    /* Called exactly once with 0 or -errno, from any thread (an I/O
+     * loop's, a library's completion thread, or the submitter's own
+     * before submit returns), under the completion contract of ioloop.h:
+     * short, and never waiting for other requests. */
     void (*done)(struct vd_aio *aio, int ret);
     /* Private to formats/image.c. */
     struct vd_image *img;
@@ -264,6 +270,12 @@ struct vd_driver {
     /* Make every completed write and the metadata that points at it
      * durable. NULL = nothing to do. */
     int (*flush)(struct vd_image *img);
+
+    /* flush, if it needs no waiting for other requests (no drain) and no
+     * metadata write: syncing the data is all there is to do. Otherwise
+     * -EAGAIN at once, and the caller uses flush on a thread that may
+     * wait. Safe on an I/O loop's thread. NULL = always -EAGAIN. */
+    int (*flush_nowait)(struct vd_image *img);
 
     /* Deallocate a range; later reads return zeroes or the backing data.
      * NULL = answered -ENOTSUP. */

@@ -2,12 +2,14 @@
  * them (vd_driver.submit): libnbd's callbacks hand a finished request to
  * its connection's I/O thread, which calls done; a timer thread resubmits
  * dropped requests and enforces the deadline (DESIGN NOTES 5-7 in
- * nbd-int.h). */
+ * nbd-int.h). Both call done directly, under the completion contract of
+ * formats/ioloop.h. */
 #include <errno.h>
 #include <libnbd.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "ioloop.h"
 #include "nbd-int.h"
 #include "vd_assert.h"
 #include "vd_driver.h"
@@ -35,6 +37,12 @@ static _Thread_local struct nbd_conn *io_conn;
 void vd_nbd_aio_io_thread(struct nbd_conn *c)
 {
     io_conn = c;
+    vd_ioloop_mark_completer();   /* it settles: calls done */
+}
+
+bool vd_nbd_on_io_thread(const struct nbd_conn *c)
+{
+    return io_conn == c;
 }
 
 /* ---- the outstanding list (s->lock held) ------------------------------ */
@@ -201,6 +209,7 @@ void vd_nbd_aio_settle(struct nbd_conn *c)
     struct nbd_aio_req *r = atomic_exchange(&c->settle, NULL);
     struct nbd_aio_req *fifo = NULL;
 
+    VD_ASSERT(io_conn == c);   /* c's I/O thread only (nbd-int.h) */
     while (r != NULL) { /* the stack is newest first */
         struct nbd_aio_req *next = r->qnext;
         r->qnext = fifo;
@@ -362,6 +371,7 @@ static void *timer_main(void *arg)
     struct nbd_state *s = arg;
     struct nbd_aio_req *waiting = NULL; /* this thread's own */
 
+    vd_ioloop_mark_completer();   /* it fails and retries: calls done */
     pthread_mutex_lock(&s->lock);
     for (;;) {
         int64_t next_resend = INT64_MAX;

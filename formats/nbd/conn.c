@@ -223,6 +223,7 @@ static bool conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
      * submitter's failed send closing (and the kernel reusing) libnbd's. */
     int fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
 
+    VD_ASSERT(vd_nbd_on_io_thread(c));   /* sole writer of h, sock_fd */
     if (fd < 0) {
         set_last_error(s, "cannot duplicate the NBD socket");
         nbd_close(h);
@@ -255,6 +256,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
     struct nbd_state *s = c->s;
     struct nbd_handle *h;
 
+    VD_ASSERT(vd_nbd_on_io_thread(c));   /* sole writer of h, sock_fd */
     atomic_store(&c->up, false);
     pthread_rwlock_wrlock(&c->hlock);
     h = c->h;
@@ -287,6 +289,8 @@ static const char *conn_drive(struct nbd_conn *c, char *buf, size_t len)
     struct nbd_state *s = c->s;
     struct nbd_handle *h = c->h; /* only this thread changes c->h */
     uint64_t gen = atomic_load(&c->gen);
+
+    VD_ASSERT(vd_nbd_on_io_thread(c));
 
     for (;;) {
         vd_nbd_aio_settle(c); /* what the last notify finished (note 5) */

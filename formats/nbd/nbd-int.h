@@ -203,6 +203,8 @@ int vd_nbd_aio_submit(struct nbd_state *s, struct vd_aio *aio);
 void vd_nbd_aio_settle(struct nbd_conn *c);
 /* Mark the calling thread as c's I/O thread (pushes need no wake). */
 void vd_nbd_aio_io_thread(struct nbd_conn *c);
+/* Whether the calling thread is c's I/O thread (for assertions). */
+bool vd_nbd_on_io_thread(const struct nbd_conn *c);
 /* Start and stop the timer thread; stop after every I/O thread ended. */
 int vd_nbd_aio_start(struct nbd_state *s);
 void vd_nbd_aio_stop(struct nbd_state *s);

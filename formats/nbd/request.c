@@ -2,11 +2,13 @@
  * submit with nbd_aio_*, sleep until libnbd's callbacks say it is done,
  * retry on another connection after a drop, fail at the deadline (see the
  * DESIGN NOTES in nbd-int.h). */
+#include "vd_assert.h"
 #include <errno.h>
 #include <libnbd.h>
 #include <string.h>
 #include <time.h>
 
+#include "ioloop.h"
 #include "nbd-int.h"
 
 static struct timespec abs_time(int64_t ms)
@@ -156,6 +158,8 @@ int vd_nbd_run(struct nbd_state *s, struct nbd_req *r)
     pthread_condattr_t ca;
     int ret;
 
+    /* It sleeps until a connection's I/O thread completes r. */
+    VD_ASSERT(vd_ioloop_may_wait());
     pthread_mutex_init(&w.lk, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -17,15 +17,19 @@
  *    q2_barrier_drain takes the barrier exclusively, so no new request can
  *    start, and then waits for that count to reach zero: the guarantee of
  *    DESIGN NOTES 10 (no freed cluster is reused under an I/O) holds for
- *    both paths.
+ *    both paths. The completions it waits for run on the I/O thread, so
+ *    a drain there would wait for itself: it asserts it is not there, and
+ *    the I/O thread flushes only through flush_nowait (qcow2.c).
  * 3. At most MAX_SEGS host ranges per request; a request spread wider is
  *    rare and takes the synchronous path. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hostaio.h"
 #include "image.h"
+#include "ioloop.h"
 #include "qcow2-int.h"
 #include "vd_assert.h"
 
@@ -109,8 +113,8 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
     unsigned n = 0, i;
     int ret;
 
-    if (aio->op == VD_AIO_FLUSH) {
-        return -EAGAIN;   /* write-back and fdatasync block: qcow2_flush */
+    if (aio->op == VD_AIO_FLUSH || s->loop == NULL) {
+        return -EAGAIN;   /* flush: write-back and fdatasync block */
     }
     if (pthread_rwlock_tryrdlock(&s->io_barrier) != 0) {
         return -EAGAIN;   /* a drain is waiting (note 2) */
@@ -144,7 +148,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
         ret = -EAGAIN;
     } else {
         atomic_fetch_add(&s->aio_inflight, 1);
-        ret = vd_hostio_batch_submit(b);
+        ret = vd_hostio_batch_submit(s->loop, b);
         if (ret < 0) {
             atomic_fetch_sub(&s->aio_inflight, 1);
         }
@@ -159,6 +163,8 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
 void q2_barrier_drain(struct qcow2_state *s)
 {
     VD_ASSERT_NOT_HELD(&s->lock);   /* lock order: io_barrier, then lock */
+    /* The I/O thread completes what this waits for (note 2). */
+    VD_ASSERT(vd_ioloop_may_wait());
     pthread_rwlock_wrlock(&s->io_barrier);
     atomic_store(&s->aio_draining, true);
     pthread_mutex_lock(&s->aio_lock);

@@ -50,7 +50,7 @@ static int l2_barrier(struct qcow2_state *s)
     if (ret < 0) {
         return ret;
     }
-    return fdatasync(s->fd) < 0 ? -errno : 0;
+    return vd_fdatasync(s->fd);
 }
 
 static int write_slot(struct qcow2_state *s, struct q2_cache *c,
@@ -66,7 +66,7 @@ static int write_slot(struct qcow2_state *s, struct q2_cache *c,
             return ret;
         }
     }
-    ret = vd_pwrite_full(s->fd, slot->data, s->cluster_size, slot->offset);
+    ret = vd_meta_pwrite(s->fd, slot->data, s->cluster_size, slot->offset);
     if (ret == 0) {
         slot->dirty = false;
     }
@@ -143,7 +143,7 @@ int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c)
             }
             barrier_done = true;
         }
-        ret = vd_pwrite_full(s->fd, sl->data, s->cluster_size, sl->offset);
+        ret = vd_meta_pwrite(s->fd, sl->data, s->cluster_size, sl->offset);
         if (ret < 0) {
             return ret;
         }

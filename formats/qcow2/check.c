@@ -261,15 +261,15 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
             }
             q2_refcount_set_entry(blk, c - i * per, s->refcount_order, v);
         }
-        ret = vd_pwrite_full(s->fd, blk, cs, (start + i) * cs);
+        ret = vd_meta_pwrite(s->fd, blk, cs, (start + i) * cs);
         if (ret < 0) {
             goto io_err;
         }
         q2_put_be64(&table[i], (start + i) * cs);
     }
-    ret = vd_pwrite_full(s->fd, table, nt * cs, (start + nb) * cs);
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    ret = vd_meta_pwrite(s->fd, table, nt * cs, (start + nb) * cs);
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         goto io_err;
@@ -278,8 +278,8 @@ int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
     s->hdr.refcount_table_clusters = (uint32_t)nt;
     s->hdr.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
     ret = q2_header_write(s);
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         q2_signal_write_failure(s, ret, "switching to the rebuilt refcount "

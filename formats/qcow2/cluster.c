@@ -147,7 +147,7 @@ int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
     for (uint32_t i = lo; i < hi; i++) {
         q2_table_set(buf, i - lo, s->l1[i]);
     }
-    ret = vd_pwrite_full(s->fd, buf, (size_t)(hi - lo) * 8,
+    ret = vd_meta_pwrite(s->fd, buf, (size_t)(hi - lo) * 8,
                          s->l1_offset + 8ULL * lo);
     free(buf);
     return ret;

@@ -125,7 +125,7 @@ int qcow2_create(const char *location, const struct vd_create_opts *o,
         ret = -errno;
     }
     if (ret == 0) {
-        ret = vd_pwrite_full(fd, buf, cs, 0);
+        ret = vd_meta_pwrite(fd, buf, cs, 0);
     }
     for (uint64_t i = 0; ret == 0 && i < nb; i++) {
         uint8_t e[8];
@@ -133,10 +133,10 @@ int qcow2_create(const char *location, const struct vd_create_opts *o,
         for (uint64_t c = i * per; c < (i + 1) * per && c < total; c++) {
             q2_refcount_set_entry(buf, c - i * per, 4, 1);
         }
-        ret = vd_pwrite_full(fd, buf, cs, (1 + nt + i) * cs);
+        ret = vd_meta_pwrite(fd, buf, cs, (1 + nt + i) * cs);
         q2_put_be64(e, (1 + nt + i) * cs);
         if (ret == 0) {
-            ret = vd_pwrite_full(fd, e, 8, cs + 8 * i);
+            ret = vd_meta_pwrite(fd, e, 8, cs + 8 * i);
         }
     }
     if (ret == 0 && fsync(fd) < 0) {

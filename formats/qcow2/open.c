@@ -23,7 +23,7 @@ int q2_header_write(struct qcow2_state *s)
         return -EIO;
     }
     q2_header_encode(&s->hdr, s->hdr_raw);
-    return vd_pwrite_full(s->fd, s->hdr_raw, s->hdr.header_length, 0);
+    return vd_meta_pwrite(s->fd, s->hdr_raw, s->hdr.header_length, 0);
 }
 
 static int read_table(int fd, uint64_t off, uint64_t entries, uint64_t **out)
@@ -218,6 +218,7 @@ int qcow2_open(struct vd_image *img, const char *location,
                             strerror(-ret));
     }
     s->readonly = o->readonly;
+    s->loop = o->ioloop;
     if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file",
                            location);
@@ -335,8 +336,8 @@ int qcow2_open(struct vd_image *img, const char *location,
         if (s->hdr.autoclear_features != 0) {
             s->hdr.autoclear_features = 0;
             ret = q2_header_write(s);
-            if (ret == 0 && fdatasync(s->fd) < 0) {
-                ret = -errno;
+            if (ret == 0) {
+                ret = vd_fdatasync(s->fd);
             }
             if (ret < 0) {
                 vd_error_set(err, ret, "updating header of '%s': %s",

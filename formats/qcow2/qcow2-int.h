@@ -190,6 +190,7 @@ struct qcow2_state {
     struct vd_hostfile hf;
     int fd;                      /* == hf.fd; -1 when closed */
     bool readonly;
+    struct vd_ioloop *loop;      /* aio.c submits here; NULL = never */
 
     /* Geometry, fixed after open. */
     uint32_t cluster_bits;

@@ -75,6 +75,10 @@
  *     io_barrier, then lock; never the other way round, never nested.
  * 11. A flush with no dirty metadata and no queued frees only syncs the
  *     data, without holding the lock, so lookups do not wait on the disk.
+ *     That flush, and only that one, is also offered as flush_nowait for
+ *     the I/O thread: every other flush writes metadata back or drains
+ *     (q2_barrier_drain), and a drain waits for requests that only the
+ *     I/O thread completes.
  */
 
 static int qcow2_probe(const uint8_t *buf, size_t len)
@@ -217,16 +221,17 @@ int q2_metadata_writeback(struct qcow2_state *s)
         ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
     }
     if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
-        if (fdatasync(s->fd) < 0) {
-            return -errno;
+        ret = vd_fdatasync(s->fd);
+        if (ret < 0) {
+            return ret;
         }
         ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
         if (ret == 0) {
             s->l1_dirty_lo = s->l1_dirty_hi = 0;
         }
     }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     return ret;
 }
@@ -245,18 +250,28 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
             uint64_t rc;
             if (q2_refcount_of(s, c >> s->cluster_bits, &rc) == 0 &&
                 rc == 0) {
-                fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                          (off_t)c, (off_t)s->cluster_size);
+                vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                             c, s->cluster_size);
             }
         }
     }
     if (ret == 0) {
         ret = q2_cache_writeback(s, &s->rb_cache);
     }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     return ret;
+}
+
+/* Whether a flush has only data to sync: no dirty metadata, no queued
+ * frees (DESIGN NOTES 11). Lock held. */
+static bool only_data_locked(struct qcow2_state *s)
+{
+    return !s->broken && s->npending == 0 &&
+           s->l1_dirty_lo >= s->l1_dirty_hi &&
+           !q2_cache_has_dirty(&s->l2_cache) &&
+           !q2_cache_has_dirty(&s->rb_cache);
 }
 
 static int qcow2_flush(struct vd_image *img)
@@ -267,13 +282,11 @@ static int qcow2_flush(struct vd_image *img)
     int ret;
 
     pthread_mutex_lock(&s->lock);
-    if (!s->broken && s->npending == 0 && s->l1_dirty_lo >= s->l1_dirty_hi &&
-        !q2_cache_has_dirty(&s->l2_cache) &&
-        !q2_cache_has_dirty(&s->rb_cache)) {
-        /* Only data to sync (the steady state of a VM writing in place):
-         * do not stall lookups behind the disk. */
+    if (only_data_locked(s)) {
+        /* The steady state of a VM writing in place: do not stall
+         * lookups behind the disk. */
         pthread_mutex_unlock(&s->lock);
-        return fdatasync(s->fd) < 0 ? -errno : 0;
+        return vd_fdatasync(s->fd);
     }
     ret = q2_metadata_writeback(s);
     p = s->pending;
@@ -294,6 +307,24 @@ static int qcow2_flush(struct vd_image *img)
     pthread_mutex_unlock(&s->lock);
     free(p);
     return ret;
+}
+
+/* DESIGN NOTES 11's flush, or -EAGAIN: never drains, never writes
+ * metadata, so it may run on the I/O thread. The lock is only tried: a
+ * holder may be writing metadata back. */
+static int qcow2_flush_nowait(struct vd_image *img)
+{
+    struct qcow2_state *s = img->opaque;
+    bool only_data;
+    if (pthread_mutex_trylock(&s->lock) != 0) {
+        return -EAGAIN;
+    }
+    only_data = only_data_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (!only_data) {
+        return -EAGAIN;
+    }
+    return fdatasync(s->fd) < 0 ? -errno : 0;
 }
 
 /* The part of [off, off+len) made of whole clusters; the image's last
@@ -483,8 +514,8 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
     s->hdr.l1_table_offset = new_off;
     s->hdr.l1_size = needed;
     ret = q2_header_write(s);
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         return q2_signal_write_failure(s, ret, "switching to the grown L1 "
@@ -520,8 +551,13 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
     if (ret == 0) {
         s->hdr.size = size;
         ret = q2_header_write(s);
-        if (ret == 0 && fdatasync(s->fd) < 0) {
-            ret = -errno;
+        if (ret == 0) {
+            ret = vd_fdatasync(s->fd);
+        }
+        if (ret < 0) {
+            /* The caller hears of failure: the next header write (a
+             * snapshot, say) must not grow the disk after all. */
+            s->hdr.size = atomic_load(&s->size);
         }
     }
     if (ret == 0) {
@@ -574,6 +610,7 @@ const struct vd_driver vd_driver_qcow2 = {
     .pread = qcow2_pread,
     .pwrite = qcow2_pwrite,
     .flush = qcow2_flush,
+    .flush_nowait = qcow2_flush_nowait,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
     .block_status = qcow2_block_status,

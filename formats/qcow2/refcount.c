@@ -203,7 +203,7 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
             q2_refcount_set_entry(blk, c - lo, s->refcount_order, 1);
         }
         written_end = (next_blk + 1) * cs;
-        ret = vd_pwrite_full(s->fd, blk, cs, next_blk * cs);
+        ret = vd_meta_pwrite(s->fd, blk, cs, next_blk * cs);
         if (ret < 0) {
             goto out;
         }
@@ -218,22 +218,22 @@ static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
         q2_put_be64(&table[i], table[i]);   /* to disk order in place */
     }
     written_end = (next_blk + nt) * cs;
-    ret = vd_pwrite_full(s->fd, table, nt * cs, next_blk * cs);
+    ret = vd_meta_pwrite(s->fd, table, nt * cs, next_blk * cs);
     for (uint64_t i = 0; i < entries; i++) {
         table[i] = q2_be64(&table[i]);
     }
     if (ret < 0) {
         goto out;
     }
-    if (fdatasync(s->fd) < 0) {
-        ret = -errno;
+    ret = vd_fdatasync(s->fd);
+    if (ret < 0) {
         goto out;
     }
     s->hdr.refcount_table_offset = next_blk * cs;
     s->hdr.refcount_table_clusters = (uint32_t)nt;
     ret = q2_header_write(s);
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         /* The header may or may not point at the new table now. */
@@ -301,7 +301,7 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
         q2_refcount_set_entry(blk, c - (i << s->rb_bits), s->refcount_order,
                               1);
     }
-    ret = vd_pwrite_full(s->fd, blk, cs, c * cs);
+    ret = vd_meta_pwrite(s->fd, blk, cs, c * cs);
     if ((c + 1) * cs > s->host_end) {
         s->host_end = (c + 1) * cs;
     }
@@ -313,8 +313,8 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
             ret = q2_cache_writeback(s, &s->rb_cache);
         }
     }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
+    if (ret == 0) {
+        ret = vd_fdatasync(s->fd);
     }
     if (ret < 0) {
         q2_cache_drop(&s->rb_cache, c * cs);
@@ -322,7 +322,7 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
     }
     s->reftable[i] = c * cs;
     q2_put_be64(raw, c * cs);
-    ret = vd_pwrite_full(s->fd, raw, 8, s->reftable_offset + 8 * i);
+    ret = vd_meta_pwrite(s->fd, raw, 8, s->reftable_offset + 8 * i);
     if (ret < 0) {
         s->reftable[i] = 0;   /* the cluster leaks; nothing points at it */
     }

@@ -91,12 +91,12 @@ int vd_qcow2_relocate(const char *location, const char *orig_dir,
                            location);
         goto out;
     }
-    if ((ret = vd_pwrite_full(fd, abs, (size_t)n, boff)) < 0) {
+    if ((ret = vd_meta_pwrite(fd, abs, (size_t)n, boff)) < 0) {
         vd_error_set(err, ret, "rewriting '%s': %s", location, strerror(-ret));
         goto out;
     }
     put_be32(hdr + OFF_BACKING_SIZE, (uint32_t)n);
-    if ((ret = vd_pwrite_full(fd, hdr + OFF_BACKING_SIZE, 4,
+    if ((ret = vd_meta_pwrite(fd, hdr + OFF_BACKING_SIZE, 4,
                               OFF_BACKING_SIZE)) < 0 ||
         fsync(fd) < 0) {
         ret = vd_error_set(err, ret < 0 ? ret : -errno, "rewriting '%s'",

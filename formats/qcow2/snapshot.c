@@ -19,7 +19,7 @@
 
 static int sync_fd(struct qcow2_state *s)
 {
-    return fdatasync(s->fd) < 0 ? -errno : 0;
+    return vd_fdatasync(s->fd);
 }
 
 /* Add delta to the refcount of every L2 table and data cluster reachable
@@ -120,6 +120,19 @@ static int update_copied(struct qcow2_state *s)
     return 0;
 }
 
+/* update_reachable or update_copied stopped half way (ret < 0): some
+ * refcounts changed in memory, and the next writeback would store them
+ * under "copied" flags that no longer match. Make the flags follow, so
+ * the changes can only leak; if even that fails, write nothing more.
+ * Returns ret. */
+static int settle_flags(struct qcow2_state *s, int ret)
+{
+    if (ret < 0 && update_copied(s) < 0) {
+        s->broken = true;
+    }
+    return ret;
+}
+
 /* Write snaps as the new snapshot table and point the header at it; the
  * old table is freed afterwards. Takes ownership of snaps. */
 static int write_snapshot_table(struct qcow2_state *s,
@@ -137,7 +150,7 @@ static int write_snapshot_table(struct qcow2_state *s,
         ret = q2_alloc_clusters(s, q2_align_up(len, s->cluster_size) /
                                        s->cluster_size, &off);
         if (ret == 0) {
-            ret = vd_pwrite_full(s->fd, buf, len, off);
+            ret = vd_meta_pwrite(s->fd, buf, len, off);
         }
         if (ret == 0) {
             ret = q2_metadata_writeback(s);   /* refcounts, then sync */
@@ -296,15 +309,16 @@ int qcow2_snapshot_create(struct vd_image *img, const char *name,
         ret = q2_alloc_clusters(s, q2_align_up(l1_bytes, s->cluster_size) /
                                        s->cluster_size, &l1_off);
         if (ret == 0) {
-            ret = vd_pwrite_full(s->fd, buf, l1_bytes, l1_off);
+            ret = vd_meta_pwrite(s->fd, buf, l1_bytes, l1_off);
         }
     }
     /* 2. One more reference on everything reachable; flags follow. */
     if (ret == 0) {
         ret = update_reachable(s, s->l1, s->l1_size, 1);
-    }
-    if (ret == 0) {
-        ret = update_copied(s);
+        if (ret == 0) {
+            ret = update_copied(s);
+        }
+        ret = settle_flags(s, ret);
     }
     if (ret == 0) {
         ret = q2_metadata_writeback(s);
@@ -391,12 +405,13 @@ int qcow2_snapshot_delete(struct vd_image *img, const char *name,
     /* 2. Release what it referenced, then its L1 copy. */
     if (ret == 0) {
         ret = update_reachable(s, l1, l1_size, -1);
-    }
-    if (ret == 0 && l1_size > 0) {
-        ret = q2_refcount_update(s, l1_off, (uint64_t)l1_size * 8, -1);
-    }
-    if (ret == 0) {
-        ret = update_copied(s);
+        if (ret == 0 && l1_size > 0) {
+            ret = q2_refcount_update(s, l1_off, (uint64_t)l1_size * 8, -1);
+        }
+        if (ret == 0) {
+            ret = update_copied(s);
+        }
+        ret = settle_flags(s, ret);
     }
     if (ret == 0) {
         ret = q2_metadata_writeback(s);
@@ -442,7 +457,7 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
     }
     /* 1. References for the snapshot's tables as the new active ones. */
     if (ret == 0) {
-        ret = update_reachable(s, sl1, sn->l1_size, 1);
+        ret = settle_flags(s, update_reachable(s, sl1, sn->l1_size, 1));
     }
     if (ret == 0) {
         ret = q2_metadata_writeback(s);
@@ -472,6 +487,7 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
     if (ret == 0) {
         ret = update_copied(s);
     }
+    ret = settle_flags(s, ret);
     if (ret == 0) {
         ret = q2_metadata_writeback(s);
     }

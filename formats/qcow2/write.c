@@ -121,7 +121,7 @@ static void grow_file(struct qcow2_state *s, uint64_t end)
         return;
     }
     to = q2_align_up(end, Q2_GROW_STEP);
-    if (ftruncate(s->fd, (off_t)to) == 0) {
+    if (vd_ftruncate(s->fd, to) == 0) {
         s->file_size = to;
     }
 }
@@ -394,5 +394,5 @@ int q2_preallocate(struct qcow2_state *s, int mode)
         }
     }
     /* The file covers every cluster now mapped. */
-    return ftruncate(s->fd, (off_t)s->host_end) < 0 ? -errno : 0;
+    return vd_ftruncate(s->fd, s->host_end);
 }

@@ -20,6 +20,11 @@ NAME=vdiskd-test-$ID
 DATAVOL=vdiskd-test-data-$ID
 MNT=$T/vols
 SIZE=67108864
+# The container listens on all its addresses, so it needs a token file:
+# run-container.sh makes one when VDISKD_TOKEN_FILE does not exist; every
+# curl of this test sends the token through its own .curlrc.
+export VDISKD_TOKEN_FILE=$T/api-tokens
+export CURL_HOME=$T
 
 for tool in podman podman-compose runc debootstrap qemu-io qemu-img curl findmnt flock; do
     command -v "$tool" >/dev/null || fail "$tool missing: run deploy/install-deps.sh --test"
@@ -108,6 +113,9 @@ run_container() {
         "$SRC/deploy/run-container.sh" "$MNT" "$IMG" "$@" >"$T/run.out" 2>&1 ||
         fail "run-container.sh: $(cat "$T/run.out")"
     sed -n 's/^run-container.sh: /container: run-container.sh: /p' "$T/run.out"
+    [ "$(stat -c %a "$VDISKD_TOKEN_FILE")" = 600 ] || cfail "token file is not 0600"
+    printf 'header = "Authorization: Bearer %s"\n' \
+        "$(awk '{print $3}' "$VDISKD_TOKEN_FILE")" >"$T/.curlrc"
     wait_healthy
 }
 
@@ -143,6 +151,8 @@ stop_container() {
 
 run_container
 
+[ "$(curl -q -s -o /dev/null -w '%{http_code}' "$VD_URL/volumes")" = 401 ] ||
+    cfail "the container's API answered without a token"
 api POST /volumes "{\"name\":\"v1\",\"size\":$SIZE}"
 expect_status 201
 FMT=$(json_get format)

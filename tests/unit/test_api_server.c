@@ -1,10 +1,12 @@
 /* test_api_server.c — starting and stopping the HTTP server: port 0
  * picks a free port and vd_api_port reports it, IPv4 and IPv6 literals
- * bind, names and busy ports are refused with a message, and requests
+ * bind, names and busy ports are refused with a message, a
+ * non-loopback address without a token file is refused, and requests
  * that need no volume manager are answered on the socket. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,8 +41,9 @@ static int roundtrip(uint16_t port, const char *req, char *buf, size_t cap)
 
 int main(void)
 {
-    struct vd_api_config cfg = {.host = "127.0.0.1", .port = 0,
+    struct vd_api_config cfg = {.listen = {"127.0.0.1:0"}, .n_listen = 1,
                                 .max_body = 1024};
+    char addr[64];
     struct vd_error err = {0};
     struct vd_api *api = NULL, *api2 = NULL;
     char buf[4096];
@@ -73,7 +76,8 @@ int main(void)
     CHECK(strstr(buf, "Allow: GET, HEAD") != NULL);
 
     /* The same port again: refused, saying why. */
-    cfg.port = vd_api_port(api);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", vd_api_port(api));
+    cfg.listen[0] = addr;
     CHECK_EQ(vd_api_start(&cfg, NULL, &api2, &err), -EADDRINUSE);
     CHECK(strstr(err.msg, "in use") != NULL);
     CHECK(api2 == NULL);
@@ -85,23 +89,34 @@ int main(void)
 
     /* Only numeric addresses. */
     vd_error_clear(&err);
-    cfg.host = "localhost";
-    cfg.port = 0;
+    cfg.listen[0] = "localhost:0";
     CHECK_EQ(vd_api_start(&cfg, NULL, &api2, &err), -EINVAL);
     CHECK(strstr(err.msg, "localhost") != NULL);
     vd_error_clear(&err);
-    cfg.host = "300.1.1.1";
+    cfg.listen[0] = "300.1.1.1:0";
     CHECK_EQ(vd_api_start(&cfg, NULL, &api2, &err), -EINVAL);
 
     /* IPv6 loopback, if the host has it. */
     vd_error_clear(&err);
-    cfg.host = "::1";
+    cfg.listen[0] = "[::1]:0";
     if (vd_api_start(&cfg, NULL, &api2, &err) == 0) {
         CHECK(vd_api_port(api2) != 0);
         vd_api_stop(api2);
     } else {
         CHECK(err.code == -EADDRNOTAVAIL || err.code == -EAFNOSUPPORT);
     }
+
+    /* Not loopback and no tokens: refused, saying why. */
+    vd_error_clear(&err);
+    cfg.listen[0] = "0.0.0.0:0";
+    CHECK_EQ(vd_api_start(&cfg, NULL, &api2, &err), -EPERM);
+    CHECK(strstr(err.msg, "--api-token-file") != NULL);
+    /* Two TCP listeners: refused. */
+    vd_error_clear(&err);
+    cfg.listen[0] = "127.0.0.1:0";
+    cfg.listen[1] = "127.0.0.2:0";
+    cfg.n_listen = 2;
+    CHECK_EQ(vd_api_start(&cfg, NULL, &api2, &err), -EINVAL);
 
     vd_api_stop(NULL);
     return vd_test_done("test_api_server");

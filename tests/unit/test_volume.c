@@ -103,10 +103,10 @@ int main(void)
     /* The rules the API leaves to the volume manager: which backend
      * types exist (from the registry), what each needs. */
     vd_error_clear(&err);
-    b2.backend_type = "ceph";
-    b2.backend_uri = "rbd:pool/x";
+    b2.backend_type = "iscsi";
+    b2.backend_uri = "iscsi://host/x";
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
-    CHECK(strstr(err.msg, "unknown backend type \"ceph\" in "
+    CHECK(strstr(err.msg, "unknown backend type \"iscsi\" in "
                           "'backend.type'; known: file") != NULL);
 #ifdef VD_WITH_RBD
     /* RBD names its images by cluster, pool and image, never a uri. */
