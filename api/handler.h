@@ -24,6 +24,7 @@ struct api_request {
     const char *since;    /* ?since=SNAPSHOT, or NULL */
     json_t *body;         /* parsed JSON object for POST/PATCH, else NULL */
     bool force;           /* ?force=true */
+    bool purge;           /* ?purge=true */
 };
 
 struct api_reply {
@@ -37,6 +38,7 @@ struct api_reply {
     const char *content_type; /* for text / static_text */
     char *location;           /* owned; Location header, or NULL */
     const char *allow;        /* Allow header (405), static */
+    const char *image_fate;   /* Vdiskd-Image header (DELETE), static */
 };
 
 typedef void (*api_handler_fn)(const struct api_request *req,

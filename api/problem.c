@@ -35,6 +35,13 @@ unsigned api_status_from_errno(int code)
         return 422;
     case -ENOSPC:
         return 507;
+    case -ETIMEDOUT:     /* a remote cluster or server that did not answer */
+        return 504;
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -ESHUTDOWN:
+        return 502;
     default:
         return 500;
     }
@@ -56,7 +63,9 @@ const char *api_status_title(unsigned status)
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     case 507: return "Insufficient Storage";
     default: return "Error";
     }

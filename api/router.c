@@ -31,7 +31,7 @@ static const struct route routes[] = {
     {"volumes/{volume}", "GET, HEAD, PATCH, DELETE",
      {{"GET", api_volumes_get, false, NULL},
       {"PATCH", api_volumes_patch, true, NULL},
-      {"DELETE", api_volumes_delete, false, "force"}}},
+      {"DELETE", api_volumes_delete, false, "force purge"}}},
     {"volumes/{volume}/snapshots", "GET, HEAD, POST",
      {{"GET", api_snapshots_list, false, NULL},
       {"POST", api_snapshots_create, true, NULL}}},

@@ -12,7 +12,8 @@ struct api_route_method {
     const char *method;
     api_handler_fn fn;
     bool body;          /* takes a JSON body */
-    const char *query;  /* the one query parameter accepted, or NULL */
+    const char *query;  /* the query parameters accepted, separated by
+                           spaces, or NULL */
 };
 
 /* Path parameters of a matched route. */

@@ -138,10 +138,26 @@ struct conn {
 struct query_scan {
     const char *allowed;    /* NULL = none */
     bool force;             /* ?force=true */
+    bool purge;             /* ?purge=true */
     char since[VD_API_NAME_MAX + 1];   /* ?since=NAME, "" if absent */
     struct api_reply *rep;  /* set to a 400 on the first bad parameter */
     bool bad;
 };
+
+/* Whether key is one of the space-separated names in allowed. */
+static bool query_allowed(const char *allowed, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = allowed; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ' ');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, key, n) == 0) {
+            return true;
+        }
+        p = end != NULL ? end + 1 : p + len;
+    }
+    return false;
+}
 
 static enum MHD_Result query_check(void *cls, enum MHD_ValueKind kind,
                                    const char *key, const char *value)
@@ -154,7 +170,7 @@ static enum MHD_Result query_check(void *cls, enum MHD_ValueKind kind,
         q->bad = true;
         return MHD_NO;
     }
-    if (q->allowed == NULL || strcmp(k, q->allowed) != 0) {
+    if (!query_allowed(q->allowed, k)) {
         api_problem(q->rep, 400, "unknown query parameter '%s'", k);
         q->bad = true;
         return MHD_NO;
@@ -173,7 +189,8 @@ static enum MHD_Result query_check(void *cls, enum MHD_ValueKind kind,
     }
     if ((value != NULL &&
          api_segment_decode(value, strlen(value), v, sizeof(v)) < 0) ||
-        api_parse_bool(value != NULL ? v : NULL, &q->force) < 0) {
+        api_parse_bool(value != NULL ? v : NULL,
+                       strcmp(k, "purge") == 0 ? &q->purge : &q->force) < 0) {
         api_problem(q->rep, 400, "query parameter '%s' must be true or false",
                     k);
         q->bad = true;
@@ -245,6 +262,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *c,
                                           : "Bearer realm=\"vdiskd\"");
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (rep->image_fate != NULL) {
+        MHD_add_response_header(resp, "Vdiskd-Image", rep->image_fate);
+    }
     ret = MHD_queue_response(c, rep->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -499,6 +519,7 @@ static bool request_prepare(struct vd_api *api, struct MHD_Connection *c,
         return false;
     }
     cx->req.force = q.force;
+    cx->req.purge = q.purge;
     memcpy(cx->since, q.since, sizeof(cx->since));
     cx->req.since = cx->since[0] != '\0' ? cx->since : NULL;
     if (cx->rm->body) {

@@ -73,7 +73,8 @@ static int check_name(const char *name, const char *label,
 static int parse_backend(const json_t *b, struct vd_volume_spec *spec,
                          struct vd_error *err)
 {
-    static const char *const known[] = {"type", "uri", NULL};
+    static const char *const known[] = {"type", "uri", "cluster", "pool",
+                                        "image", NULL};
     const char *type = NULL;
 
     if (!json_is_object(b)) {
@@ -81,14 +82,21 @@ static int parse_backend(const json_t *b, struct vd_volume_spec *spec,
     }
     if (check_members(b, known, "backend.", err) < 0 ||
         get_string(b, "type", "backend.type", &type, err) < 0 ||
-        get_string(b, "uri", "backend.uri", &spec->backend_uri, err) < 0) {
+        get_string(b, "uri", "backend.uri", &spec->backend_uri, err) < 0 ||
+        get_string(b, "cluster", "backend.cluster", &spec->backend_cluster,
+                   err) < 0 ||
+        get_string(b, "pool", "backend.pool", &spec->backend_pool, err) < 0 ||
+        get_string(b, "image", "backend.image", &spec->backend_image,
+                   err) < 0) {
         return -EINVAL;
     }
     if (type == NULL) {
         return vd_error_set(err, -EINVAL, "'backend.type' is required");
     }
-    /* Which types exist and whether they take a uri is the volume
-     * manager's business: it asks the driver registry. */
+    /* Which types exist and whether they take a uri or cluster, pool and
+     * image (a distributed store such as RBD) is the volume manager's
+     * business: it asks the driver registry, whose driver checks the
+     * names (vd_driver.locate). */
     spec->backend_type = type;
     return 0;
 }

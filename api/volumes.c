@@ -85,6 +85,13 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     if (backend != NULL && !local) {
         json_object_set_new(backend, "uri", str_or_null(r->location));
     }
+    if (backend != NULL && vi->have_parts) {
+        json_object_set_new(backend, "cluster", str_or_null(vi->parts.cluster));
+        json_object_set_new(backend, "pool", str_or_null(vi->parts.pool));
+        json_object_set_new(backend, "image", str_or_null(vi->parts.image));
+        json_object_set_new(backend, "created_by_vdiskd",
+                            json_boolean(r->owns_image));
+    }
     if (backend != NULL && vi->have_backend_state) {
         add_backend_state(backend, &vi->backend_state);
     }
@@ -237,11 +244,15 @@ void api_volumes_patch(const struct api_request *req, struct api_reply *rep)
 void api_volumes_delete(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
-    int r = vd_volmgr_delete(req->mgr, req->name, req->force, &err);
+    bool removed = false;
+    int r = vd_volmgr_delete_image(req->mgr, req->name, req->force,
+                                   req->purge, &removed, &err);
 
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);
         return;
     }
+    /* 204 as ever; the header says whether the image went too. */
     api_reply_json(rep, 204, NULL);
+    rep->image_fate = removed ? "removed" : "detached";
 }

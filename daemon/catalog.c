@@ -220,7 +220,8 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 
 #define ROW_COLUMNS                                                         \
     "v.id, v.name, v.uuid, v.format, v.backend, v.location, "              \
-    "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at "  \
+    "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at, " \
+    "v.owns_image "                                                        \
     "FROM volumes v LEFT JOIN volumes b ON b.id = v.base_id"
 
 static const char *const state_names[] = {
@@ -268,6 +269,7 @@ static void read_row(sqlite3_stmt *st, struct vd_volume_row *row)
     row->state = state_from_text(sqlite3_column_text(st, 8));
     row->created_at = sqlite3_column_int64(st, 9);
     row->updated_at = sqlite3_column_int64(st, 10);
+    row->owns_image = sqlite3_column_int(st, 11) != 0;
 }
 
 int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
@@ -275,8 +277,9 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
 {
     static const char sql[] =
         "INSERT INTO volumes (name, uuid, format, backend, location, base_id, "
-        "size, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, "
-        "(SELECT id FROM volumes WHERE name = ?6), ?7, ?8, ?9, ?9)";
+        "size, state, created_at, updated_at, owns_image) VALUES (?1, ?2, ?3, "
+        "?4, ?5, (SELECT id FROM volumes WHERE name = ?6), ?7, ?8, ?9, ?9, "
+        "?10)";
     sqlite3_stmt *st = NULL;
     int ret = 0;
 
@@ -304,6 +307,7 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
     sqlite3_bind_text(st, 8, vd_volume_state_name(row->state), -1,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, row->created_at);
+    sqlite3_bind_int(st, 10, row->owns_image ? 1 : 0);
     ret = vd_catalog_step_change(cat, st, err, "insert");
     if (ret == -EEXIST) {
         vd_error_set(err, ret, "volume '%s' already exists", row->name);

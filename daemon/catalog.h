@@ -7,6 +7,7 @@
 #ifndef VD_CATALOG_H
 #define VD_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,9 @@ struct vd_volume_row {
     enum vd_volume_state state;
     int64_t created_at;              /* unix seconds */
     int64_t updated_at;
+    bool owns_image;                 /* vdiskd made the image: deleting the
+                                        volume removes it (false: an
+                                        attached remote image, detached) */
 };
 
 /* Open (creating if needed) the catalog at path and run pending

@@ -23,11 +23,16 @@
 #include "ioloop.h"
 #include "log.h"
 #include "notify.h"
+#ifdef VD_WITH_RBD
+#include "vd_rbd.h"
+#endif
 #include "vd_error.h"
 #include "volume.h"
 
 #define MAX_IMPORT_DIRS 32
 #define MAX_SOCKET_DIRS 32
+#define MAX_RBD_CLUSTERS 16
+#define MAX_RBD_POOLS 32
 
 /* API flags: listeners, tokens, TLS (api/api.h). */
 struct api_options {
@@ -56,6 +61,12 @@ struct options {
     int poll_us;
     bool verbose;
     bool host_cache;
+    /* RBD: --rbd-cluster NAME=CONF, --rbd-id, --rbd-pool-allow */
+    const char *rbd_clusters[MAX_RBD_CLUSTERS];
+    int n_rbd_clusters;
+    const char *rbd_id;
+    const char *rbd_pools[MAX_RBD_POOLS + 1];
+    int n_rbd_pools;
 };
 
 static void usage(FILE *f)
@@ -96,6 +107,12 @@ static void usage(FILE *f)
 "  --cache MODE        image I/O: 'direct' bypasses the host page cache\n"
 "                      (O_DIRECT), 'host' uses it (default: direct,\n"
 "                      env VDISKD_CACHE)\n"
+"  --rbd-cluster NAME=CONF  serve RBD volumes from the Ceph cluster that\n"
+"                      ceph.conf CONF names, called NAME in the API\n"
+"                      (repeatable)\n"
+"  --rbd-id ID         cephx client of the RBD clusters (default: admin)\n"
+"  --rbd-pool-allow POOL  allow RBD volumes in POOL (repeatable; default:\n"
+"                      none)\n"
 "  --verbose           log debug messages\n"
 "  --help              show this help and exit\n"
 "  --version           show the version and exit\n");
@@ -213,7 +230,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
            OPT_SOCKET_DIR, OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE,
-           OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_POLL };
+           OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_POLL, OPT_RBD_CLUSTER,
+           OPT_RBD_ID, OPT_RBD_POOL };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
         {"mount", required_argument, NULL, OPT_MOUNT},
@@ -232,6 +250,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"cache", required_argument, NULL, OPT_CACHE},
         {"poll-us", required_argument, NULL, OPT_POLL},
+        {"rbd-cluster", required_argument, NULL, OPT_RBD_CLUSTER},
+        {"rbd-id", required_argument, NULL, OPT_RBD_ID},
+        {"rbd-pool-allow", required_argument, NULL, OPT_RBD_POOL},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -318,6 +339,24 @@ static int parse_args(int argc, char **argv, struct options *o)
             if (parse_cache(optarg, o) < 0) {
                 return -1;
             }
+            break;
+        case OPT_RBD_CLUSTER:
+            if (o->n_rbd_clusters == MAX_RBD_CLUSTERS ||
+                strchr(optarg, '=') == NULL) {
+                fprintf(stderr, "vdiskd: --rbd-cluster wants NAME=CONF "
+                        "(at most %d)\n", MAX_RBD_CLUSTERS);
+                return -1;
+            }
+            o->rbd_clusters[o->n_rbd_clusters++] = optarg;
+            break;
+        case OPT_RBD_ID: o->rbd_id = optarg; break;
+        case OPT_RBD_POOL:
+            if (o->n_rbd_pools == MAX_RBD_POOLS) {
+                fprintf(stderr, "vdiskd: at most %d --rbd-pool-allow\n",
+                        MAX_RBD_POOLS);
+                return -1;
+            }
+            o->rbd_pools[o->n_rbd_pools++] = optarg;
             break;
         case OPT_VERBOSE: o->verbose = true; break;
         case OPT_HELP: case 'h': usage(stdout); return 1;
@@ -435,6 +474,24 @@ int main(int argc, char **argv)
         }
     }
 
+    /* RBD clusters: registered only; the first volume opened on one
+     * connects it, so a cluster that is down does not stop the daemon. */
+    for (int i = 0; i < o.n_rbd_clusters; i++) {
+#ifdef VD_WITH_RBD
+        char name[64];
+        const char *eq = strchr(o.rbd_clusters[i], '=');
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - o.rbd_clusters[i]),
+                 o.rbd_clusters[i]);
+        if (vd_rbd_cluster_add(name, eq + 1, o.rbd_id, &err) < 0) {
+            fprintf(stderr, "vdiskd: --rbd-cluster: %s\n", err.msg);
+            goto out;
+        }
+#else
+        fprintf(stderr, "vdiskd: --rbd-cluster: built without RBD\n");
+        goto out;
+#endif
+    }
+
     /* Block the stop signals in every thread; main waits for them below. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -475,6 +532,7 @@ int main(int argc, char **argv)
         .mount_dir = mount_dir,
         .import_dirs = (const char *const *)import_real,
         .nbd_socket_dirs = (const char *const *)socket_real,
+        .pool_allow = o.rbd_pools,
         .default_format = o.format,
         .host_cache = o.host_cache,
         .ioloop = ioloop,
@@ -527,6 +585,9 @@ out:
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
     vd_ioloop_free(ioloop);   /* nothing is in flight once volumes closed */
+#ifdef VD_WITH_RBD
+    vd_rbd_clusters_shutdown();
+#endif
     vd_catalog_close(cat);
     for (int i = 0; i < o.n_import_dirs; i++) {
         free(import_real[i]);

@@ -45,6 +45,7 @@ struct vd_volmgr {
     char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
     char **import_dirs;              /* NULL terminated */
     char **nbd_socket_dirs;          /* NULL terminated (open_row) */
+    char **pool_allow;               /* NULL terminated (plan) */
     char *default_format;
     bool host_cache;
     struct vd_ioloop *ioloop;        /* for open_row (volume.h) */
@@ -87,7 +88,8 @@ uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
 int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);
 /* Remove from the served list; returns the list's reference or NULL. */
 struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name);
-/* Finish removing an unserved row: state 'deleting', file, then row. */
+/* Finish removing an unserved row: state 'deleting', file (or the remote
+ * image if row->owns_image), then row. */
 int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err);
 /* Drain a volume's I/O and close its image. */

@@ -6,11 +6,15 @@
  *    directory) -> image opened -> row 'ready' -> published to the mount.
  *    A crash before 'ready' leaves a 'creating' row, which start-up undoes
  *    (file removed, row removed). Nothing half-made is ever visible. A
- *    remote backend has no file: its server is dialled first, before any
- *    row and outside `ctl` (note 5).
+ *    remote backend has no file: its row goes in 'creating' first (it
+ *    holds the name), then the image is made if vdiskd owns it and
+ *    opened, outside `ctl` (note 5); a failure removes both.
  * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish -> gate
  *    closed and drained -> image closed -> row 'deleting' -> file unlinked ->
  *    row removed. Start-up finishes any 'deleting' row the same way.
+ *    A remote image vdiskd created (owns_image) is removed like a file,
+ *    once its volume is closed; an attached one is left alone unless
+ *    the caller purges it.
  * 3. A 'ready' row whose image is missing or will not open is kept, marked
  *    'missing' and logged; it is not served. It comes back when it opens.
  *    A served volume whose image reports corruption is shown 'corrupt'
@@ -19,8 +23,9 @@
  * 4. Image files live in <data>/images/<uuid>.<format>; names never reach
  *    the file system, so a volume name cannot point outside the data dir.
  * 5. Control operations hold `ctl` for their whole length, except that
- *    create dials a remote server before taking it (a server that does
- *    not answer would hold every control call for the connect timeout);
+ *    create dials a remote server before taking it, and delete closes a
+ *    remote volume and removes its image after releasing it (a server
+ *    that does not answer would hold every control call for its timeout);
  *    `lock` guards only the list of served volumes and is never held
  *    across I/O. */
 #include <dirent.h>
@@ -187,6 +192,12 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr,
     if (vd_row_is_file(row) && unlink(row->location) < 0 && errno != ENOENT) {
         return vd_error_set(err, -errno, "cannot remove '%s': %s",
                             row->location, strerror(errno));
+    }
+    if (!vd_row_is_file(row) && row->owns_image) {
+        ret = vd_image_remove(row->backend, row->location, err);
+        if (ret < 0 && ret != -ENOENT) {
+            return ret;
+        }
     }
     vd_fsync_dir(mgr->images_dir);
     return vd_catalog_volume_delete(mgr->cat, row->name, err);
@@ -371,10 +382,12 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     mgr->import_dirs = dup_strv(NULL, cfg->import_dirs);
     mgr->allowed_dirs = dup_strv(cfg->data_dir, cfg->import_dirs);
     mgr->nbd_socket_dirs = dup_strv(NULL, cfg->nbd_socket_dirs);
+    mgr->pool_allow = dup_strv(NULL, cfg->pool_allow);
     if (mgr->default_format == NULL || mgr->data_dir == NULL ||
         mgr->mount_dir == NULL || mgr->images_dir == NULL ||
         mgr->import_dirs == NULL || mgr->allowed_dirs == NULL ||
-        mgr->nbd_socket_dirs == NULL || mgr->jobs == NULL) {
+        mgr->nbd_socket_dirs == NULL || mgr->pool_allow == NULL ||
+        mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
@@ -502,6 +515,7 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     free_strv(mgr->import_dirs);
     free_strv(mgr->allowed_dirs);
     free_strv(mgr->nbd_socket_dirs);
+    free_strv(mgr->pool_allow);
     pthread_mutex_destroy(&mgr->ctl);
     pthread_mutex_destroy(&mgr->lock);
     pthread_mutex_destroy(&mgr->views_lock);

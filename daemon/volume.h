@@ -25,6 +25,10 @@ struct vd_volmgr_config {
     const char *const *nbd_socket_dirs; /* canonical dirs NBD unix sockets
                                            may be in; NULL-terminated;
                                            NULL = no unix sockets */
+    const char *const *pool_allow;      /* pools of a distributed store
+                                           (RBD) new and attached volumes
+                                           may use; NULL-terminated; NULL
+                                           = none */
     const char *default_format;         /* a file driver that can create;
                                            NULL = chosen from the registry */
     bool host_cache;                    /* false: image data I/O uses O_DIRECT */
@@ -40,6 +44,11 @@ struct vd_volume_spec {
     const char *backend_type;  /* NULL or "file" = local image; else a
                                   remote driver's name ("nbd") */
     const char *backend_uri;   /* for remote backends */
+    /* Remote backends addressed by parts (the driver's locate): which of
+     * the operator's clusters, pool and image. NULL = not given. */
+    const char *backend_cluster;
+    const char *backend_pool;
+    const char *backend_image;
     uint32_t cluster_size;     /* 0 = driver default */
     const char *base;          /* linked clone of this volume */
     const char *import_path;   /* take in an existing image */
@@ -62,6 +71,8 @@ struct vd_volume_info {
     char state_reason[256];
     bool have_backend_state;      /* the driver reported backend_state */
     struct vd_backend_state backend_state;  /* NBD: connections, server */
+    bool have_parts;              /* a remote location named by parts */
+    struct vd_location_parts parts;  /* cluster, pool, image (RBD) */
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */
@@ -88,6 +99,15 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                      struct vd_volume_info *out, struct vd_error *err);
 int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
                      struct vd_error *err);
+/* Delete, saying what became of the image: a local file and a remote
+ * image vdiskd created are removed; a remote image that was attached is
+ * only detached, unless purge. *image_removed (may be NULL) tells which.
+ * Removing a remote image happens outside the control lock, after its
+ * volume has been closed; if that fails the row stays 'deleting' and the
+ * next DELETE (or start-up) tries again. */
+int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
+                           bool force, bool purge, bool *image_removed,
+                           struct vd_error *err);
 int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
                   struct vd_volume_info *out, struct vd_error *err);
 /* Returns the count; *out is caller-freed. */

@@ -28,6 +28,8 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
     out->local = vd_row_is_file(row);
     out->allocated = -1;
+    out->have_parts = !out->local &&
+        vd_image_location_parts(row->backend, row->location, &out->parts) == 0;
     if (vol == NULL) {
         return;
     }
@@ -235,6 +237,17 @@ static int import_format(struct vd_volmgr *mgr,
     return 0;
 }
 
+/* Whether the operator allowed pool (a distributed store's) for volumes. */
+static bool pool_allowed(struct vd_volmgr *mgr, const char *pool)
+{
+    for (size_t i = 0; pool != NULL && mgr->pool_allow[i] != NULL; i++) {
+        if (strcmp(mgr->pool_allow[i], pool) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                        struct vd_volume_row *row, struct vd_volume_row *base,
                        struct vd_error *err)
@@ -290,19 +303,53 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                                 backend, VD_BACKEND_FILE,
                                 known[0] != '\0' ? ", " : "", known);
         }
-        if (spec->backend_uri == NULL) {
-            return vd_error_set(err, -EINVAL, "'backend.uri' is required "
-                                "with type \"%s\"", backend);
-        }
-        if (strlen(spec->backend_uri) >= sizeof(row->location)) {
-            return vd_error_set(err, -EINVAL, "'backend.uri' is too long");
-        }
         if (spec->base != NULL || spec->import_path != NULL) {
             return vd_error_set(err, -EINVAL, "'base' and 'import' make "
                                 "local images; they exclude a remote "
                                 "'backend'");
         }
-        snprintf(row->location, sizeof(row->location), "%s", spec->backend_uri);
+        /* With a size, a backend that can create makes a new image;
+         * without, an existing one is attached. */
+        bool create = spec->size != 0 &&
+                      (vd_driver_caps(drv) & VD_CAP_CREATE) != 0;
+        struct vd_locate_req lr = {
+            .uri = spec->backend_uri,
+            .cluster = spec->backend_cluster,
+            .pool = spec->backend_pool,
+            .image = spec->backend_image,
+            .uuid = NULL,
+            .create = create,
+        };
+        uuid_generate(u);
+        uuid_unparse_lower(u, row->uuid);
+        lr.uuid = row->uuid;
+        int n = vd_image_locate(backend, &lr, row->location,
+                                sizeof(row->location), err);
+        if (n == -ENOTSUP) {
+            /* The driver takes a URI as the location. */
+            if (spec->backend_cluster != NULL || spec->backend_pool != NULL ||
+                spec->backend_image != NULL) {
+                return vd_error_set(err, -EINVAL, "'backend.cluster', "
+                                    "'backend.pool' and 'backend.image' are "
+                                    "not taken by type \"%s\"", backend);
+            }
+            if (spec->backend_uri == NULL) {
+                return vd_error_set(err, -EINVAL, "'backend.uri' is required "
+                                    "with type \"%s\"", backend);
+            }
+            if (strlen(spec->backend_uri) >= sizeof(row->location)) {
+                return vd_error_set(err, -EINVAL, "'backend.uri' is too long");
+            }
+            snprintf(row->location, sizeof(row->location), "%s",
+                     spec->backend_uri);
+        } else if (n < 0) {
+            return n;
+        } else if (!pool_allowed(mgr, spec->backend_pool)) {
+            return vd_error_set(err, -EACCES, "pool '%s' is not one the "
+                                "operator allowed for %s volumes",
+                                spec->backend_pool, backend);
+        }
+        row->owns_image = create;
         format = "raw";   /* the data as the server exports it */
     }
     if (spec->import_path != NULL) {
@@ -337,8 +384,11 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
         snprintf(row->base, sizeof(row->base), "%s", spec->base);
     }
-    uuid_generate(u);
-    uuid_unparse_lower(u, row->uuid);
+    if (local) {
+        uuid_generate(u);
+        uuid_unparse_lower(u, row->uuid);
+        row->owns_image = true;
+    }
     snprintf(row->name, sizeof(row->name), "%s", spec->name);
     snprintf(row->format, sizeof(row->format), "%s", format);
     snprintf(row->backend, sizeof(row->backend), "%s", backend);
@@ -431,20 +481,26 @@ static int freeze_base(struct vd_volmgr *mgr, const char *base,
     return ret;
 }
 
-/* A remote backend's server, dialled before ctl is taken: one that does
- * not answer must not stall every other control call for the whole
- * connect timeout. A name already taken is refused without dialling
- * (create re-checks under ctl). Sets *img. */
+/* A remote backend's image, made (if the row owns it) and opened before
+ * ctl is taken: a server that does not answer must not stall every other
+ * control call for the whole connect timeout. The caller has inserted
+ * the row 'creating', which holds the name. On failure nothing is left
+ * on the server. Sets *img. */
 static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                        const struct vd_volume_row *row, struct vd_image **img,
                        struct vd_error *err)
 {
-    struct vd_volume_row taken;
     int ret;
 
-    if (vd_catalog_volume_get(mgr->cat, row->name, &taken, NULL) == 0) {
-        return vd_error_set(err, -EEXIST, "volume '%s' already exists",
-                            row->name);
+    if (row->owns_image) {
+        struct vd_create_opts o = {
+            .size = row->size,
+            .cluster_size = spec->cluster_size,
+        };
+        ret = vd_image_create(row->backend, row->location, &o, err);
+        if (ret < 0) {
+            return ret;
+        }
     }
     ret = vd_volmgr_open_row(mgr, row, false, img, err);
     if (ret == 0 && spec->size != 0 && vd_image_length(*img) != spec->size) {
@@ -455,6 +511,9 @@ static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                            (unsigned long long)spec->size);
         vd_image_close(*img);
         *img = NULL;
+    }
+    if (ret < 0 && row->owns_image) {
+        vd_image_remove(row->backend, row->location, NULL);
     }
     return ret;
 }
@@ -473,15 +532,22 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         return ret;
     }
     file = vd_row_is_file(&row);
-    if (!file && (ret = open_remote(mgr, spec, &row, &img, err)) < 0) {
-        return ret;
+    if (!file) {
+        /* Note 1 in volume.c: the row first, so that a crash leaves
+         * nothing on the server that start-up does not remove. */
+        if ((ret = vd_catalog_volume_insert(mgr->cat, &row, err)) < 0) {
+            return ret;
+        }
+        if ((ret = open_remote(mgr, spec, &row, &img, err)) < 0) {
+            vd_catalog_volume_delete(mgr->cat, row.name, NULL);
+            return ret;
+        }
     }
     pthread_mutex_lock(&mgr->ctl);
     if (spec->base != NULL && (ret = freeze_base(mgr, spec->base, err)) < 0) {
         goto out_unlock;
     }
-    ret = vd_catalog_volume_insert(mgr->cat, &row, err);
-    if (ret < 0) {
+    if (file && (ret = vd_catalog_volume_insert(mgr->cat, &row, err)) < 0) {
         goto out_unlock;
     }
     if (file) {
@@ -521,6 +587,8 @@ out_undo:
      * the catalog still names what was planned, so remove by what we made. */
     if (file) {
         unlink(row.location);
+    } else if (row.owns_image) {
+        vd_image_remove(row.backend, row.location, NULL);
     }
     vd_catalog_volume_delete(mgr->cat, row.name, NULL);
 out_unlock:
@@ -555,9 +623,17 @@ static int clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
 int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
                      struct vd_error *err)
 {
+    return vd_volmgr_delete_image(mgr, name, force, false, NULL, err);
+}
+
+int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
+                           bool force, bool purge, bool *image_removed,
+                           struct vd_error *err)
+{
     struct vd_volume_row row;
     struct vd_volume *vol = NULL, *remote = NULL;
     char clones[512];
+    bool file;
     int ret;
 
     if (!vd_volume_name_valid(name)) {
@@ -566,6 +642,23 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
     pthread_mutex_lock(&mgr->ctl);
     ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
     if (ret < 0) {
+        goto out;
+    }
+    if (row.state == VD_STATE_CREATING) {
+        ret = vd_error_set(err, -ENOENT, "volume '%s' is still being "
+                           "created", name);
+        goto out;
+    }
+    file = vd_row_is_file(&row);
+    if (!file && purge) {
+        row.owns_image = true;   /* remove it with the row */
+    }
+    if (!file && row.owns_image &&
+        vd_driver_find(row.backend) != NULL &&
+        vd_driver_find(row.backend)->remove == NULL) {
+        ret = vd_error_set(err, -ENOTSUP, "a %s volume's image cannot be "
+                           "removed through vdiskd; delete without "
+                           "'purge' to detach it", row.backend);
         goto out;
     }
     if (clones_of(mgr, name, clones, sizeof(clones)) > 0) {
@@ -590,27 +683,50 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
             goto out;
         }
         vd_volume_unref(vd_volmgr_unpublish(mgr, name));
-        if (vd_row_is_file(&row)) {
+        if (file) {
             vd_volume_shut(vol);   /* before its image file goes */
             vd_volume_unref(vol);
         } else {
             remote = vol;   /* closed below, outside ctl */
         }
     }
+    if (!file) {
+        /* Closing flushes to the server, and a server that hangs holds
+         * that for its whole timeout: no other control call waits for it.
+         * The volume is unpublished and its row 'deleting', so nothing
+         * finds it; a remote image is removed only once it is closed. */
+        if (row.state != VD_STATE_DELETING &&
+            (ret = vd_catalog_volume_set_state(mgr->cat, name,
+                                               VD_STATE_DELETING, err)) < 0) {
+            goto out;
+        }
+        row.state = VD_STATE_DELETING;
+        pthread_mutex_unlock(&mgr->ctl);
+        if (remote != NULL) {
+            vd_volume_shut(remote);
+            vd_volume_unref(remote);
+        }
+        ret = vd_volmgr_remove_row(mgr, &row, err);
+        if (ret == 0) {
+            vd_info("deleted volume '%s'%s; its image %s was %s", name,
+                    force ? " (forced)" : "", row.location,
+                    row.owns_image ? "removed" : "detached, not removed");
+            if (image_removed != NULL) {
+                *image_removed = row.owns_image;
+            }
+        }
+        return ret;
+    }
     ret = vd_volmgr_remove_row(mgr, &row, err);
     if (ret == 0) {
         vd_info("deleted volume '%s'%s", name, force ? " (forced)" : "");
         thaw_base(mgr, row.base);
+        if (image_removed != NULL) {
+            *image_removed = true;
+        }
     }
 out:
     pthread_mutex_unlock(&mgr->ctl);
-    if (remote != NULL) {
-        /* Closing flushes to the server, and a server that hangs holds
-         * that for its whole timeout: no other control call waits for it.
-         * The volume is unpublished and its row gone, so nothing finds it. */
-        vd_volume_shut(remote);
-        vd_volume_unref(remote);
-    }
     return ret;
 }
 

@@ -62,6 +62,44 @@ int vd_image_create(const char *format, const char *location,
     return drv->create(location, opts, err);
 }
 
+int vd_image_locate(const char *driver, const struct vd_locate_req *req,
+                    char *buf, size_t len, struct vd_error *err)
+{
+    const struct vd_driver *drv = vd_driver_find(driver);
+    if (drv == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown driver '%s'", driver);
+    }
+    if (drv->locate == NULL) {
+        return -ENOTSUP;
+    }
+    return drv->locate(req, buf, len, err);
+}
+
+int vd_image_location_parts(const char *driver, const char *location,
+                            struct vd_location_parts *out)
+{
+    const struct vd_driver *drv = vd_driver_find(driver);
+    memset(out, 0, sizeof(*out));
+    if (drv == NULL || drv->location_parts == NULL) {
+        return -ENOTSUP;
+    }
+    return drv->location_parts(location, out);
+}
+
+int vd_image_remove(const char *driver, const char *location,
+                    struct vd_error *err)
+{
+    const struct vd_driver *drv = vd_driver_find(driver);
+    if (drv == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown driver '%s'", driver);
+    }
+    if (drv->remove == NULL) {
+        return vd_error_set(err, -ENOTSUP, "driver '%s' cannot remove "
+                            "images", driver);
+    }
+    return drv->remove(location, err);
+}
+
 int vd_image_relocate(const char *format, const char *location,
                       const char *orig_dir, struct vd_error *err)
 {

@@ -41,6 +41,21 @@ void vd_driver_names(unsigned caps, bool is_file, char *buf, size_t cap);
 int vd_image_create(const char *format, const char *location,
                     const struct vd_create_opts *opts, struct vd_error *err);
 
+/* The location of a remote image named by parts (vd_driver.locate):
+ * its length, -ENOTSUP if driver takes a URI instead, or -errno. */
+int vd_image_locate(const char *driver, const struct vd_locate_req *req,
+                    char *buf, size_t len, struct vd_error *err);
+
+/* Split a remote location into its parts (vd_driver.location_parts);
+ * -ENOTSUP if the driver has none. */
+int vd_image_location_parts(const char *driver, const char *location,
+                            struct vd_location_parts *out);
+
+/* Remove the image at location through its driver (vd_driver.remove);
+ * -ENOTSUP if the driver cannot. */
+int vd_image_remove(const char *driver, const char *location,
+                    struct vd_error *err);
+
 /* After copying an image of format into location from orig_dir, make
  * its relative references to other files resolve as before. */
 int vd_image_relocate(const char *format, const char *location,

@@ -168,6 +168,25 @@ struct vd_backend_state {
     bool lock_owner;        /* ... and this host holds it */
 };
 
+/* What a create request names of a remote image (vd_driver.locate): the
+ * members of the API's backend object, NULL where not given. */
+struct vd_locate_req {
+    const char *uri;
+    const char *cluster;    /* which of the operator's clusters */
+    const char *pool;
+    const char *image;
+    const char *uuid;       /* the new volume's: names an image made for it */
+    bool create;            /* a new image is to be made (else attach) */
+};
+
+/* A remote location split into the parts a create request names them by
+ * (vd_driver.location_parts), for showing; "" where a part is absent. */
+struct vd_location_parts {
+    char cluster[32];
+    char pool[128];
+    char image[256];
+};
+
 struct vd_check_result {
     uint64_t corruptions;
     uint64_t leaks;
@@ -192,6 +211,24 @@ struct vd_driver {
      * than 512 for small files) is this format: 0 = not it, 100 = certain.
      * NULL = never chosen by probing. */
     int (*probe)(const uint8_t *buf, size_t len);
+
+    /* Remote backends addressed by named parts rather than a URI: write
+     * the location req names into buf (len bytes) and return its length,
+     * or -EINVAL with err naming the offending member ("backend.pool"),
+     * -ENOENT for a cluster or store that is not configured. Checks
+     * syntax and configuration only, never the network. NULL = the
+     * location is req->uri as given. */
+    int (*locate)(const struct vd_locate_req *req, char *buf, size_t len,
+                  struct vd_error *err);
+
+    /* Split a location made by locate into its parts (0), or -EINVAL.
+     * NULL = the location is shown as a URI only. */
+    int (*location_parts)(const char *location, struct vd_location_parts *out);
+
+    /* Remove the image at location, with its snapshots (nobody has it
+     * open). -ENOENT if it does not exist. NULL = the daemon removes a
+     * host file itself, and a remote image cannot be removed. */
+    int (*remove)(const char *location, struct vd_error *err);
 
     /* Make a new image at location. NULL = cannot create. */
     int (*create)(const char *location, const struct vd_create_opts *opts,

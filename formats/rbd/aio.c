@@ -10,9 +10,20 @@
 
 /* ---- synchronous ------------------------------------------------------ */
 
+/* A flush with nothing in flight succeeds without an OSD: its success
+ * says nothing about the link, so it does not clear io_timed_out. */
+static int flush_errno(struct rbd_state *s, int64_t r)
+{
+    return r >= 0 ? 0 : vd_rbd_io_errno(s, r);
+}
+
 int vd_rbd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
 {
     struct rbd_state *s = img->opaque;
+
+    if (!vd_rbd_up(s)) {
+        return -EIO; /* not connected yet (note 6) */
+    }
     ssize_t r = rbd_read2(s->image, off, len, buf, 0);
     if (r >= 0 && (size_t)r != len) {
         return -EIO;
@@ -24,6 +35,10 @@ int vd_rbd_pwrite(struct vd_image *img, const void *buf, size_t len,
                   uint64_t off)
 {
     struct rbd_state *s = img->opaque;
+
+    if (!vd_rbd_up(s)) {
+        return -EIO; /* not connected yet (note 6) */
+    }
     ssize_t r = rbd_write2(s->image, off, len, buf, 0);
     if (r >= 0 && (size_t)r != len) {
         return -EIO;
@@ -34,7 +49,11 @@ int vd_rbd_pwrite(struct vd_image *img, const void *buf, size_t len,
 int vd_rbd_flush(struct vd_image *img)
 {
     struct rbd_state *s = img->opaque;
-    return vd_rbd_io_errno(s, rbd_flush(s->image));
+
+    if (!vd_rbd_up(s)) {
+        return 0; /* never up: nothing was written through it (note 6) */
+    }
+    return flush_errno(s, rbd_flush(s->image));
 }
 
 /* librbd takes a size_t length per call; keep each well inside it. */
@@ -44,6 +63,10 @@ int vd_rbd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
                         unsigned flags)
 {
     struct rbd_state *s = img->opaque;
+
+    if (!vd_rbd_up(s)) {
+        return -EIO; /* not connected yet (note 6) */
+    }
     (void)flags; /* librbd deallocates whole objects either way */
     while (len > 0) {
         size_t n = len < ZERO_CHUNK ? (size_t)len : (size_t)ZERO_CHUNK;
@@ -75,6 +98,8 @@ static void aio_complete(rbd_completion_t c, void *arg)
     rbd_aio_release(c);
     if (r >= 0 && aio->op == VD_AIO_READ && (size_t)r != aio->len) {
         ret = -EIO; /* a short read inside the image cannot happen */
+    } else if (aio->op == VD_AIO_FLUSH) {
+        ret = flush_errno(s, r);
     } else {
         ret = vd_rbd_io_errno(s, r);
     }
@@ -86,6 +111,10 @@ int vd_rbd_submit(struct vd_image *img, struct vd_aio *aio)
     struct rbd_state *s = img->opaque;
     rbd_completion_t c;
     int ret;
+
+    if (!vd_rbd_up(s)) {
+        return -EIO; /* not connected yet (note 6) */
+    }
 
     ret = rbd_aio_create_completion(aio, aio_complete, &c);
     if (ret < 0) {
@@ -163,6 +192,9 @@ int vd_rbd_block_status(struct vd_image *img, uint64_t off, uint64_t len,
     struct bs_walk w = {.off = off, .end = off + (len < range ? len : range)};
     int ret;
 
+    if (!vd_rbd_up(s)) {
+        return -EIO;
+    }
     /* Whole objects: a hole is an object that was never written (or was
      * removed), which is what lseek and st_blocks care about. */
     ret = rbd_diff_iterate2(s->image, NULL, w.off, w.end - w.off, 1, 1,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rbd-int.h"
@@ -25,12 +26,28 @@ struct rbd_cluster {
     char *client_id;
     pthread_mutex_t lock;
     rados_t rados; /* lock; NULL until connected */
+    /* The last failed connect (lock): when (CLOCK_MONOTONIC seconds, 0 =
+     * none), its errno and message, for callers that would rather fail
+     * at once than wait out another connect timeout (fail_fast). */
+    int64_t failed_at;
+    int failed_code;
+    char failed_msg[256];
 };
 
 /* Written by vd_rbd_cluster_add while no image opens (start-up, one
  * thread), read without a lock afterwards. */
 static struct rbd_cluster clusters[MAX_CLUSTERS];
 static int n_clusters;
+
+static struct rbd_cluster *cluster_find(const char *name)
+{
+    for (int i = 0; i < n_clusters; i++) {
+        if (strcmp(clusters[i].name, name) == 0) {
+            return &clusters[i];
+        }
+    }
+    return NULL;
+}
 
 /* ---- names and locations --------------------------------------------- */
 
@@ -118,6 +135,80 @@ int vd_rbd_location_format(char *buf, size_t len, const char *cluster,
     }
     n = snprintf(buf, len, VD_RBD_SCHEME "%s/%s/%s", cluster, pool, image);
     return n < 0 || (size_t)n >= len ? -ERANGE : n;
+}
+
+/* ---- locations from a create request ---------------------------------- */
+
+/* The registered names as "a, b" (for messages). */
+static void cluster_names(char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < n_clusters; i++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "%s%.*s", i ? ", " : "",
+                 (int)sizeof(clusters[i].name), clusters[i].name);
+    }
+}
+
+int vd_rbd_locate(const struct vd_locate_req *req, char *buf, size_t len,
+                  struct vd_error *err)
+{
+    char names[256], image[VD_RBD_IMAGE_MAX];
+    const char *cluster = req->cluster;
+    int n;
+
+    if (req->uri != NULL) {
+        return vd_error_set(err, -EINVAL, "'backend.uri' is not taken by "
+                            "type \"rbd\": give 'backend.pool' and "
+                            "'backend.image'");
+    }
+    cluster_names(names, sizeof(names));
+    if (n_clusters == 0) {
+        return vd_error_set(err, -EINVAL, "no RBD cluster is configured "
+                            "(vdiskd --rbd-cluster NAME=CONF)");
+    }
+    if (cluster == NULL && n_clusters > 1) {
+        return vd_error_set(err, -EINVAL, "'backend.cluster' is required: "
+                            "several RBD clusters are configured (%s)", names);
+    }
+    if (cluster == NULL) {
+        cluster = clusters[0].name;
+    }
+    if (cluster_find(cluster) == NULL) {
+        return vd_error_set(err, -EINVAL, "unknown RBD cluster \"%.40s\" in "
+                            "'backend.cluster'; configured: %s", cluster,
+                            names);
+    }
+    if (req->pool == NULL) {
+        return vd_error_set(err, -EINVAL, "'backend.pool' is required with "
+                            "type \"rbd\"");
+    }
+    if (!object_name_ok(req->pool, strlen(req->pool), VD_RBD_POOL_MAX)) {
+        return vd_error_set(err, -EINVAL, "bad pool name \"%.140s\" in "
+                            "'backend.pool': use A-Z a-z 0-9 _ . -, not "
+                            "starting with '.'", req->pool);
+    }
+    if (req->image == NULL && !req->create) {
+        return vd_error_set(err, -EINVAL, "'backend.image' is required to "
+                            "attach an existing RBD image (give 'size' to "
+                            "create a new one)");
+    }
+    snprintf(image, sizeof(image), "%s",
+             req->image != NULL ? req->image : "");
+    if (req->image == NULL) {
+        snprintf(image, sizeof(image), "vdiskd-%s",
+                 req->uuid != NULL ? req->uuid : "");
+    }
+    if (!object_name_ok(image, strlen(image), VD_RBD_IMAGE_MAX)) {
+        return vd_error_set(err, -EINVAL, "bad image name \"%.80s\" in "
+                            "'backend.image': use A-Z a-z 0-9 _ . -, not "
+                            "starting with '.'", image);
+    }
+    n = vd_rbd_location_format(buf, len, cluster, req->pool, image);
+    if (n < 0) {
+        return vd_error_set(err, n, "RBD location too long");
+    }
+    return n;
 }
 
 /* ---- the registry ----------------------------------------------------- */
@@ -279,34 +370,52 @@ out_shutdown:
     return ret;
 }
 
-int vd_rbd_cluster_get(const char *name, rados_t *out, struct vd_error *err)
+static int64_t mono_s(void)
 {
-    struct rbd_cluster *c = NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+int vd_rbd_cluster_get(const char *name, bool fail_fast, rados_t *out,
+                       struct vd_error *err)
+{
+    struct rbd_cluster *c = cluster_find(name);
+    unsigned connect_s =
+        env_secs("VD_RBD_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S);
     int ret = 0;
 
-    for (int i = 0; i < n_clusters; i++) {
-        if (strcmp(clusters[i].name, name) == 0) {
-            c = &clusters[i];
-            break;
-        }
-    }
+    *out = NULL;
     if (c == NULL) {
         return vd_error_set(err, -ENOENT, "no RBD cluster named '%s'", name);
     }
     pthread_mutex_lock(&c->lock);
-    if (c->rados == NULL) {
-        ret = cluster_connect(c, err);
+    if (c->rados == NULL && fail_fast && c->failed_at != 0 &&
+        mono_s() - c->failed_at < (int64_t)connect_s) {
+        ret = vd_error_set(err, c->failed_code, "%s", c->failed_msg);
+    } else if (c->rados == NULL) {
+        struct vd_error e = {0};
+        ret = cluster_connect(c, &e);
+        if (ret < 0) {
+            c->failed_at = mono_s();
+            c->failed_code = ret;
+            snprintf(c->failed_msg, sizeof(c->failed_msg), "%.*s",
+                     (int)sizeof(c->failed_msg) - 1, e.msg);
+            vd_error_set(err, ret, "%s", e.msg);
+        } else {
+            c->failed_at = 0;
+        }
     }
     *out = c->rados;
     pthread_mutex_unlock(&c->lock);
     return ret;
 }
 
-int vd_rbd_ioctx(const struct vd_rbd_location *loc, rados_ioctx_t *out,
-                 struct vd_error *err)
+int vd_rbd_ioctx(const struct vd_rbd_location *loc, bool fail_fast,
+                 rados_ioctx_t *out, struct vd_error *err)
 {
     rados_t r;
-    int ret = vd_rbd_cluster_get(loc->cluster, &r, err);
+    int ret = vd_rbd_cluster_get(loc->cluster, fail_fast, &r, err);
     if (ret < 0) {
         return ret;
     }

@@ -7,6 +7,7 @@
 #ifndef VD_RBD_INT_H
 #define VD_RBD_INT_H
 
+#include <pthread.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 #include <stdatomic.h>
@@ -36,7 +37,14 @@ struct vd_image;
  *    of ranges under its granularity, so discard and write_zeroes both
  *    use rbd_write_zeroes, which zeroes what it cannot deallocate.
  * 5. size is the image's size as this handle last saw it (open, grow);
- *    length() reads it without a call into librbd. */
+ *    length() reads it without a call into librbd.
+ * 6. A lazy open (vd_open_opts.lazy_connect) whose cluster cannot be
+ *    reached succeeds without an image: `up` is false, the size is the
+ *    catalog's, every request fails with -EIO at once, and a connector
+ *    thread retries every RETRY_S until it has opened io and image,
+ *    then sets `up` (release). Nothing else touches io or image while
+ *    `up` is false; once true they stay until close, which stops and
+ *    joins the connector first. */
 struct rbd_state {
     rados_ioctx_t io;
     rbd_image_t image; /* NULL when closed */
@@ -47,18 +55,39 @@ struct rbd_state {
     _Atomic uint64_t size;
     atomic_bool io_timed_out; /* the last I/O failed for want of
                                  an OSD; cleared by a success */
+    atomic_bool up;           /* io and image are open (note 6) */
+    /* The connector of a lazy open (note 6). */
+    bool connector_started;
+    pthread_t connector;
+    pthread_mutex_t conn_lock;
+    pthread_cond_t conn_cv;
+    bool conn_stop;           /* conn_lock */
+    char last_error[256];     /* conn_lock; why it is not up */
 };
+
+/* Whether the image is open and may be used (note 6). */
+static inline bool vd_rbd_up(struct rbd_state *s)
+{
+    return atomic_load_explicit(&s->up, memory_order_acquire);
+}
 
 /* cluster.c */
 
 /* The connected rados handle of the named cluster, connecting it first
  * if it is not (bounded by the connect timeout). A failed connect is
- * retried by the next call. *out stays owned by the registry. */
-int vd_rbd_cluster_get(const char *name, rados_t *out, struct vd_error *err);
+ * retried by the next call; with fail_fast, only once a connect timeout
+ * has passed since it failed (until then its error comes back at once).
+ * *out stays owned by the registry. */
+int vd_rbd_cluster_get(const char *name, bool fail_fast, rados_t *out,
+                       struct vd_error *err);
 
 /* Open an ioctx on pool, with an error that names pool and cluster. */
-int vd_rbd_ioctx(const struct vd_rbd_location *loc, rados_ioctx_t *out,
-                 struct vd_error *err);
+int vd_rbd_ioctx(const struct vd_rbd_location *loc, bool fail_fast,
+                 rados_ioctx_t *out, struct vd_error *err);
+
+/* vd_driver.locate: "rbd://CLUSTER/POOL/IMAGE" from a create request. */
+int vd_rbd_locate(const struct vd_locate_req *req, char *buf, size_t len,
+                  struct vd_error *err);
 
 /* errno for an I/O result from librbd: timeouts and a fenced client
  * become -EIO, as a block device reports them. */

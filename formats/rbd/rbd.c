@@ -6,6 +6,7 @@
  * from the cluster; snapshots are RBD snapshots and changed blocks come
  * from rbd_diff_iterate2. The data path is in aio.c. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #define DEFAULT_ORDER 22 /* 4 MiB objects, as the rbd tool makes them */
 #define MIN_ORDER 12
 #define MAX_ORDER 25
+#define RETRY_S 2 /* a lazy open retries its cluster this often */
 
 /* New images: cheap clones (layering), one writer at a time
  * (exclusive-lock, which object-map and fast-diff need), fast holes and
@@ -70,7 +72,7 @@ static int rbd_drv_create(const char *location,
     if (opts->size == 0) {
         return vd_error_set(err, -EINVAL, "an RBD image needs a size");
     }
-    ret = vd_rbd_ioctx(&loc, &io, err);
+    ret = vd_rbd_ioctx(&loc, false, &io, err);
     if (ret < 0) {
         return ret;
     }
@@ -101,7 +103,7 @@ int vd_rbd_image_remove(const char *location, struct vd_error *err)
     if (ret < 0) {
         return ret;
     }
-    ret = vd_rbd_ioctx(&loc, &io, err);
+    ret = vd_rbd_ioctx(&loc, false, &io, err);
     if (ret < 0) {
         return ret;
     }
@@ -128,27 +130,86 @@ int vd_rbd_image_remove(const char *location, struct vd_error *err)
     return 0;
 }
 
-static int rbd_drv_open(struct vd_image *img, const char *location,
-                        const struct vd_open_opts *o, struct vd_error *err)
+/* Remove the image's snapshots, then the image (vd_driver.remove). A
+ * snapshot with clones stops it with -EBUSY. */
+static int rbd_drv_remove(const char *location, struct vd_error *err)
 {
-    struct rbd_state *s = img->opaque;
-    uint64_t size = 0;
-    int ret;
+    struct vd_rbd_location loc;
+    rados_ioctx_t io = NULL;
+    rbd_image_t image = NULL;
+    rbd_snap_info_t snaps[64];
+    int ret, n, max;
 
-    ret = vd_rbd_location_parse(location, &s->loc, err);
+    ret = vd_rbd_location_parse(location, &loc, err);
     if (ret < 0) {
         return ret;
     }
-    s->readonly = o->readonly;
-    if (o->snapshot != NULL) {
-        s->snapshot = strdup(o->snapshot);
-        if (s->snapshot == NULL) {
-            return vd_error_set(err, -ENOMEM, "out of memory");
-        }
-    }
-    ret = vd_rbd_ioctx(&s->loc, &s->io, err);
+    ret = vd_rbd_ioctx(&loc, false, &io, err);
     if (ret < 0) {
-        goto out_free;
+        return ret;
+    }
+    ret = rbd_open(io, loc.image, &image, NULL);
+    if (ret < 0) {
+        rados_ioctx_destroy(io);
+        if (ret == -ENOENT) {
+            return vd_error_set(err, ret, "RBD image '%s/%s' does not exist",
+                                loc.pool, loc.image);
+        }
+        return vd_error_set(err, ret, "cannot open RBD image '%s/%s': %s",
+                            loc.pool, loc.image, strerror(-ret));
+    }
+    do {
+        max = (int)(sizeof(snaps) / sizeof(snaps[0]));
+        n = rbd_snap_list(image, snaps, &max);
+        if (n < 0) {
+            ret = vd_error_set(err, n, "cannot list snapshots of RBD image "
+                               "'%s/%s': %s", loc.pool, loc.image,
+                               strerror(-n));
+            break;
+        }
+        for (int i = 0; i < n && ret == 0; i++) {
+            ret = rbd_snap_remove(image, snaps[i].name);
+            if (ret < 0) {
+                vd_error_set(err, ret, "cannot remove snapshot '%s' of RBD "
+                             "image '%s/%s': %s", snaps[i].name, loc.pool,
+                             loc.image, ret == -EBUSY ? "it has clones"
+                                                      : strerror(-ret));
+            }
+        }
+        rbd_snap_list_end(snaps);
+    } while (ret == 0 && n > 0);
+    rbd_close(image);
+    rados_ioctx_destroy(io);
+    return ret < 0 ? ret : vd_rbd_image_remove(location, err);
+}
+
+static int rbd_drv_location_parts(const char *location,
+                                  struct vd_location_parts *out)
+{
+    struct vd_rbd_location loc;
+    _Static_assert(sizeof(out->cluster) >= sizeof(loc.cluster) &&
+                   sizeof(out->pool) >= sizeof(loc.pool) &&
+                   sizeof(out->image) >= sizeof(loc.image),
+                   "location parts fit");
+    int ret = vd_rbd_location_parse(location, &loc, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    memcpy(out->cluster, loc.cluster, sizeof(loc.cluster));
+    memcpy(out->pool, loc.pool, sizeof(loc.pool));
+    memcpy(out->image, loc.image, sizeof(loc.image));
+    return 0;
+}
+
+/* Open io and image of s->loc (not shared yet, or by the connector while
+ * `up` is false). */
+static int open_image(struct rbd_state *s, bool fail_fast,
+                      struct vd_error *err)
+{
+    uint64_t size = 0;
+    int ret = vd_rbd_ioctx(&s->loc, fail_fast, &s->io, err);
+    if (ret < 0) {
+        return ret;
     }
     if (s->readonly) {
         ret = rbd_open_read_only(s->io, s->loc.image, &s->image, s->snapshot);
@@ -194,7 +255,93 @@ out_close:
 out_ioctx:
     rados_ioctx_destroy(s->io);
     s->io = NULL;
-out_free:
+    return ret;
+}
+
+/* Errors that say the cluster could not be reached (a lazy open waits
+ * for it), as opposed to a location, pool or image that is wrong. */
+static bool unreachable(int code)
+{
+    return code == -ETIMEDOUT || code == -ECONNREFUSED || code == -EIO ||
+           code == -ESHUTDOWN || code == -ENOTCONN || code == -EHOSTUNREACH ||
+           code == -ENETUNREACH || code == -EAGAIN || code == -EACCES ||
+           code == -EPERM;
+}
+
+/* The connector of a lazy open (note 6 in rbd-int.h). */
+static void *connector_main(void *arg)
+{
+    struct rbd_state *s = arg;
+    pthread_mutex_lock(&s->conn_lock);
+    while (!s->conn_stop) {
+        struct vd_error e = {0};
+        struct timespec until;
+        pthread_mutex_unlock(&s->conn_lock);
+        int ret = open_image(s, false, &e);
+        pthread_mutex_lock(&s->conn_lock);
+        if (ret == 0) {
+            s->last_error[0] = '\0';
+            atomic_store_explicit(&s->up, true, memory_order_release);
+            break;
+        }
+        snprintf(s->last_error, sizeof(s->last_error), "%.*s",
+                 (int)sizeof(s->last_error) - 1, e.msg);
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += RETRY_S;
+        while (!s->conn_stop &&
+               pthread_cond_timedwait(&s->conn_cv, &s->conn_lock, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
+}
+
+static int rbd_drv_open(struct vd_image *img, const char *location,
+                        const struct vd_open_opts *o, struct vd_error *err)
+{
+    struct rbd_state *s = img->opaque;
+    bool lazy = o->lazy_connect && o->size_hint > 0 && o->snapshot == NULL;
+    pthread_condattr_t ca;
+    int ret;
+
+    ret = vd_rbd_location_parse(location, &s->loc, err);
+    if (ret < 0) {
+        return ret;
+    }
+    s->readonly = o->readonly;
+    if (o->snapshot != NULL) {
+        s->snapshot = strdup(o->snapshot);
+        if (s->snapshot == NULL) {
+            return vd_error_set(err, -ENOMEM, "out of memory");
+        }
+    }
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->conn_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* A lazy open does not wait out a connect timeout per image when the
+     * cluster's last connect failed: it comes up in the background. */
+    ret = open_image(s, lazy, err);
+    if (ret == 0) {
+        atomic_store_explicit(&s->up, true, memory_order_release);
+        return 0;
+    }
+    if (lazy && unreachable(ret)) {
+        atomic_store(&s->size, o->size_hint);
+        snprintf(s->last_error, sizeof(s->last_error), "%.*s",
+                 (int)sizeof(s->last_error) - 1,
+                 err != NULL ? err->msg : "cannot connect");
+        if (pthread_create(&s->connector, NULL, connector_main, s) == 0) {
+            s->connector_started = true;
+            if (err != NULL) {
+                *err = (struct vd_error){0};
+            }
+            return 0;
+        }
+    }
+    pthread_cond_destroy(&s->conn_cv);
+    pthread_mutex_destroy(&s->conn_lock);
     free(s->snapshot);
     s->snapshot = NULL;
     return ret;
@@ -203,6 +350,14 @@ out_free:
 static void rbd_drv_close(struct vd_image *img)
 {
     struct rbd_state *s = img->opaque;
+    if (s->connector_started) {
+        pthread_mutex_lock(&s->conn_lock);
+        s->conn_stop = true;
+        pthread_cond_broadcast(&s->conn_cv);
+        pthread_mutex_unlock(&s->conn_lock);
+        pthread_join(s->connector, NULL);
+        s->connector_started = false;
+    }
     if (s->image != NULL) {
         rbd_close(s->image);
         s->image = NULL;
@@ -213,6 +368,16 @@ static void rbd_drv_close(struct vd_image *img)
     }
     free(s->snapshot);
     s->snapshot = NULL;
+    pthread_cond_destroy(&s->conn_cv);
+    pthread_mutex_destroy(&s->conn_lock);
+}
+
+/* -EIO with a message while a lazily opened image is not up (note 6). */
+static int not_up(struct rbd_state *s, struct vd_error *err)
+{
+    return vd_error_set(err, -EIO, "RBD image '%s/%s' is not connected: "
+                        "cluster '%s' has not answered yet", s->loc.pool,
+                        s->loc.image, s->loc.cluster);
 }
 
 static uint64_t rbd_drv_length(struct vd_image *img)
@@ -238,6 +403,9 @@ static int64_t rbd_drv_allocated(struct vd_image *img)
     struct rbd_state *s = img->opaque;
     uint64_t sum = 0;
     int ret;
+    if (!vd_rbd_up(s)) {
+        return -EIO;
+    }
     if (!(s->features & RBD_FEATURE_FAST_DIFF)) {
         return -ENOTSUP;
     }
@@ -251,6 +419,9 @@ static int rbd_drv_truncate(struct vd_image *img, uint64_t size,
 {
     struct rbd_state *s = img->opaque;
     int ret;
+    if (!vd_rbd_up(s)) {
+        return not_up(s, err);
+    }
     if (size < rbd_drv_length(img)) {
         return vd_error_set(err, -ENOTSUP, "RBD images only grow here");
     }
@@ -269,7 +440,11 @@ static int rbd_drv_snapshot_create(struct vd_image *img, const char *name,
                                    struct vd_error *err)
 {
     struct rbd_state *s = img->opaque;
-    int ret = rbd_snap_create(s->image, name);
+    int ret;
+    if (!vd_rbd_up(s)) {
+        return not_up(s, err);
+    }
+    ret = rbd_snap_create(s->image, name);
     if (ret == -EEXIST) {
         return vd_error_set(err, ret, "snapshot '%s' already exists", name);
     }
@@ -289,6 +464,9 @@ static int rbd_drv_snapshot_list(struct vd_image *img,
     int max = 16, n;
 
     *out = NULL;
+    if (!vd_rbd_up(s)) {
+        return -EIO;
+    }
     for (;;) {
         snaps = calloc((size_t)max, sizeof(*snaps));
         if (snaps == NULL) {
@@ -333,7 +511,11 @@ static int rbd_drv_snapshot_delete(struct vd_image *img, const char *name,
                                    struct vd_error *err)
 {
     struct rbd_state *s = img->opaque;
-    int ret = rbd_snap_remove(s->image, name);
+    int ret;
+    if (!vd_rbd_up(s)) {
+        return not_up(s, err);
+    }
+    ret = rbd_snap_remove(s->image, name);
     if (ret == -ENOENT) {
         return vd_error_set(err, ret, "no snapshot '%s'", name);
     }
@@ -352,7 +534,11 @@ static int rbd_drv_snapshot_revert(struct vd_image *img, const char *name,
 {
     struct rbd_state *s = img->opaque;
     uint64_t size;
-    int ret = rbd_snap_rollback(s->image, name);
+    int ret;
+    if (!vd_rbd_up(s)) {
+        return not_up(s, err);
+    }
+    ret = rbd_snap_rollback(s->image, name);
     if (ret == -ENOENT) {
         return vd_error_set(err, ret, "no snapshot '%s'", name);
     }
@@ -406,6 +592,9 @@ static int rbd_drv_snapshot_changes(struct vd_image *img, const char *since,
     uint64_t size;
     int ret;
 
+    if (!vd_rbd_up(s)) {
+        return not_up(s, err);
+    }
     ret = rbd_open_read_only(s->io, s->loc.image, &view, snap);
     if (ret == -ENOENT) {
         return vd_error_set(err, ret, "no snapshot '%s'", snap);
@@ -445,6 +634,15 @@ static int rbd_drv_backend_state(struct vd_image *img,
     int owner = 0;
     bool up = !atomic_load(&s->io_timed_out);
 
+    out->connections = 1; /* the cluster's shared handle */
+    if (!vd_rbd_up(s)) {
+        out->link = VD_LINK_CONNECTING;
+        pthread_mutex_lock(&s->conn_lock);
+        snprintf(out->last_error, sizeof(out->last_error), "%.*s",
+                 (int)sizeof(out->last_error) - 1, s->last_error);
+        pthread_mutex_unlock(&s->conn_lock);
+        return 0;
+    }
     if (rbd_features_to_string(s->features, out->features, &flen) < 0) {
         out->features[0] = '\0';
     }
@@ -466,6 +664,9 @@ const struct vd_driver vd_driver_rbd = {
     .is_file = false,
     .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
             VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES,
+    .locate = vd_rbd_locate,
+    .location_parts = rbd_drv_location_parts,
+    .remove = rbd_drv_remove,
     .create = rbd_drv_create,
     .open = rbd_drv_open,
     .close = rbd_drv_close,

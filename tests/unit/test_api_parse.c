@@ -217,11 +217,15 @@ static void test_errno_status(void)
     CHECK_EQ(api_status_from_errno(-ENOTSUP), 422);
     CHECK_EQ(api_status_from_errno(-ENXIO), 422);
     CHECK_EQ(api_status_from_errno(-ENOSPC), 507);
+    CHECK_EQ(api_status_from_errno(-ETIMEDOUT), 504);
+    CHECK_EQ(api_status_from_errno(-ECONNREFUSED), 502);
+    CHECK_EQ(api_status_from_errno(-EHOSTUNREACH), 502);
     CHECK_EQ(api_status_from_errno(-EIO), 500);
     CHECK_EQ(api_status_from_errno(-ENOMEM), 500);
     CHECK_EQ(api_status_from_errno(0), 500);
     CHECK_EQ(api_status_from_errno(EINVAL), 500);   /* positive: a bug */
     CHECK(strcmp(api_status_title(404), "Not Found") == 0);
+    CHECK(strcmp(api_status_title(504), "Gateway Timeout") == 0);
     CHECK(strcmp(api_status_title(409), "Conflict") == 0);
     CHECK(strcmp(api_status_title(799), "Error") == 0);
 }

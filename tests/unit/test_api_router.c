@@ -41,7 +41,7 @@ int main(void)
     CHECK(rm->fn == api_volumes_patch && rm->body);
     CHECK_EQ(route("/volumes/v1", "DELETE", &rep), 200);
     CHECK(rm->fn == api_volumes_delete && !rm->body);
-    CHECK(rm->query != NULL && strcmp(rm->query, "force") == 0);
+    CHECK(rm->query != NULL && strcmp(rm->query, "force purge") == 0);
     CHECK_EQ(route("/volumes/%76%31", "GET", &rep), 200);
     CHECK(strcmp(path.volume, "v1") == 0);
 

@@ -64,6 +64,16 @@ static void test_good(void)
     CHECK(strcmp(s.backend_type, "nbd") == 0);
     CHECK(strcmp(s.backend_uri, "nbd://h:10809/e") == 0);
 
+    /* A distributed store's image by parts; the parse only takes them. */
+    CHECK_EQ(spec("{\"name\": \"r\", \"backend\": {\"type\": \"rbd\", "
+                  "\"cluster\": \"c1\", \"pool\": \"rbd\", "
+                  "\"image\": \"vm-disk\"}}", &s, &err), 0);
+    CHECK(strcmp(s.backend_type, "rbd") == 0 && s.backend_uri == NULL);
+    CHECK(strcmp(s.backend_cluster, "c1") == 0);
+    CHECK(strcmp(s.backend_pool, "rbd") == 0);
+    CHECK(strcmp(s.backend_image, "vm-disk") == 0);
+    CHECK_EQ(s.size, 0);
+
     /* size may be left out for clones and imports */
     CHECK_EQ(spec("{\"name\": \"c\", \"base\": \"tmpl\"}", &s, &err), 0);
     CHECK(strcmp(s.base, "tmpl") == 0);
@@ -110,6 +120,10 @@ static void test_bad(void)
         "'backend.type' is required");
     BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"nbd\", "
         "\"uri\": \"u\", \"port\": 1}}", "'backend.port'");
+    BAD("{\"name\": \"a\", \"backend\": {\"type\": \"rbd\", "
+        "\"pool\": 7}}", "'backend.pool' must be a string");
+    BAD("{\"name\": \"a\", \"backend\": {\"type\": \"rbd\", "
+        "\"pool\": \"p\", \"image\": \"\"}}", "'backend.image'");
     BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 0}",
         "'cluster_size'");
     BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 4294967296}",

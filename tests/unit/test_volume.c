@@ -108,6 +108,20 @@ int main(void)
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
     CHECK(strstr(err.msg, "unknown backend type \"iscsi\" in "
                           "'backend.type'; known: file") != NULL);
+#ifdef VD_WITH_RBD
+    /* RBD names its images by cluster, pool and image, never a uri. */
+    vd_error_clear(&err);
+    b2.backend_type = "rbd";
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'backend.uri' is not taken") != NULL);
+    b2.backend_uri = NULL;
+    b2.backend_pool = "rbd";
+    vd_error_clear(&err);
+    CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
+    CHECK(strstr(err.msg, "no RBD cluster is configured") != NULL);
+    b2.backend_pool = NULL;
+    b2.backend_uri = "rbd:pool/x";
+#endif
     vd_error_clear(&err);
     b2.backend_type = "qcow2";   /* a file format is not a backend type */
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
