@@ -567,6 +567,28 @@ static void test_grow(struct vd_image *img)
     CHECK_EQ(vd_image_truncate(img, IMG_SIZE, &err), -ENOTSUP);
 }
 
+/* Whether process pid is stopped (state T in /proc/pid/stat) within 5 s. */
+static bool wait_stopped(int pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        char *p = NULL;
+        if (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            p = strrchr(line, ')');
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't')) {
+            return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
 /* An OSD that stops answering: with a 2 s OSD timeout on its own
  * connection, a read fails with EIO in about that time, the backend state says
  * the image is not connected, and once the OSD is back reads work again
@@ -599,6 +621,9 @@ static void test_osd_pause(void)
     fclose(f);
     CHECK_EQ(vd_image_pread(img, buf, sizeof(buf), 0), 0);
     kill(pid, SIGSTOP);
+    /* The signal takes effect when the OSD is next scheduled: on a busy
+     * machine a read sent at once may still be answered. */
+    CHECK(wait_stopped(pid));
     int64_t t0 = now_ms();
     ret = vd_image_pread(img, buf, sizeof(buf), 4 * MIB);
     int64_t took = now_ms() - t0;
