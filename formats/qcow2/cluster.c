@@ -5,16 +5,11 @@
  * allocating or copying them first. Callers hold the metadata lock. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "io_util.h"
 #include "qcow2-int.h"
 #include "vd_assert.h"
-
-bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
-{
-    return (off & (s->cluster_size - 1)) == 0 && off >= s->cluster_size &&
-           vd_range_ok(off, s->cluster_size, s->host_end);
-}
 
 /* Why q2_host_cluster_ok(s, off) failed, in words. */
 static const char *host_cluster_problem(const struct qcow2_state *s,
@@ -150,6 +145,35 @@ int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
     ret = vd_pwrite_full(s->fd, buf, (size_t)(hi - lo) * 8,
                          s->l1_offset + 8ULL * lo);
     free(buf);
+    return ret;
+}
+
+int q2_metadata_writeback(struct qcow2_state *s)
+{
+    int ret;
+    VD_ASSERT_HELD(&s->lock);
+    if (s->readonly) {
+        return 0;
+    }
+    if (s->broken) {
+        return -EIO;
+    }
+    ret = q2_cache_writeback(s, &s->rb_cache);
+    if (ret == 0) {
+        ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
+    }
+    if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
+        if (fdatasync(s->fd) < 0) {
+            return -errno;
+        }
+        ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
+        if (ret == 0) {
+            s->l1_dirty_lo = s->l1_dirty_hi = 0;
+        }
+    }
+    if (ret == 0 && fdatasync(s->fd) < 0) {
+        ret = -errno;
+    }
     return ret;
 }
 

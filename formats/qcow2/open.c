@@ -17,15 +17,6 @@
 
 #define Q2_DEFAULT_CACHE_BYTES (2u << 20)
 
-int q2_header_write(struct qcow2_state *s)
-{
-    if (s->readonly || s->broken) {
-        return -EIO;
-    }
-    q2_header_encode(&s->hdr, s->hdr_raw);
-    return vd_pwrite_full(s->fd, s->hdr_raw, s->hdr.header_length, 0);
-}
-
 static int read_table(int fd, uint64_t off, uint64_t entries, uint64_t **out)
 {
     uint64_t *t = malloc(entries ? entries * 8 : 8);

@@ -2,7 +2,11 @@
  *
  * Prototypes are grouped under the file that defines them. On-disk values
  * are big-endian; the only conversions live in the "on-disk byte order"
- * section below and in format.c, which decodes whole structures. */
+ * section below and in format.c, which decodes whole structures.
+ *
+ * Files call down one order, never back: format.c, corrupt.c, cache.c,
+ * compress.c -> refcount.c -> cluster.c -> write.c -> aio.c, check.c ->
+ * snapshot.c, create.c -> snapview.c -> open.c -> qcow2.c (driver table). */
 #ifndef VD_QCOW2_INT_H
 #define VD_QCOW2_INT_H
 
@@ -264,7 +268,14 @@ static inline uint64_t q2_align_up(uint64_t v, uint64_t a)
     return (v + a - 1) & ~(a - 1);
 }
 
-/* ---- format.c: header, extensions, snapshot table, entry decoding ---- */
+static inline bool q2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                                     uint64_t blen)
+{
+    return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
+/* ---- format.c: header, extensions, snapshot table, entry decoding,
+ * header write, host offset checks ---- */
 /* Decode and validate a header from buf (len bytes, the first cluster or
  * as much of the file as exists). file_size bounds every offset. */
 int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
@@ -299,6 +310,16 @@ static inline void q2_table_set(uint8_t *table, uint64_t i, uint64_t v)
 {
     q2_put_be64(table + 8 * i, v);
 }
+
+/* Write header fields from s->hdr (no sync). */
+int q2_header_write(struct qcow2_state *s);
+/* Validate a host offset taken from a table: cluster aligned, past the
+ * header, and inside the file. */
+bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off);
+/* true when [off, off+len) touches the header, L1 table, refcount table
+ * or snapshot table: a data write there would destroy metadata. */
+bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
+                          uint64_t len);
 
 /* ---- cache.c ---- */
 int q2_cache_init(struct q2_cache *c, size_t nslots, uint64_t cluster_size,
@@ -346,11 +367,10 @@ int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
  * one or copies a shared one. *l2_off receives its host offset. */
 int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
                     uint64_t *l2_off);
-/* Validate a host offset taken from a table: cluster aligned, past the
- * header, and inside the file. */
-bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off);
 /* Write l1 entries [lo, hi) from memory to disk (no sync). */
 int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi);
+/* Make dirty metadata durable in crash-safe order. Lock held. */
+int q2_metadata_writeback(struct qcow2_state *s);
 
 /* ---- compress.c ---- */
 int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
@@ -379,13 +399,13 @@ int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
  * allocations in flight in the range. */
 int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
                        bool discard, bool may_unmap);
-/* true when [off, off+len) touches the header, L1 table, refcount table
- * or snapshot table: a data write there would destroy metadata. */
-bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
-                          uint64_t len);
 /* Map every guest cluster to a host cluster (create with preallocation);
  * mode is a vd_prealloc: FALLOC reserves and FULL zeroes the data. */
 int q2_preallocate(struct qcow2_state *s, int mode);
+/* Read [off, off+len) of the backing file; zeroes past its end or
+ * without one. */
+int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
+                    uint64_t off);
 
 /* ---- aio.c ---- */
 struct vd_aio;
@@ -414,14 +434,6 @@ struct vd_open_opts;
 int qcow2_open(struct vd_image *img, const char *location,
                const struct vd_open_opts *o, struct vd_error *err);
 void qcow2_close(struct vd_image *img);
-
-/* ---- qcow2.c ---- */
-/* Write header fields from s->hdr (no sync). */
-int q2_header_write(struct qcow2_state *s);
-/* Make dirty metadata durable in crash-safe order. Lock held. */
-int q2_metadata_writeback(struct qcow2_state *s);
-int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off);
 
 /* ---- snapshot.c ---- */
 int qcow2_snapshot_create(struct vd_image *img, const char *name,

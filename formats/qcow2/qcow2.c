@@ -90,20 +90,6 @@ static int qcow2_probe(const uint8_t *buf, size_t len)
     return 0;
 }
 
-int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off)
-{
-    size_t n = 0;
-    int ret = 0;
-    if (s->backing != NULL && off < s->backing_size) {
-        n = s->backing_size - off < len ? (size_t)(s->backing_size - off)
-                                        : len;
-        ret = vd_image_pread(s->backing, buf, n, off);
-    }
-    memset(buf + n, 0, len - n);
-    return ret;
-}
-
 static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
                    uint64_t off)
 {
@@ -203,35 +189,6 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
     pthread_rwlock_rdlock(&s->io_barrier);
     ret = do_write(s, buf, len, off);
     pthread_rwlock_unlock(&s->io_barrier);
-    return ret;
-}
-
-int q2_metadata_writeback(struct qcow2_state *s)
-{
-    int ret;
-    VD_ASSERT_HELD(&s->lock);
-    if (s->readonly) {
-        return 0;
-    }
-    if (s->broken) {
-        return -EIO;
-    }
-    ret = q2_cache_writeback(s, &s->rb_cache);
-    if (ret == 0) {
-        ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
-    }
-    if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
-        if (fdatasync(s->fd) < 0) {
-            return -errno;
-        }
-        ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
-        if (ret == 0) {
-            s->l1_dirty_lo = s->l1_dirty_hi = 0;
-        }
-    }
-    if (ret == 0 && fdatasync(s->fd) < 0) {
-        ret = -errno;
-    }
     return ret;
 }
 

@@ -18,21 +18,18 @@
 /* How far ahead the host file is grown for fresh clusters. */
 #define Q2_GROW_STEP (1ULL << 20)
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-                           uint64_t blen)
+int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
+                    uint64_t off)
 {
-    return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
-}
-
-bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
-                          uint64_t len)
-{
-    return ranges_overlap(off, len, 0, s->cluster_size) ||
-           ranges_overlap(off, len, s->l1_offset, (uint64_t)s->l1_size * 8) ||
-           ranges_overlap(off, len, s->reftable_offset,
-                          s->reftable_size * 8) ||
-           ranges_overlap(off, len, s->hdr.snapshots_offset,
-                          s->snap_table_bytes);
+    size_t n = 0;
+    int ret = 0;
+    if (s->backing != NULL && off < s->backing_size) {
+        n = s->backing_size - off < len ? (size_t)(s->backing_size - off)
+                                        : len;
+        ret = vd_image_pread(s->backing, buf, n, off);
+    }
+    memset(buf + n, 0, len - n);
+    return ret;
 }
 
 int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
@@ -87,7 +84,7 @@ static bool inflight_overlaps(const struct qcow2_state *s, uint64_t vaddr,
                               uint64_t len)
 {
     for (const struct q2_inflight *f = s->inflight; f != NULL; f = f->next) {
-        if (ranges_overlap(vaddr, len, f->vaddr, f->len)) {
+        if (q2_ranges_overlap(vaddr, len, f->vaddr, f->len)) {
             return true;
         }
     }
