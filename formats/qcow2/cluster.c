@@ -12,7 +12,7 @@
 #include "vd_assert.h"
 
 /* Why q2_host_cluster_ok(s, off) failed, in words. */
-static const char *host_cluster_problem(const struct qcow2_state *s,
+static const char *host_cluster_problem(const struct q2_state *s,
                                         uint64_t off)
 {
     if (off & (s->cluster_size - 1)) {
@@ -28,7 +28,7 @@ static const char *host_cluster_problem(const struct qcow2_state *s,
 }
 
 /* Host offset of the L2 table for l1_index (0 = none). */
-static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
+static int l2_offset(struct q2_state *s, uint32_t l1_index, uint64_t *off,
                      bool *copied)
 {
     uint64_t e;
@@ -49,7 +49,7 @@ static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
     return 0;
 }
 
-int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
+int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
                    struct q2_map *m, uint64_t *run)
 {
     uint64_t cs = s->cluster_size;
@@ -125,7 +125,7 @@ int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
     return 0;
 }
 
-int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
+int q2_l1_write(struct q2_state *s, uint32_t lo, uint32_t hi)
 {
     uint8_t *buf;
     int ret;
@@ -148,7 +148,7 @@ int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
     return ret;
 }
 
-int q2_metadata_writeback(struct qcow2_state *s)
+int q2_metadata_writeback(struct q2_state *s)
 {
     int ret;
     VD_ASSERT_HELD(&s->lock);
@@ -177,7 +177,7 @@ int q2_metadata_writeback(struct qcow2_state *s)
     return ret;
 }
 
-static void l1_mark_dirty(struct qcow2_state *s, uint32_t i)
+static void l1_mark_dirty(struct q2_state *s, uint32_t i)
 {
     if (s->l1_dirty_lo >= s->l1_dirty_hi) {
         s->l1_dirty_lo = i;
@@ -192,7 +192,7 @@ static void l1_mark_dirty(struct qcow2_state *s, uint32_t i)
     }
 }
 
-int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
+int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
                     uint64_t *l2_out)
 {
     uint64_t old, new_off;

@@ -319,7 +319,7 @@ void q2_header_encode(const struct q2_header *h, uint8_t *raw)
     memcpy(raw, &d, n);
 }
 
-int q2_header_write(struct qcow2_state *s)
+int q2_header_write(struct q2_state *s)
 {
     if (s->readonly || s->broken) {
         return -EIO;
@@ -559,13 +559,13 @@ void q2_refcount_set_entry(uint8_t *block, uint64_t i, uint32_t order,
     }
 }
 
-bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
+bool q2_host_cluster_ok(const struct q2_state *s, uint64_t off)
 {
     return (off & (s->cluster_size - 1)) == 0 && off >= s->cluster_size &&
            vd_range_ok(off, s->cluster_size, s->host_end);
 }
 
-bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
+bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off,
                           uint64_t len)
 {
     return q2_ranges_overlap(off, len, 0, s->cluster_size) ||

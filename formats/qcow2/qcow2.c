@@ -90,7 +90,7 @@ static int qcow2_probe(const uint8_t *buf, size_t len)
     return 0;
 }
 
-static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
+static int do_read(struct q2_state *s, uint8_t *buf, size_t len,
                    uint64_t off)
 {
     uint8_t *tmp = NULL;
@@ -135,7 +135,7 @@ static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
 static int qcow2_pread(struct vd_image *img, void *buf, size_t len,
                        uint64_t off)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret;
     pthread_rwlock_rdlock(&s->io_barrier);
     ret = do_read(s, buf, len, off);
@@ -144,7 +144,7 @@ static int qcow2_pread(struct vd_image *img, void *buf, size_t len,
 }
 
 /* Caller holds io_barrier shared. */
-static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
+static int do_write(struct q2_state *s, const uint8_t *buf, uint64_t len,
                     uint64_t off)
 {
     int ret = 0;
@@ -184,7 +184,7 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
 static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
                         uint64_t off)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret;
     pthread_rwlock_rdlock(&s->io_barrier);
     ret = do_write(s, buf, len, off);
@@ -194,7 +194,7 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
 
 /* Apply queued decrements (DESIGN NOTES 4, 10); punch holes in clusters
  * that became free so the host file shrinks in use. Lock held. */
-static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
+static int apply_frees(struct q2_state *s, struct q2_pending_free *p,
                        size_t n)
 {
     int ret = 0;
@@ -222,7 +222,7 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
 
 /* Whether a flush has only data to sync: no dirty metadata, no queued
  * frees (DESIGN NOTES 11). Lock held. */
-static bool only_data_locked(struct qcow2_state *s)
+static bool only_data_locked(struct q2_state *s)
 {
     return !s->broken && s->npending == 0 &&
            s->l1_dirty_lo >= s->l1_dirty_hi &&
@@ -232,7 +232,7 @@ static bool only_data_locked(struct qcow2_state *s)
 
 static int qcow2_flush(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct q2_pending_free *p;
     size_t n;
     int ret;
@@ -270,7 +270,7 @@ static int qcow2_flush(struct vd_image *img)
  * holder may be writing metadata back. */
 static int qcow2_flush_nowait(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     bool only_data;
     if (pthread_mutex_trylock(&s->lock) != 0) {
         return -EAGAIN;
@@ -285,7 +285,7 @@ static int qcow2_flush_nowait(struct vd_image *img)
 
 /* The part of [off, off+len) made of whole clusters; the image's last
  * cluster counts as whole when the range reaches the virtual end. */
-static void whole_clusters(struct qcow2_state *s, uint64_t off, uint64_t len,
+static void whole_clusters(struct q2_state *s, uint64_t off, uint64_t len,
                            uint64_t *a, uint64_t *b)
 {
     uint64_t end = off + len;
@@ -299,7 +299,7 @@ static void whole_clusters(struct qcow2_state *s, uint64_t off, uint64_t len,
 
 static int qcow2_discard(struct vd_image *img, uint64_t off, uint64_t len)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t a, b;
     int ret = 0;
     whole_clusters(s, off, len, &a, &b);
@@ -311,7 +311,7 @@ static int qcow2_discard(struct vd_image *img, uint64_t off, uint64_t len)
     return ret;
 }
 
-static int write_zero_buf(struct qcow2_state *s, uint64_t off, uint64_t len)
+static int write_zero_buf(struct q2_state *s, uint64_t off, uint64_t len)
 {
     uint8_t *z;
     int ret;
@@ -330,7 +330,7 @@ static int write_zero_buf(struct qcow2_state *s, uint64_t off, uint64_t len)
 static int qcow2_write_zeroes(struct vd_image *img, uint64_t off,
                               uint64_t len, unsigned flags)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     bool unmap = (flags & VD_ZERO_MAY_UNMAP) != 0;
     uint64_t a, b, end = off + len;
     int ret;
@@ -361,7 +361,7 @@ out:
 }
 
 /* Status of the run at off (one lookup); sets *pnum. */
-static int status_once(struct qcow2_state *s, uint64_t off, uint64_t len,
+static int status_once(struct q2_state *s, uint64_t off, uint64_t len,
                        uint64_t *pnum)
 {
     struct q2_map m;
@@ -397,7 +397,7 @@ static int status_once(struct qcow2_state *s, uint64_t off, uint64_t len,
 static int qcow2_block_status(struct vd_image *img, uint64_t off,
                               uint64_t len, uint64_t *pnum)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t n, total;
     int flags = status_once(s, off, len, &total);
     while (flags >= 0 && total < len) {
@@ -413,13 +413,13 @@ static int qcow2_block_status(struct vd_image *img, uint64_t off,
 
 static uint64_t qcow2_length(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     return atomic_load(&s->size);
 }
 
 static int64_t qcow2_allocated(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct stat st;
     if (fstat(s->fd, &st) < 0) {
         return -errno;
@@ -429,7 +429,7 @@ static int64_t qcow2_allocated(struct vd_image *img)
 
 /* Grow the L1 table to `needed` entries, moving it if its clusters are
  * full (DESIGN NOTES 5). Lock held, metadata written back. */
-static int grow_l1(struct qcow2_state *s, uint32_t needed)
+static int grow_l1(struct q2_state *s, uint32_t needed)
 {
     uint64_t cs = s->cluster_size;
     uint64_t cap = q2_align_up((uint64_t)s->l1_size * 8, cs) / 8;
@@ -486,7 +486,7 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
 static int qcow2_truncate(struct vd_image *img, uint64_t size,
                           struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t span = s->cluster_size << s->l2_bits;
     uint64_t needed = (size + span - 1) / span;
     int ret;
@@ -521,9 +521,9 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
     return 0;
 }
 
-static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
+static int qcow2_check(struct vd_image *img, struct vd_check_result *res)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret = 0;
     if (!s->readonly) {
         /* Queued frees would otherwise count as leaks. */
@@ -540,13 +540,13 @@ static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
 
 static const char *qcow2_corruption(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     return atomic_load_explicit(&s->corruption, memory_order_acquire);
 }
 
 const struct vd_driver vd_driver_qcow2 = {
     .name = "qcow2",
-    .instance_size = sizeof(struct qcow2_state),
+    .instance_size = sizeof(struct q2_state),
     .parallel = true,
     .is_file = true,
     .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
@@ -554,7 +554,7 @@ const struct vd_driver vd_driver_qcow2 = {
             VD_CAP_CHEAP_CLONE,
     .probe = qcow2_probe,
     .create = qcow2_create,
-    .relocate = vd_qcow2_relocate,
+    .relocate = qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
     .submit = q2_submit,
@@ -573,6 +573,6 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_revert = qcow2_snapshot_revert,
     .snapshot_changes = qcow2_snapshot_changes,
-    .check = qcow2_check_op,
+    .check = qcow2_check,
     .corruption = qcow2_corruption,
 };

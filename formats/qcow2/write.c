@@ -18,7 +18,7 @@
 /* How far ahead the host file is grown for fresh clusters. */
 #define Q2_GROW_STEP (1ULL << 20)
 
-int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
+int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
                     uint64_t off)
 {
     size_t n = 0;
@@ -32,7 +32,7 @@ int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
     return ret;
 }
 
-int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
+int q2_read_cluster_locked(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out)
 {
     VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
@@ -49,7 +49,7 @@ int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
     }
 }
 
-static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
+static int entry_at(struct q2_state *s, uint64_t l2_off, uint64_t idx,
                     uint8_t **l2, struct q2_map *m)
 {
     int ret = q2_cache_get(s, &s->l2_cache, l2_off, true, l2);
@@ -67,7 +67,7 @@ static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
 
 /* Replace entry idx by `entry`; the old entry's clusters are freed once
  * the new table is durable. */
-static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
+static int set_entry(struct q2_state *s, uint8_t *l2, uint64_t idx,
                      const struct q2_map *old, uint64_t entry)
 {
     uint64_t off, len;
@@ -80,7 +80,7 @@ static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
     return q2_free_deferred(s, off, len);
 }
 
-static bool inflight_overlaps(const struct qcow2_state *s, uint64_t vaddr,
+static bool inflight_overlaps(const struct q2_state *s, uint64_t vaddr,
                               uint64_t len)
 {
     for (const struct q2_inflight *f = s->inflight; f != NULL; f = f->next) {
@@ -91,7 +91,7 @@ static bool inflight_overlaps(const struct qcow2_state *s, uint64_t vaddr,
     return false;
 }
 
-static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
+static void inflight_remove(struct q2_state *s, struct q2_inflight *me)
 {
     for (struct q2_inflight **pp = &s->inflight; *pp != NULL;
          pp = &(*pp)->next) {
@@ -110,7 +110,7 @@ static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
  * size change in the journal). Nothing was ever written at or past
  * host_end, so the new size never cuts data off. Failure only means the
  * data write extends the file itself. Lock held. */
-static void grow_file(struct qcow2_state *s, uint64_t end)
+static void grow_file(struct q2_state *s, uint64_t end)
 {
     uint64_t to;
     VD_ASSERT_HELD(&s->lock);
@@ -126,7 +126,7 @@ static void grow_file(struct qcow2_state *s, uint64_t end)
 /* Point guest clusters [idx, idx+k) of the L2 table for l1_index at the
  * host clusters from host on. The table is looked up again: it may have
  * been evicted or copied while the lock was dropped. */
-static int map_new_clusters(struct qcow2_state *s, uint32_t l1_index,
+static int map_new_clusters(struct q2_state *s, uint32_t l1_index,
                             uint64_t idx, uint64_t k, uint64_t host)
 {
     uint64_t l2_off;
@@ -143,7 +143,7 @@ static int map_new_clusters(struct qcow2_state *s, uint32_t l1_index,
     return ret;
 }
 
-int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
+int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done)
 {
     uint64_t cs = s->cluster_size;
@@ -266,7 +266,7 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
     return ret;
 }
 
-int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
+int q2_zero_or_discard(struct q2_state *s, uint64_t off, uint64_t len,
                        bool discard, bool may_unmap)
 {
     uint64_t cs = s->cluster_size;
@@ -331,7 +331,7 @@ int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
 }
 
 /* Reserve or zero the data clusters [host, host+len) (create only). */
-static int prealloc_data(struct qcow2_state *s, uint64_t host, uint64_t len,
+static int prealloc_data(struct q2_state *s, uint64_t host, uint64_t len,
                          int mode)
 {
     if (mode == VD_PREALLOC_FALLOC) {
@@ -355,7 +355,7 @@ static int prealloc_data(struct qcow2_state *s, uint64_t host, uint64_t len,
     return 0;
 }
 
-int q2_preallocate(struct qcow2_state *s, int mode)
+int q2_preallocate(struct q2_state *s, int mode)
 {
     uint64_t cs = s->cluster_size;
     uint64_t l2_entries = 1ULL << s->l2_bits;
