@@ -204,7 +204,7 @@ bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
         }
     }
     /* Alone, the request is quickest done right here: handing it to the
-     * I/O thread would add a wake-up to its latency (note 6). */
+     * I/O thread would add a wake-up to its latency (note 1). */
     ret = atomic_fetch_add(&fx->io_busy, 1) == 0
               ? -EAGAIN : vd_volume_submit(h->vol, &a->va);
     if (ret == -EAGAIN) {

@@ -100,9 +100,9 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ASYNC_READ) {
         conn->want |= FUSE_CAP_ASYNC_READ;
     }
-    /* O_TRUNC must come as a setattr we can refuse (note 2). */
+    /* O_TRUNC must come as a setattr we can refuse (note 1). */
     conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
-    /* Data never goes through the page cache (note 1). */
+    /* Data never goes through the page cache (fuse_io.c note 1). */
     conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
                               FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     vd_info("FUSE connection: protocol 7.%u, max_write %u, max_background "

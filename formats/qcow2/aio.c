@@ -16,8 +16,8 @@
  *    it), and counts itself in aio_inflight until it completes.
  *    q2_barrier_drain takes the barrier exclusively, so no new request can
  *    start, and then waits for that count to reach zero: the guarantee of
- *    DESIGN NOTES 10 (no freed cluster is reused under an I/O) holds for
- *    both paths. The completions it waits for run on the I/O thread, so
+ *    qcow2.c DESIGN NOTES 10 (no freed cluster is reused under an I/O)
+ *    holds for both paths. The completions it waits for run on the I/O thread, so
  *    a drain there would wait for itself: it asserts it is not there, and
  *    the I/O thread flushes only through flush_nowait (qcow2.c).
  * 3. At most MAX_SEGS host ranges per request; a request spread wider is

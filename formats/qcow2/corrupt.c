@@ -3,7 +3,7 @@
  * Metadata found inconsistent (a table entry pointing outside the file or
  * into other metadata, a refcount that would go negative) is corruption:
  * the first reason is kept for vd_image_corruption(), nothing more is
- * written (DESIGN NOTES 7), and a writable v3 image gets the header's
+ * written (qcow2.c DESIGN NOTES 7), and a writable v3 image gets the header's
  * corrupt bit, as QEMU sets it, so that no tool opens it for writing again
  * before `qemu-img check -r all` has repaired it. A metadata update that
  * failed half way leaves the file in a state the driver no longer knows:

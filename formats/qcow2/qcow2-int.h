@@ -187,7 +187,8 @@ struct q2_inflight {
 
 struct q2_state {
     /* The image file. hf.fd (also `fd`) is buffered and carries metadata,
-     * made durable by explicit fdatasync in the order of DESIGN NOTES 1-5;
+     * made durable by explicit fdatasync in the order of qcow2.c DESIGN
+     * NOTES 1-5;
      * hf.dfd is the O_DIRECT descriptor for guest data when the volume was
      * opened with vd_open_opts.direct (-1 otherwise). The kernel keeps the
      * two coherent: a direct write drops cached pages in its range. */
@@ -246,8 +247,8 @@ struct q2_state {
     pthread_mutex_t aio_lock;
     pthread_cond_t aio_cond;
 
-    /* Allocations whose data is being written outside the lock (DESIGN
-     * NOTES 9); inflight_cond is signalled (with lock) when one ends. */
+    /* Allocations whose data is being written outside the lock (qcow2.c
+     * DESIGN NOTES 9); inflight_cond is signalled (with lock) when one ends. */
     struct q2_inflight *inflight;
     pthread_cond_t inflight_cond;
 
@@ -391,7 +392,8 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done);
 /* Read the guest cluster at cluster-aligned vaddr as it reads now. Needs
  * no lock: the mapping m was looked up by the caller, and its clusters
- * stay allocated while the caller holds io_barrier (DESIGN NOTES 10). */
+ * stay allocated while the caller holds io_barrier (qcow2.c DESIGN
+ * NOTES 10). */
 int q2_read_cluster_locked(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out);
 /* Zero or discard the whole clusters in [off, off+len) (cluster aligned)

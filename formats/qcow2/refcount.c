@@ -307,7 +307,7 @@ static int new_refblock(struct q2_state *s, uint64_t i)
     }
     if (ret == 0 && j != i) {
         /* Its own refcount lives in block j and must be durable before
-         * the table points at it (DESIGN NOTES 1). */
+         * the table points at it (qcow2.c DESIGN NOTES 1). */
         ret = q2_refcount_update(s, c * cs, cs, 1);
         if (ret == 0) {
             ret = q2_cache_writeback(s, &s->rb_cache);

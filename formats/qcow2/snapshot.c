@@ -67,7 +67,8 @@ static int update_reachable(struct q2_state *s, const uint64_t *l1,
     return ret;
 }
 
-/* Make QCOW_OFLAG_COPIED exact in the active tables (DESIGN NOTES 6). */
+/* Make QCOW_OFLAG_COPIED exact in the active tables (qcow2.c DESIGN
+ * NOTES 6). */
 static int update_copied(struct q2_state *s)
 {
     for (uint32_t i = 0; i < s->l1_size; i++) {
