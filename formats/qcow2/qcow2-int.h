@@ -394,7 +394,7 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
  * no lock: the mapping m was looked up by the caller, and its clusters
  * stay allocated while the caller holds io_barrier (qcow2.c DESIGN
  * NOTES 10). */
-int q2_read_cluster_locked(struct q2_state *s, uint64_t vaddr,
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out);
 /* Zero or discard the whole clusters in [off, off+len) (cluster aligned)
  * by changing L2 entries only. Lock held; waits (dropping it) for

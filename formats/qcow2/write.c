@@ -32,7 +32,7 @@ int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
     return ret;
 }
 
-int q2_read_cluster_locked(struct q2_state *s, uint64_t vaddr,
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out)
 {
     VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
@@ -246,7 +246,7 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
         cbuf = NULL;
         ret = -ENOMEM;
     } else {
-        ret = q2_read_cluster_locked(s, vaddr - in, &m, cbuf);
+        ret = q2_read_cluster(s, vaddr - in, &m, cbuf);
         if (ret == 0) {
             memcpy(cbuf + in, buf, n);
             ret = vd_hostfile_pwrite(&s->hf, cbuf, cs, host);
