@@ -15,6 +15,11 @@
 
 #include "fuse_export.h"
 
+/* Block size the files report (stat, statfs). */
+#define FX_BLKSIZE 4096
+/* Alignment of data buffers, enough for O_DIRECT images. */
+#define FX_BUF_ALIGN 4096
+
 struct vd_volume;
 struct vd_fuse_event;
 struct vd_fuse_snap;

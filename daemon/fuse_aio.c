@@ -52,7 +52,6 @@
 #include "ioloop.h"
 #include "volume.h"
 
-#define FX_BUF_ALIGN 4096
 #define FX_POOL_MAX 128           /* idle request buffers kept */
 #define FX_FLUSH_INLINE_US 2000   /* note 3 */
 #define FX_FLUSH_POLL_NS 2000000u /* note 4 */

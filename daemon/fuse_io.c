@@ -41,7 +41,6 @@
 #include "volume.h"
 
 #define FX_BUF_MIN (128 * 1024)
-#define FX_BUF_ALIGN 4096
 
 struct thread_buf {
     void *p;

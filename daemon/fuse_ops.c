@@ -26,7 +26,6 @@
 #include "volume.h"
 
 #define FX_TIMEOUT 1.0   /* entry and attribute cache, seconds */
-#define FX_BLKSIZE 4096
 #define FX_DIR_OFF 2
 
 static void root_stat(struct vd_fuse_export *fx, struct stat *st)

@@ -40,7 +40,6 @@
 #define FX_FILE_BASE (3ULL << 62)
 #define FX_SNAP_ROOT (FX_SNAP_BASE + 1)
 #define FX_SNAP_ATTR_TIMEOUT 1.0
-#define FX_BLKSIZE 4096
 
 /* One snapshot file's identity (note 2). */
 struct snap_ino {
