@@ -172,14 +172,8 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
         vd_fuse_snap_getattr(req, ino, 0);
         return;
     }
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    vol = vd_fuse_enter_volume(req, fx, ino);
     if (vol == NULL) {
-        fx_leave(fx);
-        fuse_reply_err(req, ENOENT);
         return;
     }
     vol_stat(fx, vol, &st);
@@ -215,16 +209,13 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_attr(req, &st, FX_TIMEOUT);
         return;
     }
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, ENOENT);
+    vol = vd_fuse_enter_volume(req, fx, ino);
+    if (vol == NULL) {
         return;
     }
-    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
-    if (vol == NULL) {
-        ret = ENOENT;
-    } else if ((to_set & FUSE_SET_ATTR_SIZE) &&
-               (attr->st_size < 0 ||
-                (uint64_t)attr->st_size != vd_volume_size(vol))) {
+    if ((to_set & FUSE_SET_ATTR_SIZE) &&
+        (attr->st_size < 0 ||
+         (uint64_t)attr->st_size != vd_volume_size(vol))) {
         /* Resizing is an API operation (PATCH), never a truncate. */
         ret = EPERM;
     } else {
