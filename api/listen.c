@@ -17,7 +17,13 @@
  *    itself; the descriptor is never closed behind MHD's back, and the
  *    table lock is held across shutdown() so MHD's close notification
  *    (which takes the lock before the descriptor is closed) cannot race
- *    with it. Connections whose handler is running are exempt. */
+ *    with it. Connections whose handler is running are exempt.
+ * 4. On a plain-HTTP listener the same thread keeps a new connection until
+ *    its request head has arrived (peeked, not read, up to API_HEAD_MAX)
+ *    and passes the checks of screen.h; only then does MHD get it. A head
+ *    that fails is answered here with a problem+json reply and closed.
+ *    Only the first head of a connection can be screened this way, so
+ *    every reply ends its connection ("Connection: close", server.c). */
 #include "listen.h"
 
 #include <arpa/inet.h>

@@ -15,6 +15,11 @@
 
 #include "fuse_export.h"
 
+/* Block size the files report (stat, statfs). */
+#define FX_BLKSIZE 4096
+/* Alignment of data buffers, enough for O_DIRECT images. */
+#define FX_BUF_ALIGN 4096
+
 struct vd_volume;
 struct vd_fuse_event;
 struct vd_fuse_snap;
@@ -97,6 +102,13 @@ typedef int (*vd_fuse_pread_fn)(void *obj, void *buf, size_t len,
 void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
                         uint64_t vsize, size_t size, off_t off,
                         vd_fuse_pread_fn pread, void *obj);
+/* The prologue of a handler for a volume's inode: enter fx and take a
+ * reference to the volume served with inode ino. NULL, with ENOENT
+ * answered and fx left, when the export is stopping or no volume is
+ * served there; else the caller unrefs the volume and leaves fx. */
+struct vd_volume *vd_fuse_enter_volume(fuse_req_t req,
+                                       struct vd_fuse_export *fx,
+                                       fuse_ino_t ino);
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
                      struct fuse_file_info *fi);

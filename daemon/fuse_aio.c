@@ -52,7 +52,6 @@
 #include "ioloop.h"
 #include "volume.h"
 
-#define FX_BUF_ALIGN 4096
 #define FX_POOL_MAX 128           /* idle request buffers kept */
 #define FX_FLUSH_INLINE_US 2000   /* note 3 */
 #define FX_FLUSH_POLL_NS 2000000u /* note 4 */
@@ -204,7 +203,7 @@ bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
         }
     }
     /* Alone, the request is quickest done right here: handing it to the
-     * I/O thread would add a wake-up to its latency (note 6). */
+     * I/O thread would add a wake-up to its latency (note 1). */
     ret = atomic_fetch_add(&fx->io_busy, 1) == 0
               ? -EAGAIN : vd_volume_submit(h->vol, &a->va);
     if (ret == -EAGAIN) {

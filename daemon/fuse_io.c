@@ -41,7 +41,6 @@
 #include "volume.h"
 
 #define FX_BUF_MIN (128 * 1024)
-#define FX_BUF_ALIGN 4096
 
 struct thread_buf {
     void *p;
@@ -134,6 +133,23 @@ static int reply_open(fuse_req_t req, struct vd_fuse_handle *h, bool rdonly)
     return fuse_reply_iov(req, &iov, 1);
 }
 
+struct vd_volume *vd_fuse_enter_volume(fuse_req_t req,
+                                       struct vd_fuse_export *fx,
+                                       fuse_ino_t ino)
+{
+    struct vd_volume *vol;
+    if (!fx_enter(fx)) {
+        fuse_reply_err(req, ENOENT);
+        return NULL;
+    }
+    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    if (vol == NULL) {
+        fx_leave(fx);
+        fuse_reply_err(req, ENOENT);
+    }
+    return vol;
+}
+
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
@@ -146,14 +162,9 @@ void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    vol = vd_fuse_enter_volume(req, fx, ino);
     if (vol == NULL) {
-        ret = -ENOENT;
-        goto out;
+        return;
     }
     if (!rdonly && vd_volume_readonly(vol)) {
         ret = -EROFS;

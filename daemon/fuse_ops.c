@@ -26,7 +26,6 @@
 #include "volume.h"
 
 #define FX_TIMEOUT 1.0   /* entry and attribute cache, seconds */
-#define FX_BLKSIZE 4096
 #define FX_DIR_OFF 2
 
 static void root_stat(struct vd_fuse_export *fx, struct stat *st)
@@ -100,9 +99,9 @@ static void fx_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ASYNC_READ) {
         conn->want |= FUSE_CAP_ASYNC_READ;
     }
-    /* O_TRUNC must come as a setattr we can refuse (note 2). */
+    /* O_TRUNC must come as a setattr we can refuse (note 1). */
     conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
-    /* Data never goes through the page cache (note 1). */
+    /* Data never goes through the page cache (fuse_io.c note 1). */
     conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
                               FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     vd_info("FUSE connection: protocol 7.%u, max_write %u, max_background "
@@ -173,14 +172,8 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
         vd_fuse_snap_getattr(req, ino, 0);
         return;
     }
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    vol = vd_fuse_enter_volume(req, fx, ino);
     if (vol == NULL) {
-        fx_leave(fx);
-        fuse_reply_err(req, ENOENT);
         return;
     }
     vol_stat(fx, vol, &st);
@@ -216,16 +209,13 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_attr(req, &st, FX_TIMEOUT);
         return;
     }
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, ENOENT);
+    vol = vd_fuse_enter_volume(req, fx, ino);
+    if (vol == NULL) {
         return;
     }
-    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
-    if (vol == NULL) {
-        ret = ENOENT;
-    } else if ((to_set & FUSE_SET_ATTR_SIZE) &&
-               (attr->st_size < 0 ||
-                (uint64_t)attr->st_size != vd_volume_size(vol))) {
+    if ((to_set & FUSE_SET_ATTR_SIZE) &&
+        (attr->st_size < 0 ||
+         (uint64_t)attr->st_size != vd_volume_size(vol))) {
         /* Resizing is an API operation (PATCH), never a truncate. */
         ret = EPERM;
     } else {

@@ -9,7 +9,7 @@
  *    volume names start with [a-z0-9], so it never clashes with one. It
  *    lists one directory per served volume that has snapshots, and each
  *    of those one file per snapshot.
- * 2. Inode numbers lie above every volume's (volume.c counts those up
+ * 2. Inode numbers lie above every volume's (volume_reg.c counts those up
  *    from 2): FX_SNAP_BASE + 1 is .snapshots, FX_SNAP_BASE + a volume's
  *    ino that volume's directory, FX_FILE_BASE + k + 1 the k-th snapshot
  *    this export has seen. The table behind k never forgets and is keyed
@@ -40,7 +40,6 @@
 #define FX_FILE_BASE (3ULL << 62)
 #define FX_SNAP_ROOT (FX_SNAP_BASE + 1)
 #define FX_SNAP_ATTR_TIMEOUT 1.0
-#define FX_BLKSIZE 4096
 
 /* One snapshot file's identity (note 2). */
 struct snap_ino {

@@ -1,5 +1,6 @@
 /* volume-int.h — private state of the volume manager, shared by
- * volume.c (lifecycle, control path) and volume_io.c (gate, data path). */
+ * volume_reg.c (the served list), volume.c (lifecycle), volume_ctl.c
+ * (control path) and volume_io.c (gate, data path). */
 #ifndef VD_VOLUME_INT_H
 #define VD_VOLUME_INT_H
 
@@ -66,6 +67,13 @@ struct vd_volmgr {
     void *notify_arg;
 };
 
+/* volume_reg.c (the rest of it is in volume.h) */
+uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
+/* Add to the served list, taking over the caller's reference. */
+int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);
+/* Remove from the served list; returns the list's reference or NULL. */
+struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name);
+
 /* volume.c */
 int vd_fsync_dir(const char *dir);
 bool vd_row_is_file(const struct vd_volume_row *row);
@@ -83,11 +91,6 @@ bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name);
  * I/O drained; on failure the old mode is restored if possible. */
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
                      bool readonly, struct vd_error *err);
-uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
-/* Add to the served list, taking over the caller's reference. */
-int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);
-/* Remove from the served list; returns the list's reference or NULL. */
-struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name);
 /* Finish removing an unserved row: state 'deleting', file (or the remote
  * image if row->owns_image), then row. */
 int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
@@ -114,11 +117,6 @@ bool vd_volmgr_snapview_busy(struct vd_volmgr *mgr, const char *volume,
 /* Close views nobody released (shutdown). */
 void vd_volmgr_snapviews_free(struct vd_volmgr *mgr);
 
-/* Note the image's corruption, if it reports any and it was not noted
- * before: keep the reason and log it, once per volume. The caller is
- * inside the gate or holds ctl. */
-void vd_volume_note_corruption(struct vd_volume *vol);
-
 /* volume_io.c */
 struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
                                 struct vd_image *img, uint64_t ino);
@@ -140,5 +138,9 @@ void vd_volume_gate_leave(struct vd_volume *vol);
 /* Mark going away unless a client has the file open and !force (-EBUSY). */
 int vd_volume_retire(struct vd_volume *vol, bool force);
 int vd_volume_open_count(struct vd_volume *vol);
+/* Note the image's corruption, if it reports any and it was not noted
+ * before: keep the reason and log it, once per volume. The caller is
+ * inside the gate or holds ctl. */
+void vd_volume_note_corruption(struct vd_volume *vol);
 
 #endif

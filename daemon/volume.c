@@ -1,5 +1,7 @@
-/* volume.c — the volume manager: creates, deletes, resizes and lists
- * volumes, keeping the catalog and the image files in step.
+/* volume.c — the volume manager's lifecycle: start-up (reconcile the
+ * catalog, open the images), reopen, flush and shutdown, keeping the
+ * catalog and the image files in step. The served list is volume_reg.c;
+ * create, delete and resize are volume_ctl.c.
  *
  * DESIGN NOTES (lifecycle and crash order)
  * 1. Create: row 'creating' -> image file made and fsynced (with its
@@ -44,30 +46,6 @@
 #include "vd_error.h"
 #include "volume-int.h"
 
-
-bool vd_volume_name_valid(const char *name)
-{
-    size_t n;
-    if (name == NULL) {
-        return false;
-    }
-    n = strlen(name);
-    if (n == 0 || n > VD_NAME_MAX) {
-        return false;
-    }
-    if (!((name[0] >= 'a' && name[0] <= 'z') ||
-          (name[0] >= '0' && name[0] <= '9'))) {
-        return false;
-    }
-    for (size_t i = 1; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '.' || c == '-')) {
-            return false;
-        }
-    }
-    return true;   /* '.' and '..' fail the first-character rule */
-}
 
 int vd_fsync_dir(const char *dir)
 {
@@ -124,58 +102,6 @@ int vd_volmgr_open_row_lazy(struct vd_volmgr *mgr,
                             struct vd_image **img, struct vd_error *err)
 {
     return open_row(mgr, row, readonly, true, img, err);
-}
-
-/* Publish a volume on the mount (takes over the caller's reference). */
-int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol)
-{
-    pthread_mutex_lock(&mgr->lock);
-    if (mgr->n_vols == mgr->cap_vols) {
-        size_t ncap = mgr->cap_vols ? mgr->cap_vols * 2 : 16;
-        struct vd_volume **nv = realloc(mgr->vols, ncap * sizeof(*nv));
-        if (nv == NULL) {
-            pthread_mutex_unlock(&mgr->lock);
-            return -ENOMEM;
-        }
-        mgr->vols = nv;
-        mgr->cap_vols = ncap;
-    }
-    mgr->vols[mgr->n_vols++] = vol;
-    pthread_mutex_unlock(&mgr->lock);
-    if (mgr->notify != NULL && atomic_load(&vol->served)) {
-        mgr->notify(mgr->notify_arg, VD_VOLUME_ADDED, vol->ino, vol->row.name);
-    }
-    return 0;
-}
-
-uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr)
-{
-    pthread_mutex_lock(&mgr->lock);
-    uint64_t ino = mgr->next_ino++;
-    pthread_mutex_unlock(&mgr->lock);
-    return ino;
-}
-
-/* Remove from the list; returns the list's reference (or NULL). */
-struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name)
-{
-    struct vd_volume *vol = NULL;
-    pthread_mutex_lock(&mgr->lock);
-    for (size_t i = 0; i < mgr->n_vols; i++) {
-        if (strcmp(mgr->vols[i]->row.name, name) == 0) {
-            vol = mgr->vols[i];
-            memmove(&mgr->vols[i], &mgr->vols[i + 1],
-                    (mgr->n_vols - i - 1) * sizeof(*mgr->vols));
-            mgr->n_vols--;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&mgr->lock);
-    if (vol != NULL && mgr->notify != NULL) {
-        mgr->notify(mgr->notify_arg, VD_VOLUME_REMOVED, vol->ino,
-                    vol->row.name);
-    }
-    return vol;
 }
 
 /* Finish removing a row whose volume is not served: file, then row. */
@@ -410,13 +336,6 @@ out_free:
     return ret;
 }
 
-void vd_volmgr_set_notify(struct vd_volmgr *mgr, vd_volume_notify_fn fn,
-                          void *arg)
-{
-    mgr->notify = fn;
-    mgr->notify_arg = arg;
-}
-
 bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name)
 {
     struct vd_volume_row *rows = NULL;
@@ -459,26 +378,6 @@ int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
                 readonly ? "read-only (base of linked clones)" : "writable");
     }
     return ret;
-}
-
-void vd_volume_note_corruption(struct vd_volume *vol)
-{
-    const char *why;
-    char *copy, *none = NULL;
-
-    if (vol->img == NULL || atomic_load(&vol->corrupt_reason) != NULL ||
-        (why = vd_image_corruption(vol->img)) == NULL) {
-        return;
-    }
-    copy = strdup(why);
-    if (copy == NULL) {
-        return;   /* noted on a later look */
-    }
-    if (!atomic_compare_exchange_strong(&vol->corrupt_reason, &none, copy)) {
-        free(copy);   /* another thread noted it first */
-        return;
-    }
-    vd_err("volume '%s' is corrupt: %s", vol->row.name, copy);
 }
 
 /* Drain a volume's I/O and close its image. */
@@ -564,55 +463,4 @@ int vd_volmgr_flush_all(struct vd_volmgr *mgr)
     free(v);
     pthread_mutex_unlock(&mgr->ctl);
     return v == NULL ? -ENOMEM : first;
-}
-
-struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name)
-{
-    struct vd_volume *vol = NULL;
-    pthread_mutex_lock(&mgr->lock);
-    for (size_t i = 0; i < mgr->n_vols; i++) {
-        if (strcmp(mgr->vols[i]->row.name, name) == 0) {
-            vol = vd_volume_ref(mgr->vols[i]);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&mgr->lock);
-    return vol;
-}
-
-/* Served volumes only: a missing volume has no file on the mount. */
-struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino)
-{
-    struct vd_volume *vol = NULL;
-    size_t lo = 0, hi;
-    pthread_mutex_lock(&mgr->lock);
-    hi = mgr->n_vols;
-    while (lo < hi) {   /* vols is ordered by ino */
-        size_t mid = lo + (hi - lo) / 2;
-        if (mgr->vols[mid]->ino < ino) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo < mgr->n_vols && mgr->vols[lo]->ino == ino &&
-        atomic_load(&mgr->vols[lo]->served)) {
-        vol = vd_volume_ref(mgr->vols[lo]);
-    }
-    pthread_mutex_unlock(&mgr->lock);
-    return vol;
-}
-
-void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
-                       int (*cb)(void *arg, struct vd_volume *vol), void *arg)
-{
-    pthread_mutex_lock(&mgr->lock);
-    for (size_t i = 0; i < mgr->n_vols; i++) {
-        struct vd_volume *vol = mgr->vols[i];
-        if (vol->ino > after_ino && atomic_load(&vol->served) &&
-            cb(arg, vol) != 0) {
-            break;
-        }
-    }
-    pthread_mutex_unlock(&mgr->lock);
 }

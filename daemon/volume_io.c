@@ -24,9 +24,11 @@
  *    the _nowait calls; the waiting ones assert they are elsewhere. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "image.h"
 #include "ioloop.h"
+#include "log.h"
 #include "vd_assert.h"
 #include "volume-int.h"
 
@@ -326,4 +328,24 @@ int vd_volume_flush_nowait(struct vd_volume *vol)
     ret = vd_image_flush_nowait(vol->img);
     gate_leave(vol);
     return ret;
+}
+
+void vd_volume_note_corruption(struct vd_volume *vol)
+{
+    const char *why;
+    char *copy, *none = NULL;
+
+    if (vol->img == NULL || atomic_load(&vol->corrupt_reason) != NULL ||
+        (why = vd_image_corruption(vol->img)) == NULL) {
+        return;
+    }
+    copy = strdup(why);
+    if (copy == NULL) {
+        return;   /* noted on a later look */
+    }
+    if (!atomic_compare_exchange_strong(&vol->corrupt_reason, &none, copy)) {
+        free(copy);   /* another thread noted it first */
+        return;
+    }
+    vd_err("volume '%s' is corrupt: %s", vol->row.name, copy);
 }

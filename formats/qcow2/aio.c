@@ -16,8 +16,8 @@
  *    it), and counts itself in aio_inflight until it completes.
  *    q2_barrier_drain takes the barrier exclusively, so no new request can
  *    start, and then waits for that count to reach zero: the guarantee of
- *    DESIGN NOTES 10 (no freed cluster is reused under an I/O) holds for
- *    both paths. The completions it waits for run on the I/O thread, so
+ *    qcow2.c DESIGN NOTES 10 (no freed cluster is reused under an I/O)
+ *    holds for both paths. The completions it waits for run on the I/O thread, so
  *    a drain there would wait for itself: it asserts it is not there, and
  *    the I/O thread flushes only through flush_nowait (qcow2.c).
  * 3. At most MAX_SEGS host ranges per request; a request spread wider is
@@ -44,7 +44,7 @@ struct seg {
 
 /* Map [off, off+len) into segs; -EAGAIN when some part needs the
  * synchronous path. Caller holds lock. */
-static int map_locked(struct qcow2_state *s, bool write, uint8_t *buf,
+static int map_locked(struct q2_state *s, bool write, uint8_t *buf,
                       uint64_t len, uint64_t off, struct seg *segs,
                       unsigned *nsegs)
 {
@@ -94,7 +94,7 @@ static int map_locked(struct qcow2_state *s, bool write, uint8_t *buf,
 
 static void aio_fin(struct vd_hostio_batch *b, int ret)
 {
-    struct qcow2_state *s = b->arg;
+    struct q2_state *s = b->arg;
     (void)ret;
     if (atomic_fetch_sub(&s->aio_inflight, 1) == 1 &&
         atomic_load(&s->aio_draining)) {
@@ -106,7 +106,7 @@ static void aio_fin(struct vd_hostio_batch *b, int ret)
 
 int q2_submit(struct vd_image *img, struct vd_aio *aio)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     bool write = aio->op == VD_AIO_WRITE;
     struct seg segs[MAX_SEGS];
     struct vd_hostio_batch *b;
@@ -160,7 +160,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
     return ret;
 }
 
-void q2_barrier_drain(struct qcow2_state *s)
+void q2_barrier_drain(struct q2_state *s)
 {
     VD_ASSERT_NOT_HELD(&s->lock);   /* lock order: io_barrier, then lock */
     /* The I/O thread completes what this waits for (note 2). */
@@ -175,7 +175,7 @@ void q2_barrier_drain(struct qcow2_state *s)
     atomic_store(&s->aio_draining, false);
 }
 
-void q2_barrier_release(struct qcow2_state *s)
+void q2_barrier_release(struct q2_state *s)
 {
     pthread_rwlock_unlock(&s->io_barrier);
 }

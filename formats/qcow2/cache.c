@@ -44,7 +44,7 @@ void q2_cache_destroy(struct q2_cache *c)
 
 /* Before an L2 table reaches the disk, the refcounts and data it points
  * at must be durable. */
-static int l2_barrier(struct qcow2_state *s)
+static int l2_barrier(struct q2_state *s)
 {
     int ret = q2_cache_writeback(s, &s->rb_cache);
     if (ret < 0) {
@@ -53,7 +53,7 @@ static int l2_barrier(struct qcow2_state *s)
     return q2_sync(s);
 }
 
-static int write_slot(struct qcow2_state *s, struct q2_cache *c,
+static int write_slot(struct q2_state *s, struct q2_cache *c,
                       struct q2_cache_slot *slot)
 {
     int ret;
@@ -73,7 +73,7 @@ static int write_slot(struct qcow2_state *s, struct q2_cache *c,
     return ret;
 }
 
-int q2_cache_get(struct qcow2_state *s, struct q2_cache *c, uint64_t off,
+int q2_cache_get(struct q2_state *s, struct q2_cache *c, uint64_t off,
                  bool load, uint8_t **out)
 {
     struct q2_cache_slot *victim = NULL;
@@ -124,7 +124,7 @@ void q2_cache_mark_dirty(struct q2_cache *c, const uint8_t *table)
     }
 }
 
-int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c)
+int q2_cache_writeback(struct q2_state *s, struct q2_cache *c)
 {
     bool barrier_done = false;
     int ret;

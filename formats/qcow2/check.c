@@ -23,7 +23,7 @@ struct refmap {
     uint64_t bad;        /* references that cannot be right */
 };
 
-static void ref_inc(const struct qcow2_state *s, struct refmap *r,
+static void ref_inc(const struct q2_state *s, struct refmap *r,
                     uint64_t off, uint64_t len)
 {
     if (len == 0) {
@@ -41,7 +41,7 @@ static void ref_inc(const struct qcow2_state *s, struct refmap *r,
     }
 }
 
-static int walk_l1(struct qcow2_state *s, struct refmap *r, uint64_t l1_off,
+static int walk_l1(struct q2_state *s, struct refmap *r, uint64_t l1_off,
                    uint32_t l1_size, uint8_t *buf)
 {
     uint64_t cs = s->cluster_size;
@@ -86,7 +86,7 @@ static int walk_l1(struct qcow2_state *s, struct refmap *r, uint64_t l1_off,
 
 /* Count every reference; with_refstructs adds the refcount table and
  * blocks themselves. Caller frees r->rc. */
-static int compute(struct qcow2_state *s, struct refmap *r,
+static int compute(struct q2_state *s, struct refmap *r,
                    bool with_refstructs)
 {
     uint8_t *buf;
@@ -138,7 +138,7 @@ static int compute(struct qcow2_state *s, struct refmap *r,
 
 /* Active entries must carry QCOW_OFLAG_COPIED exactly when the cluster's
  * refcount is 1; count those that do not. */
-static int check_copied(struct qcow2_state *s, struct vd_check_result *res)
+static int check_copied(struct q2_state *s, struct vd_check_result *res)
 {
     uint8_t *l2 = malloc(s->cluster_size);
     int ret = 0;
@@ -175,7 +175,7 @@ static int check_copied(struct qcow2_state *s, struct vd_check_result *res)
     return ret;
 }
 
-int q2_check(struct qcow2_state *s, struct vd_check_result *res)
+int q2_check(struct q2_state *s, struct vd_check_result *res)
 {
     struct refmap r;
     int ret = q2_metadata_writeback(s);
@@ -208,7 +208,7 @@ static uint64_t div_up(uint64_t a, uint64_t b)
     return (a + b - 1) / b;
 }
 
-int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err)
+int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err)
 {
     uint64_t cs = s->cluster_size, per = 1ULL << s->rb_bits;
     uint64_t start, end, nb = 0, nt = 0;

@@ -5,19 +5,14 @@
  * allocating or copying them first. Callers hold the metadata lock. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "io_util.h"
 #include "qcow2-int.h"
 #include "vd_assert.h"
 
-bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off)
-{
-    return (off & (s->cluster_size - 1)) == 0 && off >= s->cluster_size &&
-           vd_range_ok(off, s->cluster_size, s->host_end);
-}
-
 /* Why q2_host_cluster_ok(s, off) failed, in words. */
-static const char *host_cluster_problem(const struct qcow2_state *s,
+static const char *host_cluster_problem(const struct q2_state *s,
                                         uint64_t off)
 {
     if (off & (s->cluster_size - 1)) {
@@ -33,7 +28,7 @@ static const char *host_cluster_problem(const struct qcow2_state *s,
 }
 
 /* Host offset of the L2 table for l1_index (0 = none). */
-static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
+static int l2_offset(struct q2_state *s, uint32_t l1_index, uint64_t *off,
                      bool *copied)
 {
     uint64_t e;
@@ -54,7 +49,7 @@ static int l2_offset(struct qcow2_state *s, uint32_t l1_index, uint64_t *off,
     return 0;
 }
 
-int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
+int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
                    struct q2_map *m, uint64_t *run)
 {
     uint64_t cs = s->cluster_size;
@@ -130,7 +125,7 @@ int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
     return 0;
 }
 
-int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
+int q2_l1_write(struct q2_state *s, uint32_t lo, uint32_t hi)
 {
     uint8_t *buf;
     int ret;
@@ -153,7 +148,37 @@ int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi)
     return ret;
 }
 
-static void l1_mark_dirty(struct qcow2_state *s, uint32_t i)
+int q2_metadata_writeback(struct q2_state *s)
+{
+    int ret;
+    VD_ASSERT_HELD(&s->lock);
+    if (s->readonly) {
+        return 0;
+    }
+    if (s->broken || atomic_load(&s->sync_failed)) {
+        return -EIO;
+    }
+    ret = q2_cache_writeback(s, &s->rb_cache);
+    if (ret == 0) {
+        ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
+    }
+    if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
+        ret = q2_sync(s);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
+        if (ret == 0) {
+            s->l1_dirty_lo = s->l1_dirty_hi = 0;
+        }
+    }
+    if (ret == 0) {
+        ret = q2_sync(s);
+    }
+    return ret;
+}
+
+static void l1_mark_dirty(struct q2_state *s, uint32_t i)
 {
     if (s->l1_dirty_lo >= s->l1_dirty_hi) {
         s->l1_dirty_lo = i;
@@ -168,7 +193,7 @@ static void l1_mark_dirty(struct qcow2_state *s, uint32_t i)
     }
 }
 
-int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
+int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
                     uint64_t *l2_out)
 {
     uint64_t old, new_off;

@@ -72,7 +72,7 @@ int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
     }
 }
 
-int q2_read_compressed(struct qcow2_state *s, const struct q2_map *m,
+int q2_read_compressed(struct q2_state *s, const struct q2_map *m,
                        uint8_t *out)
 {
     uint8_t *src = malloc(m->csize);

@@ -3,7 +3,7 @@
  * Metadata found inconsistent (a table entry pointing outside the file or
  * into other metadata, a refcount that would go negative) is corruption:
  * the first reason is kept for vd_image_corruption(), nothing more is
- * written (DESIGN NOTES 7), and a writable v3 image gets the header's
+ * written (qcow2.c DESIGN NOTES 7), and a writable v3 image gets the header's
  * corrupt bit, as QEMU sets it, so that no tool opens it for writing again
  * before `qemu-img check -r all` has repaired it. A metadata update that
  * failed half way leaves the file in a state the driver no longer knows:
@@ -21,7 +21,7 @@
 #define Q2_INCOMPAT_OFFSET 72   /* incompatible_features in a v3 header */
 
 /* Keep the first reason; true when this call set it. */
-static bool record_reason(struct qcow2_state *s, const char *fmt, va_list ap)
+static bool record_reason(struct q2_state *s, const char *fmt, va_list ap)
 {
     bool expected = false;
     if (!atomic_compare_exchange_strong(&s->corrupt_claimed, &expected,
@@ -37,7 +37,7 @@ static bool record_reason(struct qcow2_state *s, const char *fmt, va_list ap)
 /* Set the corrupt bit in the file: read the field as it is on disk (the
  * header in memory may hold an update that never reached it), set the
  * bit, write the eight bytes and sync. Once per open. */
-static void mark_corrupt(struct qcow2_state *s)
+static void mark_corrupt(struct q2_state *s)
 {
     uint8_t raw[8];
     bool expected = false;
@@ -56,7 +56,7 @@ static void mark_corrupt(struct qcow2_state *s)
     }
 }
 
-int q2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
+int q2_signal_corruption(struct q2_state *s, const char *fmt, ...)
 {
     va_list ap;
     s->broken = true;
@@ -67,7 +67,7 @@ int q2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
     return -EIO;
 }
 
-int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what)
+int q2_signal_write_failure(struct q2_state *s, int ret, const char *what)
 {
     s->broken = true;
     q2_set_reason(s, "%s failed (%s): the metadata on disk may be half "
@@ -75,7 +75,7 @@ int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what)
     return ret;
 }
 
-int q2_sync(struct qcow2_state *s)
+int q2_sync(struct q2_state *s)
 {
     bool before = atomic_load(&s->sync_failed);
     int ret = vd_fdatasync_sticky(s->fd, &s->sync_failed);
@@ -87,7 +87,7 @@ int q2_sync(struct qcow2_state *s)
     return ret;
 }
 
-void q2_set_reason(struct qcow2_state *s, const char *fmt, ...)
+void q2_set_reason(struct q2_state *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

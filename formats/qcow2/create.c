@@ -155,7 +155,7 @@ int qcow2_create(const char *location, const struct vd_create_opts *o,
         struct vd_image *img = NULL;
         ret = vd_image_open("qcow2", location, &oo, &img, err);
         if (ret == 0) {
-            struct qcow2_state *s = img->opaque;
+            struct q2_state *s = img->opaque;
             pthread_mutex_lock(&s->lock);
             ret = q2_preallocate(s, (int)o->prealloc);
             pthread_mutex_unlock(&s->lock);

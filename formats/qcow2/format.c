@@ -3,7 +3,9 @@
  *
  * The one place where whole big-endian structures are converted, and where
  * every value read from an image is checked against the file size and the
- * fixed maxima before the rest of the driver may trust it. */
+ * fixed maxima before the rest of the driver may trust it. Also the
+ * header write and the checks of host offsets against the metadata, which
+ * every layer above uses. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -317,6 +319,15 @@ void q2_header_encode(const struct q2_header *h, uint8_t *raw)
     memcpy(raw, &d, n);
 }
 
+int q2_header_write(struct q2_state *s)
+{
+    if (s->readonly || s->broken) {
+        return -EIO;
+    }
+    q2_header_encode(&s->hdr, s->hdr_raw);
+    return vd_meta_pwrite(s->fd, s->hdr_raw, s->hdr.header_length, 0);
+}
+
 void q2_snapshots_free(struct q2_snapshot *snaps, uint32_t nb)
 {
     if (snaps == NULL) {
@@ -546,4 +557,22 @@ void q2_refcount_set_entry(uint8_t *block, uint64_t i, uint32_t order,
         q2_put_be64(block + 8 * i, v);
         break;
     }
+}
+
+bool q2_host_cluster_ok(const struct q2_state *s, uint64_t off)
+{
+    return (off & (s->cluster_size - 1)) == 0 && off >= s->cluster_size &&
+           vd_range_ok(off, s->cluster_size, s->host_end);
+}
+
+bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off,
+                          uint64_t len)
+{
+    return q2_ranges_overlap(off, len, 0, s->cluster_size) ||
+           q2_ranges_overlap(off, len, s->l1_offset,
+                             (uint64_t)s->l1_size * 8) ||
+           q2_ranges_overlap(off, len, s->reftable_offset,
+                             s->reftable_size * 8) ||
+           q2_ranges_overlap(off, len, s->hdr.snapshots_offset,
+                             s->snap_table_bytes);
 }

@@ -17,15 +17,6 @@
 
 #define Q2_DEFAULT_CACHE_BYTES (2u << 20)
 
-int q2_header_write(struct qcow2_state *s)
-{
-    if (s->readonly || s->broken) {
-        return -EIO;
-    }
-    q2_header_encode(&s->hdr, s->hdr_raw);
-    return vd_meta_pwrite(s->fd, s->hdr_raw, s->hdr.header_length, 0);
-}
-
 static int read_table(int fd, uint64_t off, uint64_t entries, uint64_t **out)
 {
     uint64_t *t = malloc(entries ? entries * 8 : 8);
@@ -60,7 +51,7 @@ static bool path_allowed(const char *p, const char *const *dirs)
     return false;
 }
 
-static int open_backing(struct qcow2_state *s, const char *location,
+static int open_backing(struct q2_state *s, const char *location,
                         const uint8_t *hbuf, const struct vd_open_opts *o,
                         struct vd_error *err)
 {
@@ -125,7 +116,7 @@ out:
     return ret;
 }
 
-static int init_caches(struct qcow2_state *s, uint64_t bytes)
+static int init_caches(struct q2_state *s, uint64_t bytes)
 {
     size_t l2_slots, rb_slots;
     int ret;
@@ -143,7 +134,7 @@ static int init_caches(struct qcow2_state *s, uint64_t bytes)
     return ret;
 }
 
-static void free_state(struct qcow2_state *s)
+static void free_state(struct q2_state *s)
 {
     q2_cache_destroy(&s->l2_cache);
     q2_cache_destroy(&s->rb_cache);
@@ -164,7 +155,7 @@ static void free_state(struct qcow2_state *s)
     s->fd = -1;
 }
 
-static int load_snapshots(struct qcow2_state *s, uint64_t file_size,
+static int load_snapshots(struct q2_state *s, uint64_t file_size,
                           struct vd_error *err)
 {
     uint64_t len;
@@ -205,7 +196,7 @@ static int load_snapshots(struct qcow2_state *s, uint64_t file_size,
 int qcow2_open(struct vd_image *img, const char *location,
                const struct vd_open_opts *o, struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint8_t *hbuf = NULL;
     struct stat st;
     size_t hlen;
@@ -378,7 +369,7 @@ fail:
 
 void qcow2_close(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     pthread_cond_destroy(&s->inflight_cond);
     pthread_cond_destroy(&s->aio_cond);
     pthread_mutex_destroy(&s->aio_lock);

@@ -2,7 +2,11 @@
  *
  * Prototypes are grouped under the file that defines them. On-disk values
  * are big-endian; the only conversions live in the "on-disk byte order"
- * section below and in format.c, which decodes whole structures. */
+ * section below and in format.c, which decodes whole structures.
+ *
+ * Files call down one order, never back: format.c, corrupt.c, cache.c,
+ * compress.c -> refcount.c -> cluster.c -> write.c -> aio.c, check.c ->
+ * snapshot.c, create.c -> snapview.c -> open.c -> qcow2.c (driver table). */
 #ifndef VD_QCOW2_INT_H
 #define VD_QCOW2_INT_H
 
@@ -181,9 +185,10 @@ struct q2_inflight {
     struct q2_inflight *next;
 };
 
-struct qcow2_state {
+struct q2_state {
     /* The image file. hf.fd (also `fd`) is buffered and carries metadata,
-     * made durable by explicit fdatasync in the order of DESIGN NOTES 1-5;
+     * made durable by explicit fdatasync in the order of qcow2.c DESIGN
+     * NOTES 1-5;
      * hf.dfd is the O_DIRECT descriptor for guest data when the volume was
      * opened with vd_open_opts.direct (-1 otherwise). The kernel keeps the
      * two coherent: a direct write drops cached pages in its range. */
@@ -242,8 +247,8 @@ struct qcow2_state {
     pthread_mutex_t aio_lock;
     pthread_cond_t aio_cond;
 
-    /* Allocations whose data is being written outside the lock (DESIGN
-     * NOTES 9); inflight_cond is signalled (with lock) when one ends. */
+    /* Allocations whose data is being written outside the lock (qcow2.c
+     * DESIGN NOTES 9); inflight_cond is signalled (with lock) when one ends. */
     struct q2_inflight *inflight;
     pthread_cond_t inflight_cond;
 
@@ -265,7 +270,14 @@ static inline uint64_t q2_align_up(uint64_t v, uint64_t a)
     return (v + a - 1) & ~(a - 1);
 }
 
-/* ---- format.c: header, extensions, snapshot table, entry decoding ---- */
+static inline bool q2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                                     uint64_t blen)
+{
+    return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
+/* ---- format.c: header, extensions, snapshot table, entry decoding,
+ * header write, host offset checks ---- */
 /* Decode and validate a header from buf (len bytes, the first cluster or
  * as much of the file as exists). file_size bounds every offset. */
 int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
@@ -301,17 +313,27 @@ static inline void q2_table_set(uint8_t *table, uint64_t i, uint64_t v)
     q2_put_be64(table + 8 * i, v);
 }
 
+/* Write header fields from s->hdr (no sync). */
+int q2_header_write(struct q2_state *s);
+/* Validate a host offset taken from a table: cluster aligned, past the
+ * header, and inside the file. */
+bool q2_host_cluster_ok(const struct q2_state *s, uint64_t off);
+/* true when [off, off+len) touches the header, L1 table, refcount table
+ * or snapshot table: a data write there would destroy metadata. */
+bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off,
+                          uint64_t len);
+
 /* ---- cache.c ---- */
 int q2_cache_init(struct q2_cache *c, size_t nslots, uint64_t cluster_size,
                   bool is_l2);
 void q2_cache_destroy(struct q2_cache *c);
 /* Pointer to the cluster-sized table at off, read from disk when load is
  * true, zero-filled otherwise. Valid until the next call on this cache. */
-int q2_cache_get(struct qcow2_state *s, struct q2_cache *c, uint64_t off,
+int q2_cache_get(struct q2_state *s, struct q2_cache *c, uint64_t off,
                  bool load, uint8_t **out);
 void q2_cache_mark_dirty(struct q2_cache *c, const uint8_t *table);
 /* Write every dirty table (no sync). */
-int q2_cache_writeback(struct qcow2_state *s, struct q2_cache *c);
+int q2_cache_writeback(struct q2_state *s, struct q2_cache *c);
 /* Forget the table at off without writing it (its cluster was freed). */
 void q2_cache_drop(struct q2_cache *c, uint64_t off);
 /* Forget every table, dirty or not. */
@@ -319,46 +341,45 @@ void q2_cache_clear(struct q2_cache *c);
 bool q2_cache_has_dirty(const struct q2_cache *c);
 
 /* ---- refcount.c ---- */
-int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc);
+int q2_refcount_of(struct q2_state *s, uint64_t cluster, uint64_t *rc);
 /* Add delta to the refcount of every cluster overlapping [off, off+len). */
-int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
+int q2_refcount_update(struct q2_state *s, uint64_t off, uint64_t len,
                        int delta);
 /* Raise host_end past every cluster with a nonzero refcount. After a
  * crash the refcount blocks may count clusters past the end of the file
  * (allocated, refcount written, never written themselves); allocation
  * takes every cluster at or past host_end for free, so a writable open
  * must call this before the first allocation. */
-int q2_refcount_extend_host_end(struct qcow2_state *s);
+int q2_refcount_extend_host_end(struct q2_state *s);
 /* Find n contiguous free clusters, set their refcounts to 1. */
-int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off);
+int q2_alloc_clusters(struct q2_state *s, uint64_t n, uint64_t *off);
 /* Queue a decrement to run once the tables no longer pointing at the
  * range are durable (see DESIGN NOTES in qcow2.c). */
-int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len);
+int q2_free_deferred(struct q2_state *s, uint64_t off, uint64_t len);
 /* The range an L2 entry's data occupies (0 length if none). */
-void q2_entry_host_range(const struct qcow2_state *s, const struct q2_map *m,
+void q2_entry_host_range(const struct q2_state *s, const struct q2_map *m,
                          uint64_t *off, uint64_t *len);
 
 /* ---- cluster.c: L1/L2 mapping ---- */
 /* Mapping of the guest cluster holding vaddr, and the number of bytes
  * from vaddr (<= maxlen) that share it (contiguous host for data). */
-int q2_get_mapping(struct qcow2_state *s, uint64_t vaddr, uint64_t maxlen,
+int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
                    struct q2_map *m, uint64_t *run);
 /* An L2 table for l1_index that may be modified in place: allocates a new
  * one or copies a shared one. *l2_off receives its host offset. */
-int q2_l2_for_write(struct qcow2_state *s, uint32_t l1_index,
+int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
                     uint64_t *l2_off);
-/* Validate a host offset taken from a table: cluster aligned, past the
- * header, and inside the file. */
-bool q2_host_cluster_ok(const struct qcow2_state *s, uint64_t off);
 /* Write l1 entries [lo, hi) from memory to disk (no sync). */
-int q2_l1_write(struct qcow2_state *s, uint32_t lo, uint32_t hi);
+int q2_l1_write(struct q2_state *s, uint32_t lo, uint32_t hi);
+/* Make dirty metadata durable in crash-safe order. Lock held. */
+int q2_metadata_writeback(struct q2_state *s);
 
 /* ---- compress.c ---- */
 int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
                   uint8_t *dst, size_t dlen);
 /* Read and decompress the compressed cluster m into out (one cluster).
  * Uses only the file descriptor: safe without the lock. */
-int q2_read_compressed(struct qcow2_state *s, const struct q2_map *m,
+int q2_read_compressed(struct q2_state *s, const struct q2_map *m,
                        uint8_t *out);
 
 /* ---- write.c: allocating writes, zeroes, discard ---- */
@@ -368,25 +389,26 @@ int q2_read_compressed(struct qcow2_state *s, const struct q2_map *m,
  * the bytes handled: 0 when it waited for another writer of the cluster
  * (the caller looks the mapping up again), else at least the rest of the
  * first cluster or len. */
-int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
+int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done);
 /* Read the guest cluster at cluster-aligned vaddr as it reads now. Needs
  * no lock: the mapping m was looked up by the caller, and its clusters
- * stay allocated while the caller holds io_barrier (DESIGN NOTES 10). */
-int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
+ * stay allocated while the caller holds io_barrier (qcow2.c DESIGN
+ * NOTES 10). */
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out);
 /* Zero or discard the whole clusters in [off, off+len) (cluster aligned)
  * by changing L2 entries only. Lock held; waits (dropping it) for
  * allocations in flight in the range. */
-int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
+int q2_zero_or_discard(struct q2_state *s, uint64_t off, uint64_t len,
                        bool discard, bool may_unmap);
-/* true when [off, off+len) touches the header, L1 table, refcount table
- * or snapshot table: a data write there would destroy metadata. */
-bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
-                          uint64_t len);
 /* Map every guest cluster to a host cluster (create with preallocation);
  * mode is a vd_prealloc: FALLOC reserves and FULL zeroes the data. */
-int q2_preallocate(struct qcow2_state *s, int mode);
+int q2_preallocate(struct q2_state *s, int mode);
+/* Read [off, off+len) of the backing file; zeroes past its end or
+ * without one. */
+int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
+                    uint64_t off);
 
 /* ---- aio.c ---- */
 struct vd_aio;
@@ -394,25 +416,25 @@ struct vd_image;
 int q2_submit(struct vd_image *img, struct vd_aio *aio);
 /* Take io_barrier exclusively and wait until no asynchronous request is
  * in flight either; q2_barrier_release gives it back. */
-void q2_barrier_drain(struct qcow2_state *s);
-void q2_barrier_release(struct qcow2_state *s);
+void q2_barrier_drain(struct q2_state *s);
+void q2_barrier_release(struct q2_state *s);
 
 /* ---- corrupt.c ---- */
 /* Metadata found inconsistent: keep the first reason (fmt, naming what was
  * wrong and where), stop writing (s->broken), and set the header's
  * corrupt bit once if the image is writable. Returns -EIO. */
-int q2_signal_corruption(struct qcow2_state *s, const char *fmt, ...)
+int q2_signal_corruption(struct q2_state *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A metadata update (what) failed with ret half way: stop writing and
  * keep the reason, without marking the image. Returns ret. */
-int q2_signal_write_failure(struct qcow2_state *s, int ret, const char *what);
+int q2_signal_write_failure(struct q2_state *s, int ret, const char *what);
 /* fdatasync the image file. A failure sticks (vd_fdatasync_sticky): every
  * later flush fails, metadata write-back stops (what the kernel dropped
  * may be metadata that later tables would point into) and the reason is
  * kept. Any thread, lock held or not. */
-int q2_sync(struct qcow2_state *s);
+int q2_sync(struct q2_state *s);
 /* Keep fmt as the reason if there is none yet (nothing else). */
-void q2_set_reason(struct qcow2_state *s, const char *fmt, ...)
+void q2_set_reason(struct q2_state *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- open.c ---- */
@@ -420,14 +442,6 @@ struct vd_open_opts;
 int qcow2_open(struct vd_image *img, const char *location,
                const struct vd_open_opts *o, struct vd_error *err);
 void qcow2_close(struct vd_image *img);
-
-/* ---- qcow2.c ---- */
-/* Write header fields from s->hdr (no sync). */
-int q2_header_write(struct qcow2_state *s);
-/* Make dirty metadata durable in crash-safe order. Lock held. */
-int q2_metadata_writeback(struct qcow2_state *s);
-int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off);
 
 /* ---- snapshot.c ---- */
 int qcow2_snapshot_create(struct vd_image *img, const char *name,
@@ -439,12 +453,12 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
                           struct vd_error *err);
 /* Index of the snapshot named (or, failing that, with the id) name in
  * s->snaps, or -1. Lock held or snapshots otherwise stable. */
-int q2_snapshot_find(const struct qcow2_state *s, const char *name);
+int q2_snapshot_find(const struct q2_state *s, const char *name);
 
 /* ---- snapview.c: read-only uses of snapshots ---- */
 /* During open: make the named snapshot's L1 table the mapping and its
  * disk size the virtual size (read-only opens only). -ENOENT if absent. */
-int q2_view_select(struct qcow2_state *s, const char *name,
+int q2_view_select(struct q2_state *s, const char *name,
                    struct vd_error *err);
 /* vd_driver.snapshot_changes. */
 int qcow2_snapshot_changes(struct vd_image *img, const char *since,
@@ -453,16 +467,16 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
                            void *arg, struct vd_error *err);
 
 /* ---- check.c ---- */
-int q2_check(struct qcow2_state *s, struct vd_check_result *res);
+int q2_check(struct q2_state *s, struct vd_check_result *res);
 /* Rebuild the refcount structure from the mapping tables (dirty image). */
-int q2_rebuild_refcounts(struct qcow2_state *s, struct vd_error *err);
+int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err);
 
 /* ---- create.c ---- */
 int qcow2_create(const char *location, const struct vd_create_opts *opts,
                  struct vd_error *err);
 
 /* relocate.c */
-int vd_qcow2_relocate(const char *location, const char *orig_dir,
+int qcow2_relocate(const char *location, const char *orig_dir,
                       struct vd_error *err);
 
 #endif

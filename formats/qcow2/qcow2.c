@@ -90,21 +90,7 @@ static int qcow2_probe(const uint8_t *buf, size_t len)
     return 0;
 }
 
-int q2_read_backing(struct qcow2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off)
-{
-    size_t n = 0;
-    int ret = 0;
-    if (s->backing != NULL && off < s->backing_size) {
-        n = s->backing_size - off < len ? (size_t)(s->backing_size - off)
-                                        : len;
-        ret = vd_image_pread(s->backing, buf, n, off);
-    }
-    memset(buf + n, 0, len - n);
-    return ret;
-}
-
-static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
+static int do_read(struct q2_state *s, uint8_t *buf, size_t len,
                    uint64_t off)
 {
     uint8_t *tmp = NULL;
@@ -149,7 +135,7 @@ static int do_read(struct qcow2_state *s, uint8_t *buf, size_t len,
 static int qcow2_pread(struct vd_image *img, void *buf, size_t len,
                        uint64_t off)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret;
     pthread_rwlock_rdlock(&s->io_barrier);
     ret = do_read(s, buf, len, off);
@@ -158,7 +144,7 @@ static int qcow2_pread(struct vd_image *img, void *buf, size_t len,
 }
 
 /* Caller holds io_barrier shared. */
-static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
+static int do_write(struct q2_state *s, const uint8_t *buf, uint64_t len,
                     uint64_t off)
 {
     int ret = 0;
@@ -198,7 +184,7 @@ static int do_write(struct qcow2_state *s, const uint8_t *buf, uint64_t len,
 static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
                         uint64_t off)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret;
     pthread_rwlock_rdlock(&s->io_barrier);
     ret = do_write(s, buf, len, off);
@@ -206,39 +192,9 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
     return ret;
 }
 
-int q2_metadata_writeback(struct qcow2_state *s)
-{
-    int ret;
-    VD_ASSERT_HELD(&s->lock);
-    if (s->readonly) {
-        return 0;
-    }
-    if (s->broken || atomic_load(&s->sync_failed)) {
-        return -EIO;
-    }
-    ret = q2_cache_writeback(s, &s->rb_cache);
-    if (ret == 0) {
-        ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
-    }
-    if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
-        ret = q2_sync(s);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = q2_l1_write(s, s->l1_dirty_lo, s->l1_dirty_hi);
-        if (ret == 0) {
-            s->l1_dirty_lo = s->l1_dirty_hi = 0;
-        }
-    }
-    if (ret == 0) {
-        ret = q2_sync(s);
-    }
-    return ret;
-}
-
 /* Apply queued decrements (DESIGN NOTES 4, 10); punch holes in clusters
  * that became free so the host file shrinks in use. Lock held. */
-static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
+static int apply_frees(struct q2_state *s, struct q2_pending_free *p,
                        size_t n)
 {
     int ret = 0;
@@ -266,7 +222,7 @@ static int apply_frees(struct qcow2_state *s, struct q2_pending_free *p,
 
 /* Whether a flush has only data to sync: no dirty metadata, no queued
  * frees (DESIGN NOTES 11). Lock held. */
-static bool only_data_locked(struct qcow2_state *s)
+static bool only_data_locked(struct q2_state *s)
 {
     return !s->broken && !atomic_load(&s->sync_failed) &&
            s->npending == 0 &&
@@ -277,7 +233,7 @@ static bool only_data_locked(struct qcow2_state *s)
 
 static int qcow2_flush(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct q2_pending_free *p;
     size_t n;
     int ret;
@@ -315,7 +271,7 @@ static int qcow2_flush(struct vd_image *img)
  * holder may be writing metadata back. */
 static int qcow2_flush_nowait(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     bool only_data;
     if (pthread_mutex_trylock(&s->lock) != 0) {
         return -EAGAIN;
@@ -330,7 +286,7 @@ static int qcow2_flush_nowait(struct vd_image *img)
 
 /* The part of [off, off+len) made of whole clusters; the image's last
  * cluster counts as whole when the range reaches the virtual end. */
-static void whole_clusters(struct qcow2_state *s, uint64_t off, uint64_t len,
+static void whole_clusters(struct q2_state *s, uint64_t off, uint64_t len,
                            uint64_t *a, uint64_t *b)
 {
     uint64_t end = off + len;
@@ -344,7 +300,7 @@ static void whole_clusters(struct qcow2_state *s, uint64_t off, uint64_t len,
 
 static int qcow2_discard(struct vd_image *img, uint64_t off, uint64_t len)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t a, b;
     int ret = 0;
     whole_clusters(s, off, len, &a, &b);
@@ -356,7 +312,7 @@ static int qcow2_discard(struct vd_image *img, uint64_t off, uint64_t len)
     return ret;
 }
 
-static int write_zero_buf(struct qcow2_state *s, uint64_t off, uint64_t len)
+static int write_zero_buf(struct q2_state *s, uint64_t off, uint64_t len)
 {
     uint8_t *z;
     int ret;
@@ -375,7 +331,7 @@ static int write_zero_buf(struct qcow2_state *s, uint64_t off, uint64_t len)
 static int qcow2_write_zeroes(struct vd_image *img, uint64_t off,
                               uint64_t len, unsigned flags)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     bool unmap = (flags & VD_ZERO_MAY_UNMAP) != 0;
     uint64_t a, b, end = off + len;
     int ret;
@@ -406,7 +362,7 @@ out:
 }
 
 /* Status of the run at off (one lookup); sets *pnum. */
-static int status_once(struct qcow2_state *s, uint64_t off, uint64_t len,
+static int status_once(struct q2_state *s, uint64_t off, uint64_t len,
                        uint64_t *pnum)
 {
     struct q2_map m;
@@ -442,7 +398,7 @@ static int status_once(struct qcow2_state *s, uint64_t off, uint64_t len,
 static int qcow2_block_status(struct vd_image *img, uint64_t off,
                               uint64_t len, uint64_t *pnum)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t n, total;
     int flags = status_once(s, off, len, &total);
     while (flags >= 0 && total < len) {
@@ -458,13 +414,13 @@ static int qcow2_block_status(struct vd_image *img, uint64_t off,
 
 static uint64_t qcow2_length(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     return atomic_load(&s->size);
 }
 
 static int64_t qcow2_allocated(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct stat st;
     if (fstat(s->fd, &st) < 0) {
         return -errno;
@@ -474,7 +430,7 @@ static int64_t qcow2_allocated(struct vd_image *img)
 
 /* Grow the L1 table to `needed` entries, moving it if its clusters are
  * full (DESIGN NOTES 5). Lock held, metadata written back. */
-static int grow_l1(struct qcow2_state *s, uint32_t needed)
+static int grow_l1(struct q2_state *s, uint32_t needed)
 {
     uint64_t cs = s->cluster_size;
     uint64_t cap = q2_align_up((uint64_t)s->l1_size * 8, cs) / 8;
@@ -531,7 +487,7 @@ static int grow_l1(struct qcow2_state *s, uint32_t needed)
 static int qcow2_truncate(struct vd_image *img, uint64_t size,
                           struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t span = s->cluster_size << s->l2_bits;
     uint64_t needed = (size + span - 1) / span;
     int ret;
@@ -571,9 +527,9 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
     return 0;
 }
 
-static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
+static int qcow2_check(struct vd_image *img, struct vd_check_result *res)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     int ret = 0;
     if (!s->readonly) {
         /* Queued frees would otherwise count as leaks. */
@@ -590,13 +546,13 @@ static int qcow2_check_op(struct vd_image *img, struct vd_check_result *res)
 
 static const char *qcow2_corruption(struct vd_image *img)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     return atomic_load_explicit(&s->corruption, memory_order_acquire);
 }
 
 const struct vd_driver vd_driver_qcow2 = {
     .name = "qcow2",
-    .instance_size = sizeof(struct qcow2_state),
+    .instance_size = sizeof(struct q2_state),
     .parallel = true,
     .is_file = true,
     .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
@@ -604,7 +560,7 @@ const struct vd_driver vd_driver_qcow2 = {
             VD_CAP_CHEAP_CLONE,
     .probe = qcow2_probe,
     .create = qcow2_create,
-    .relocate = vd_qcow2_relocate,
+    .relocate = qcow2_relocate,
     .open = qcow2_open,
     .close = qcow2_close,
     .submit = q2_submit,
@@ -623,6 +579,6 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_revert = qcow2_snapshot_revert,
     .snapshot_changes = qcow2_snapshot_changes,
-    .check = qcow2_check_op,
+    .check = qcow2_check,
     .corruption = qcow2_corruption,
 };

@@ -13,7 +13,7 @@
 
 /* The refcount block covering host cluster index `cluster`, or *blk = NULL
  * when the table has no block for it (every refcount there is 0). */
-static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
+static int rb_for(struct q2_state *s, uint64_t cluster, uint8_t **blk)
 {
     uint64_t idx = cluster >> s->rb_bits;
     uint64_t off;
@@ -35,7 +35,7 @@ static int rb_for(struct qcow2_state *s, uint64_t cluster, uint8_t **blk)
     return q2_cache_get(s, &s->rb_cache, off, true, blk);
 }
 
-int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc)
+int q2_refcount_of(struct q2_state *s, uint64_t cluster, uint64_t *rc)
 {
     uint8_t *blk;
     int ret = rb_for(s, cluster, &blk);
@@ -48,7 +48,7 @@ int q2_refcount_of(struct qcow2_state *s, uint64_t cluster, uint64_t *rc)
     return 0;
 }
 
-int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
+int q2_refcount_update(struct q2_state *s, uint64_t off, uint64_t len,
                        int delta)
 {
     uint64_t first = off >> s->cluster_bits;
@@ -93,7 +93,7 @@ int q2_refcount_update(struct qcow2_state *s, uint64_t off, uint64_t len,
     return 0;
 }
 
-int q2_refcount_extend_host_end(struct qcow2_state *s)
+int q2_refcount_extend_host_end(struct q2_state *s)
 {
     uint64_t mask = (1ULL << s->rb_bits) - 1;
     uint64_t first = s->host_end >> s->cluster_bits;
@@ -138,7 +138,7 @@ static uint64_t div_up(uint64_t a, uint64_t b)
 /* Replace the refcount table by one with at least min_entries entries,
  * written past the end of the file together with the refcount blocks that
  * describe it. */
-static int grow_reftable(struct qcow2_state *s, uint64_t min_entries)
+static int grow_reftable(struct q2_state *s, uint64_t min_entries)
 {
     uint64_t cs = s->cluster_size;
     uint64_t start = q2_align_up(s->host_end, cs) >> s->cluster_bits;
@@ -260,14 +260,14 @@ out:
     return ret;
 }
 
-static int find_free_run(struct qcow2_state *s, uint64_t n, uint64_t *out);
+static int find_free_run(struct q2_state *s, uint64_t n, uint64_t *out);
 
 /* Create the missing refcount block for table index i (< table size). It
  * goes to the first free cluster: counted by an existing block when there
  * is one, or describing itself when that cluster lies in its own range.
  * Placing it outside a pending multi-cluster run keeps allocation from
  * chasing the run into ever new block ranges. */
-static int new_refblock(struct qcow2_state *s, uint64_t i)
+static int new_refblock(struct q2_state *s, uint64_t i)
 {
     uint64_t cs = s->cluster_size, c, j;
     uint8_t *blk, raw[8];
@@ -307,7 +307,7 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
     }
     if (ret == 0 && j != i) {
         /* Its own refcount lives in block j and must be durable before
-         * the table points at it (DESIGN NOTES 1). */
+         * the table points at it (qcow2.c DESIGN NOTES 1). */
         ret = q2_refcount_update(s, c * cs, cs, 1);
         if (ret == 0) {
             ret = q2_cache_writeback(s, &s->rb_cache);
@@ -331,7 +331,7 @@ static int new_refblock(struct qcow2_state *s, uint64_t i)
 
 /* Make sure refcount blocks cover [start, start+n) clusters. Sets
  * *changed when it had to use clusters (the caller searches again). */
-static int ensure_refblocks(struct qcow2_state *s, uint64_t start, uint64_t n,
+static int ensure_refblocks(struct q2_state *s, uint64_t start, uint64_t n,
                             bool *changed)
 {
     *changed = false;
@@ -350,7 +350,7 @@ static int ensure_refblocks(struct qcow2_state *s, uint64_t start, uint64_t n,
 }
 
 /* First run of n clusters with refcount 0 at or after the free hint. */
-static int find_free_run(struct qcow2_state *s, uint64_t n, uint64_t *out)
+static int find_free_run(struct q2_state *s, uint64_t n, uint64_t *out)
 {
     uint64_t pos = s->free_hint >> s->cluster_bits;
     uint64_t end = q2_align_up(s->host_end, s->cluster_size) >>
@@ -382,7 +382,7 @@ static int find_free_run(struct qcow2_state *s, uint64_t n, uint64_t *out)
     return 0;
 }
 
-int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
+int q2_alloc_clusters(struct q2_state *s, uint64_t n, uint64_t *off)
 {
     uint64_t start;
     bool changed;
@@ -417,7 +417,7 @@ int q2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *off)
     return 0;
 }
 
-int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len)
+int q2_free_deferred(struct q2_state *s, uint64_t off, uint64_t len)
 {
     VD_ASSERT_HELD(&s->lock);
     if (len == 0) {
@@ -438,7 +438,7 @@ int q2_free_deferred(struct qcow2_state *s, uint64_t off, uint64_t len)
     return 0;
 }
 
-void q2_entry_host_range(const struct qcow2_state *s, const struct q2_map *m,
+void q2_entry_host_range(const struct q2_state *s, const struct q2_map *m,
                          uint64_t *off, uint64_t *len)
 {
     *off = 0;

@@ -42,7 +42,7 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-int vd_qcow2_relocate(const char *location, const char *orig_dir,
+int qcow2_relocate(const char *location, const char *orig_dir,
                       struct vd_error *err)
 {
     uint8_t hdr[HEADER_MIN];

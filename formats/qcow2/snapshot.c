@@ -17,14 +17,14 @@
 #include "qcow2-int.h"
 #include "vd_error.h"
 
-static int sync_fd(struct qcow2_state *s)
+static int sync_fd(struct q2_state *s)
 {
     return q2_sync(s);
 }
 
 /* Add delta to the refcount of every L2 table and data cluster reachable
  * from the l1 table (n entries, host order). */
-static int update_reachable(struct qcow2_state *s, const uint64_t *l1,
+static int update_reachable(struct q2_state *s, const uint64_t *l1,
                             uint32_t n, int delta)
 {
     uint8_t *l2 = malloc(s->cluster_size);
@@ -67,8 +67,9 @@ static int update_reachable(struct qcow2_state *s, const uint64_t *l1,
     return ret;
 }
 
-/* Make QCOW_OFLAG_COPIED exact in the active tables (DESIGN NOTES 6). */
-static int update_copied(struct qcow2_state *s)
+/* Make QCOW_OFLAG_COPIED exact in the active tables (qcow2.c DESIGN
+ * NOTES 6). */
+static int update_copied(struct q2_state *s)
 {
     for (uint32_t i = 0; i < s->l1_size; i++) {
         uint64_t l2_off = s->l1[i] & L1E_OFFSET_MASK, rc, e;
@@ -125,7 +126,7 @@ static int update_copied(struct qcow2_state *s)
  * under "copied" flags that no longer match. Make the flags follow, so
  * the changes can only leak; if even that fails, write nothing more.
  * Returns ret. */
-static int settle_flags(struct qcow2_state *s, int ret)
+static int settle_flags(struct q2_state *s, int ret)
 {
     if (ret < 0 && update_copied(s) < 0) {
         s->broken = true;
@@ -135,7 +136,7 @@ static int settle_flags(struct qcow2_state *s, int ret)
 
 /* Write snaps as the new snapshot table and point the header at it; the
  * old table is freed afterwards. Takes ownership of snaps. */
-static int write_snapshot_table(struct qcow2_state *s,
+static int write_snapshot_table(struct q2_state *s,
                                 struct q2_snapshot *snaps, uint32_t nb)
 {
     uint64_t old_off = s->hdr.snapshots_offset, old_len = s->snap_table_bytes;
@@ -211,7 +212,7 @@ static struct q2_snapshot *copy_snaps(const struct q2_snapshot *src,
     return d;
 }
 
-int q2_snapshot_find(const struct qcow2_state *s, const char *name)
+int q2_snapshot_find(const struct q2_state *s, const char *name)
 {
     for (uint32_t i = 0; i < s->nsnaps; i++) {
         if (strcmp(s->snaps[i].name, name) == 0) {
@@ -226,7 +227,7 @@ int q2_snapshot_find(const struct qcow2_state *s, const char *name)
     return -1;
 }
 
-static int read_l1(struct qcow2_state *s, uint64_t off, uint32_t n,
+static int read_l1(struct q2_state *s, uint64_t off, uint32_t n,
                    uint64_t **out)
 {
     uint64_t *t = calloc(n ? n : 1, 8);
@@ -248,13 +249,13 @@ static int read_l1(struct qcow2_state *s, uint64_t off, uint32_t n,
 
 /* Snapshot ops run with I/O drained by the caller; take both locks anyway
  * so a stray request cannot see a half-switched table. */
-static void enter(struct qcow2_state *s)
+static void enter(struct q2_state *s)
 {
     q2_barrier_drain(s);
     pthread_mutex_lock(&s->lock);
 }
 
-static void leave(struct qcow2_state *s)
+static void leave(struct q2_state *s)
 {
     pthread_mutex_unlock(&s->lock);
     q2_barrier_release(s);
@@ -268,7 +269,7 @@ static int fail(struct vd_error *err, int ret, const char *what)
 int qcow2_snapshot_create(struct vd_image *img, const char *name,
                           struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct q2_snapshot *snaps = NULL, *sn;
     uint64_t l1_off = 0, l1_bytes = (uint64_t)s->l1_size * 8, next_id = 1;
     uint8_t *buf = NULL;
@@ -368,7 +369,7 @@ out:
 int qcow2_snapshot_delete(struct vd_image *img, const char *name,
                           struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct q2_snapshot *snaps;
     uint64_t *l1 = NULL, l1_off;
     uint32_t l1_size;
@@ -428,7 +429,7 @@ out:
 int qcow2_snapshot_revert(struct vd_image *img, const char *name,
                           struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     uint64_t *sl1 = NULL, *old = NULL;
     struct q2_snapshot *sn;
     int idx, ret;
@@ -503,7 +504,7 @@ out:
 
 int qcow2_snapshot_list(struct vd_image *img, struct vd_snapshot_info **out)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct vd_snapshot_info *v;
     int n;
     pthread_mutex_lock(&s->lock);

@@ -39,7 +39,7 @@ struct snap_l1 {
     uint64_t size;     /* the snapshot's virtual disk size */
 };
 
-static int read_l1(struct qcow2_state *s, struct snap_l1 *t)
+static int read_l1(struct q2_state *s, struct snap_l1 *t)
 {
     t->l1 = calloc(t->n ? t->n : 1, 8);
     if (t->l1 == NULL) {
@@ -58,7 +58,7 @@ static int read_l1(struct qcow2_state *s, struct snap_l1 *t)
 
 /* Look name up and read its L1 table; *host_end gets the file's end as
  * the driver knows it, to bound the offsets found in the tables. */
-static int load_snap_l1(struct qcow2_state *s, const char *name,
+static int load_snap_l1(struct q2_state *s, const char *name,
                         struct snap_l1 *t, uint64_t *host_end,
                         struct vd_error *err)
 {
@@ -93,7 +93,7 @@ static int load_snap_l1(struct qcow2_state *s, const char *name,
     return 0;
 }
 
-int q2_view_select(struct qcow2_state *s, const char *name,
+int q2_view_select(struct q2_state *s, const char *name,
                    struct vd_error *err)
 {
     struct snap_l1 t = {0};
@@ -120,7 +120,7 @@ struct cstate {
 
 enum { CS_UNALLOC, CS_ZERO, CS_DATA, CS_COMPRESSED };
 
-static int entry_state(const struct qcow2_state *s, const uint8_t *l2,
+static int entry_state(const struct q2_state *s, const uint8_t *l2,
                        uint64_t j, uint64_t host_end, struct cstate *c)
 {
     struct q2_map m;
@@ -156,7 +156,7 @@ static int entry_state(const struct qcow2_state *s, const uint8_t *l2,
 }
 
 /* Read the L2 table at off into buf, or leave *out NULL for off 0. */
-static int load_l2(struct qcow2_state *s, uint64_t off, uint64_t host_end,
+static int load_l2(struct q2_state *s, uint64_t off, uint64_t host_end,
                    uint8_t *buf, uint8_t **out)
 {
     *out = NULL;
@@ -206,7 +206,7 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
                            int (*cb)(void *arg, uint64_t off, uint64_t len),
                            void *arg, struct vd_error *err)
 {
-    struct qcow2_state *s = img->opaque;
+    struct q2_state *s = img->opaque;
     struct snap_l1 a = {0}, b = {0};
     struct emitter e = {.cb = cb, .arg = arg};
     uint64_t cs = s->cluster_size, entries = 1ULL << s->l2_bits;

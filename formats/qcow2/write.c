@@ -18,24 +18,21 @@
 /* How far ahead the host file is grown for fresh clusters. */
 #define Q2_GROW_STEP (1ULL << 20)
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-                           uint64_t blen)
+int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
+                    uint64_t off)
 {
-    return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+    size_t n = 0;
+    int ret = 0;
+    if (s->backing != NULL && off < s->backing_size) {
+        n = s->backing_size - off < len ? (size_t)(s->backing_size - off)
+                                        : len;
+        ret = vd_image_pread(s->backing, buf, n, off);
+    }
+    memset(buf + n, 0, len - n);
+    return ret;
 }
 
-bool q2_overlaps_metadata(const struct qcow2_state *s, uint64_t off,
-                          uint64_t len)
-{
-    return ranges_overlap(off, len, 0, s->cluster_size) ||
-           ranges_overlap(off, len, s->l1_offset, (uint64_t)s->l1_size * 8) ||
-           ranges_overlap(off, len, s->reftable_offset,
-                          s->reftable_size * 8) ||
-           ranges_overlap(off, len, s->hdr.snapshots_offset,
-                          s->snap_table_bytes);
-}
-
-int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
                            const struct q2_map *m, uint8_t *out)
 {
     VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
@@ -52,7 +49,7 @@ int q2_read_cluster_locked(struct qcow2_state *s, uint64_t vaddr,
     }
 }
 
-static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
+static int entry_at(struct q2_state *s, uint64_t l2_off, uint64_t idx,
                     uint8_t **l2, struct q2_map *m)
 {
     int ret = q2_cache_get(s, &s->l2_cache, l2_off, true, l2);
@@ -70,7 +67,7 @@ static int entry_at(struct qcow2_state *s, uint64_t l2_off, uint64_t idx,
 
 /* Replace entry idx by `entry`; the old entry's clusters are freed once
  * the new table is durable. */
-static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
+static int set_entry(struct q2_state *s, uint8_t *l2, uint64_t idx,
                      const struct q2_map *old, uint64_t entry)
 {
     uint64_t off, len;
@@ -83,18 +80,18 @@ static int set_entry(struct qcow2_state *s, uint8_t *l2, uint64_t idx,
     return q2_free_deferred(s, off, len);
 }
 
-static bool inflight_overlaps(const struct qcow2_state *s, uint64_t vaddr,
+static bool inflight_overlaps(const struct q2_state *s, uint64_t vaddr,
                               uint64_t len)
 {
     for (const struct q2_inflight *f = s->inflight; f != NULL; f = f->next) {
-        if (ranges_overlap(vaddr, len, f->vaddr, f->len)) {
+        if (q2_ranges_overlap(vaddr, len, f->vaddr, f->len)) {
             return true;
         }
     }
     return false;
 }
 
-static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
+static void inflight_remove(struct q2_state *s, struct q2_inflight *me)
 {
     for (struct q2_inflight **pp = &s->inflight; *pp != NULL;
          pp = &(*pp)->next) {
@@ -113,7 +110,7 @@ static void inflight_remove(struct qcow2_state *s, struct q2_inflight *me)
  * size change in the journal). Nothing was ever written at or past
  * host_end, so the new size never cuts data off. Failure only means the
  * data write extends the file itself. Lock held. */
-static void grow_file(struct qcow2_state *s, uint64_t end)
+static void grow_file(struct q2_state *s, uint64_t end)
 {
     uint64_t to;
     VD_ASSERT_HELD(&s->lock);
@@ -129,7 +126,7 @@ static void grow_file(struct qcow2_state *s, uint64_t end)
 /* Point guest clusters [idx, idx+k) of the L2 table for l1_index at the
  * host clusters from host on. The table is looked up again: it may have
  * been evicted or copied while the lock was dropped. */
-static int map_new_clusters(struct qcow2_state *s, uint32_t l1_index,
+static int map_new_clusters(struct q2_state *s, uint32_t l1_index,
                             uint64_t idx, uint64_t k, uint64_t host)
 {
     uint64_t l2_off;
@@ -146,7 +143,7 @@ static int map_new_clusters(struct qcow2_state *s, uint32_t l1_index,
     return ret;
 }
 
-int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
+int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
                    uint64_t len, uint64_t *done)
 {
     uint64_t cs = s->cluster_size;
@@ -249,7 +246,7 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
         cbuf = NULL;
         ret = -ENOMEM;
     } else {
-        ret = q2_read_cluster_locked(s, vaddr - in, &m, cbuf);
+        ret = q2_read_cluster(s, vaddr - in, &m, cbuf);
         if (ret == 0) {
             memcpy(cbuf + in, buf, n);
             ret = vd_hostfile_pwrite(&s->hf, cbuf, cs, host);
@@ -269,7 +266,7 @@ int q2_write_alloc(struct qcow2_state *s, uint64_t vaddr, const uint8_t *buf,
     return ret;
 }
 
-int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
+int q2_zero_or_discard(struct q2_state *s, uint64_t off, uint64_t len,
                        bool discard, bool may_unmap)
 {
     uint64_t cs = s->cluster_size;
@@ -334,7 +331,7 @@ int q2_zero_or_discard(struct qcow2_state *s, uint64_t off, uint64_t len,
 }
 
 /* Reserve or zero the data clusters [host, host+len) (create only). */
-static int prealloc_data(struct qcow2_state *s, uint64_t host, uint64_t len,
+static int prealloc_data(struct q2_state *s, uint64_t host, uint64_t len,
                          int mode)
 {
     if (mode == VD_PREALLOC_FALLOC) {
@@ -358,7 +355,7 @@ static int prealloc_data(struct qcow2_state *s, uint64_t host, uint64_t len,
     return 0;
 }
 
-int q2_preallocate(struct qcow2_state *s, int mode)
+int q2_preallocate(struct q2_state *s, int mode)
 {
     uint64_t cs = s->cluster_size;
     uint64_t l2_entries = 1ULL << s->l2_bits;
