@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "vd_error.h"
+#include "volume.h"
 
 int api_parse_size_string(const char *s, uint64_t *out)
 {
@@ -51,21 +52,7 @@ int api_parse_size_string(const char *s, uint64_t *out)
 
 int api_check_size(uint64_t size, const char *field, struct vd_error *err)
 {
-    if (size == 0) {
-        return vd_error_set(err, -EINVAL, "'%s' must be greater than zero",
-                            field);
-    }
-    if (size % API_SIZE_ALIGN != 0) {
-        return vd_error_set(err, -EINVAL,
-                            "'%s' must be a multiple of %llu bytes, got %"
-                            PRIu64, field, API_SIZE_ALIGN, size);
-    }
-    if (size > API_SIZE_LIMIT) {
-        return vd_error_set(err, -EINVAL,
-                            "'%s' must be at most 64 TiB (%llu bytes), got %"
-                            PRIu64, field, API_SIZE_LIMIT, size);
-    }
-    return 0;
+    return vd_volume_size_check(size, field, err);   /* the rules live there */
 }
 
 int api_size_from_json(const json_t *v, const char *field, uint64_t *out,

@@ -1,8 +1,9 @@
 /* parse.h — pure validation helpers for the REST API: sizes, path
  * segments, media types, query booleans, RFC 3339 timestamps.
  *
- * No HTTP and no volume manager here, so every function is unit-tested
- * on its own (tests/unit/test_api_parse.c). */
+ * No HTTP here, so every function is unit-tested on its own
+ * (tests/unit/test_api_parse.c); the size rules themselves are the
+ * volume manager's (vd_volume_size_check). */
 #ifndef VD_API_PARSE_H
 #define VD_API_PARSE_H
 
@@ -13,8 +14,6 @@
 
 struct vd_error;
 
-#define API_SIZE_ALIGN 512ULL          /* sizes are whole sectors */
-#define API_SIZE_LIMIT (64ULL << 40)   /* 64 TiB, largest volume accepted */
 #define API_RFC3339_LEN 21             /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
 
 /* Parse a size string: decimal digits and an optional binary unit
@@ -23,8 +22,9 @@ struct vd_error;
  * -ERANGE when it does not fit in 64 bits. */
 int api_parse_size_string(const char *s, uint64_t *out);
 
-/* Check a volume size: non-zero, a multiple of 512, at most 64 TiB.
- * field names the offending member in the message. 0 or -EINVAL. */
+/* Check a volume size by the volume manager's rules (non-zero, a multiple
+ * of 512, at most 64 TiB): field names the offending member in the
+ * message. 0 or -EINVAL. */
 int api_check_size(uint64_t size, const char *field, struct vd_error *err);
 
 /* Read a size member: a JSON integer or a size string, then bounds as

@@ -183,6 +183,15 @@ int vd_snapview_pread(struct vd_snapview *v, void *buf, size_t len,
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);
 
+/* Volume sizes: whole sectors, at most 64 TiB. */
+#define VD_VOLUME_SIZE_ALIGN 512ULL
+#define VD_VOLUME_SIZE_MAX (64ULL << 40)
+/* The one check of a volume size: non-zero, a multiple of
+ * VD_VOLUME_SIZE_ALIGN, at most VD_VOLUME_SIZE_MAX. 0, or -EINVAL with a
+ * message naming field (the request member, e.g. "size"). */
+int vd_volume_size_check(uint64_t size, const char *field,
+                         struct vd_error *err);
+
 /* Data path (FUSE export). Lookups return a new reference or NULL. */
 struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name);
 struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino);

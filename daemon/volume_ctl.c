@@ -17,7 +17,6 @@
 #include "vd_error.h"
 #include "volume-int.h"
 
-#define VD_MAX_VOLUME_SIZE (64ULL << 40)   /* 64 TiB */
 
 static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
                       const struct vd_volume_row *row,
@@ -265,10 +264,9 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                             "a-z 0-9 _ . -, starting with a letter or digit",
                             spec->name ? spec->name : "");
     }
-    if (spec->size % 512 != 0 || spec->size > VD_MAX_VOLUME_SIZE) {
-        return vd_error_set(err, -EINVAL,
-                            "size %llu must be a multiple of 512 and at most "
-                            "64 TiB", (unsigned long long)spec->size);
+    /* 0 means "not given" here (an attach, an import, a clone) */
+    if (spec->size != 0 && vd_volume_size_check(spec->size, "size", err) < 0) {
+        return -EINVAL;
     }
     if (spec->base != NULL && spec->import_path != NULL) {
         return vd_error_set(err, -EINVAL, "'base' and 'import' exclude "
@@ -736,10 +734,8 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     struct vd_volume *vol;
     int ret;
 
-    if (size == 0 || size % 512 != 0 || size > VD_MAX_VOLUME_SIZE) {
-        return vd_error_set(err, -EINVAL, "size %llu must be a positive "
-                            "multiple of 512 and at most 64 TiB",
-                            (unsigned long long)size);
+    if (vd_volume_size_check(size, "size", err) < 0) {
+        return -EINVAL;
     }
     pthread_mutex_lock(&mgr->ctl);
     vol = vd_volmgr_lookup(mgr, name);

@@ -4,9 +4,11 @@
  * I/O (volume.c DESIGN NOTES 5); the lifecycle in volume.c, the control
  * path and the snapshot files use it, it calls none of them. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_error.h"
 #include "volume-int.h"
 
 bool vd_volume_name_valid(const char *name)
@@ -141,4 +143,24 @@ void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
         }
     }
     pthread_mutex_unlock(&mgr->lock);
+}
+
+int vd_volume_size_check(uint64_t size, const char *field,
+                         struct vd_error *err)
+{
+    if (size == 0) {
+        return vd_error_set(err, -EINVAL, "'%s' must be greater than zero",
+                            field);
+    }
+    if (size % VD_VOLUME_SIZE_ALIGN != 0) {
+        return vd_error_set(err, -EINVAL,
+                            "'%s' must be a multiple of %llu bytes, got %" PRIu64,
+                            field, VD_VOLUME_SIZE_ALIGN, size);
+    }
+    if (size > VD_VOLUME_SIZE_MAX) {
+        return vd_error_set(err, -EINVAL,
+                            "'%s' must be at most 64 TiB (%llu bytes), got %" PRIu64,
+                            field, VD_VOLUME_SIZE_MAX, size);
+    }
+    return 0;
 }
