@@ -15,21 +15,21 @@ struct vd_error;
 struct vd_volmgr;
 struct vd_api;
 
-#define VD_API_MAX_LISTEN 9     /* one TCP listener and unix sockets */
+#define VD_API_MAX_LISTEN 9 /* one TCP listener and unix sockets */
 
 struct vd_api_config {
     /* "HOST:PORT" (numeric IPv4, or [IPv6]:PORT; port 0 = any free one,
      * see vd_api_port) or "unix:PATH"; at most one TCP. */
     const char *listen[VD_API_MAX_LISTEN];
     int n_listen;
-    const char *token_file;  /* NAME ROLE TOKEN lines, or NULL: without
-                                it TCP listeners must be loopback */
-    bool public_metrics;     /* /metrics and /openapi.json need no token */
-    mode_t socket_mode;      /* of unix sockets; 0 = 0660 */
-    gid_t socket_gid;        /* group of unix sockets; (gid_t)-1 = keep */
-    const char *tls_cert;    /* PEM files: HTTPS on the TCP listener */
+    const char *token_file; /* NAME ROLE TOKEN lines, or NULL: without
+                               it TCP listeners must be loopback */
+    bool public_metrics;    /* /metrics and /openapi.json need no token */
+    mode_t socket_mode;     /* of unix sockets; 0 = 0660 */
+    gid_t socket_gid;       /* group of unix sockets; (gid_t)-1 = keep */
+    const char *tls_cert;   /* PEM files: HTTPS on the TCP listener */
     const char *tls_key;
-    size_t max_body;         /* largest request body accepted, bytes */
+    size_t max_body; /* largest request body accepted, bytes */
 };
 
 /* Syntax of one --listen value; 0 or -EINVAL with a message. */

@@ -23,7 +23,7 @@
 struct api_token {
     char name[API_TOKEN_NAME_MAX + 1];
     enum api_role role;
-    unsigned char secret[API_TOKEN_MAX];   /* zero-padded */
+    unsigned char secret[API_TOKEN_MAX]; /* zero-padded */
     size_t len;
 };
 
@@ -71,31 +71,40 @@ static int parse_line(struct api_tokens *t, char *line, const char *path,
         return 0;
     }
     if (secret == NULL || strtok_r(NULL, " \t\r\n", &save) != NULL) {
-        return vd_error_set(err, -EINVAL, "%s line %d: want 'NAME ROLE "
-                            "TOKEN' (three words)", path, lineno);
+        return vd_error_set(err, -EINVAL,
+                            "%s line %d: want 'NAME ROLE "
+                            "TOKEN' (three words)",
+                            path, lineno);
     }
     if (!name_ok(name)) {
-        return vd_error_set(err, -EINVAL, "%s line %d: bad token name (want "
-                            "1-%d letters, digits, '_.-@')", path, lineno,
-                            API_TOKEN_NAME_MAX);
+        return vd_error_set(err, -EINVAL,
+                            "%s line %d: bad token name (want "
+                            "1-%d letters, digits, '_.-@')",
+                            path, lineno, API_TOKEN_NAME_MAX);
     }
     if (strcmp(role, "admin") != 0 && strcmp(role, "read") != 0) {
-        return vd_error_set(err, -EINVAL, "%s line %d: role must be 'admin' "
-                            "or 'read', got '%.32s'", path, lineno, role);
+        return vd_error_set(err, -EINVAL,
+                            "%s line %d: role must be 'admin' "
+                            "or 'read', got '%.32s'",
+                            path, lineno, role);
     }
     if (strlen(secret) < API_TOKEN_MIN || strlen(secret) >= API_TOKEN_MAX ||
         !secret_ok(secret)) {
-        return vd_error_set(err, -EINVAL, "%s line %d: token of '%s' must be "
+        return vd_error_set(err, -EINVAL,
+                            "%s line %d: token of '%s' must be "
                             "%d to %d visible ASCII characters (e.g. "
-                            "openssl rand -hex 32)", path, lineno, name,
-                            API_TOKEN_MIN, API_TOKEN_MAX - 1);
+                            "openssl rand -hex 32)",
+                            path, lineno, name, API_TOKEN_MIN,
+                            API_TOKEN_MAX - 1);
     }
     for (int i = 0; i < t->n; i++) {
         if (strcmp(t->v[i].name, name) == 0 ||
             (t->v[i].len == strlen(secret) &&
              memcmp(t->v[i].secret, secret, t->v[i].len) == 0)) {
-            return vd_error_set(err, -EINVAL, "%s line %d: token name or "
-                                "token repeated", path, lineno);
+            return vd_error_set(err, -EINVAL,
+                                "%s line %d: token name or "
+                                "token repeated",
+                                path, lineno);
         }
     }
     e = realloc(t->v, (size_t)(t->n + 1) * sizeof(*e));
@@ -135,22 +144,26 @@ int api_tokens_load(const char *path, struct api_tokens **out,
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return vd_error_set(err, -EINVAL, "token file '%s' is not a regular "
-                            "file", path);
+        return vd_error_set(err, -EINVAL,
+                            "token file '%s' is not a regular "
+                            "file",
+                            path);
     }
     if ((st.st_mode & 077) != 0) {
         close(fd);
-        return vd_error_set(err, -EPERM, "token file '%s' is readable or "
+        return vd_error_set(err, -EPERM,
+                            "token file '%s' is readable or "
                             "writable by group or others (mode %04o): "
-                            "refusing to use it; run chmod 600 '%s'", path,
-                            (unsigned)(st.st_mode & 07777), path);
+                            "refusing to use it; run chmod 600 '%s'",
+                            path, (unsigned)(st.st_mode & 07777), path);
     }
     if (st.st_uid != geteuid()) {
         close(fd);
-        return vd_error_set(err, -EPERM, "token file '%s' is owned by uid "
+        return vd_error_set(err, -EPERM,
+                            "token file '%s' is owned by uid "
                             "%u, not by the daemon's user (uid %u): refusing "
-                            "to use it", path, (unsigned)st.st_uid,
-                            (unsigned)geteuid());
+                            "to use it",
+                            path, (unsigned)st.st_uid, (unsigned)geteuid());
     }
     f = fdopen(fd, "r");
     if (f == NULL) {
@@ -174,13 +187,11 @@ int api_tokens_load(const char *path, struct api_tokens **out,
         }
     }
     if (ferror(f)) {
-        ret = vd_error_set(err, -EIO, "reading token file '%s' failed",
-                           path);
+        ret = vd_error_set(err, -EIO, "reading token file '%s' failed", path);
         goto out;
     }
     if (t->n == 0) {
-        ret = vd_error_set(err, -EINVAL, "token file '%s' has no tokens",
-                           path);
+        ret = vd_error_set(err, -EINVAL, "token file '%s' has no tokens", path);
         goto out;
     }
     explicit_bzero(line, sizeof(line));

@@ -11,14 +11,14 @@ struct vd_error;
 struct api_tokens;
 
 enum api_role {
-    API_ROLE_NONE,      /* not authenticated */
-    API_ROLE_READ,      /* GET and HEAD only */
-    API_ROLE_ADMIN,     /* everything */
+    API_ROLE_NONE,  /* not authenticated */
+    API_ROLE_READ,  /* GET and HEAD only */
+    API_ROLE_ADMIN, /* everything */
 };
 
 #define API_TOKEN_NAME_MAX 64
-#define API_TOKEN_MAX 256       /* longest token, bytes */
-#define API_TOKEN_MIN 16        /* shortest token accepted in the file */
+#define API_TOKEN_MAX 256 /* longest token, bytes */
+#define API_TOKEN_MIN 16  /* shortest token accepted in the file */
 
 /* Read the token file: one "NAME ROLE TOKEN" a line, '#' comments and
  * blank lines ignored. Refused (-EPERM, message says why) if the file is
@@ -26,7 +26,7 @@ enum api_role {
  * user; -EINVAL names the first bad line. *out is caller-freed. */
 int api_tokens_load(const char *path, struct api_tokens **out,
                     struct vd_error *err);
-void api_tokens_free(struct api_tokens *t);   /* accepts NULL */
+void api_tokens_free(struct api_tokens *t); /* accepts NULL */
 int api_tokens_count(const struct api_tokens *t);
 
 /* The role of the presented token, its name copied to name (namelen

@@ -14,11 +14,11 @@
 
 struct vd_volmgr;
 
-#define VD_API_NAME_MAX 64   /* volume and snapshot names */
+#define VD_API_NAME_MAX 64 /* volume and snapshot names */
 
 struct api_request {
     struct vd_volmgr *mgr;
-    const char *name;     /* decoded, validated {volume} path segment, or NULL */
+    const char *name; /* decoded, validated {volume} path segment, or NULL */
     const char *snapshot; /* decoded, validated {snapshot} segment, or NULL */
     uint64_t id;          /* {id} segment (jobs) */
     const char *since;    /* ?since=SNAPSHOT, or NULL */
@@ -28,12 +28,12 @@ struct api_request {
 };
 
 struct api_reply {
-    unsigned status;          /* 0 until a handler decides */
-    json_t *json;             /* owned; sent as JSON (problem+json if problem) */
+    unsigned status; /* 0 until a handler decides */
+    json_t *json;    /* owned; sent as JSON (problem+json if problem) */
     bool problem;
-    char *text;               /* owned, malloc'd; sent as content_type */
+    char *text; /* owned, malloc'd; sent as content_type */
     size_t text_len;
-    const char *static_text;  /* borrowed, static storage */
+    const char *static_text; /* borrowed, static storage */
     size_t static_len;
     const char *content_type; /* for text / static_text */
     char *location;           /* owned; Location header, or NULL */
@@ -57,13 +57,10 @@ void api_volumes_delete(const struct api_request *req, struct api_reply *rep);
 
 /* snapshots.c */
 void api_snapshots_list(const struct api_request *req, struct api_reply *rep);
-void api_snapshots_create(const struct api_request *req,
-                          struct api_reply *rep);
+void api_snapshots_create(const struct api_request *req, struct api_reply *rep);
 void api_snapshots_get(const struct api_request *req, struct api_reply *rep);
-void api_snapshots_delete(const struct api_request *req,
-                          struct api_reply *rep);
-void api_snapshots_revert(const struct api_request *req,
-                          struct api_reply *rep);
+void api_snapshots_delete(const struct api_request *req, struct api_reply *rep);
+void api_snapshots_revert(const struct api_request *req, struct api_reply *rep);
 void api_snapshots_changes(const struct api_request *req,
                            struct api_reply *rep);
 

@@ -14,16 +14,18 @@ static json_t *job_to_json(const struct vd_job_info *j)
     static const char *const states[] = {"running", "succeeded", "failed"};
     char started[API_RFC3339_LEN], finished[API_RFC3339_LEN];
     json_t *o = json_pack(
-        "{s:I, s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:o, s:o}",
-        "id", (json_int_t)j->id, "kind", j->kind, "state", states[j->state],
-        "volume", j->target, "source", j->source,
-        "progress", "done", (json_int_t)j->done, "total", (json_int_t)j->total,
-        "started_at", api_rfc3339(j->started_at, started, sizeof(started)) == 0
-                          ? json_string(started) : json_null(),
-        "finished_at", j->finished_at != 0 &&
-                               api_rfc3339(j->finished_at, finished,
-                                           sizeof(finished)) == 0
-                           ? json_string(finished) : json_null());
+        "{s:I, s:s, s:s, s:s, s:s, s:{s:I, s:I}, s:o, s:o}", "id",
+        (json_int_t)j->id, "kind", j->kind, "state", states[j->state], "volume",
+        j->target, "source", j->source, "progress", "done", (json_int_t)j->done,
+        "total", (json_int_t)j->total, "started_at",
+        api_rfc3339(j->started_at, started, sizeof(started)) == 0
+            ? json_string(started)
+            : json_null(),
+        "finished_at",
+        j->finished_at != 0 &&
+                api_rfc3339(j->finished_at, finished, sizeof(finished)) == 0
+            ? json_string(finished)
+            : json_null());
     if (o != NULL && j->state == VD_JOB_FAILED) {
         json_object_set_new(o, "error", json_string(j->error));
     }
@@ -48,8 +50,7 @@ void api_jobs_get(const struct api_request *req, struct api_reply *rep)
 }
 
 void api_volumes_clone(const struct api_request *req,
-                       const struct vd_volume_spec *spec,
-                       struct api_reply *rep)
+                       const struct vd_volume_spec *spec, struct api_reply *rep)
 {
     struct vd_error err = {0};
     struct vd_job_info j;
@@ -60,8 +61,8 @@ void api_volumes_clone(const struct api_request *req,
         api_problem_errno(rep, r, err.msg);
         return;
     }
-    json_t *o = vd_volmgr_job_get(req->mgr, id, &j, NULL) == 0
-                    ? job_to_json(&j) : NULL;
+    json_t *o =
+        vd_volmgr_job_get(req->mgr, id, &j, NULL) == 0 ? job_to_json(&j) : NULL;
     if (o == NULL) {
         api_problem(rep, 500, "out of memory");
         return;

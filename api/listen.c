@@ -32,11 +32,11 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sys/epoll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,7 +48,7 @@
 #include "vd_error.h"
 
 #define LISTEN_BACKLOG 1024
-#define ACCEPT_BATCH 64           /* per listener per wake-up */
+#define ACCEPT_BATCH 64 /* per listener per wake-up */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HANDOFF_SLOTS 64
@@ -56,7 +56,7 @@
 /* A plain-HTTP connection whose request head is still being read
  * (note 4). Owned by the accept thread. */
 struct pending {
-    int kind;                     /* EV_PENDING */
+    int kind; /* EV_PENDING */
     int fd;
     struct api_listener *l;
     struct sockaddr_storage ss;
@@ -76,14 +76,14 @@ struct api_accept {
     struct api_listener *ls;
     int n;
     struct api_accept_limits lim;
-    int wake[2];                  /* pipe: write to stop the thread */
+    int wake[2]; /* pipe: write to stop the thread */
     int epfd;
     struct ev_tag wake_tag;
-    struct ev_tag *tags;          /* one per listener */
+    struct ev_tag *tags; /* one per listener */
     pthread_t thread;
-    pthread_mutex_t lock;         /* protects the list below */
+    pthread_mutex_t lock; /* protects the list below */
     struct api_conn *head;
-    struct pending *pending;      /* accept thread only */
+    struct pending *pending; /* accept thread only */
     unsigned n_pending;
     /* Accept times of screened connections on their way into MHD, so
      * that the deadline counts from accept (under lock). */
@@ -104,9 +104,10 @@ static int open_unix(struct api_listener *l, const char *path, mode_t mode,
     int fd, ret;
 
     if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path)) {
-        return vd_error_set(err, -EINVAL, "unix socket path '%s' must be "
-                            "absolute and shorter than %zu bytes", path,
-                            sizeof(sa.sun_path));
+        return vd_error_set(err, -EINVAL,
+                            "unix socket path '%s' must be "
+                            "absolute and shorter than %zu bytes",
+                            path, sizeof(sa.sun_path));
     }
     strcpy(sa.sun_path, path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -118,16 +119,20 @@ static int open_unix(struct api_listener *l, const char *path, mode_t mode,
          * still answers belongs to a running daemon. */
         int probe;
         if (!S_ISSOCK(st.st_mode)) {
-            ret = vd_error_set(err, -EEXIST, "'%s' exists and is not a "
-                               "socket", path);
+            ret = vd_error_set(err, -EEXIST,
+                               "'%s' exists and is not a "
+                               "socket",
+                               path);
             goto out_close;
         }
         probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0 &&
             connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
             close(probe);
-            ret = vd_error_set(err, -EADDRINUSE, "unix socket '%s' is in "
-                               "use by a running process", path);
+            ret = vd_error_set(err, -EADDRINUSE,
+                               "unix socket '%s' is in "
+                               "use by a running process",
+                               path);
             goto out_close;
         }
         if (probe >= 0) {
@@ -143,8 +148,10 @@ static int open_unix(struct api_listener *l, const char *path, mode_t mode,
     /* Nobody can connect before listen(): set mode and group first. */
     if (chmod(path, mode != 0 ? mode : 0660) < 0 ||
         (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
-        ret = vd_error_set(err, -errno, "unix socket '%s': cannot set mode "
-                           "or group: %s", path, strerror(errno));
+        ret = vd_error_set(err, -errno,
+                           "unix socket '%s': cannot set mode "
+                           "or group: %s",
+                           path, strerror(errno));
         unlink(path);
         goto out_close;
     }
@@ -225,14 +232,18 @@ static int open_tcp(struct api_listener *l, const char *spec, bool tls,
     int one = 1, fd = -1, r, ret;
 
     if (split_host_port(spec, host, sizeof(host), &port) < 0) {
-        return vd_error_set(err, -EINVAL, "--listen wants HOST:PORT, "
-                            "[IPV6]:PORT or unix:PATH, got '%s'", spec);
+        return vd_error_set(err, -EINVAL,
+                            "--listen wants HOST:PORT, "
+                            "[IPV6]:PORT or unix:PATH, got '%s'",
+                            spec);
     }
     snprintf(portstr, sizeof(portstr), "%u", port);
     r = getaddrinfo(host, portstr, &hints, &ai);
     if (r != 0) {
-        return vd_error_set(err, -EINVAL, "'%s' is not a numeric IPv4 or "
-                            "IPv6 address: %s", host, gai_strerror(r));
+        return vd_error_set(err, -EINVAL,
+                            "'%s' is not a numeric IPv4 or "
+                            "IPv6 address: %s",
+                            host, gai_strerror(r));
     }
     l->v6 = ai->ai_family == AF_INET6;
     l->loopback = is_loopback(ai->ai_addr);
@@ -248,18 +259,17 @@ static int open_tcp(struct api_listener *l, const char *spec, bool tls,
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
         listen(fd, LISTEN_BACKLOG) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        ret = vd_error_set(err, -errno, "cannot listen on %s port %u: %s",
-                           host, port, strerror(errno));
+        ret = vd_error_set(err, -errno, "cannot listen on %s port %u: %s", host,
+                           port, strerror(errno));
         close(fd);
         goto out;
     }
-    l->port = ntohs(ss.ss_family == AF_INET6
-                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                        : ((struct sockaddr_in *)&ss)->sin_port);
+    l->port =
+        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
     l->fd = fd;
-    snprintf(l->desc, sizeof(l->desc), "%s://%s%s%s:%u",
-             tls ? "https" : "http", l->v6 ? "[" : "", host,
-             l->v6 ? "]" : "", l->port);
+    snprintf(l->desc, sizeof(l->desc), "%s://%s%s%s:%u", tls ? "https" : "http",
+             l->v6 ? "[" : "", host, l->v6 ? "]" : "", l->port);
     ret = 0;
 out:
     freeaddrinfo(ai);
@@ -271,16 +281,21 @@ int vd_api_listen_check(const char *spec, struct vd_error *err)
     char host[256];
     uint16_t port;
     if (strncmp(spec, "unix:", 5) == 0) {
-        if (spec[5] != '/' || strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            return vd_error_set(err, -EINVAL, "--listen unix:PATH wants an "
+        if (spec[5] != '/' ||
+            strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            return vd_error_set(err, -EINVAL,
+                                "--listen unix:PATH wants an "
                                 "absolute PATH shorter than 108 bytes, got "
-                                "'%s'", spec);
+                                "'%s'",
+                                spec);
         }
         return 0;
     }
     if (split_host_port(spec, host, sizeof(host), &port) < 0) {
-        return vd_error_set(err, -EINVAL, "--listen wants HOST:PORT, "
-                            "[IPV6]:PORT or unix:PATH, got '%s'", spec);
+        return vd_error_set(err, -EINVAL,
+                            "--listen wants HOST:PORT, "
+                            "[IPV6]:PORT or unix:PATH, got '%s'",
+                            spec);
     }
     return 0;
 }
@@ -418,7 +433,8 @@ static void reap(struct api_accept *a)
     pthread_mutex_unlock(&a->lock);
     if (cut > 0) {
         vd_debug("api: closed %u connection(s) that sent no complete "
-                 "request within %u s", cut, a->lim.deadline_s);
+                 "request within %u s",
+                 cut, a->lim.deadline_s);
     }
 }
 
@@ -457,7 +473,7 @@ static bool same_ip(const struct sockaddr_storage *x,
                       &((const struct sockaddr_in6 *)y)->sin6_addr,
                       sizeof(struct in6_addr)) == 0;
     }
-    return false;   /* unix peers: no per-address limit */
+    return false; /* unix peers: no per-address limit */
 }
 
 /* Send one problem+json reply and close. The head is read first so that
@@ -473,20 +489,23 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
     int bn, on;
 
     while (head_len > 0) {
-        ssize_t r = recv(fd, sink, head_len < sizeof(sink) ? head_len
-                                                           : sizeof(sink),
-                         MSG_DONTWAIT);
+        ssize_t r =
+            recv(fd, sink, head_len < sizeof(sink) ? head_len : sizeof(sink),
+                 MSG_DONTWAIT);
         if (r <= 0) {
             break;
         }
         head_len -= (size_t)r;
     }
-    bn = snprintf(body, sizeof(body), "{\"type\":\"about:blank\",\"title\":"
-                  "\"%s\",\"status\":%u,\"detail\":\"%s\"}", title, status,
-                  detail);
-    on = snprintf(out, sizeof(out), "HTTP/1.1 %u %s\r\nContent-Type: "
+    bn = snprintf(body, sizeof(body),
+                  "{\"type\":\"about:blank\",\"title\":"
+                  "\"%s\",\"status\":%u,\"detail\":\"%s\"}",
+                  title, status, detail);
+    on = snprintf(out, sizeof(out),
+                  "HTTP/1.1 %u %s\r\nContent-Type: "
                   "application/problem+json\r\nContent-Length: %d\r\n"
-                  "Connection: close\r\n\r\n%s", status, title, bn, body);
+                  "Connection: close\r\n\r\n%s",
+                  status, title, bn, body);
     if (send(fd, out, (size_t)on, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         vd_debug("api: cannot send %u: %s", status, strerror(errno));
     }
@@ -494,9 +513,9 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
     close(fd);
 }
 
-static void hand_to_mhd(struct api_accept *a, struct api_listener *l,
-                        int fd, const struct sockaddr_storage *ss,
-                        socklen_t len, const struct timespec *start)
+static void hand_to_mhd(struct api_accept *a, struct api_listener *l, int fd,
+                        const struct sockaddr_storage *ss, socklen_t len,
+                        const struct timespec *start)
 {
     if (start != NULL) {
         pthread_mutex_lock(&a->lock);
@@ -508,8 +527,7 @@ static void hand_to_mhd(struct api_accept *a, struct api_listener *l,
     if (MHD_add_connection(l->mhd, fd, (const struct sockaddr *)ss, len) !=
         MHD_YES) {
         /* Over a connection limit (or out of memory): MHD closed it. */
-        vd_debug("api: %s: connection refused: %s", l->desc,
-                 strerror(errno));
+        vd_debug("api: %s: connection refused: %s", l->desc, strerror(errno));
     }
 }
 
@@ -531,11 +549,13 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     head = api_head_length(buf, (size_t)n);
     if (head == 0) {
         if ((size_t)n > API_HEAD_MAX) {
-            reply_and_close(p->fd, 431, "the request head is larger than "
-                            "16384 bytes", 0);
+            reply_and_close(p->fd, 431,
+                            "the request head is larger than "
+                            "16384 bytes",
+                            0);
             pending_drop(a, p, false);
         }
-        return;   /* wait for more */
+        return; /* wait for more */
     }
     status = api_head_check(buf, head, msg, sizeof(msg));
     if (status != 0) {
@@ -624,7 +644,7 @@ static int accept_some(struct api_accept *a, struct api_listener *l)
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) {
                 continue;
             }
-            return low_resources(errno) ? errno : 0;   /* EAGAIN: done */
+            return low_resources(errno) ? errno : 0; /* EAGAIN: done */
         }
         if (l->screen) {
             pending_add(a, l, fd, &ss, len);
@@ -694,7 +714,8 @@ static void *accept_main(void *arg)
             /* Note 2: leave the listeners out of the set for a while. */
             if (backoff_ms == 0) {
                 vd_warn("api: cannot accept connections: %s; backing off "
-                        "until descriptors are free", strerror(limit_errno));
+                        "until descriptors are free",
+                        strerror(limit_errno));
                 backoff_ms = BACKOFF_MIN_MS;
             } else if (backoff_ms < BACKOFF_MAX_MS) {
                 backoff_ms *= 2;

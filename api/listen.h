@@ -18,9 +18,9 @@ struct MHD_Daemon;
 struct api_accept;
 
 struct api_listener {
-    int fd;                 /* -1 when closed */
+    int fd; /* -1 when closed */
     bool is_unix;
-    bool loopback;          /* TCP on 127.0.0.0/8 or ::1 */
+    bool loopback; /* TCP on 127.0.0.0/8 or ::1 */
     bool v6;
     char path[108];         /* unix socket path */
     char desc[320];         /* "http://127.0.0.1:8080", "unix:/run/x.sock" */
@@ -30,9 +30,9 @@ struct api_listener {
 };
 
 struct api_accept_limits {
-    unsigned deadline_s;    /* a whole request, from accept */
-    unsigned max_conns;     /* connections waiting for their head */
-    unsigned per_ip;        /* of those, from one address */
+    unsigned deadline_s; /* a whole request, from accept */
+    unsigned max_conns;  /* connections waiting for their head */
+    unsigned per_ip;     /* of those, from one address */
 };
 
 /* Bind spec: "HOST:PORT", "[V6]:PORT" or "unix:PATH". For unix sockets,
@@ -41,7 +41,7 @@ struct api_accept_limits {
  * an error. 0 or -errno with err set. */
 int api_listener_open(struct api_listener *l, const char *spec, mode_t mode,
                       gid_t gid, bool tls, struct vd_error *err);
-void api_listener_close(struct api_listener *l);   /* unlinks unix path */
+void api_listener_close(struct api_listener *l); /* unlinks unix path */
 /* 1 if the TCP spec names a loopback address, 0 if not, -EINVAL. */
 int api_listen_loopback(const char *spec);
 
@@ -51,11 +51,11 @@ int api_listen_loopback(const char *spec);
 struct api_conn {
     int fd;
     bool is_unix;
-    uid_t uid;              /* peer uid on a unix socket */
+    uid_t uid; /* peer uid on a unix socket */
     bool have_uid;
-    struct timespec start;  /* CLOCK_MONOTONIC */
-    bool busy;              /* a handler runs: no deadline */
-    bool cut;               /* shut down for the deadline */
+    struct timespec start; /* CLOCK_MONOTONIC */
+    bool busy;             /* a handler runs: no deadline */
+    bool cut;              /* shut down for the deadline */
     struct api_conn *prev, *next;
 };
 
@@ -71,8 +71,7 @@ void api_accept_stop(struct api_accept *a);
 void api_accept_free(struct api_accept *a);
 
 /* MHD connection notifications: track and untrack. */
-struct api_conn *api_conn_started(struct api_accept *a, int fd,
-                                  bool is_unix);
+struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix);
 void api_conn_closed(struct api_accept *a, struct api_conn *c);
 /* Mark a handler running (busy) or the request finished (deadline
  * restarts). */

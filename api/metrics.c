@@ -36,15 +36,24 @@ static const struct metric per_volume[] = {
 static uint64_t metric_value(const struct vd_volume_info *vi, size_t m)
 {
     switch (m) {
-    case 0: return vi->reads;
-    case 1: return vi->writes;
-    case 2: return vi->bytes_read;
-    case 3: return vi->bytes_written;
-    case 4: return vi->errors;
-    case 5: return vi->async;
-    case 6: return vi->open_count < 0 ? 0 : (uint64_t)vi->open_count;
-    case 7: return vi->row.size;
-    default: return vi->row.state == VD_STATE_CORRUPT;
+    case 0:
+        return vi->reads;
+    case 1:
+        return vi->writes;
+    case 2:
+        return vi->bytes_read;
+    case 3:
+        return vi->bytes_written;
+    case 4:
+        return vi->errors;
+    case 5:
+        return vi->async;
+    case 6:
+        return vi->open_count < 0 ? 0 : (uint64_t)vi->open_count;
+    case 7:
+        return vi->row.size;
+    default:
+        return vi->row.state == VD_STATE_CORRUPT;
     }
 }
 
@@ -83,9 +92,11 @@ void api_metrics_get(const struct api_request *req, struct api_reply *rep)
         api_problem(rep, 500, "out of memory rendering metrics");
         return;
     }
-    fprintf(f, "# HELP vdiskd_volumes Volumes in the catalog.\n"
-               "# TYPE vdiskd_volumes gauge\n"
-               "vdiskd_volumes %d\n", n);
+    fprintf(f,
+            "# HELP vdiskd_volumes Volumes in the catalog.\n"
+            "# TYPE vdiskd_volumes gauge\n"
+            "vdiskd_volumes %d\n",
+            n);
     for (size_t m = 0; m < sizeof(per_volume) / sizeof(per_volume[0]); m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", per_volume[m].name,
                 per_volume[m].help, per_volume[m].name,

@@ -20,15 +20,15 @@ int api_parse_size_string(const char *s, uint64_t *out)
         const char *suffix;
         unsigned shift;
     } units[] = {
-        {"", 0},    {"B", 0},    {"K", 10},   {"KiB", 10}, {"M", 20},
-        {"MiB", 20}, {"G", 30},  {"GiB", 30}, {"T", 40},   {"TiB", 40},
-        {"P", 50},  {"PiB", 50}, {"E", 60},   {"EiB", 60},
+        {"", 0},     {"B", 0},    {"K", 10},   {"KiB", 10}, {"M", 20},
+        {"MiB", 20}, {"G", 30},   {"GiB", 30}, {"T", 40},   {"TiB", 40},
+        {"P", 50},   {"PiB", 50}, {"E", 60},   {"EiB", 60},
     };
     uint64_t v = 0;
     const char *p = s;
 
     if (s == NULL || *s < '0' || *s > '9') {
-        return -EINVAL;   /* no sign, no space, at least one digit */
+        return -EINVAL; /* no sign, no space, at least one digit */
     }
     for (; *p >= '0' && *p <= '9'; p++) {
         unsigned d = (unsigned)(*p - '0');
@@ -52,7 +52,7 @@ int api_parse_size_string(const char *s, uint64_t *out)
 
 int api_check_size(uint64_t size, const char *field, struct vd_error *err)
 {
-    return vd_volume_size_check(size, field, err);   /* the rules live there */
+    return vd_volume_size_check(size, field, err); /* the rules live there */
 }
 
 int api_size_from_json(const json_t *v, const char *field, uint64_t *out,
@@ -63,9 +63,10 @@ int api_size_from_json(const json_t *v, const char *field, uint64_t *out,
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         if (i < 0) {
-            return vd_error_set(err, -EINVAL,
-                                "'%s' must not be negative, got %" JSON_INTEGER_FORMAT,
-                                field, i);
+            return vd_error_set(
+                err, -EINVAL,
+                "'%s' must not be negative, got %" JSON_INTEGER_FORMAT, field,
+                i);
         }
         size = (uint64_t)i;
     } else if (json_is_string(v)) {
@@ -79,7 +80,8 @@ int api_size_from_json(const json_t *v, const char *field, uint64_t *out,
             return vd_error_set(err, -EINVAL,
                                 "'%s' must be an integer number of bytes or a "
                                 "string such as \"10G\" (units K, M, G, T), "
-                                "got \"%.64s\"", field, s);
+                                "got \"%.64s\"",
+                                field, s);
         }
     } else if (json_is_real(v)) {
         return vd_error_set(err, -EINVAL,
@@ -88,7 +90,8 @@ int api_size_from_json(const json_t *v, const char *field, uint64_t *out,
     } else {
         return vd_error_set(err, -EINVAL,
                             "'%s' must be an integer or a string such as "
-                            "\"10G\"", field);
+                            "\"10G\"",
+                            field);
     }
     if (api_check_size(size, field, err) < 0) {
         return -EINVAL;

@@ -14,7 +14,7 @@
 
 struct vd_error;
 
-#define API_RFC3339_LEN 21             /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
+#define API_RFC3339_LEN 21 /* "YYYY-MM-DDTHH:MM:SSZ" + NUL */
 
 /* Parse a size string: decimal digits and an optional binary unit
  * (K, M, G, T, P, E — optionally followed by "iB" — or "B"), e.g. "10G",

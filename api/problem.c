@@ -30,12 +30,12 @@ unsigned api_status_from_errno(int code)
     case -EFBIG:
         return 413;
     case -ENOTSUP:
-    case -ENXIO:     /* a remote backend that cannot be reached or has no
-                      * such export: the request named it, not our fault */
+    case -ENXIO: /* a remote backend that cannot be reached or has no
+                  * such export: the request named it, not our fault */
         return 422;
     case -ENOSPC:
         return 507;
-    case -ETIMEDOUT:     /* a remote cluster or server that did not answer */
+    case -ETIMEDOUT: /* a remote cluster or server that did not answer */
         return 504;
     case -ECONNREFUSED:
     case -EHOSTUNREACH:
@@ -50,24 +50,42 @@ unsigned api_status_from_errno(int code)
 const char *api_status_title(unsigned status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 507: return "Insufficient Storage";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Error";
     }
 }
 
@@ -111,9 +129,9 @@ static void problem_v(struct api_reply *rep, unsigned status, const char *fmt,
     }
     /* NULL only when out of memory ("o" consumes d even on failure); the
      * server then sends the status with an empty body. */
-    rep->json = json_pack("{s:s, s:s, s:i, s:o}", "type", "about:blank",
-                          "title", api_status_title(status), "status",
-                          (int)status, "detail", d);
+    rep->json =
+        json_pack("{s:s, s:s, s:i, s:o}", "type", "about:blank", "title",
+                  api_status_title(status), "status", (int)status, "detail", d);
     if (status >= 500) {
         vd_err("api: %u %s", status, detail);
     }

@@ -17,7 +17,7 @@
 
 struct route {
     const char *pattern;
-    const char *allow;    /* Allow header for 405 */
+    const char *allow; /* Allow header for 405 */
     struct api_route_method methods[4];
 };
 
@@ -25,22 +25,28 @@ static const struct route routes[] = {
     {"health", "GET, HEAD", {{"GET", api_health_get, false, NULL}}},
     {"metrics", "GET, HEAD", {{"GET", api_metrics_get, false, NULL}}},
     {"openapi.json", "GET, HEAD", {{"GET", api_openapi_get, false, NULL}}},
-    {"volumes", "GET, HEAD, POST",
+    {"volumes",
+     "GET, HEAD, POST",
      {{"GET", api_volumes_list, false, NULL},
       {"POST", api_volumes_create, true, NULL}}},
-    {"volumes/{volume}", "GET, HEAD, PATCH, DELETE",
+    {"volumes/{volume}",
+     "GET, HEAD, PATCH, DELETE",
      {{"GET", api_volumes_get, false, NULL},
       {"PATCH", api_volumes_patch, true, NULL},
       {"DELETE", api_volumes_delete, false, "force purge"}}},
-    {"volumes/{volume}/snapshots", "GET, HEAD, POST",
+    {"volumes/{volume}/snapshots",
+     "GET, HEAD, POST",
      {{"GET", api_snapshots_list, false, NULL},
       {"POST", api_snapshots_create, true, NULL}}},
-    {"volumes/{volume}/snapshots/{snapshot}", "GET, HEAD, DELETE",
+    {"volumes/{volume}/snapshots/{snapshot}",
+     "GET, HEAD, DELETE",
      {{"GET", api_snapshots_get, false, NULL},
       {"DELETE", api_snapshots_delete, false, NULL}}},
-    {"volumes/{volume}/snapshots/{snapshot}/revert", "POST",
+    {"volumes/{volume}/snapshots/{snapshot}/revert",
+     "POST",
      {{"POST", api_snapshots_revert, true, "force"}}},
-    {"volumes/{volume}/snapshots/{snapshot}/changes", "GET, HEAD",
+    {"volumes/{volume}/snapshots/{snapshot}/changes",
+     "GET, HEAD",
      {{"GET", api_snapshots_changes, false, "since"}}},
     {"jobs/{id}", "GET, HEAD", {{"GET", api_jobs_get, false, NULL}}},
 };
@@ -98,13 +104,17 @@ static int capture_name(const char *raw, size_t len, char *out, size_t cap,
         return -1;
     }
     if (r < 0) {
-        api_problem(rep, 400, "%s name in path has a bad percent-escape, an "
-                    "encoded '/' or a NUL", what);
+        api_problem(rep, 400,
+                    "%s name in path has a bad percent-escape, an "
+                    "encoded '/' or a NUL",
+                    what);
         return -1;
     }
     if (!vd_volume_name_valid(out)) {
-        api_problem(rep, 400, "'%s' is not a valid %s name (want "
-                    "[a-z0-9][a-z0-9_.-]{0,63})", out, what);
+        api_problem(rep, 400,
+                    "'%s' is not a valid %s name (want "
+                    "[a-z0-9][a-z0-9_.-]{0,63})",
+                    out, what);
         return -1;
     }
     return 0;
@@ -119,8 +129,8 @@ static int capture(const struct route *rt, const char *seg[],
     split(rt->pattern, pseg, plen, MAX_SEGMENTS);
     for (int i = 0; i < n; i++) {
         if (strncmp(pseg[i], "{volume}", plen[i]) == 0) {
-            if (capture_name(seg[i], len[i], path->volume,
-                             sizeof(path->volume), "volume", rep) < 0) {
+            if (capture_name(seg[i], len[i], path->volume, sizeof(path->volume),
+                             "volume", rep) < 0) {
                 return -1;
             }
         } else if (strncmp(pseg[i], "{snapshot}", plen[i]) == 0) {
@@ -160,8 +170,7 @@ const struct api_route_method *api_route_find(const char *url,
     int n;
 
     memset(path, 0, sizeof(*path));
-    if (url[0] != '/' ||
-        (n = split(url + 1, seg, len, MAX_SEGMENTS)) < 0) {
+    if (url[0] != '/' || (n = split(url + 1, seg, len, MAX_SEGMENTS)) < 0) {
         api_problem(rep, 404, "no resource at this path");
         return NULL;
     }

@@ -11,14 +11,14 @@
 struct api_route_method {
     const char *method;
     api_handler_fn fn;
-    bool body;          /* takes a JSON body */
-    const char *query;  /* the query parameters accepted, separated by
-                           spaces, or NULL */
+    bool body;         /* takes a JSON body */
+    const char *query; /* the query parameters accepted, separated by
+                          spaces, or NULL */
 };
 
 /* Path parameters of a matched route. */
 struct api_path {
-    char volume[VD_API_NAME_MAX + 1];   /* "" when the route has none */
+    char volume[VD_API_NAME_MAX + 1]; /* "" when the route has none */
     char snapshot[VD_API_NAME_MAX + 1];
     uint64_t id;
     bool has_id;

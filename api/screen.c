@@ -48,8 +48,7 @@ static bool is_tchar(char c)
            (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static unsigned bad(char *msg, size_t msglen, unsigned status,
-                    const char *what)
+static unsigned bad(char *msg, size_t msglen, unsigned status, const char *what)
 {
     snprintf(msg, msglen, "%s", what);
     return status;
@@ -72,8 +71,7 @@ static bool name_is(const char *name, size_t n, const char *want)
     return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-unsigned api_head_check(const char *head, size_t len, char *msg,
-                        size_t msglen)
+unsigned api_head_check(const char *head, size_t len, char *msg, size_t msglen)
 {
     const char *p = head, *end = head + len, *line;
     const char *sp1, *sp2;
@@ -84,31 +82,35 @@ unsigned api_head_check(const char *head, size_t len, char *msg,
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)head[i];
         if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f) {
-            return bad(msg, msglen, 400, "the request head contains a NUL "
+            return bad(msg, msglen, 400,
+                       "the request head contains a NUL "
                        "or another control character");
         }
     }
     /* Request line: METHOD SP TARGET SP HTTP/1.x */
     n = next_line(&p, end, &line);
     sp1 = memchr(line, ' ', n);
-    sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - line))
-                      : NULL;
+    sp2 =
+        sp1 != NULL ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - line)) : NULL;
     if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1 ||
         memchr(sp2 + 1, ' ', n - (size_t)(sp2 + 1 - line)) != NULL ||
         memchr(line, '\t', n) != NULL) {
-        return bad(msg, msglen, 400, "malformed request line (want METHOD "
+        return bad(msg, msglen, 400,
+                   "malformed request line (want METHOD "
                    "SP PATH SP HTTP/1.1)");
     }
     for (const char *c = line; c < sp1; c++) {
         if (!is_tchar(*c)) {
-            return bad(msg, msglen, 400, "malformed method in the request "
+            return bad(msg, msglen, 400,
+                       "malformed method in the request "
                        "line");
         }
     }
     if ((size_t)(line + n - (sp2 + 1)) != 8 ||
         strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
         (sp2[8] != '0' && sp2[8] != '1')) {
-        return bad(msg, msglen, 505, "only HTTP/1.0 and HTTP/1.1 are "
+        return bad(msg, msglen, 505,
+                   "only HTTP/1.0 and HTTP/1.1 are "
                    "supported");
     }
     http11 = sp2[8] == '1';
@@ -119,20 +121,23 @@ unsigned api_head_check(const char *head, size_t len, char *msg,
         size_t vn;
         n = next_line(&p, end, &line);
         if (n == 0) {
-            break;   /* the blank line */
+            break; /* the blank line */
         }
         if (line[0] == ' ' || line[0] == '\t') {
-            return bad(msg, msglen, 400, "folded header lines are not "
+            return bad(msg, msglen, 400,
+                       "folded header lines are not "
                        "accepted");
         }
         colon = memchr(line, ':', n);
         if (colon == NULL || colon == line) {
-            return bad(msg, msglen, 400, "a header line has no field name "
+            return bad(msg, msglen, 400,
+                       "a header line has no field name "
                        "and colon");
         }
         for (const char *c = line; c < colon; c++) {
             if (!is_tchar(*c)) {
-                return bad(msg, msglen, 400, "malformed header field name "
+                return bad(msg, msglen, 400,
+                           "malformed header field name "
                            "(white space before the colon?)");
             }
         }
@@ -145,22 +150,24 @@ unsigned api_head_check(const char *head, size_t len, char *msg,
             unsigned long long x = 0;
             n_clen++;
             if (vn == 0 || vn > 18) {
-                return bad(msg, msglen, 400, "Content-Length must be a "
+                return bad(msg, msglen, 400,
+                           "Content-Length must be a "
                            "decimal number of bytes");
             }
             for (size_t i = 0; i < vn; i++) {
                 if (v[i] < '0' || v[i] > '9') {
-                    return bad(msg, msglen, 400, "Content-Length must be a "
+                    return bad(msg, msglen, 400,
+                               "Content-Length must be a "
                                "decimal number of bytes");
                 }
                 x = x * 10 + (unsigned)(v[i] - '0');
             }
             (void)x;
-        } else if (name_is(line, (size_t)(colon - line),
-                           "Transfer-Encoding")) {
+        } else if (name_is(line, (size_t)(colon - line), "Transfer-Encoding")) {
             n_te++;
             if (!(vn == 7 && strncasecmp(v, "chunked", 7) == 0)) {
-                return bad(msg, msglen, 400, "Transfer-Encoding must be "
+                return bad(msg, msglen, 400,
+                           "Transfer-Encoding must be "
                            "'chunked'");
             }
         }
@@ -169,14 +176,16 @@ unsigned api_head_check(const char *head, size_t len, char *msg,
         return bad(msg, msglen, 400, "more than one Content-Length header");
     }
     if (n_te > 1 || (n_te > 0 && n_clen > 0)) {
-        return bad(msg, msglen, 400, "Content-Length and Transfer-Encoding "
+        return bad(msg, msglen, 400,
+                   "Content-Length and Transfer-Encoding "
                    "together (or Transfer-Encoding twice)");
     }
     if (n_host > 1) {
         return bad(msg, msglen, 400, "more than one Host header");
     }
     if (http11 && n_host == 0) {
-        return bad(msg, msglen, 400, "an HTTP/1.1 request must have a Host "
+        return bad(msg, msglen, 400,
+                   "an HTTP/1.1 request must have a Host "
                    "header");
     }
     return 0;

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define API_HEAD_MAX 16384      /* largest request head accepted, bytes */
+#define API_HEAD_MAX 16384 /* largest request head accepted, bytes */
 
 /* Length of the head (through the blank line) in buf[0..len), or 0 if
  * it is not complete yet. */
@@ -17,7 +17,6 @@ size_t api_head_length(const char *buf, size_t len);
 
 /* Check a complete head of len bytes. Returns 0 if it is acceptable,
  * else an HTTP status (400, 505) with a message in msg (msglen bytes). */
-unsigned api_head_check(const char *head, size_t len, char *msg,
-                        size_t msglen);
+unsigned api_head_check(const char *head, size_t len, char *msg, size_t msglen);
 
 #endif

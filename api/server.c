@@ -62,14 +62,14 @@
 #include "vd_error.h"
 #include "volume.h"
 
-#define API_MAX_CONNECTIONS 2048  /* per listener; capped by RLIMIT_NOFILE */
+#define API_MAX_CONNECTIONS 2048 /* per listener; capped by RLIMIT_NOFILE */
 #define API_PER_IP_CONNECTIONS 32
-#define API_IDLE_TIMEOUT 10       /* s without a byte: closed */
-#define API_REQUEST_DEADLINE 15   /* s for a whole request (listen.c) */
-#define API_POLL_THREADS 2        /* MHD polling threads per listener */
-#define API_WORKERS 8             /* handler threads (note 2) */
+#define API_IDLE_TIMEOUT 10     /* s without a byte: closed */
+#define API_REQUEST_DEADLINE 15 /* s for a whole request (listen.c) */
+#define API_POLL_THREADS 2      /* MHD polling threads per listener */
+#define API_WORKERS 8           /* handler threads (note 2) */
 #define API_MAX_LISTENERS 9
-#define API_DISCARD_MAX (1024 * 1024)   /* read past max_body, then cut */
+#define API_DISCARD_MAX (1024 * 1024) /* read past max_body, then cut */
 
 /* One listener's MHD daemon and what it needs to know about itself. */
 struct api_srv {
@@ -83,22 +83,22 @@ struct vd_api {
     struct vd_volmgr *mgr;
     size_t max_body;
     bool public_metrics;
-    char *token_file;                 /* NULL: no tokens */
+    char *token_file; /* NULL: no tokens */
     pthread_mutex_t tokens_lock;
-    struct api_tokens *tokens;        /* under tokens_lock */
+    struct api_tokens *tokens; /* under tokens_lock */
     struct api_listener ls[API_MAX_LISTENERS];
     struct api_srv srv[API_MAX_LISTENERS];
     int n;
     struct api_accept *accept;
-    char *tls_cert, *tls_key;         /* PEM text */
+    char *tls_cert, *tls_key; /* PEM text */
     char describe[512];
 
     /* Handler workers (note 2). */
     pthread_mutex_t q_lock;
     pthread_cond_t q_cond;
-    struct conn *q_head, *q_tail;     /* under q_lock */
-    unsigned q_running;               /* under q_lock */
-    bool stopping;                    /* under q_lock */
+    struct conn *q_head, *q_tail; /* under q_lock */
+    unsigned q_running;           /* under q_lock */
+    bool stopping;                /* under q_lock */
     pthread_t workers[API_WORKERS];
     int n_workers;
 };
@@ -106,41 +106,41 @@ struct vd_api {
 /* Who is asking (note 5). */
 struct ident {
     enum api_role role;
-    bool bad_token;                   /* a token was sent and is wrong */
-    char who[96];                     /* for the audit log */
+    bool bad_token; /* a token was sent and is wrong */
+    char who[96];   /* for the audit log */
     char peer[64];
 };
 
 /* Per-request state, freed in on_completed. */
 struct conn {
     struct api_srv *srv;
-    struct api_conn *tc;              /* listen.c's entry (socket context) */
+    struct api_conn *tc; /* listen.c's entry (socket context) */
     struct MHD_Connection *mc;
     const struct api_route_method *rm;
     struct api_path path;
     struct ident id;
     char *body;
     size_t len, cap;
-    bool empty;             /* no body announced: {} (note 3) */
-    bool too_big;           /* body over max_body: being discarded */
-    bool raw_replied;       /* the 413 went out on the socket itself */
+    bool empty;       /* no body announced: {} (note 3) */
+    bool too_big;     /* body over max_body: being discarded */
+    bool raw_replied; /* the 413 went out on the socket itself */
     size_t discarded;
-    bool queued, done;      /* handed to a worker; its reply is ready */
+    bool queued, done; /* handed to a worker; its reply is ready */
     struct api_request req;
     char since[VD_API_NAME_MAX + 1];
     struct api_reply rep;
-    char uuid[40];          /* volume's uuid for the audit log, or "" */
+    char uuid[40]; /* volume's uuid for the audit log, or "" */
     struct conn *q_next;
 };
 
 /* ---- query parameters --------------------------------------------------- */
 
 struct query_scan {
-    const char *allowed;    /* NULL = none */
-    bool force;             /* ?force=true */
-    bool purge;             /* ?purge=true */
-    char since[VD_API_NAME_MAX + 1];   /* ?since=NAME, "" if absent */
-    struct api_reply *rep;  /* set to a 400 on the first bad parameter */
+    const char *allowed;             /* NULL = none */
+    bool force;                      /* ?force=true */
+    bool purge;                      /* ?purge=true */
+    char since[VD_API_NAME_MAX + 1]; /* ?since=NAME, "" if absent */
+    struct api_reply *rep; /* set to a 400 on the first bad parameter */
     bool bad;
 };
 
@@ -180,7 +180,8 @@ static enum MHD_Result query_check(void *cls, enum MHD_ValueKind kind,
             api_segment_decode(value, strlen(value), q->since,
                                sizeof(q->since)) < 0 ||
             !vd_volume_name_valid(q->since)) {
-            api_problem(q->rep, 400, "query parameter 'since' must name a "
+            api_problem(q->rep, 400,
+                        "query parameter 'since' must name a "
                         "snapshot");
             q->bad = true;
             return MHD_NO;
@@ -231,26 +232,23 @@ static enum MHD_Result send_reply(struct MHD_Connection *c,
         resp = MHD_create_response_from_buffer(rep->text_len, rep->text,
                                                MHD_RESPMEM_MUST_FREE);
         if (resp != NULL) {
-            rep->text = NULL;   /* MHD frees it now */
+            rep->text = NULL; /* MHD frees it now */
         }
     } else if (rep->static_text != NULL) {
-        resp = MHD_create_response_from_buffer(rep->static_len,
-                                               (void *)rep->static_text,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(
+            rep->static_len, (void *)rep->static_text, MHD_RESPMEM_PERSISTENT);
     } else {
-        resp = MHD_create_response_from_buffer(0, NULL,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         ctype = NULL;
     }
     if (resp == NULL) {
-        return MHD_NO;   /* out of memory: MHD drops the connection */
+        return MHD_NO; /* out of memory: MHD drops the connection */
     }
     if (ctype != NULL) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     }
     if (rep->location != NULL) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION,
-                                rep->location);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
     }
     if (rep->allow != NULL) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
@@ -291,9 +289,9 @@ static void audit(const struct conn *cx, const char *method, const char *url,
         return;
     }
     log_safe(path, sizeof(path), url);
-    vd_info("audit: who=%s peer=%s %.16s %s -> %u%s%s", cx->id.who,
-            cx->id.peer, method, path, status,
-            cx->uuid[0] != '\0' ? " volume=" : "", cx->uuid);
+    vd_info("audit: who=%s peer=%s %.16s %s -> %u%s%s", cx->id.who, cx->id.peer,
+            method, path, status, cx->uuid[0] != '\0' ? " volume=" : "",
+            cx->uuid);
 }
 
 /* Send rep, log it, and release it. */
@@ -344,9 +342,8 @@ static void identify(struct vd_api *api, struct conn *cx,
             inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
                       host, sizeof(host));
         } else if (sa != NULL && sa->sa_family == AF_INET6) {
-            inet_ntop(AF_INET6,
-                      &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
-                      sizeof(host));
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                      host, sizeof(host));
         }
         snprintf(id->peer, sizeof(id->peer), "%s", host);
     }
@@ -382,8 +379,7 @@ static bool is_read_method(const char *method)
 
 /* Routes anyone may use: /health always, /metrics and /openapi.json
  * with --public-metrics. */
-static bool route_is_open(struct vd_api *api,
-                          const struct api_route_method *rm)
+static bool route_is_open(struct vd_api *api, const struct api_route_method *rm)
 {
     if (rm == NULL) {
         return false;
@@ -400,8 +396,8 @@ static bool route_is_open(struct vd_api *api,
 /* First callback of a request: who, route, headers (note 3). Returns
  * true if rep now holds an early reply. */
 static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
-                          const char *url, const char *method,
-                          struct conn *cx, struct api_reply *rep)
+                          const char *url, const char *method, struct conn *cx,
+                          struct api_reply *rep)
 {
     const char *clen, *ctype;
 
@@ -409,10 +405,10 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     cx->rm = api_route_find(url, method, &cx->path, rep);
     if (cx->id.role == API_ROLE_NONE && !route_is_open(api, cx->rm)) {
         cx->rm = NULL;
-        api_problem(rep, 401, cx->id.bad_token
-                                  ? "the bearer token is not valid"
-                                  : "authentication required: send "
-                                    "'Authorization: Bearer TOKEN'");
+        api_problem(rep, 401,
+                    cx->id.bad_token ? "the bearer token is not valid"
+                                     : "authentication required: send "
+                                       "'Authorization: Bearer TOKEN'");
         return true;
     }
     if (cx->rm == NULL) {
@@ -420,8 +416,10 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     }
     if (cx->id.role == API_ROLE_READ && !is_read_method(method)) {
         cx->rm = NULL;
-        api_problem(rep, 403, "token '%s' has the read role; %s needs "
-                    "admin", cx->id.who + strlen("token:"), method);
+        api_problem(rep, 403,
+                    "token '%s' has the read role; %s needs "
+                    "admin",
+                    cx->id.who + strlen("token:"), method);
         return true;
     }
     if (!cx->rm->body) {
@@ -436,13 +434,16 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
         n = strtoull(clen, &end, 10);
         if (errno != 0 || end == clen || *end != '\0' || clen[0] == '-') {
             /* listen.c refuses these on plain HTTP; over TLS MHD does. */
-            api_problem(rep, 400, "Content-Length must be a decimal number "
+            api_problem(rep, 400,
+                        "Content-Length must be a decimal number "
                         "of bytes");
             return true;
         }
         if (n > api->max_body) {
-            api_problem(rep, 413, "request body of %s bytes is larger than "
-                        "the %zu allowed", clen, api->max_body);
+            api_problem(rep, 413,
+                        "request body of %s bytes is larger than "
+                        "the %zu allowed",
+                        clen, api->max_body);
             return true;
         }
         cx->cap = (size_t)n;
@@ -450,17 +451,18 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
     ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                         MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ctype == NULL && cx->cap == 0 &&
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
-            NULL) {
+        MHD_lookup_connection_value(
+            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL) {
         cx->empty = true;
         return false;
     }
     if (!api_media_type_is(ctype, "application/json") &&
         !(strcmp(cx->rm->method, "PATCH") == 0 &&
           api_media_type_is(ctype, "application/merge-patch+json"))) {
-        api_problem(rep, 415, "Content-Type must be application/json, got "
-                    "'%.100s'", ctype != NULL ? ctype : "(none)");
+        api_problem(rep, 415,
+                    "Content-Type must be application/json, got "
+                    "'%.100s'",
+                    ctype != NULL ? ctype : "(none)");
         return true;
     }
     if (cx->cap > 0) {
@@ -474,8 +476,8 @@ static bool request_begin(struct vd_api *api, struct MHD_Connection *c,
 }
 
 /* Take one chunk of body (note 3); false once it is too big. */
-static bool request_body(struct vd_api *api, struct conn *cx,
-                         const char *data, size_t size)
+static bool request_body(struct vd_api *api, struct conn *cx, const char *data,
+                         size_t size)
 {
     if (size > api->max_body - cx->len) {
         return false;
@@ -491,7 +493,7 @@ static bool request_body(struct vd_api *api, struct conn *cx,
         }
         p = realloc(cx->body, cap);
         if (p == NULL) {
-            return false;   /* answered as 413 rather than crash */
+            return false; /* answered as 413 rather than crash */
         }
         cx->body = p;
         cx->cap = cap;
@@ -527,12 +529,12 @@ static bool request_prepare(struct vd_api *api, struct MHD_Connection *c,
         cx->req.body = cx->empty && cx->len == 0
                            ? json_object()
                            : json_loadb(cx->body != NULL ? cx->body : "",
-                                        cx->len, JSON_REJECT_DUPLICATES,
-                                        &jerr);
+                                        cx->len, JSON_REJECT_DUPLICATES, &jerr);
         if (cx->req.body == NULL) {
-            api_problem(rep, 400, "malformed JSON at line %d, column %d "
-                        "(byte %d): %s", jerr.line, jerr.column,
-                        jerr.position, jerr.text);
+            api_problem(rep, 400,
+                        "malformed JSON at line %d, column %d "
+                        "(byte %d): %s",
+                        jerr.line, jerr.column, jerr.position, jerr.text);
             return false;
         }
     }
@@ -545,8 +547,8 @@ static void request_run(struct conn *cx)
     if (!is_read_method(cx->rm->method) && cx->req.name != NULL) {
         /* The uuid for the audit line, looked up before a delete. */
         struct vd_volume_info *vi = malloc(sizeof(*vi));
-        if (vi != NULL && vd_volmgr_get(cx->req.mgr, cx->req.name, vi,
-                                        NULL) == 0) {
+        if (vi != NULL &&
+            vd_volmgr_get(cx->req.mgr, cx->req.name, vi, NULL) == 0) {
             snprintf(cx->uuid, sizeof(cx->uuid), "%s", vi->row.uuid);
         }
         free(vi);
@@ -624,11 +626,14 @@ static void too_big(struct vd_api *api, struct conn *cx, const char *method,
     if (cx->srv->l->screen && cx->tc != NULL) {
         char msg[400], body[200];
         int n, bn;
-        bn = snprintf(body, sizeof(body), "{\"type\":\"about:blank\","
-                          "\"title\":\"Content Too Large\",\"status\":413,"
-                          "\"detail\":\"request body is larger than the %zu "
-                          "bytes allowed\"}", api->max_body);
-        n = snprintf(msg, sizeof(msg), "HTTP/1.1 413 Content Too Large\r\n"
+        bn = snprintf(body, sizeof(body),
+                      "{\"type\":\"about:blank\","
+                      "\"title\":\"Content Too Large\",\"status\":413,"
+                      "\"detail\":\"request body is larger than the %zu "
+                      "bytes allowed\"}",
+                      api->max_body);
+        n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 413 Content Too Large\r\n"
                      "Content-Type: application/problem+json\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      bn, body);
@@ -642,8 +647,7 @@ static void too_big(struct vd_api *api, struct conn *cx, const char *method,
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
-                                  const char *version,
-                                  const char *upload_data,
+                                  const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     struct api_srv *srv = cls;
@@ -681,7 +685,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (cx->rm->body &&
             !request_body(api, cx, upload_data, *upload_data_size)) {
             too_big(api, cx, method, url);
-        }   /* else: a body nobody asked for is dropped unread */
+        } /* else: a body nobody asked for is dropped unread */
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -689,12 +693,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (cx->raw_replied) {
             return MHD_NO;
         }
-        api_problem(&rep, 413, "request body is larger than the %zu bytes "
-                    "allowed", api->max_body);
+        api_problem(&rep, 413,
+                    "request body is larger than the %zu bytes "
+                    "allowed",
+                    api->max_body);
         return finish(c, cx, method, url, &rep);
     }
     if (cx->queued) {
-        return MHD_YES;   /* spurious call while the worker runs */
+        return MHD_YES; /* spurious call while the worker runs */
     }
     if (!request_prepare(api, c, cx, &rep)) {
         return finish(c, cx, method, url, &rep);
@@ -741,8 +747,8 @@ static void on_connection(void *cls, struct MHD_Connection *c,
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci != NULL ? ci->connect_fd : -1;
-        struct api_conn *tc = api_conn_started(srv->api->accept, fd,
-                                               srv->l->is_unix);
+        struct api_conn *tc =
+            api_conn_started(srv->api->accept, fd, srv->l->is_unix);
         if (tc != NULL && srv->l->is_unix && fd >= 0 &&
             api_peer_uid(fd, &tc->uid) == 0) {
             tc->have_uid = true;
@@ -776,8 +782,8 @@ static int read_pem(const char *path, const char *what, char **out,
     char *buf = NULL;
     size_t len = 0, cap = 0;
     if (f == NULL) {
-        return vd_error_set(err, -errno, "cannot open %s '%s': %s", what,
-                            path, strerror(errno));
+        return vd_error_set(err, -errno, "cannot open %s '%s': %s", what, path,
+                            strerror(errno));
     }
     for (;;) {
         size_t n;
@@ -786,8 +792,10 @@ static int read_pem(const char *path, const char *what, char **out,
             if (cap > (1u << 20)) {
                 fclose(f);
                 free(buf);
-                return vd_error_set(err, -EFBIG, "%s '%s' is larger than "
-                                    "1 MiB", what, path);
+                return vd_error_set(err, -EFBIG,
+                                    "%s '%s' is larger than "
+                                    "1 MiB",
+                                    what, path);
             }
             p = realloc(buf, cap + 8192);
             if (p == NULL) {
@@ -810,9 +818,9 @@ static int read_pem(const char *path, const char *what, char **out,
     return 0;
 }
 
-#define NON_LOOPBACK_MSG                                                   \
-    "--listen %s is not a loopback address and no --api-token-file is "   \
-    "given: anyone who can reach it could create and delete volumes. "    \
+#define NON_LOOPBACK_MSG                                                       \
+    "--listen %s is not a loopback address and no --api-token-file is "        \
+    "given: anyone who can reach it could create and delete volumes. "         \
     "Give --api-token-file, or listen on 127.0.0.1 or a unix socket"
 
 /* Total connections per listener, leaving at least half of the
@@ -841,29 +849,29 @@ static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
         flags |= MHD_USE_TLS;
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
                                             api->tls_cert};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
-                                            api->tls_key};
+        opts[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, api->tls_key};
     }
     if (!srv->l->is_unix) {
-        opts[n++] = (struct MHD_OptionItem){
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, API_PER_IP_CONNECTIONS, NULL};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                            API_PER_IP_CONNECTIONS, NULL};
     }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     srv->l->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_POLL_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, limit,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)API_POLL_THREADS, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_IDLE_TIMEOUT,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_ARRAY, opts,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_ARRAY, opts,
         MHD_OPTION_END);
     if (srv->l->mhd == NULL) {
         return vd_error_set(err, -EIO, "cannot start the HTTP server for %s%s",
-                            srv->l->desc, tls ? " (is the TLS certificate "
-                            "or key malformed, or do they not match?)" : "");
+                            srv->l->desc,
+                            tls ? " (is the TLS certificate "
+                                  "or key malformed, or do they not match?)"
+                                : "");
     }
     return 0;
 }
@@ -875,7 +883,8 @@ int vd_api_check(const struct vd_api_config *cfg, struct vd_error *err)
     int n_tcp = 0, ret;
 
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
-        return vd_error_set(err, -EINVAL, "--tls-cert and --tls-key go "
+        return vd_error_set(err, -EINVAL,
+                            "--tls-cert and --tls-key go "
                             "together");
     }
     if (cfg->tls_cert != NULL) {
@@ -902,17 +911,19 @@ int vd_api_check(const struct vd_api_config *cfg, struct vd_error *err)
             continue;
         }
         if (++n_tcp > 1) {
-            return vd_error_set(err, -EINVAL, "at most one TCP --listen "
+            return vd_error_set(err, -EINVAL,
+                                "at most one TCP --listen "
                                 "(any number of unix:PATH)");
         }
         ret = api_listen_loopback(cfg->listen[i]);
         if (ret < 0) {
-            return vd_error_set(err, -EINVAL, "--listen %s: not a numeric "
-                                "IPv4 or IPv6 address", cfg->listen[i]);
+            return vd_error_set(err, -EINVAL,
+                                "--listen %s: not a numeric "
+                                "IPv4 or IPv6 address",
+                                cfg->listen[i]);
         }
         if (ret == 0 && cfg->token_file == NULL) {
-            return vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
-                                cfg->listen[i]);
+            return vd_error_set(err, -EPERM, NON_LOOPBACK_MSG, cfg->listen[i]);
         }
     }
     return 0;
@@ -932,7 +943,8 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
     };
 
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
-        return vd_error_set(err, -EINVAL, "--tls-cert and --tls-key go "
+        return vd_error_set(err, -EINVAL,
+                            "--tls-cert and --tls-key go "
                             "together");
     }
     if (cfg->n_listen < 1 || cfg->n_listen > API_MAX_LISTENERS) {
@@ -940,7 +952,8 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
                             API_MAX_LISTENERS);
     }
     if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-        return vd_error_set(err, -ENOTSUP, "this libmicrohttpd has no TLS "
+        return vd_error_set(err, -ENOTSUP,
+                            "this libmicrohttpd has no TLS "
                             "support");
     }
     api = calloc(1, sizeof(*api));
@@ -966,17 +979,18 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
             goto out_stop;
         }
     }
-    if (tls && ((ret = read_pem(cfg->tls_cert, "TLS certificate",
-                                &api->tls_cert, err)) < 0 ||
-                (ret = read_pem(cfg->tls_key, "TLS key", &api->tls_key,
-                                err)) < 0)) {
+    if (tls &&
+        ((ret = read_pem(cfg->tls_cert, "TLS certificate", &api->tls_cert,
+                         err)) < 0 ||
+         (ret = read_pem(cfg->tls_key, "TLS key", &api->tls_key, err)) < 0)) {
         goto out_stop;
     }
     for (int i = 0; i < cfg->n_listen; i++) {
         struct api_listener *l = &api->ls[i];
         bool is_unix = strncmp(cfg->listen[i], "unix:", 5) == 0;
         if (!is_unix && ++n_tcp > 1) {
-            ret = vd_error_set(err, -EINVAL, "at most one TCP --listen "
+            ret = vd_error_set(err, -EINVAL,
+                               "at most one TCP --listen "
                                "(any number of unix:PATH)");
             goto out_stop;
         }
@@ -987,15 +1001,14 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
             goto out_stop;
         }
         if (!l->is_unix && !l->loopback && api->tokens == NULL) {
-            ret = vd_error_set(err, -EPERM, NON_LOOPBACK_MSG,
-                               cfg->listen[i]);
+            ret = vd_error_set(err, -EPERM, NON_LOOPBACK_MSG, cfg->listen[i]);
             goto out_stop;
         }
         l->screen = l->is_unix || !tls;
         api->srv[i] = (struct api_srv){.api = api, .l = l};
     }
-    if ((ret = api_accept_start(api->ls, api->n, &lim, &api->accept,
-                                err)) < 0) {
+    if ((ret = api_accept_start(api->ls, api->n, &lim, &api->accept, err)) <
+        0) {
         goto out_stop;
     }
     for (int i = 0; i < api->n; i++) {
@@ -1015,7 +1028,8 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
         api->n_workers++;
     }
     vd_info("api: %s; %s; %u connections per listener, %u per address, "
-            "%u s per request", api->describe,
+            "%u s per request",
+            api->describe,
             api->tokens != NULL ? "bearer tokens required"
                                 : "no token file: loopback and root on "
                                   "unix sockets only",

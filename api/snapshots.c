@@ -24,14 +24,13 @@ static json_t *snapshot_to_json(const char *volume,
                                 const struct vd_snapshot_view *s)
 {
     char created[API_RFC3339_LEN];
-    return json_pack("{s:o, s:o, s:s, s:I, s:I, s:o}",
-                     "name", str_or_null(s->name), "id", str_or_null(s->id),
-                     "volume", volume,
-                     "size", (json_int_t)s->size,
-                     "vm_state_size", (json_int_t)s->vm_state_size,
-                     "created_at",
+    return json_pack("{s:o, s:o, s:s, s:I, s:I, s:o}", "name",
+                     str_or_null(s->name), "id", str_or_null(s->id), "volume",
+                     volume, "size", (json_int_t)s->size, "vm_state_size",
+                     (json_int_t)s->vm_state_size, "created_at",
                      api_rfc3339(s->created_at, created, sizeof(created)) == 0
-                         ? json_string(created) : json_null());
+                         ? json_string(created)
+                         : json_null());
 }
 
 /* Accept exactly the members in known (a NULL-terminated list). */
@@ -44,7 +43,8 @@ static int only_members(const json_t *body, const char *const *known,
         api_problem(rep, 400, "the body must be a JSON object");
         return -1;
     }
-    json_object_foreach((json_t *)body, key, v) {
+    json_object_foreach((json_t *)body, key, v)
+    {
         bool ok = false;
         for (size_t i = 0; known[i] != NULL && !ok; i++) {
             ok = strcmp(key, known[i]) == 0;
@@ -125,8 +125,8 @@ void api_snapshots_get(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
     struct vd_snapshot_view sv;
-    int r = vd_volmgr_snapshot_get(req->mgr, req->name, req->snapshot, &sv,
-                                   &err);
+    int r =
+        vd_volmgr_snapshot_get(req->mgr, req->name, req->snapshot, &sv, &err);
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);
         return;
@@ -142,8 +142,7 @@ void api_snapshots_get(const struct api_request *req, struct api_reply *rep)
 void api_snapshots_delete(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
-    int r = vd_volmgr_snapshot_delete(req->mgr, req->name, req->snapshot,
-                                      &err);
+    int r = vd_volmgr_snapshot_delete(req->mgr, req->name, req->snapshot, &err);
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);
         return;
@@ -178,8 +177,7 @@ void api_snapshots_revert(const struct api_request *req, struct api_reply *rep)
     api_volumes_get(req, rep);
 }
 
-void api_snapshots_changes(const struct api_request *req,
-                           struct api_reply *rep)
+void api_snapshots_changes(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
     struct vd_extent *ext = NULL;
@@ -193,9 +191,8 @@ void api_snapshots_changes(const struct api_request *req,
     }
     arr = json_array();
     for (int i = 0; arr != NULL && i < n; i++) {
-        json_t *e = json_pack("{s:I, s:I}", "offset",
-                              (json_int_t)ext[i].offset, "length",
-                              (json_int_t)ext[i].length);
+        json_t *e = json_pack("{s:I, s:I}", "offset", (json_int_t)ext[i].offset,
+                              "length", (json_int_t)ext[i].length);
         total += ext[i].length;
         if (e == NULL || json_array_append_new(arr, e) < 0) {
             json_decref(arr);
@@ -209,7 +206,7 @@ void api_snapshots_changes(const struct api_request *req,
     }
     api_reply_json(rep, 200,
                    json_pack("{s:s, s:o, s:o, s:I}", "snapshot", req->snapshot,
-                             "since", req->since ? json_string(req->since)
-                                                 : json_null(),
+                             "since",
+                             req->since ? json_string(req->since) : json_null(),
                              "extents", arr, "bytes", (json_int_t)total));
 }

@@ -25,14 +25,15 @@ static int check_members(const json_t *obj, const char *const *known,
     const char *key;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         const char *const *k = known;
         while (*k != NULL && strcmp(*k, key) != 0) {
             k++;
         }
         if (*k == NULL) {
-            return vd_error_set(err, -EINVAL, "unknown member '%s%.64s'",
-                                where, key);
+            return vd_error_set(err, -EINVAL, "unknown member '%s%.64s'", where,
+                                key);
         }
     }
     return 0;
@@ -59,13 +60,13 @@ static int get_string(const json_t *obj, const char *key, const char *label,
     return 0;
 }
 
-static int check_name(const char *name, const char *label,
-                      struct vd_error *err)
+static int check_name(const char *name, const char *label, struct vd_error *err)
 {
     if (!vd_volume_name_valid(name)) {
         return vd_error_set(err, -EINVAL,
                             "'%s' must match [a-z0-9][a-z0-9_.-]{0,63}, got "
-                            "\"%.80s\"", label, name);
+                            "\"%.80s\"",
+                            label, name);
     }
     return 0;
 }
@@ -73,8 +74,8 @@ static int check_name(const char *name, const char *label,
 static int parse_backend(const json_t *b, struct vd_volume_spec *spec,
                          struct vd_error *err)
 {
-    static const char *const known[] = {"type", "uri", "cluster", "pool",
-                                        "image", NULL};
+    static const char *const known[] = {"type", "uri",   "cluster",
+                                        "pool", "image", NULL};
     const char *type = NULL;
 
     if (!json_is_object(b)) {
@@ -86,8 +87,8 @@ static int parse_backend(const json_t *b, struct vd_volume_spec *spec,
         get_string(b, "cluster", "backend.cluster", &spec->backend_cluster,
                    err) < 0 ||
         get_string(b, "pool", "backend.pool", &spec->backend_pool, err) < 0 ||
-        get_string(b, "image", "backend.image", &spec->backend_image,
-                   err) < 0) {
+        get_string(b, "image", "backend.image", &spec->backend_image, err) <
+            0) {
         return -EINVAL;
     }
     if (type == NULL) {
@@ -137,14 +138,15 @@ static int parse_source(const json_t *src, struct vd_volume_spec *spec,
         return vd_error_set(err, -EINVAL, "'source' must be an object");
     }
     if (check_members(src, known, "source.", err) < 0 ||
-        get_string(src, "volume", "source.volume", &spec->source_volume,
-                   err) < 0 ||
+        get_string(src, "volume", "source.volume", &spec->source_volume, err) <
+            0 ||
         get_string(src, "snapshot", "source.snapshot", &spec->source_snapshot,
                    err) < 0) {
         return -EINVAL;
     }
     if (spec->source_volume == NULL || spec->source_snapshot == NULL) {
-        return vd_error_set(err, -EINVAL, "'source' needs both 'volume' and "
+        return vd_error_set(err, -EINVAL,
+                            "'source' needs both 'volume' and "
                             "'snapshot'");
     }
     if (check_name(spec->source_volume, "source.volume", err) < 0 ||
@@ -157,9 +159,9 @@ static int parse_source(const json_t *src, struct vd_volume_spec *spec,
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err)
 {
-    static const char *const known[] = {"name", "size", "format", "backend",
-                                        "cluster_size", "base", "import",
-                                        "source", NULL};
+    static const char *const known[] = {"name",    "size",         "format",
+                                        "backend", "cluster_size", "base",
+                                        "import",  "source",       NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
@@ -200,7 +202,8 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
         if (cs <= 0 || cs > CLUSTER_SIZE_MAX) {
             return vd_error_set(err, -EINVAL,
                                 "'cluster_size' must be between 1 and %u, got "
-                                "%" JSON_INTEGER_FORMAT, CLUSTER_SIZE_MAX, cs);
+                                "%" JSON_INTEGER_FORMAT,
+                                CLUSTER_SIZE_MAX, cs);
         }
         spec->cluster_size = (uint32_t)cs;
     }
@@ -221,13 +224,16 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
         return -EINVAL;
     }
     if ((spec->base != NULL) + (spec->import_path != NULL) +
-            (spec->source_volume != NULL) > 1) {
-        return vd_error_set(err, -EINVAL, "'base', 'import' and 'source' "
+            (spec->source_volume != NULL) >
+        1) {
+        return vd_error_set(err, -EINVAL,
+                            "'base', 'import' and 'source' "
                             "cannot be used together");
     }
-    if (spec->source_volume != NULL && (spec->backend_type != NULL ||
-                                        json_object_get(body, "size"))) {
-        return vd_error_set(err, -EINVAL, "a clone from 'source' takes its "
+    if (spec->source_volume != NULL &&
+        (spec->backend_type != NULL || json_object_get(body, "size"))) {
+        return vd_error_set(err, -EINVAL,
+                            "a clone from 'source' takes its "
                             "size and backend from the snapshot");
     }
 

@@ -26,42 +26,42 @@ static json_t *str_or_null(const char *s)
 static const char *link_name(enum vd_backend_link link)
 {
     switch (link) {
-    case VD_LINK_CONNECTING: return "connecting";
-    case VD_LINK_CONNECTED: return "connected";
-    case VD_LINK_DEGRADED: return "degraded";
-    case VD_LINK_DISCONNECTED: return "disconnected";
+    case VD_LINK_CONNECTING:
+        return "connecting";
+    case VD_LINK_CONNECTED:
+        return "connected";
+    case VD_LINK_DEGRADED:
+        return "degraded";
+    case VD_LINK_DISCONNECTED:
+        return "disconnected";
     }
     return "unknown";
 }
 
 /* A remote backend's live state (struct vd_backend_state) as members of
  * the backend object. Members already there (type, uri) win. */
-static void add_backend_state(json_t *backend, const struct vd_backend_state *st)
+static void add_backend_state(json_t *backend,
+                              const struct vd_backend_state *st)
 {
     json_t *server = json_null();
     json_t *o;
 
     if (st->have_server) {
-        server = json_pack("{s:I, s:b, s:b, s:b, s:b, s:b, s:b, s:b}",
-                           "size", (json_int_t)st->server.size,
-                           "read_only", st->server.read_only,
-                           "can_flush", st->server.can_flush,
-                           "can_trim", st->server.can_trim,
-                           "can_zero", st->server.can_zero,
-                           "can_fua", st->server.can_fua,
-                           "can_multi_conn", st->server.can_multi_conn,
-                           "block_status", st->server.block_status);
+        server = json_pack(
+            "{s:I, s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "size",
+            (json_int_t)st->server.size, "read_only", st->server.read_only,
+            "can_flush", st->server.can_flush, "can_trim", st->server.can_trim,
+            "can_zero", st->server.can_zero, "can_fua", st->server.can_fua,
+            "can_multi_conn", st->server.can_multi_conn, "block_status",
+            st->server.block_status);
     }
-    o = json_pack("{s:s, s:o, s:i, s:i, s:I, s:I, s:o}",
-                  "state", link_name(st->link),
-                  "server", server != NULL ? server : json_null(),
-                  "connections", st->connections,
-                  "connected", st->connected,
-                  "reconnects", (json_int_t)st->reconnects,
-                  "timeout_ms", (json_int_t)st->timeout_ms,
-                  "last_error", st->last_error[0] != '\0'
-                                    ? str_or_null(st->last_error)
-                                    : json_null());
+    o = json_pack(
+        "{s:s, s:o, s:i, s:i, s:I, s:I, s:o}", "state", link_name(st->link),
+        "server", server != NULL ? server : json_null(), "connections",
+        st->connections, "connected", st->connected, "reconnects",
+        (json_int_t)st->reconnects, "timeout_ms", (json_int_t)st->timeout_ms,
+        "last_error",
+        st->last_error[0] != '\0' ? str_or_null(st->last_error) : json_null());
     if (o != NULL && st->features[0] != '\0') {
         json_object_set_new(o, "features", json_string(st->features));
     }
@@ -95,37 +95,29 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     if (backend != NULL && vi->have_backend_state) {
         add_backend_state(backend, &vi->backend_state);
     }
-    stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
-                      "reads", (json_int_t)vi->reads,
-                      "writes", (json_int_t)vi->writes,
-                      "bytes_read", (json_int_t)vi->bytes_read,
-                      "bytes_written", (json_int_t)vi->bytes_written,
-                      "errors", (json_int_t)vi->errors,
-                      "async_requests", (json_int_t)vi->async);
-    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
-                     "s:i, s:o, s:o, s:o}",
-                     "name", str_or_null(r->name),
-                     "uuid", str_or_null(r->uuid),
-                     "size", (json_int_t)r->size,
-                     "format", str_or_null(r->format),
-                     "backend", backend != NULL ? backend : json_null(),
-                     "path", str_or_null(vi->path),
-                     "image", local ? str_or_null(r->location) : json_null(),
-                     "allocated", vi->allocated >= 0
-                                      ? json_integer(vi->allocated)
-                                      : json_null(),
-                     "state", vd_volume_state_name(r->state),
-                     "state_reason", vi->state_reason[0] != '\0'
-                                         ? str_or_null(vi->state_reason)
-                                         : json_null(),
-                     "open_count", vi->open_count,
-                     "created_at",
-                     api_rfc3339(r->created_at, created, sizeof(created)) == 0
-                         ? json_string(created)
-                         : json_null(),
-                     "base", r->base[0] != '\0' ? str_or_null(r->base)
-                                                : json_null(),
-                     "stats", stats != NULL ? stats : json_null());
+    stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "reads",
+                      (json_int_t)vi->reads, "writes", (json_int_t)vi->writes,
+                      "bytes_read", (json_int_t)vi->bytes_read, "bytes_written",
+                      (json_int_t)vi->bytes_written, "errors",
+                      (json_int_t)vi->errors, "async_requests",
+                      (json_int_t)vi->async);
+    return json_pack(
+        "{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
+        "s:i, s:o, s:o, s:o}",
+        "name", str_or_null(r->name), "uuid", str_or_null(r->uuid), "size",
+        (json_int_t)r->size, "format", str_or_null(r->format), "backend",
+        backend != NULL ? backend : json_null(), "path", str_or_null(vi->path),
+        "image", local ? str_or_null(r->location) : json_null(), "allocated",
+        vi->allocated >= 0 ? json_integer(vi->allocated) : json_null(), "state",
+        vd_volume_state_name(r->state), "state_reason",
+        vi->state_reason[0] != '\0' ? str_or_null(vi->state_reason)
+                                    : json_null(),
+        "open_count", vi->open_count, "created_at",
+        api_rfc3339(r->created_at, created, sizeof(created)) == 0
+            ? json_string(created)
+            : json_null(),
+        "base", r->base[0] != '\0' ? str_or_null(r->base) : json_null(),
+        "stats", stats != NULL ? stats : json_null());
 }
 
 /* Reply 'status' with the volume, or 500 if rendering ran out of memory. */
@@ -196,8 +188,8 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep)
         goto out;
     }
     reply_volume(rep, 201, vi);
-    if (rep->status == 201 && asprintf(&rep->location, "/volumes/%s",
-                                       spec.name) < 0) {
+    if (rep->status == 201 &&
+        asprintf(&rep->location, "/volumes/%s", spec.name) < 0) {
         rep->location = NULL;
     }
 out:
@@ -245,8 +237,8 @@ void api_volumes_delete(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
     bool removed = false;
-    int r = vd_volmgr_delete_image(req->mgr, req->name, req->force,
-                                   req->purge, &removed, &err);
+    int r = vd_volmgr_delete_image(req->mgr, req->name, req->force, req->purge,
+                                   &removed, &err);
 
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);

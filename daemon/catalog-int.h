@@ -10,7 +10,7 @@
 
 struct vd_catalog {
     sqlite3 *db;
-    pthread_mutex_t lock;   /* protects db and every statement on it */
+    pthread_mutex_t lock; /* protects db and every statement on it */
 };
 
 /* Record SQLite's last message as an -EIO error about `what`. */

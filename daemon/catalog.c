@@ -119,7 +119,8 @@ static int migrate(struct vd_catalog *cat, struct vd_error *err)
     if (version > vd_migration_count) {
         return vd_error_set(err, -EPROTO,
                             "catalog schema version %d is newer than this "
-                            "vdiskd knows (%d)", version, vd_migration_count);
+                            "vdiskd knows (%d)",
+                            version, vd_migration_count);
     }
     for (int i = version; i < vd_migration_count; i++) {
         int ret = exec_sql(cat, "BEGIN IMMEDIATE", err, "begin migration");
@@ -152,8 +153,10 @@ static int restrict_mode(const char *path, struct vd_error *err)
         if (fd >= 0) {
             close(fd);
         }
-        return vd_error_set(err, -e, "cannot create catalog '%s' mode "
-                            "0600: %s", path, strerror(e));
+        return vd_error_set(err, -e,
+                            "cannot create catalog '%s' mode "
+                            "0600: %s",
+                            path, strerror(e));
     }
     close(fd);
     for (int i = 1; i < 3; i++) {
@@ -189,8 +192,10 @@ int vd_catalog_open(const char *path, struct vd_catalog **out,
     }
     sqlite3_busy_timeout(cat->db, 5000);
     if ((ret = exec_sql(cat, "PRAGMA journal_mode=WAL", err, "WAL")) < 0 ||
-        (ret = exec_sql(cat, "PRAGMA foreign_keys=ON", err, "foreign keys")) < 0 ||
-        (ret = exec_sql(cat, "PRAGMA synchronous=FULL", err, "synchronous")) < 0 ||
+        (ret = exec_sql(cat, "PRAGMA foreign_keys=ON", err, "foreign keys")) <
+            0 ||
+        (ret = exec_sql(cat, "PRAGMA synchronous=FULL", err, "synchronous")) <
+            0 ||
         (ret = migrate(cat, err)) < 0) {
         goto out_close;
     }
@@ -218,17 +223,15 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-#define ROW_COLUMNS                                                         \
-    "v.id, v.name, v.uuid, v.format, v.backend, v.location, "              \
-    "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at, " \
-    "v.owns_image "                                                        \
+#define ROW_COLUMNS                                                            \
+    "v.id, v.name, v.uuid, v.format, v.backend, v.location, "                  \
+    "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at, "      \
+    "v.owns_image "                                                            \
     "FROM volumes v LEFT JOIN volumes b ON b.id = v.base_id"
 
 static const char *const state_names[] = {
-    [VD_STATE_CREATING] = "creating",
-    [VD_STATE_READY] = "ready",
-    [VD_STATE_DELETING] = "deleting",
-    [VD_STATE_MISSING] = "missing",
+    [VD_STATE_CREATING] = "creating", [VD_STATE_READY] = "ready",
+    [VD_STATE_DELETING] = "deleting", [VD_STATE_MISSING] = "missing",
     [VD_STATE_CORRUPT] = "corrupt",
 };
 
@@ -245,8 +248,8 @@ const char *vd_volume_state_name(enum vd_volume_state state)
  * which is not served and is logged at start-up. */
 static enum vd_volume_state state_from_text(const unsigned char *t)
 {
-    for (size_t i = 0; t != NULL && i < sizeof(state_names) /
-                                             sizeof(state_names[0]); i++) {
+    for (size_t i = 0;
+         t != NULL && i < sizeof(state_names) / sizeof(state_names[0]); i++) {
         if (i != VD_STATE_CORRUPT &&
             strcmp((const char *)t, state_names[i]) == 0) {
             return (enum vd_volume_state)i;
@@ -348,9 +351,8 @@ out:
 }
 
 /* Run one UPDATE/DELETE that must touch exactly one named row. */
-static int change_one(struct vd_catalog *cat, const char *sql,
-                      const char *name, const char *text, int64_t num,
-                      struct vd_error *err)
+static int change_one(struct vd_catalog *cat, const char *sql, const char *name,
+                      const char *text, int64_t num, struct vd_error *err)
 {
     sqlite3_stmt *st = NULL;
     int ret = 0;
@@ -407,9 +409,8 @@ int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
 int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,
                              struct vd_error *err)
 {
-    return change_one(cat,
-                      "DELETE FROM volumes WHERE name = ?1",
-                      name, NULL, 0, err);
+    return change_one(cat, "DELETE FROM volumes WHERE name = ?1", name, NULL, 0,
+                      err);
 }
 
 static void read_volume_row(sqlite3_stmt *st, void *elem)

@@ -22,11 +22,11 @@ struct vd_error;
  * ready volume whose open image reports corruption, and follows from the
  * image again after a restart. */
 enum vd_volume_state {
-    VD_STATE_CREATING,  /* row first, file next: not yet visible */
-    VD_STATE_READY,     /* served on the mount */
-    VD_STATE_DELETING,  /* going away: file next, row last */
-    VD_STATE_MISSING,   /* ready row whose image is gone or unopenable */
-    VD_STATE_CORRUPT,   /* served, but its image reports corruption */
+    VD_STATE_CREATING, /* row first, file next: not yet visible */
+    VD_STATE_READY,    /* served on the mount */
+    VD_STATE_DELETING, /* going away: file next, row last */
+    VD_STATE_MISSING,  /* ready row whose image is gone or unopenable */
+    VD_STATE_CORRUPT,  /* served, but its image reports corruption */
 };
 
 /* The state's name as the catalog and the API spell it. */
@@ -40,17 +40,17 @@ struct vd_volume_row {
     int64_t id;
     char name[VD_NAME_MAX + 1];
     char uuid[37];
-    char format[16];                 /* "raw", "qcow2", "nbd" ... */
-    char backend[16];                /* "file", "nbd" */
-    char location[VD_LOCATION_MAX];  /* image path, or backend URI */
-    char base[VD_NAME_MAX + 1];      /* linked clone's base volume, "" = none */
+    char format[16];                /* "raw", "qcow2", "nbd" ... */
+    char backend[16];               /* "file", "nbd" */
+    char location[VD_LOCATION_MAX]; /* image path, or backend URI */
+    char base[VD_NAME_MAX + 1];     /* linked clone's base volume, "" = none */
     uint64_t size;
     enum vd_volume_state state;
-    int64_t created_at;              /* unix seconds */
+    int64_t created_at; /* unix seconds */
     int64_t updated_at;
-    bool owns_image;                 /* vdiskd made the image: deleting the
-                                        volume removes it (false: an
-                                        attached remote image, detached) */
+    bool owns_image; /* vdiskd made the image: deleting the
+                        volume removes it (false: an
+                        attached remote image, detached) */
 };
 
 /* Open (creating if needed) the catalog at path and run pending
@@ -83,8 +83,8 @@ int vd_catalog_volume_list(struct vd_catalog *cat, struct vd_volume_row **rows,
 
 struct vd_snapshot_row {
     char name[256];
-    uint64_t size;            /* virtual size when taken */
-    int64_t created_at;       /* unix seconds */
+    uint64_t size;      /* virtual size when taken */
+    int64_t created_at; /* unix seconds */
 };
 
 /* Record a snapshot of volume (-EEXIST if recorded already). */

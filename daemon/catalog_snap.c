@@ -26,12 +26,14 @@ int vd_catalog_snapshot_insert(struct vd_catalog *cat, const char *volume,
     sqlite3_bind_text(st, 1, volume, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, row->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)row->size);
-    sqlite3_bind_int64(st, 4, row->created_at ? row->created_at
-                                              : (int64_t)time(NULL));
+    sqlite3_bind_int64(st, 4,
+                       row->created_at ? row->created_at : (int64_t)time(NULL));
     ret = vd_catalog_step_change(cat, st, err, "snapshot insert");
     if (ret == -EEXIST) {
-        vd_error_set(err, ret, "volume '%s' already has a snapshot named "
-                     "'%s'", volume, row->name);
+        vd_error_set(err, ret,
+                     "volume '%s' already has a snapshot named "
+                     "'%s'",
+                     volume, row->name);
     } else if (ret == -ENOENT) {
         vd_error_set(err, ret, "no volume named '%s'", volume);
     }
@@ -58,8 +60,8 @@ int vd_catalog_snapshot_delete(struct vd_catalog *cat, const char *volume,
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     ret = vd_catalog_step_change(cat, st, err, "snapshot delete");
     if (ret == -ENOENT) {
-        vd_error_set(err, ret, "volume '%s' has no snapshot named '%s'",
-                     volume, name);
+        vd_error_set(err, ret, "volume '%s' has no snapshot named '%s'", volume,
+                     name);
     }
 out:
     sqlite3_finalize(st);

@@ -29,8 +29,8 @@
 
 struct clone_arg {
     struct vd_volmgr *mgr;
-    struct vd_volume_row row;         /* the target */
-    struct vd_volume_row src;         /* the source volume */
+    struct vd_volume_row row; /* the target */
+    struct vd_volume_row src; /* the source volume */
     char snapshot[256];
 };
 
@@ -54,8 +54,10 @@ static int copy_data(struct vd_job *job, struct vd_image *from,
         }
         int st = vd_image_block_status(from, off, len, &pnum);
         if (st < 0) {
-            ret = vd_error_set(err, st, "reading the source's map at %llu: "
-                               "%s", (unsigned long long)off, strerror(-st));
+            ret = vd_error_set(err, st,
+                               "reading the source's map at %llu: "
+                               "%s",
+                               (unsigned long long)off, strerror(-st));
             break;
         }
         if (!(st & VD_BS_ZERO)) {
@@ -101,16 +103,15 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
     }
     vd_image_close(from);
     pthread_mutex_lock(&mgr->ctl);
-    if (ret == 0 &&
-        (ret = vd_catalog_volume_set_state(mgr->cat, a->row.name,
-                                           VD_STATE_READY, err)) == 0) {
+    if (ret == 0 && (ret = vd_catalog_volume_set_state(
+                         mgr->cat, a->row.name, VD_STATE_READY, err)) == 0) {
         a->row.state = VD_STATE_READY;
         vol = vd_volume_new(&a->row, to, vd_volmgr_take_ino(mgr));
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
             free(vol);
             ret = vd_error_set(err, -ENOMEM, "out of memory");
         } else {
-            to = NULL;   /* the volume owns it now */
+            to = NULL; /* the volume owns it now */
             vd_info("cloned snapshot '%s' of '%s' into volume '%s'",
                     a->snapshot, a->src.name, a->row.name);
         }
@@ -138,8 +139,8 @@ int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     a->mgr = mgr;
     snprintf(a->snapshot, sizeof(a->snapshot), "%s",
              src_snapshot ? src_snapshot : "");
-    ret = vd_volmgr_snapshot_get(mgr, src_volume ? src_volume : "",
-                                 a->snapshot, &sv, err);
+    ret = vd_volmgr_snapshot_get(mgr, src_volume ? src_volume : "", a->snapshot,
+                                 &sv, err);
     if (ret < 0) {
         goto out_free;
     }

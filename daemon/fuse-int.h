@@ -33,25 +33,25 @@ struct vd_fuse_handle {
 };
 
 struct vd_fuse_export {
-    struct vd_fuse_config cfg;   /* cfg.mount_dir points at mount_dir */
+    struct vd_fuse_config cfg; /* cfg.mount_dir points at mount_dir */
     char *mount_dir;
     struct vd_volmgr *mgr;
     struct fuse_session *se;
-    unsigned int conn_dev;       /* name under /sys/fs/fuse/connections */
-    time_t started_at;           /* times of the root directory */
+    unsigned int conn_dev; /* name under /sys/fs/fuse/connections */
+    time_t started_at;     /* times of the root directory */
 
-    pthread_t loop_thread;       /* runs fuse_session_loop_mt */
+    pthread_t loop_thread; /* runs fuse_session_loop_mt */
     bool loop_started;
-    atomic_bool loop_done;       /* the loop returned */
-    atomic_bool stopping;        /* handlers must not touch mgr any more */
-    atomic_int inflight;         /* handlers between fx_enter/fx_leave */
-    atomic_int io_busy;          /* reads and writes being served */
-    atomic_uint flush_avg_us;    /* running mean of inline flushes */
+    atomic_bool loop_done;    /* the loop returned */
+    atomic_bool stopping;     /* handlers must not touch mgr any more */
+    atomic_int inflight;      /* handlers between fx_enter/fx_leave */
+    atomic_int io_busy;       /* reads and writes being served */
+    atomic_uint flush_avg_us; /* running mean of inline flushes */
 
     pthread_mutex_t handles_lock;
-    struct vd_fuse_handle handles;   /* list head; handles_lock */
+    struct vd_fuse_handle handles; /* list head; handles_lock */
 
-    struct vd_fuse_snap *snap;       /* the .snapshots tree (fuse_snap.c) */
+    struct vd_fuse_snap *snap; /* the .snapshots tree (fuse_snap.c) */
 
     /* Invalidation worker (fuse_export.c); all under ev_lock. */
     pthread_mutex_t ev_lock;
@@ -97,8 +97,7 @@ extern const struct fuse_lowlevel_ops vd_fuse_ops;
 void *vd_fuse_thread_buf(size_t len);
 /* Answer a read of [off, off+size) clamped to vsize with pread(obj, ...)
  * into the thread's buffer; leaves fx (the caller entered it). */
-typedef int (*vd_fuse_pread_fn)(void *obj, void *buf, size_t len,
-                                uint64_t off);
+typedef int (*vd_fuse_pread_fn)(void *obj, void *buf, size_t len, uint64_t off);
 void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
                         uint64_t vsize, size_t size, off_t off,
                         vd_fuse_pread_fn pread, void *obj);
@@ -106,24 +105,21 @@ void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
  * reference to the volume served with inode ino. NULL, with ENOENT
  * answered and fx left, when the export is stopping or no volume is
  * served there; else the caller unrefs the volume and leaves fx. */
-struct vd_volume *vd_fuse_enter_volume(fuse_req_t req,
-                                       struct vd_fuse_export *fx,
-                                       fuse_ino_t ino);
+struct vd_volume *
+vd_fuse_enter_volume(fuse_req_t req, struct vd_fuse_export *fx, fuse_ino_t ino);
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
-                     struct fuse_file_info *fi);
+void vd_fuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                   struct fuse_file_info *fi);
-void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
-                       struct fuse_bufvec *bufv, off_t off,
-                       struct fuse_file_info *fi);
+void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+                       off_t off, struct fuse_file_info *fi);
 void vd_fuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                    struct fuse_file_info *fi);
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
 /* fuse_aio.c: the asynchronous data path (DESIGN NOTES there) */
-#define FX_AIO_MAX (128 * 1024)   /* larger requests block a worker */
+#define FX_AIO_MAX (128 * 1024) /* larger requests block a worker */
 /* From a handler: start a read (bufv NULL) or a write of bufv's payload,
  * size bytes already clamped to the volume, without waiting. true when
  * the request has been or will be answered (fx left then); false when
@@ -135,9 +131,8 @@ bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
  * volume file fh for request `unique`, without blocking: true when it is
  * answered or will be from the completion; false when the request must
  * go to libfuse's handler instead (fuse_loop.c). */
-bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
-                     uint64_t fh, const void *payload, size_t size,
-                     off_t off);
+bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique, uint64_t fh,
+                     const void *payload, size_t size, off_t off);
 /* The same for an FSYNC of the open volume file fh: a flush the driver
  * can run on the I/O thread (nothing but data to sync). */
 bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
@@ -154,7 +149,7 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx);
 /* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
 #define VD_FUSE_SNAPDIR ".snapshots"
 int vd_fuse_snap_init(struct vd_fuse_export *fx);
-void vd_fuse_snap_fini(struct vd_fuse_export *fx);   /* releases handles */
+void vd_fuse_snap_fini(struct vd_fuse_export *fx); /* releases handles */
 /* true for every inode of the tree (all above volume inodes). */
 bool vd_fuse_snap_ino(fuse_ino_t ino);
 /* parent is the root (name is VD_FUSE_SNAPDIR) or an inode of the tree. */

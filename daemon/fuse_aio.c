@@ -58,11 +58,11 @@
 
 struct fx_aio {
     struct vd_volume_aio va;
-    fuse_req_t req;             /* NULL: answer `unique` directly */
+    fuse_req_t req; /* NULL: answer `unique` directly */
     uint64_t unique;
-    struct vd_fuse_handle *h;   /* flushes: dirty again if it fails */
+    struct vd_fuse_handle *h; /* flushes: dirty again if it fails */
     struct vd_fuse_export *fx;
-    struct fx_aio *next_free;   /* pool list */
+    struct fx_aio *next_free; /* pool list */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -205,14 +205,14 @@ bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
     /* Alone, the request is quickest done right here: handing it to the
      * I/O thread would add a wake-up to its latency (note 1). */
     ret = atomic_fetch_add(&fx->io_busy, 1) == 0
-              ? -EAGAIN : vd_volume_submit(h->vol, &a->va);
+              ? -EAGAIN
+              : vd_volume_submit(h->vol, &a->va);
     if (ret == -EAGAIN) {
         /* Not for the fast path (allocation, a cache miss, ...): run it
          * here, blocking, from the copy already made. */
-        ret = bufv != NULL ? vd_volume_pwrite(h->vol, aio_buf(a), size,
-                                              (uint64_t)off)
-                           : vd_volume_pread(h->vol, aio_buf(a), size,
-                                             (uint64_t)off);
+        ret = bufv != NULL
+                  ? vd_volume_pwrite(h->vol, aio_buf(a), size, (uint64_t)off)
+                  : vd_volume_pread(h->vol, aio_buf(a), size, (uint64_t)off);
         if (ret == 0) {
             aio_done(&a->va, 0);
             return true;
@@ -227,9 +227,8 @@ bool vd_fuse_try_async(fuse_req_t req, struct vd_fuse_export *fx,
     return true;
 }
 
-bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
-                     uint64_t fh, const void *payload, size_t size,
-                     off_t off)
+bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique, uint64_t fh,
+                     const void *payload, size_t size, off_t off)
 {
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
     struct fx_aio *a = NULL;
@@ -241,11 +240,11 @@ bool vd_fuse_fast_io(struct vd_fuse_export *fx, uint64_t unique,
     }
     vsize = vd_volume_size(h->vol);
     if ((uint64_t)off >= vsize) {
-        goto slow;   /* EOF or ENOSPC: answered by the handlers */
+        goto slow; /* EOF or ENOSPC: answered by the handlers */
     }
     if (size > vsize - (uint64_t)off) {
         if (payload != NULL) {
-            goto slow;   /* a short write */
+            goto slow; /* a short write */
         }
         size = (size_t)(vsize - (uint64_t)off);
     }
@@ -302,7 +301,7 @@ static int flush_inline(struct vd_fuse_export *fx, struct vd_volume *vol)
     ret = vd_volume_flush_nowait(vol);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (ret == -EAGAIN) {
-        return ret;   /* not timed: nothing was done */
+        return ret; /* not timed: nothing was done */
     }
     us = (unsigned)((t1.tv_sec - t0.tv_sec) * 1000000 +
                     (t1.tv_nsec - t0.tv_nsec) / 1000);
@@ -311,8 +310,7 @@ static int flush_inline(struct vd_fuse_export *fx, struct vd_volume *vol)
     return ret;
 }
 
-bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique,
-                        uint64_t fh)
+bool vd_fuse_fast_fsync(struct vd_fuse_export *fx, uint64_t unique, uint64_t fh)
 {
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fh;
     struct fx_aio *a;

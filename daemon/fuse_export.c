@@ -18,12 +18,12 @@
  *    root from a helper thread: the loop sees the exit flag on that
  *    request, has it answered and ends. Closing the session's /dev/fuse
  *    descriptor (fuse_session_destroy) then ends the connection, and
- *    clients that still hold files get ENOTCONN. If an admin detached the mount while
- *    files were open (no path reaches it any more), or the loop does not
- *    end within a few seconds, stop aborts the connection through fusectl
- *    (mounted privately for the moment if the host has not mounted it),
- *    and failing that leaves the loop behind; handlers stop touching the
- *    volume manager either way (fx_enter in fuse-int.h).
+ *    clients that still hold files get ENOTCONN. If an admin detached the mount
+ * while files were open (no path reaches it any more), or the loop does not end
+ * within a few seconds, stop aborts the connection through fusectl (mounted
+ * privately for the moment if the host has not mounted it), and failing that
+ * leaves the loop behind; handlers stop touching the volume manager either way
+ * (fx_enter in fuse-int.h).
  * 3. Invalidations are written to /dev/fuse by one worker thread, never by
  *    the caller: the kernel takes the directory's inode lock to drop an
  *    entry, and a lookup holding that lock may be waiting for the volume
@@ -120,13 +120,13 @@ static int find_mount(const char *path, struct mount_entry *out)
         char mnt[PATH_MAX], fstype[64], source[256];
         char *sep = strstr(line, " - ");
         if (sep == NULL ||
-            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor,
-                   mnt) != 3 ||
+            sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, mnt) !=
+                3 ||
             sscanf(sep + 3, "%63s %255s", fstype, source) != 2) {
             continue;
         }
         unescape(mnt);
-        if (strcmp(mnt, path) == 0) {   /* later lines are mounted on top */
+        if (strcmp(mnt, path) == 0) { /* later lines are mounted on top */
             out->major = major;
             out->minor = minor;
             snprintf(out->fstype, sizeof(out->fstype), "%s", fstype);
@@ -142,8 +142,8 @@ static int find_mount(const char *path, struct mount_entry *out)
 static int stat_sync(const char *path, struct stat *st)
 {
     struct statx stx;
-    if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS,
-              &stx) < 0) {
+    if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) <
+        0) {
         return -1;
     }
     memset(st, 0, sizeof(*st));
@@ -222,8 +222,8 @@ static void deliver(struct vd_fuse_export *fx, const struct vd_fuse_event *e)
         r = fuse_lowlevel_notify_delete(fx->se, FUSE_ROOT_ID, e->ino, e->name,
                                         len);
         if (r == -ENOENT || r == -ENOTDIR) {
-            r = fuse_lowlevel_notify_inval_entry(fx->se, FUSE_ROOT_ID,
-                                                 e->name, len);
+            r = fuse_lowlevel_notify_inval_entry(fx->se, FUSE_ROOT_ID, e->name,
+                                                 len);
         }
         break;
     case VD_VOLUME_RESIZED:
@@ -263,7 +263,7 @@ static void *event_worker(void *arg)
         free(e);
         pthread_cond_broadcast(&fx->ev_done_cond);
     }
-    while (fx->ev_head != NULL) {   /* stopping: drop what is left */
+    while (fx->ev_head != NULL) { /* stopping: drop what is left */
         struct vd_fuse_event *e = fx->ev_head;
         fx->ev_head = e->next;
         free(e);
@@ -284,7 +284,7 @@ static void on_volume_event(void *arg, enum vd_volume_event ev, uint64_t ino,
     uint64_t seq;
 
     if (e == NULL) {
-        return;   /* the entry expires after FX_TIMEOUT anyway */
+        return; /* the entry expires after FX_TIMEOUT anyway */
     }
     e->ev = ev;
     e->ino = ino;
@@ -423,19 +423,19 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
     }
     mounted = true;
     if (find_mount(fx->mount_dir, &me) > 0) {
-        fx->conn_dev = (me.major << 20) | me.minor;   /* kernel dev_t */
+        fx->conn_dev = (me.major << 20) | me.minor; /* kernel dev_t */
     }
     ret = pthread_create(&fx->ev_thread, NULL, event_worker, fx);
     if (ret != 0) {
-        ret = vd_error_set(err, -ret, "cannot start a thread: %s",
-                           strerror(ret));
+        ret =
+            vd_error_set(err, -ret, "cannot start a thread: %s", strerror(ret));
         goto out_free;
     }
     fx->ev_started = true;
     ret = pthread_create(&fx->loop_thread, NULL, loop_main, fx);
     if (ret != 0) {
-        ret = vd_error_set(err, -ret, "cannot start a thread: %s",
-                           strerror(ret));
+        ret =
+            vd_error_set(err, -ret, "cannot start a thread: %s", strerror(ret));
         goto out_free;
     }
     fx->loop_started = true;
@@ -589,7 +589,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
         if (fx->loop_started) {
             pthread_join(fx->loop_thread, NULL);
         }
-        fuse_session_unmount(fx->se);   /* skips a mount that is gone */
+        fuse_session_unmount(fx->se); /* skips a mount that is gone */
     }
 
     if (!joined) {

@@ -133,9 +133,8 @@ static int reply_open(fuse_req_t req, struct vd_fuse_handle *h, bool rdonly)
     return fuse_reply_iov(req, &iov, 1);
 }
 
-struct vd_volume *vd_fuse_enter_volume(fuse_req_t req,
-                                       struct vd_fuse_export *fx,
-                                       fuse_ino_t ino)
+struct vd_volume *
+vd_fuse_enter_volume(fuse_req_t req, struct vd_fuse_export *fx, fuse_ino_t ino)
 {
     struct vd_volume *vol;
     if (!fx_enter(fx)) {
@@ -203,8 +202,7 @@ out:
     fuse_reply_err(req, -ret);
 }
 
-void vd_fuse_release(fuse_req_t req, fuse_ino_t ino,
-                       struct fuse_file_info *fi)
+void vd_fuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
@@ -246,7 +244,7 @@ static int volume_pread(void *vol, void *buf, size_t len, uint64_t off)
 }
 
 void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+                  struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
@@ -293,9 +291,8 @@ static const void *write_payload(struct vd_fuse_export *fx,
     return dst.buf[0].mem;
 }
 
-void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
-                         struct fuse_bufvec *bufv, off_t off,
-                         struct fuse_file_info *fi)
+void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+                       off_t off, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
@@ -319,7 +316,7 @@ void vd_fuse_write_buf(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     if (size > vsize - (uint64_t)off) {
-        size = (size_t)(vsize - (uint64_t)off);   /* short, like a disk */
+        size = (size_t)(vsize - (uint64_t)off); /* short, like a disk */
     }
     atomic_store(&h->dirty, true);
     if (vd_fuse_try_async(req, fx, h, bufv, size, off)) {
@@ -367,7 +364,7 @@ void vd_fuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-                     struct fuse_file_info *fi)
+                   struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
@@ -380,7 +377,7 @@ void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
-                         off_t len, struct fuse_file_info *fi)
+                       off_t len, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
     struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
@@ -394,7 +391,7 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         return;
     }
     if (mode & ~known) {
-        fuse_reply_err(req, EOPNOTSUPP);   /* collapse, insert, unshare */
+        fuse_reply_err(req, EOPNOTSUPP); /* collapse, insert, unshare */
         return;
     }
     if (!fx_enter(fx)) {
@@ -404,7 +401,7 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     vsize = vd_volume_size(h->vol);
     end = (uint64_t)off + (uint64_t)len;
     if (end > vsize && !(mode & FALLOC_FL_KEEP_SIZE)) {
-        ret = -EFBIG;   /* would grow the file: resize is an API call */
+        ret = -EFBIG; /* would grow the file: resize is an API call */
         goto out;
     }
     if (end > vsize) {
@@ -423,8 +420,8 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
         }
         atomic_store(&h->dirty, true);
     } else if (mode & FALLOC_FL_ZERO_RANGE) {
-        ret = vd_volume_write_zeroes(h->vol, (uint64_t)off,
-                                     end - (uint64_t)off);
+        ret =
+            vd_volume_write_zeroes(h->vol, (uint64_t)off, end - (uint64_t)off);
         atomic_store(&h->dirty, true);
     }
     /* mode 0 / KEEP_SIZE inside the volume: the space is the volume's

@@ -47,34 +47,34 @@
 #include "ioloop.h"
 #include "log.h"
 
-#define RB_HEAD 4096                      /* page holding struct rbuf */
-#define RB_LEN ((1u << 20) + 4096)        /* max_write + headers */
-#define RB_WRITE_HDR \
+#define RB_HEAD 4096               /* page holding struct rbuf */
+#define RB_LEN ((1u << 20) + 4096) /* max_write + headers */
+#define RB_WRITE_HDR                                                           \
     (sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
 #define RB_FREE_MAX 8
 
 struct vd_fuse_loop;
 
 struct rbuf {
-    struct vd_hostio io;         /* the read into data */
+    struct vd_hostio io; /* the read into data */
     struct vd_fuse_loop *lp;
-    struct rbuf *next;           /* free list or work queue */
-    size_t len;                  /* bytes of the request read */
-    uint8_t *data;               /* where the request starts (note 3) */
+    struct rbuf *next; /* free list or work queue */
+    size_t len;        /* bytes of the request read */
+    uint8_t *data;     /* where the request starts (note 3) */
 };
 
 struct vd_fuse_loop {
     struct vd_fuse_export *fx;
     int fd;
     pthread_mutex_t lock;
-    pthread_cond_t work_cond;    /* workers: queue not empty, or ending */
-    pthread_cond_t done_cond;    /* run: receiving ended */
+    pthread_cond_t work_cond; /* workers: queue not empty, or ending */
+    pthread_cond_t done_cond; /* run: receiving ended */
     struct rbuf *q_head, *q_tail;
     struct rbuf *free_list;
     unsigned nfree;
     bool recv_done;
     bool ending;
-    int error;                   /* why receiving ended; 0 = normally */
+    int error; /* why receiving ended; 0 = normally */
 };
 
 static struct rbuf *rbuf_get(struct vd_fuse_loop *lp)
@@ -155,7 +155,7 @@ static bool fast_path(struct vd_fuse_loop *lp, struct rbuf *rb)
     if (in->opcode == FUSE_WRITE && rb->len >= RB_WRITE_HDR) {
         const struct fuse_write_in *wi = (const void *)(in + 1);
         if (rb->len - RB_WRITE_HDR < wi->size) {
-            return false;   /* malformed: let libfuse answer it */
+            return false; /* malformed: let libfuse answer it */
         }
         return vd_fuse_fast_io(lp->fx, in->unique, wi->fh,
                                rb->data + RB_WRITE_HDR, wi->size,
@@ -189,9 +189,8 @@ static void on_request(struct vd_hostio *io, int res)
     rb->len = (size_t)res;
     exited = fuse_session_exited(lp->fx->se);
     if (!exited && (fast_path(lp, rb) ||
-                    (rb->len >= sizeof(*in) &&
-                     in->opcode == FUSE_INTERRUPT))) {
-        next = rb;   /* nothing kept from it (note 4) */
+                    (rb->len >= sizeof(*in) && in->opcode == FUSE_INTERRUPT))) {
+        next = rb; /* nothing kept from it (note 4) */
     } else {
         next = exited ? NULL : rbuf_get(lp);
         pthread_mutex_lock(&lp->lock);
@@ -229,7 +228,7 @@ static void *worker_main(void *arg)
         }
         rb = lp->q_head;
         if (rb == NULL) {
-            break;   /* ending, and the queue is empty */
+            break; /* ending, and the queue is empty */
         }
         lp->q_head = rb->next;
         if (lp->q_head == NULL) {
@@ -274,7 +273,7 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx)
             rbuf_put(&lp, rb);
         }
         end_receiving(&lp, 0);
-        fcntl(lp.fd, F_SETFL, flags);   /* libfuse's loop blocks in read */
+        fcntl(lp.fd, F_SETFL, flags); /* libfuse's loop blocks in read */
     }
     pthread_mutex_lock(&lp.lock);
     while (!lp.recv_done) {

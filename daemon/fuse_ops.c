@@ -25,7 +25,7 @@
 #include "log.h"
 #include "volume.h"
 
-#define FX_TIMEOUT 1.0   /* entry and attribute cache, seconds */
+#define FX_TIMEOUT 1.0 /* entry and attribute cache, seconds */
 #define FX_DIR_OFF 2
 
 static void root_stat(struct vd_fuse_export *fx, struct stat *st)
@@ -42,7 +42,7 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
                      struct stat *st)
 {
     uint64_t size = vd_volume_size(vol);
-    mode_t mode = fx->cfg.mode & 0777;   /* never set-id bits */
+    mode_t mode = fx->cfg.mode & 0777; /* never set-id bits */
     if (vd_volume_readonly(vol)) {
         mode &= ~(mode_t)0222;
     }
@@ -132,7 +132,7 @@ static void fx_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     vol = lookup_served(fx->mgr, name);
     if (vol == NULL) {
         fx_leave(fx);
-        fuse_reply_err(req, ENOENT);   /* not cached: volumes come and go */
+        fuse_reply_err(req, ENOENT); /* not cached: volumes come and go */
         return;
     }
     memset(&e, 0, sizeof(e));
@@ -147,7 +147,7 @@ static void fx_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void fx_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    fuse_reply_none(req);   /* inode numbers come from the volume manager */
+    fuse_reply_none(req); /* inode numbers come from the volume manager */
 }
 
 static void fx_forget_multi(fuse_req_t req, size_t count,
@@ -214,8 +214,7 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         return;
     }
     if ((to_set & FUSE_SET_ATTR_SIZE) &&
-        (attr->st_size < 0 ||
-         (uint64_t)attr->st_size != vd_volume_size(vol))) {
+        (attr->st_size < 0 || (uint64_t)attr->st_size != vd_volume_size(vol))) {
         /* Resizing is an API operation (PATCH), never a truncate. */
         ret = EPERM;
     } else {
@@ -255,7 +254,9 @@ static int readdir_cb(void *arg, struct vd_volume *vol)
     struct readdir_ctx *c = arg;
     uint64_t ino = vd_volume_ino(vol);
     return dir_add(c, vd_volume_name(vol), ino, S_IFREG,
-                   (off_t)(ino + FX_DIR_OFF)) ? 0 : 1;
+                   (off_t)(ino + FX_DIR_OFF))
+               ? 0
+               : 1;
 }
 
 static void fx_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -329,7 +330,7 @@ static void fx_statfs(fuse_req_t req, fuse_ino_t ino)
 static void fx_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                         struct fuse_file_info *fi)
 {
-    fuse_reply_err(req, 0);   /* the directory has no state of its own */
+    fuse_reply_err(req, 0); /* the directory has no state of its own */
 }
 
 /* Files: snapshot files are read-only and handled by fuse_snap.c; write,
@@ -388,7 +389,7 @@ static void fx_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
     if (vd_fuse_snap_ino(ino)) {
-        fuse_reply_err(req, 0);   /* nothing of a snapshot is ever dirty */
+        fuse_reply_err(req, 0); /* nothing of a snapshot is ever dirty */
     } else {
         vd_fuse_fsync(req, ino, datasync, fi);
     }
@@ -422,4 +423,3 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .statfs = fx_statfs,
     .fallocate = fx_fallocate,
 };
-

@@ -52,14 +52,14 @@ struct snap_ino {
 /* One open snapshot file; fi->fh points at it. */
 struct snap_handle {
     struct vd_snapview *view;
-    struct snap_handle *prev, *next;   /* vd_fuse_snap.handles; lock */
+    struct snap_handle *prev, *next; /* vd_fuse_snap.handles; lock */
 };
 
 struct vd_fuse_snap {
-    pthread_mutex_t lock;              /* protects everything below */
+    pthread_mutex_t lock; /* protects everything below */
     struct snap_ino *inos;
     size_t n_inos, cap_inos;
-    struct snap_handle handles;        /* list head */
+    struct snap_handle handles; /* list head */
 };
 
 int vd_fuse_snap_init(struct vd_fuse_export *fx)
@@ -152,8 +152,8 @@ static bool name_ok(const char *n)
  * names; the volume's name into name. Returns the count (0 for volumes
  * without snapshots), -ENOENT if no such volume is served. *out is
  * caller-freed. */
-static int volume_snaps(struct vd_fuse_export *fx, uint64_t vol_ino,
-                        char *name, struct vd_snapshot_view **out)
+static int volume_snaps(struct vd_fuse_export *fx, uint64_t vol_ino, char *name,
+                        struct vd_snapshot_view **out)
 {
     struct vd_volume *vol = vd_volmgr_lookup_ino(fx->mgr, vol_ino);
     int n;
@@ -204,8 +204,7 @@ static int resolve_file(struct vd_fuse_export *fx, fuse_ino_t ino,
 
 /* ---- attributes ------------------------------------------------------ */
 
-static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
-                     struct stat *st)
+static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
@@ -222,7 +221,7 @@ static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
-    st->st_mode = S_IFREG | (fx->cfg.mode & 0555);   /* no write bits */
+    st->st_mode = S_IFREG | (fx->cfg.mode & 0555); /* no write bits */
     st->st_nlink = 1;
     st->st_uid = fx->cfg.uid;
     st->st_gid = fx->cfg.gid;
@@ -233,8 +232,7 @@ static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
 }
 
 /* Attributes of any inode of the tree. 0 or -ENOENT. */
-static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
-                     struct stat *st)
+static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
 {
     char name[VD_NAME_MAX + 1];
     struct vd_snapshot_view sv, *v = NULL;
@@ -269,7 +267,7 @@ void vd_fuse_snap_getattr(fuse_req_t req, fuse_ino_t ino, int to_set)
         fuse_reply_err(req, EROFS);
         return;
     }
-    if (fx_enter(fx)) {   /* timestamps: accepted and ignored */
+    if (fx_enter(fx)) { /* timestamps: accepted and ignored */
         ret = snap_stat(fx, ino, &st);
         fx_leave(fx);
     }
@@ -295,8 +293,8 @@ static int lookup_in(struct vd_fuse_export *fx, fuse_ino_t parent,
         return 0;
     }
     if (parent == FX_SNAP_ROOT) {
-        struct vd_volume *vol = vd_volume_name_valid(name)
-                                    ? vd_volmgr_lookup(fx->mgr, name) : NULL;
+        struct vd_volume *vol =
+            vd_volume_name_valid(name) ? vd_volmgr_lookup(fx->mgr, name) : NULL;
         uint64_t vino = vol != NULL ? vd_volume_ino(vol) : 0;
         vd_volume_unref(vol);
         if (vino == 0) {
@@ -341,10 +339,10 @@ void vd_fuse_snap_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fx_leave(fx);
     }
     if (ret < 0) {
-        fuse_reply_err(req, -ret);   /* not cached: snapshots come and go */
+        fuse_reply_err(req, -ret); /* not cached: snapshots come and go */
         return;
     }
-    e.entry_timeout = 0;   /* note 3 */
+    e.entry_timeout = 0; /* note 3 */
     e.attr_timeout = e.ino >= FX_FILE_BASE ? FX_SNAP_ATTR_TIMEOUT : 0;
     fuse_reply_entry(req, &e);
 }
@@ -426,7 +424,7 @@ static int list_volume(struct vd_fuse_export *fx, struct dir_buf *d,
     struct vd_snapshot_view *v = NULL;
     uint64_t vino = dir - FX_SNAP_BASE;
     int n = volume_snaps(fx, vino, volname, &v);
-    uint64_t (*order)[2];   /* (file ino, index in v) */
+    uint64_t(*order)[2]; /* (file ino, index in v) */
 
     if (n <= 0) {
         free(v);
@@ -476,9 +474,9 @@ void vd_fuse_snap_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
     if (off < 1 && !dir_add(&d, ".", ino, S_IFDIR, 1)) {
         goto reply;
     }
-    if (off < 2 && !dir_add(&d, "..", ino == FX_SNAP_ROOT ? FUSE_ROOT_ID
-                                                           : FX_SNAP_ROOT,
-                            S_IFDIR, 2)) {
+    if (off < 2 &&
+        !dir_add(&d, "..", ino == FX_SNAP_ROOT ? FUSE_ROOT_ID : FX_SNAP_ROOT,
+                 S_IFDIR, 2)) {
         goto reply;
     }
     if (!fx_enter(fx)) {
@@ -552,8 +550,8 @@ void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
         ret = -ENOMEM;
     }
     if (ret == 0) {
-        ret = vd_volmgr_snapview_open(fx->mgr, volname, sv.name, &h->view,
-                                      NULL);
+        ret =
+            vd_volmgr_snapview_open(fx->mgr, volname, sv.name, &h->view, NULL);
     }
     if (ret < 0) {
         free(h);
@@ -568,11 +566,11 @@ void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
     fs->handles.next = h;
     pthread_mutex_unlock(&fs->lock);
     fi->fh = (uintptr_t)h;
-    fi->direct_io = 1;   /* note 5 */
+    fi->direct_io = 1; /* note 5 */
     fi->keep_cache = 0;
     fi->noflush = 1;
     if (fuse_reply_open(req, fi) == -ENOENT) {
-        handle_free(fs, h);   /* interrupted: never released */
+        handle_free(fs, h); /* interrupted: never released */
     }
     fx_leave(fx);
 }

@@ -15,7 +15,7 @@
 
 struct vd_job {
     struct vd_jobs *jobs;
-    struct vd_job_info info;      /* jobs->lock */
+    struct vd_job_info info; /* jobs->lock */
     pthread_t thread;
     vd_job_fn fn;
     void *arg;
@@ -25,7 +25,7 @@ struct vd_job {
 
 struct vd_jobs {
     pthread_mutex_t lock;
-    struct vd_job *list;          /* newest first */
+    struct vd_job *list; /* newest first */
     uint64_t next_id;
     atomic_bool stopping;
 };
@@ -88,8 +88,8 @@ static void *job_main(void *p)
 }
 
 int vd_jobs_start(struct vd_jobs *jobs, const char *kind, const char *target,
-                  const char *source, vd_job_fn fn, void *arg, void (*free_arg)(void *),
-                  uint64_t *id, struct vd_error *err)
+                  const char *source, vd_job_fn fn, void *arg,
+                  void (*free_arg)(void *), uint64_t *id, struct vd_error *err)
 {
     struct vd_job *job = calloc(1, sizeof(*job));
     int r;

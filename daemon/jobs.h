@@ -17,13 +17,13 @@ enum vd_job_state { VD_JOB_RUNNING, VD_JOB_SUCCEEDED, VD_JOB_FAILED };
 
 struct vd_job_info {
     uint64_t id;
-    char kind[16];            /* "clone" */
-    char target[65];          /* the volume it makes */
-    char source[330];         /* what it reads, e.g. "volume/snapshot" */
+    char kind[16];    /* "clone" */
+    char target[65];  /* the volume it makes */
+    char source[330]; /* what it reads, e.g. "volume/snapshot" */
     enum vd_job_state state;
-    uint64_t done, total;     /* bytes */
-    char error[512];          /* when failed */
-    int64_t started_at, finished_at;   /* unix seconds; 0 = not yet */
+    uint64_t done, total;            /* bytes */
+    char error[512];                 /* when failed */
+    int64_t started_at, finished_at; /* unix seconds; 0 = not yet */
 };
 
 /* The work of a job. It reports progress with vd_job_progress, stops early
@@ -36,8 +36,8 @@ void vd_jobs_free(struct vd_jobs *jobs);
 
 /* Start fn(arg) in a new thread; free_arg (may be NULL) runs after it. */
 int vd_jobs_start(struct vd_jobs *jobs, const char *kind, const char *target,
-                  const char *source, vd_job_fn fn, void *arg, void (*free_arg)(void *),
-                  uint64_t *id, struct vd_error *err);
+                  const char *source, vd_job_fn fn, void *arg,
+                  void (*free_arg)(void *), uint64_t *id, struct vd_error *err);
 /* true while a running job reads source. */
 bool vd_jobs_source_busy(struct vd_jobs *jobs, const char *source);
 /* -ENOENT if there is no such job. */

@@ -71,51 +71,65 @@ struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"Usage: vdiskd [OPTION]...\n"
-"Serve virtual disks as files on a FUSE mount, managed over a REST API.\n"
-"\n"
-"  --data-dir DIR      catalog and images (default: ./vdiskd-data,\n"
-"                      env VDISKD_DATA_DIR)\n"
-"  --mount DIR         where volume files appear (default: ./vols,\n"
-"                      env VDISKD_MOUNT)\n"
-"  --listen HOST:PORT  API address (default: 127.0.0.1:8080,\n"
-"                      env VDISKD_LISTEN); without --api-token-file only\n"
-"                      loopback addresses are allowed\n"
-"  --listen unix:PATH  API on a unix socket, where root needs no token\n"
-"                      (repeatable, together with one HOST:PORT)\n"
-"  --api-token-file FILE  'NAME ROLE TOKEN' lines (role admin or read),\n"
-"                      mode 0600; clients send 'Authorization: Bearer\n"
-"                      TOKEN'; SIGHUP rereads it\n"
-"                      (env VDISKD_API_TOKEN_FILE)\n"
-"  --public-metrics    /metrics and /openapi.json need no token\n"
-"  --api-socket-mode MODE  octal mode of unix sockets (default: 0660)\n"
-"  --api-socket-group GROUP  group of unix sockets\n"
-"  --tls-cert FILE --tls-key FILE  HTTPS on the TCP listener (PEM)\n"
-"  --format FMT        default format of new volumes: qcow2 or raw\n"
-"                      (default: qcow2 when built in, else raw)\n"
-"  --import-dir DIR    allow imports and backing files from DIR (repeatable)\n"
-"  --nbd-socket-dir DIR allow NBD volumes on unix sockets in DIR (repeatable;\n"
-"                      default: none, env VDISKD_NBD_SOCKET_DIR)\n"
-"  --owner USER[:GROUP] owner of the volume files (default: root:root)\n"
-"  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
-"  --threads N         FUSE worker threads (default: 32)\n"
-"  --poll-us N         after its last request the I/O thread looks for\n"
-"                      the next one this long before it sleeps; 0 saves\n"
-"                      CPU, more saves wake-ups (default: 50,\n"
-"                      env VDISKD_POLL_US)\n"
-"  --cache MODE        image I/O: 'direct' bypasses the host page cache\n"
-"                      (O_DIRECT), 'host' uses it (default: direct,\n"
-"                      env VDISKD_CACHE)\n"
-"  --rbd-cluster NAME=CONF  serve RBD volumes from the Ceph cluster that\n"
-"                      ceph.conf CONF names, called NAME in the API\n"
-"                      (repeatable)\n"
-"  --rbd-id ID         cephx client of the RBD clusters (default: admin)\n"
-"  --rbd-pool-allow POOL  allow RBD volumes in POOL (repeatable; default:\n"
-"                      none)\n"
-"  --verbose           log debug messages\n"
-"  --help              show this help and exit\n"
-"  --version           show the version and exit\n");
+    fprintf(
+        f,
+        "Usage: vdiskd [OPTION]...\n"
+        "Serve virtual disks as files on a FUSE mount, managed over a REST "
+        "API.\n"
+        "\n"
+        "  --data-dir DIR      catalog and images (default: ./vdiskd-data,\n"
+        "                      env VDISKD_DATA_DIR)\n"
+        "  --mount DIR         where volume files appear (default: ./vols,\n"
+        "                      env VDISKD_MOUNT)\n"
+        "  --listen HOST:PORT  API address (default: 127.0.0.1:8080,\n"
+        "                      env VDISKD_LISTEN); without --api-token-file "
+        "only\n"
+        "                      loopback addresses are allowed\n"
+        "  --listen unix:PATH  API on a unix socket, where root needs no "
+        "token\n"
+        "                      (repeatable, together with one HOST:PORT)\n"
+        "  --api-token-file FILE  'NAME ROLE TOKEN' lines (role admin or "
+        "read),\n"
+        "                      mode 0600; clients send 'Authorization: Bearer\n"
+        "                      TOKEN'; SIGHUP rereads it\n"
+        "                      (env VDISKD_API_TOKEN_FILE)\n"
+        "  --public-metrics    /metrics and /openapi.json need no token\n"
+        "  --api-socket-mode MODE  octal mode of unix sockets (default: 0660)\n"
+        "  --api-socket-group GROUP  group of unix sockets\n"
+        "  --tls-cert FILE --tls-key FILE  HTTPS on the TCP listener (PEM)\n"
+        "  --format FMT        default format of new volumes: qcow2 or raw\n"
+        "                      (default: qcow2 when built in, else raw)\n"
+        "  --import-dir DIR    allow imports and backing files from DIR "
+        "(repeatable)\n"
+        "  --nbd-socket-dir DIR allow NBD volumes on unix sockets in DIR "
+        "(repeatable;\n"
+        "                      default: none, env VDISKD_NBD_SOCKET_DIR)\n"
+        "  --owner USER[:GROUP] owner of the volume files (default: "
+        "root:root)\n"
+        "  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
+        "  --threads N         FUSE worker threads (default: 32)\n"
+        "  --poll-us N         after its last request the I/O thread looks "
+        "for\n"
+        "                      the next one this long before it sleeps; 0 "
+        "saves\n"
+        "                      CPU, more saves wake-ups (default: 50,\n"
+        "                      env VDISKD_POLL_US)\n"
+        "  --cache MODE        image I/O: 'direct' bypasses the host page "
+        "cache\n"
+        "                      (O_DIRECT), 'host' uses it (default: direct,\n"
+        "                      env VDISKD_CACHE)\n"
+        "  --rbd-cluster NAME=CONF  serve RBD volumes from the Ceph cluster "
+        "that\n"
+        "                      ceph.conf CONF names, called NAME in the API\n"
+        "                      (repeatable)\n"
+        "  --rbd-id ID         cephx client of the RBD clusters (default: "
+        "admin)\n"
+        "  --rbd-pool-allow POOL  allow RBD volumes in POOL (repeatable; "
+        "default:\n"
+        "                      none)\n"
+        "  --verbose           log debug messages\n"
+        "  --help              show this help and exit\n"
+        "  --version           show the version and exit\n");
 }
 
 static int parse_owner(const char *s, struct options *o)
@@ -186,18 +200,32 @@ static const char *env_or(const char *name, const char *def)
 
 /* The API's flags; returns 1 if c was one of them, -1 if its value is
  * bad, 0 if c is not an API flag. */
-enum { OPT_TOKEN_FILE = 512, OPT_PUBLIC_METRICS, OPT_SOCKET_MODE,
-       OPT_SOCKET_GROUP, OPT_TLS_CERT, OPT_TLS_KEY };
+enum {
+    OPT_TOKEN_FILE = 512,
+    OPT_PUBLIC_METRICS,
+    OPT_SOCKET_MODE,
+    OPT_SOCKET_GROUP,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY
+};
 
 static int parse_api_opt(int c, const char *arg, struct api_options *a)
 {
     char *end;
     long v;
     switch (c) {
-    case OPT_TOKEN_FILE: a->token_file = arg; return 1;
-    case OPT_PUBLIC_METRICS: a->public_metrics = true; return 1;
-    case OPT_TLS_CERT: a->tls_cert = arg; return 1;
-    case OPT_TLS_KEY: a->tls_key = arg; return 1;
+    case OPT_TOKEN_FILE:
+        a->token_file = arg;
+        return 1;
+    case OPT_PUBLIC_METRICS:
+        a->public_metrics = true;
+        return 1;
+    case OPT_TLS_CERT:
+        a->tls_cert = arg;
+        return 1;
+    case OPT_TLS_KEY:
+        a->tls_key = arg;
+        return 1;
     case OPT_SOCKET_MODE:
         v = strtol(arg, &end, 8);
         if (*arg == '\0' || *end != '\0' || v <= 0 || v > 0777) {
@@ -214,8 +242,7 @@ static int parse_api_opt(int c, const char *arg, struct api_options *a)
         } else if (*arg != '\0' && *end == '\0' && v >= 0) {
             a->socket_gid = (gid_t)v;
         } else {
-            fprintf(stderr, "vdiskd: unknown --api-socket-group '%s'\n",
-                    arg);
+            fprintf(stderr, "vdiskd: unknown --api-socket-group '%s'\n", arg);
             return -1;
         }
         return 1;
@@ -228,10 +255,25 @@ static int parse_api_opt(int c, const char *arg, struct api_options *a)
 /* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_DATA = 256, OPT_MOUNT, OPT_LISTEN, OPT_FORMAT, OPT_IMPORT,
-           OPT_SOCKET_DIR, OPT_OWNER, OPT_MODE, OPT_THREADS, OPT_CACHE,
-           OPT_VERBOSE, OPT_HELP, OPT_VERSION, OPT_POLL, OPT_RBD_CLUSTER,
-           OPT_RBD_ID, OPT_RBD_POOL };
+    enum {
+        OPT_DATA = 256,
+        OPT_MOUNT,
+        OPT_LISTEN,
+        OPT_FORMAT,
+        OPT_IMPORT,
+        OPT_SOCKET_DIR,
+        OPT_OWNER,
+        OPT_MODE,
+        OPT_THREADS,
+        OPT_CACHE,
+        OPT_VERBOSE,
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_POLL,
+        OPT_RBD_CLUSTER,
+        OPT_RBD_ID,
+        OPT_RBD_POOL
+    };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
         {"mount", required_argument, NULL, OPT_MOUNT},
@@ -279,8 +321,12 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_DATA: o->data_dir = optarg; break;
-        case OPT_MOUNT: o->mount_dir = optarg; break;
+        case OPT_DATA:
+            o->data_dir = optarg;
+            break;
+        case OPT_MOUNT:
+            o->mount_dir = optarg;
+            break;
         case OPT_LISTEN:
             if (o->api.n_listen == VD_API_MAX_LISTEN) {
                 fprintf(stderr, "vdiskd: at most %d --listen\n",
@@ -289,7 +335,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             o->api.listen[o->api.n_listen++] = optarg;
             break;
-        case OPT_FORMAT: o->format = optarg; break;
+        case OPT_FORMAT:
+            o->format = optarg;
+            break;
         case OPT_IMPORT:
             if (o->n_import_dirs == MAX_IMPORT_DIRS) {
                 fprintf(stderr, "vdiskd: at most %d --import-dir\n",
@@ -343,13 +391,17 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_RBD_CLUSTER:
             if (o->n_rbd_clusters == MAX_RBD_CLUSTERS ||
                 strchr(optarg, '=') == NULL) {
-                fprintf(stderr, "vdiskd: --rbd-cluster wants NAME=CONF "
-                        "(at most %d)\n", MAX_RBD_CLUSTERS);
+                fprintf(stderr,
+                        "vdiskd: --rbd-cluster wants NAME=CONF "
+                        "(at most %d)\n",
+                        MAX_RBD_CLUSTERS);
                 return -1;
             }
             o->rbd_clusters[o->n_rbd_clusters++] = optarg;
             break;
-        case OPT_RBD_ID: o->rbd_id = optarg; break;
+        case OPT_RBD_ID:
+            o->rbd_id = optarg;
+            break;
         case OPT_RBD_POOL:
             if (o->n_rbd_pools == MAX_RBD_POOLS) {
                 fprintf(stderr, "vdiskd: at most %d --rbd-pool-allow\n",
@@ -358,9 +410,16 @@ static int parse_args(int argc, char **argv, struct options *o)
             }
             o->rbd_pools[o->n_rbd_pools++] = optarg;
             break;
-        case OPT_VERBOSE: o->verbose = true; break;
-        case OPT_HELP: case 'h': usage(stdout); return 1;
-        case OPT_VERSION: printf("vdiskd %s\n", VD_VERSION); return 1;
+        case OPT_VERBOSE:
+            o->verbose = true;
+            break;
+        case OPT_HELP:
+        case 'h':
+            usage(stdout);
+            return 1;
+        case OPT_VERSION:
+            printf("vdiskd %s\n", VD_VERSION);
+            return 1;
         default: {
             int r = parse_api_opt(c, optarg, &o->api);
             if (r < 0) {
@@ -460,8 +519,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.n_import_dirs; i++) {
         import_real[i] = realpath(o.import_dirs[i], NULL);
         if (import_real[i] == NULL) {
-            fprintf(stderr, "vdiskd: --import-dir '%s': %s\n",
-                    o.import_dirs[i], strerror(errno));
+            fprintf(stderr, "vdiskd: --import-dir '%s': %s\n", o.import_dirs[i],
+                    strerror(errno));
             goto out;
         }
     }
@@ -568,8 +627,7 @@ int main(int argc, char **argv)
         vd_info("SIGHUP: flushing every volume, rereading API tokens");
         vd_volmgr_flush_all(mgr);
         if (vd_api_reload(api, &err) < 0) {
-            vd_err("api: tokens not reloaded, the old ones stay: %s",
-                   err.msg);
+            vd_err("api: tokens not reloaded, the old ones stay: %s", err.msg);
         }
     }
     vd_info("signal %d: shutting down", sig);
@@ -584,7 +642,7 @@ out:
     }
     vd_fuse_export_stop(fx);
     vd_volmgr_free(mgr);
-    vd_ioloop_free(ioloop);   /* nothing is in flight once volumes closed */
+    vd_ioloop_free(ioloop); /* nothing is in flight once volumes closed */
 #ifdef VD_WITH_RBD
     vd_rbd_clusters_shutdown();
 #endif

@@ -56,8 +56,8 @@ static int snap_volume_gated(struct vd_volmgr *mgr, const char *volume,
                              bool enter, struct vd_volume **out,
                              struct vd_error *err)
 {
-    struct vd_volume *vol = vd_volume_name_valid(volume)
-                                ? vd_volmgr_lookup(mgr, volume) : NULL;
+    struct vd_volume *vol =
+        vd_volume_name_valid(volume) ? vd_volmgr_lookup(mgr, volume) : NULL;
     *out = NULL;
     if (vol != NULL && enter && vd_volume_gate_enter(vol) < 0) {
         vd_volume_unref(vol);
@@ -72,9 +72,10 @@ static int snap_volume_gated(struct vd_volmgr *mgr, const char *volume,
                             volume);
     }
     if (!(atomic_load(&vol->caps) & VD_CAP_SNAPSHOTS)) {
-        int ret = vd_error_set(err, -ENOTSUP, "volume '%s' is a %s %s "
-                               "volume, which has no snapshots", volume,
-                               vol->row.format, vol->row.backend);
+        int ret = vd_error_set(err, -ENOTSUP,
+                               "volume '%s' is a %s %s "
+                               "volume, which has no snapshots",
+                               volume, vol->row.format, vol->row.backend);
         if (enter) {
             vd_volume_gate_leave(vol);
         }
@@ -151,10 +152,11 @@ void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol)
                 .created_at = si[i].date_sec,
             };
             snprintf(r.name, sizeof(r.name), "%s", si[i].name);
-            if (vd_catalog_snapshot_insert(mgr->cat, vol->row.name, &r,
-                                           NULL) == 0) {
+            if (vd_catalog_snapshot_insert(mgr->cat, vol->row.name, &r, NULL) ==
+                0) {
                 vd_info("volume '%s': recorded snapshot '%s' found in the "
-                        "image", vol->row.name, si[i].name);
+                        "image",
+                        vol->row.name, si[i].name);
             }
         }
     }
@@ -163,11 +165,11 @@ void vd_volume_sync_snapshots(struct vd_volmgr *mgr, struct vd_volume *vol)
         for (int i = 0; i < n_img && !present; i++) {
             present = strcmp(rows[k].name, si[i].name) == 0;
         }
-        if (!present &&
-            vd_catalog_snapshot_delete(mgr->cat, vol->row.name, rows[k].name,
-                                       NULL) == 0) {
+        if (!present && vd_catalog_snapshot_delete(mgr->cat, vol->row.name,
+                                                   rows[k].name, NULL) == 0) {
             vd_warn("volume '%s': dropped record of snapshot '%s', which the "
-                    "image no longer has", vol->row.name, rows[k].name);
+                    "image no longer has",
+                    vol->row.name, rows[k].name);
         }
     }
 out:
@@ -195,8 +197,10 @@ int vd_volmgr_snapshot_create(struct vd_volmgr *mgr, const char *volume,
         goto out_unlock;
     }
     if (find_snapshot(vol, name, NULL, NULL) == 0) {
-        ret = vd_error_set(err, -EEXIST, "volume '%s' already has a snapshot "
-                           "named '%s'", volume, name);
+        ret = vd_error_set(err, -EEXIST,
+                           "volume '%s' already has a snapshot "
+                           "named '%s'",
+                           volume, name);
         goto out;
     }
     t0 = now_us();
@@ -240,8 +244,8 @@ int vd_volmgr_snapshot_list(struct vd_volmgr *mgr, const char *volume,
     n = vd_image_snapshot_list(vol->img, &si);
     snap_volume_done(vol);
     if (n < 0) {
-        return vd_error_set(err, n, "cannot read snapshots of '%s': %s",
-                            volume, strerror(-n));
+        return vd_error_set(err, n, "cannot read snapshots of '%s': %s", volume,
+                            strerror(-n));
     }
     struct vd_snapshot_view *v = calloc(n > 0 ? (size_t)n : 1, sizeof(*v));
     if (v == NULL) {
@@ -298,15 +302,18 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
     char source[330];
     snprintf(source, sizeof(source), "%s/%s", volume, name);
     if (vd_jobs_source_busy(mgr->jobs, source)) {
-        ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is being "
+        ret = vd_error_set(err, -EBUSY,
+                           "snapshot '%s' of '%s' is being "
                            "cloned; delete it when the job has finished",
                            name, volume);
         goto out;
     }
     if (vd_volmgr_snapview_busy(mgr, volume, name)) {
-        ret = vd_error_set(err, -EBUSY, "snapshot '%s' of '%s' is open "
+        ret = vd_error_set(err, -EBUSY,
+                           "snapshot '%s' of '%s' is open "
                            "through %s/.snapshots; delete it once it is "
-                           "closed", name, volume, mgr->mount_dir);
+                           "closed",
+                           name, volume, mgr->mount_dir);
         goto out;
     }
     vd_volume_gate_close(vol);
@@ -338,10 +345,11 @@ int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
         goto out_unlock;
     }
     if (!force && vd_volume_open_count(vol) > 0) {
-        ret = vd_error_set(err, -EBUSY, "volume '%s' is open by %d client(s); "
+        ret = vd_error_set(err, -EBUSY,
+                           "volume '%s' is open by %d client(s); "
                            "a running VM would see its disk change under it "
-                           "(use force to revert anyway)", volume,
-                           vd_volume_open_count(vol));
+                           "(use force to revert anyway)",
+                           volume, vd_volume_open_count(vol));
         goto out;
     }
     vd_volume_gate_close(vol);
@@ -403,7 +411,7 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
     int ret;
 
     *out = NULL;
-    pthread_mutex_lock(&mgr->ctl);   /* no snapshot goes away mid-walk */
+    pthread_mutex_lock(&mgr->ctl); /* no snapshot goes away mid-walk */
     ret = snap_volume(mgr, volume, &vol, err);
     if (ret < 0) {
         pthread_mutex_unlock(&mgr->ctl);
@@ -413,8 +421,7 @@ int vd_volmgr_snapshot_changes(struct vd_volmgr *mgr, const char *volume,
         (since != NULL && (ret = find_snapshot(vol, since, NULL, err)) < 0)) {
         goto out;
     }
-    ret = vd_image_snapshot_changes(vol->img, since, snap, add_extent, &l,
-                                    err);
+    ret = vd_image_snapshot_changes(vol->img, since, snap, add_extent, &l, err);
     if (ret == -ENOMEM) {
         vd_error_set(err, ret, "out of memory listing changes");
     }

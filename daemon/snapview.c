@@ -28,12 +28,12 @@
 #include "volume-int.h"
 
 struct vd_snapview {
-    struct vd_snapview *next;     /* mgr->views; mgr->views_lock */
+    struct vd_snapview *next; /* mgr->views; mgr->views_lock */
     struct vd_volmgr *mgr;
     char volume[VD_NAME_MAX + 1];
     char snapshot[256];
-    struct vd_image *img;         /* read-only; fixed while listed */
-    int users;                    /* mgr->views_lock */
+    struct vd_image *img; /* read-only; fixed while listed */
+    int users;            /* mgr->views_lock */
 };
 
 /* The listed view of volume/snapshot, or NULL. views_lock held. */
@@ -86,13 +86,12 @@ int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
     }
     vol = vd_volmgr_lookup(mgr, volume);
     if (vol == NULL || !atomic_load(&vol->served)) {
-        ret = vd_error_set(err, -ENOENT, "no served volume named '%s'",
-                           volume);
+        ret = vd_error_set(err, -ENOENT, "no served volume named '%s'", volume);
         goto out;
     }
     if (!(atomic_load(&vol->caps) & VD_CAP_SNAPSHOT_VIEWS)) {
-        ret = vd_error_set(err, -ENOTSUP, "volume '%s' has no snapshots",
-                           volume);
+        ret =
+            vd_error_set(err, -ENOTSUP, "volume '%s' has no snapshots", volume);
         goto out;
     }
     v = calloc(1, sizeof(*v));

@@ -12,19 +12,19 @@
 struct vd_image;
 
 struct vd_volume {
-    atomic_int refs;                 /* manager's list holds one */
-    uint64_t ino;                    /* fixed at creation */
-    struct vd_volume_row row;        /* row.size follows `size`; mgr->lock */
+    atomic_int refs;          /* manager's list holds one */
+    uint64_t ino;             /* fixed at creation */
+    struct vd_volume_row row; /* row.size follows `size`; mgr->lock */
     /* The image. Read only by a request inside the gate, or by a control
      * operation that holds mgr->ctl; replaced only with the gate closed
      * and ctl held, through vd_volume_set_image (or before publishing).
      * Paths that hold neither (FUSE lookup, getattr, open, readdir) use
      * the copies below, never the image. */
     struct vd_image *img;
-    _Atomic uint64_t size;           /* virtual size, bytes */
-    atomic_bool served;              /* img != NULL: the file is on the mount */
-    atomic_bool readonly;            /* img refuses writes (or no img) */
-    atomic_uint caps;                /* VD_CAP_* of img's driver, 0 if none */
+    _Atomic uint64_t size; /* virtual size, bytes */
+    atomic_bool served;    /* img != NULL: the file is on the mount */
+    atomic_bool readonly;  /* img refuses writes (or no img) */
+    atomic_uint caps;      /* VD_CAP_* of img's driver, 0 if none */
     /* Why the image is no longer trusted: NULL, then set once to a copy
      * of its driver's reason (vd_volume_note_corruption); freed with the
      * volume. */
@@ -35,33 +35,33 @@ struct vd_volume {
     pthread_cond_t gate_cond;
     atomic_int inflight;
     atomic_bool gate_closed;
-    atomic_bool going_away;          /* set under gate_lock */
-    int open_count;                  /* gate_lock */
+    atomic_bool going_away; /* set under gate_lock */
+    int open_count;         /* gate_lock */
 };
 
 struct vd_volmgr {
     char *data_dir;
     char *images_dir;
     char *mount_dir;
-    char **allowed_dirs;             /* data dir + import dirs, NULL terminated */
-    char **import_dirs;              /* NULL terminated */
-    char **nbd_socket_dirs;          /* NULL terminated (open_row) */
-    char **pool_allow;               /* NULL terminated (plan) */
+    char **allowed_dirs;    /* data dir + import dirs, NULL terminated */
+    char **import_dirs;     /* NULL terminated */
+    char **nbd_socket_dirs; /* NULL terminated (open_row) */
+    char **pool_allow;      /* NULL terminated (plan) */
     char *default_format;
     bool host_cache;
-    struct vd_ioloop *ioloop;        /* for open_row (volume.h) */
+    struct vd_ioloop *ioloop; /* for open_row (volume.h) */
     struct vd_catalog *cat;
 
-    pthread_mutex_t ctl;             /* serialises create/delete/resize */
-    pthread_mutex_t lock;            /* protects vols, n_vols, next_ino */
-    struct vd_volume **vols;         /* ordered by ino */
+    pthread_mutex_t ctl;     /* serialises create/delete/resize */
+    pthread_mutex_t lock;    /* protects vols, n_vols, next_ino */
+    struct vd_volume **vols; /* ordered by ino */
     size_t n_vols, cap_vols;
     uint64_t next_ino;
 
-    struct vd_jobs *jobs;            /* full clones in progress */
+    struct vd_jobs *jobs; /* full clones in progress */
 
-    pthread_mutex_t views_lock;      /* protects views (snapview.c) */
-    struct vd_snapview *views;       /* open snapshot views */
+    pthread_mutex_t views_lock; /* protects views (snapview.c) */
+    struct vd_snapview *views;  /* open snapshot views */
 
     vd_volume_notify_fn notify;
     void *notify_arg;

@@ -11,12 +11,11 @@
  *    remote backend has no file: its row goes in 'creating' first (it
  *    holds the name), then the image is made if vdiskd owns it and
  *    opened, outside `ctl` (note 5); a failure removes both.
- * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish -> gate
- *    closed and drained -> image closed -> row 'deleting' -> file unlinked ->
- *    row removed. Start-up finishes any 'deleting' row the same way.
- *    A remote image vdiskd created (owns_image) is removed like a file,
- *    once its volume is closed; an attached one is left alone unless
- *    the caller purges it.
+ * 2. Delete: retire (refused while open unless forced) -> vd_volmgr_unpublish
+ * -> gate closed and drained -> image closed -> row 'deleting' -> file unlinked
+ * -> row removed. Start-up finishes any 'deleting' row the same way. A remote
+ * image vdiskd created (owns_image) is removed like a file, once its volume is
+ * closed; an attached one is left alone unless the caller purges it.
  * 3. A 'ready' row whose image is missing or will not open is kept, marked
  *    'missing' and logged; it is not served. It comes back when it opens.
  *    A served volume whose image reports corruption is shown 'corrupt'
@@ -45,7 +44,6 @@
 #include "log.h"
 #include "vd_error.h"
 #include "volume-int.h"
-
 
 int vd_fsync_dir(const char *dir)
 {
@@ -105,9 +103,8 @@ int vd_volmgr_open_row_lazy(struct vd_volmgr *mgr,
 }
 
 /* Finish removing a row whose volume is not served: file, then row. */
-int vd_volmgr_remove_row(struct vd_volmgr *mgr,
-                               const struct vd_volume_row *row,
-                               struct vd_error *err)
+int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
+                         struct vd_error *err)
 {
     int ret;
     if (row->state != VD_STATE_DELETING &&
@@ -174,7 +171,8 @@ static int reconcile(struct vd_volmgr *mgr, struct vd_error *err)
                                         NULL);
             row->state = VD_STATE_READY;
         }
-        struct vd_volume *vol = vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
+        struct vd_volume *vol =
+            vd_volume_new(row, img, vd_volmgr_take_ino(mgr));
         if (vol != NULL) {
             vd_volume_note_corruption(vol);
             vd_volume_sync_snapshots(mgr, vol);
@@ -212,7 +210,8 @@ static void report_orphans(struct vd_volmgr *mgr)
         pthread_mutex_unlock(&mgr->lock);
         if (!owned) {
             vd_warn("reconcile: image file '%s' belongs to no volume; "
-                    "left in place", path);
+                    "left in place",
+                    path);
         }
     }
     closedir(d);
@@ -285,7 +284,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     mgr->cat = cat;
     mgr->host_cache = cfg->host_cache;
     mgr->ioloop = cfg->ioloop;
-    mgr->next_ino = 2;   /* 1 is the mount's root directory */
+    mgr->next_ino = 2; /* 1 is the mount's root directory */
     if (fmt == NULL) {
         fmt = default_format();
     }
@@ -294,8 +293,10 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
         !(vd_driver_caps(fdrv) & VD_CAP_CREATE)) {
         char known[256];
         vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
-        ret = vd_error_set(err, -EINVAL, "unknown default format '%s'; "
-                           "known: %s", fmt, known);
+        ret = vd_error_set(err, -EINVAL,
+                           "unknown default format '%s'; "
+                           "known: %s",
+                           fmt, known);
         goto out_free;
     }
     mgr->default_format = strdup(fmt);
@@ -357,14 +358,14 @@ int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
         return 0;
     }
     if (readonly) {
-        atomic_store(&vol->readonly, true);   /* refuse new writable opens now */
+        atomic_store(&vol->readonly, true); /* refuse new writable opens now */
     }
     vd_volume_gate_close(vol);
     vd_image_close(vol->img);
-    vol->img = NULL;   /* the copies in vol stay: lookups still find it */
+    vol->img = NULL; /* the copies in vol stay: lookups still find it */
     ret = vd_volmgr_open_row(mgr, &vol->row, readonly, &img, err);
-    if (ret < 0 && vd_volmgr_open_row(mgr, &vol->row, !readonly, &img,
-                                      NULL) < 0) {
+    if (ret < 0 &&
+        vd_volmgr_open_row(mgr, &vol->row, !readonly, &img, NULL) < 0) {
         vd_err("volume '%s' could not be reopened and is not served",
                vol->row.name);
     }
@@ -395,13 +396,12 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     if (mgr == NULL) {
         return;
     }
-    vd_jobs_free(mgr->jobs);   /* running clones stop and undo themselves */
+    vd_jobs_free(mgr->jobs); /* running clones stop and undo themselves */
     vd_volmgr_snapviews_free(mgr);
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);
-        if (vd_volume_shut(vol) < 0 &&
-            vd_volume_corrupt_reason(vol) == NULL) {
+        if (vd_volume_shut(vol) < 0 && vd_volume_corrupt_reason(vol) == NULL) {
             vd_err("volume '%s': flush at close failed", vol->row.name);
         }
         vd_volume_unref(vol);

@@ -31,19 +31,19 @@ struct vd_volmgr_config {
                                            = none */
     const char *default_format;         /* a file driver that can create;
                                            NULL = chosen from the registry */
-    bool host_cache;                    /* false: image data I/O uses O_DIRECT */
-    struct vd_ioloop *ioloop;           /* given to every image opened for a
-                                           volume; NULL = synchronous I/O */
+    bool host_cache;          /* false: image data I/O uses O_DIRECT */
+    struct vd_ioloop *ioloop; /* given to every image opened for a
+                                 volume; NULL = synchronous I/O */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
 struct vd_volume_spec {
     const char *name;
     uint64_t size;
-    const char *format;        /* NULL = config default */
-    const char *backend_type;  /* NULL or "file" = local image; else a
-                                  remote driver's name ("nbd") */
-    const char *backend_uri;   /* for remote backends */
+    const char *format;       /* NULL = config default */
+    const char *backend_type; /* NULL or "file" = local image; else a
+                                 remote driver's name ("nbd") */
+    const char *backend_uri;  /* for remote backends */
     /* Remote backends addressed by parts (the driver's locate): which of
      * the operator's clusters, pool and image. NULL = not given. */
     const char *backend_cluster;
@@ -59,20 +59,20 @@ struct vd_volume_spec {
 /* A volume as shown by the API. */
 struct vd_volume_info {
     struct vd_volume_row row;
-    char path[VD_LOCATION_MAX];   /* its file on the mount */
-    int64_t allocated;            /* host bytes, -1 if unknown */
+    char path[VD_LOCATION_MAX]; /* its file on the mount */
+    int64_t allocated;          /* host bytes, -1 if unknown */
     int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
-    uint64_t async;               /* reads, writes, flushes done asynchronously */
-    bool local;                   /* a local image file (row.location is its
-                                     path), else a remote backend's URI */
+    uint64_t async; /* reads, writes, flushes done asynchronously */
+    bool local;     /* a local image file (row.location is its
+                       path), else a remote backend's URI */
     /* row.state is VD_STATE_CORRUPT while the image reports corruption,
      * with the driver's reason here ("" otherwise). */
     char state_reason[256];
-    bool have_backend_state;      /* the driver reported backend_state */
-    struct vd_backend_state backend_state;  /* NBD: connections, server */
-    bool have_parts;              /* a remote location named by parts */
-    struct vd_location_parts parts;  /* cluster, pool, image (RBD) */
+    bool have_backend_state; /* the driver reported backend_state */
+    struct vd_backend_state backend_state; /* NBD: connections, server */
+    bool have_parts;                /* a remote location named by parts */
+    struct vd_location_parts parts; /* cluster, pool, image (RBD) */
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */
@@ -105,8 +105,8 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
  * Removing a remote image happens outside the control lock, after its
  * volume has been closed; if that fails the row stays 'deleting' and the
  * next DELETE (or start-up) tries again. */
-int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
-                           bool force, bool purge, bool *image_removed,
+int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
+                           bool purge, bool *image_removed,
                            struct vd_error *err);
 int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
                   struct vd_volume_info *out, struct vd_error *err);
@@ -119,10 +119,10 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
 /* Snapshots (qcow2 internal snapshots). A snapshot as the API shows it. */
 struct vd_snapshot_view {
     char name[256];
-    char id[64];              /* the image's snapshot id */
-    uint64_t size;            /* virtual size when taken */
+    char id[64];   /* the image's snapshot id */
+    uint64_t size; /* virtual size when taken */
     uint64_t vm_state_size;
-    int64_t created_at;       /* unix seconds */
+    int64_t created_at; /* unix seconds */
 };
 
 /* Take a consistent snapshot while clients write: the gate closes, I/O in
@@ -134,7 +134,8 @@ int vd_volmgr_snapshot_create(struct vd_volmgr *mgr, const char *volume,
                               uint64_t *paused_us, struct vd_error *err);
 /* Returns the count; *out caller-freed. */
 int vd_volmgr_snapshot_list(struct vd_volmgr *mgr, const char *volume,
-                            struct vd_snapshot_view **out, struct vd_error *err);
+                            struct vd_snapshot_view **out,
+                            struct vd_error *err);
 int vd_volmgr_snapshot_get(struct vd_volmgr *mgr, const char *volume,
                            const char *name, struct vd_snapshot_view *out,
                            struct vd_error *err);
@@ -200,9 +201,10 @@ struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino);
 void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
                        int (*cb)(void *arg, struct vd_volume *vol), void *arg);
 struct vd_volume *vd_volume_ref(struct vd_volume *vol);
-void vd_volume_unref(struct vd_volume *vol);   /* accepts NULL */
+void vd_volume_unref(struct vd_volume *vol); /* accepts NULL */
 
-uint64_t vd_volume_ino(const struct vd_volume *vol);   /* >= 2, stable while served */
+uint64_t
+vd_volume_ino(const struct vd_volume *vol); /* >= 2, stable while served */
 const char *vd_volume_name(const struct vd_volume *vol);
 uint64_t vd_volume_size(struct vd_volume *vol);
 int64_t vd_volume_created_at(const struct vd_volume *vol);
@@ -225,7 +227,7 @@ int vd_volume_flush(struct vd_volume *vol);
 struct vd_volume_aio {
     struct vd_aio aio;
     void (*done)(struct vd_volume_aio *va, int ret);
-    struct vd_volume *vol;   /* private */
+    struct vd_volume *vol; /* private */
 };
 /* 0 when va->done will be called (from any thread, possibly before this
  * returns) with the gate held until then; -EAGAIN when the request must

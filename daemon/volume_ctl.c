@@ -17,7 +17,6 @@
 #include "vd_error.h"
 #include "volume-int.h"
 
-
 static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
                       const struct vd_volume_row *row,
                       struct vd_volume_info *out)
@@ -27,7 +26,8 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
     out->local = vd_row_is_file(row);
     out->allocated = -1;
-    out->have_parts = !out->local &&
+    out->have_parts =
+        !out->local &&
         vd_image_location_parts(row->backend, row->location, &out->parts) == 0;
     if (vol == NULL) {
         return;
@@ -72,8 +72,10 @@ int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
         return ret;
     }
     if (row.state == VD_STATE_CREATING) {
-        return vd_error_set(err, -ENOENT, "volume '%s' is still being "
-                            "created", name);
+        return vd_error_set(err, -ENOENT,
+                            "volume '%s' is still being "
+                            "created",
+                            name);
     }
     struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
     fill_info(mgr, vol, &row, out);
@@ -98,7 +100,7 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (rows[i].state == VD_STATE_CREATING) {
-            continue;   /* appears once made (a clone job may be running) */
+            continue; /* appears once made (a clone job may be running) */
         }
         struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
         fill_info(mgr, vol, &rows[i], &v[k++]);
@@ -123,7 +125,8 @@ static int confine_path(const char *path, char *const *dirs, char **real,
         if (errno == ENOENT) {
             return vd_error_set(err, -EACCES,
                                 "%s path '%s' is not in an allowed directory "
-                                "or does not exist", what, path);
+                                "or does not exist",
+                                what, path);
         }
         return vd_error_set(err, -EACCES, "%s path '%s': %s", what, path,
                             strerror(errno));
@@ -138,7 +141,8 @@ static int confine_path(const char *path, char *const *dirs, char **real,
     free(r);
     return vd_error_set(err, -EACCES,
                         "%s path '%s' is not in a directory the operator "
-                        "allowed (--import-dir)", what, path);
+                        "allowed (--import-dir)",
+                        what, path);
 }
 
 /* Copy src to a new file dst, keeping holes. */
@@ -174,14 +178,15 @@ static int copy_sparse(const char *src, const char *dst, struct vd_error *err)
     while (pos < st.st_size) {
         off_t data = lseek(in, pos, SEEK_DATA);
         if (data < 0) {
-            break;   /* only a hole remains */
+            break; /* only a hole remains */
         }
         off_t hole = lseek(in, data, SEEK_HOLE);
         if (hole < 0) {
             hole = st.st_size;
         }
         for (pos = data; pos < hole;) {
-            size_t n = (size_t)(hole - pos) < chunk ? (size_t)(hole - pos) : chunk;
+            size_t n =
+                (size_t)(hole - pos) < chunk ? (size_t)(hole - pos) : chunk;
             if ((ret = vd_pread_full(in, buf, n, (uint64_t)pos)) < 0 ||
                 (ret = vd_pwrite_full(out, buf, n, (uint64_t)pos)) < 0) {
                 vd_error_set(err, ret, "copying '%s': %s", src, strerror(-ret));
@@ -217,8 +222,8 @@ static int import_format(struct vd_volmgr *mgr,
 {
     const struct vd_driver *drv;
     char *real = NULL;
-    int ret = confine_path(spec->import_path, mgr->import_dirs, &real,
-                           "import", err);
+    int ret =
+        confine_path(spec->import_path, mgr->import_dirs, &real, "import", err);
     if (ret < 0) {
         return ret;
     }
@@ -228,7 +233,8 @@ static int import_format(struct vd_volmgr *mgr,
         return err != NULL && err->code ? err->code : -EINVAL;
     }
     if (spec->format != NULL && strcmp(spec->format, drv->name) != 0) {
-        return vd_error_set(err, -EINVAL, "import '%s' holds a %s image, "
+        return vd_error_set(err, -EINVAL,
+                            "import '%s' holds a %s image, "
                             "not %s (leave 'format' out to take the file's)",
                             spec->import_path, drv->name, spec->format);
     }
@@ -248,11 +254,11 @@ static bool pool_allowed(struct vd_volmgr *mgr, const char *pool)
 }
 
 int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
-                       struct vd_volume_row *row, struct vd_volume_row *base,
-                       struct vd_error *err)
+                   struct vd_volume_row *row, struct vd_volume_row *base,
+                   struct vd_error *err)
 {
-    const char *backend = spec->backend_type ? spec->backend_type
-                                             : VD_BACKEND_FILE;
+    const char *backend =
+        spec->backend_type ? spec->backend_type : VD_BACKEND_FILE;
     const char *format = spec->format ? spec->format : mgr->default_format;
     bool local = strcmp(backend, VD_BACKEND_FILE) == 0;
     uuid_t u;
@@ -269,25 +275,31 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         return -EINVAL;
     }
     if (spec->base != NULL && spec->import_path != NULL) {
-        return vd_error_set(err, -EINVAL, "'base' and 'import' exclude "
+        return vd_error_set(err, -EINVAL,
+                            "'base' and 'import' exclude "
                             "each other");
     }
     if (local) {
         const struct vd_driver *drv = vd_driver_find(format);
         if (spec->backend_uri != NULL) {
-            return vd_error_set(err, -EINVAL, "'backend.uri' is not allowed "
-                                "with type \"%s\"", VD_BACKEND_FILE);
+            return vd_error_set(err, -EINVAL,
+                                "'backend.uri' is not allowed "
+                                "with type \"%s\"",
+                                VD_BACKEND_FILE);
         }
         if (drv == NULL || !drv->is_file ||
             !(vd_driver_caps(drv) & VD_CAP_CREATE)) {
             char known[256];
             vd_driver_names(VD_CAP_CREATE, true, known, sizeof(known));
-            return vd_error_set(err, -EINVAL, "unknown format \"%.32s\" in "
-                                "'format'; known: %s", format, known);
+            return vd_error_set(err, -EINVAL,
+                                "unknown format \"%.32s\" in "
+                                "'format'; known: %s",
+                                format, known);
         }
         if (spec->size == 0 && spec->base == NULL &&
             spec->import_path == NULL) {
-            return vd_error_set(err, -EINVAL, "'size' is required unless "
+            return vd_error_set(err, -EINVAL,
+                                "'size' is required unless "
                                 "'base', 'import', 'source' or a remote "
                                 "'backend' is given");
         }
@@ -296,20 +308,22 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         if (drv == NULL || drv->is_file) {
             char known[256];
             vd_driver_names(0, false, known, sizeof(known));
-            return vd_error_set(err, -EINVAL, "unknown backend type \"%.32s\" "
+            return vd_error_set(err, -EINVAL,
+                                "unknown backend type \"%.32s\" "
                                 "in 'backend.type'; known: %s%s%s",
                                 backend, VD_BACKEND_FILE,
                                 known[0] != '\0' ? ", " : "", known);
         }
         if (spec->base != NULL || spec->import_path != NULL) {
-            return vd_error_set(err, -EINVAL, "'base' and 'import' make "
+            return vd_error_set(err, -EINVAL,
+                                "'base' and 'import' make "
                                 "local images; they exclude a remote "
                                 "'backend'");
         }
         /* With a size, a backend that can create makes a new image;
          * without, an existing one is attached. */
-        bool create = spec->size != 0 &&
-                      (vd_driver_caps(drv) & VD_CAP_CREATE) != 0;
+        bool create =
+            spec->size != 0 && (vd_driver_caps(drv) & VD_CAP_CREATE) != 0;
         struct vd_locate_req lr = {
             .uri = spec->backend_uri,
             .cluster = spec->backend_cluster,
@@ -327,13 +341,17 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
             /* The driver takes a URI as the location. */
             if (spec->backend_cluster != NULL || spec->backend_pool != NULL ||
                 spec->backend_image != NULL) {
-                return vd_error_set(err, -EINVAL, "'backend.cluster', "
+                return vd_error_set(err, -EINVAL,
+                                    "'backend.cluster', "
                                     "'backend.pool' and 'backend.image' are "
-                                    "not taken by type \"%s\"", backend);
+                                    "not taken by type \"%s\"",
+                                    backend);
             }
             if (spec->backend_uri == NULL) {
-                return vd_error_set(err, -EINVAL, "'backend.uri' is required "
-                                    "with type \"%s\"", backend);
+                return vd_error_set(err, -EINVAL,
+                                    "'backend.uri' is required "
+                                    "with type \"%s\"",
+                                    backend);
             }
             if (strlen(spec->backend_uri) >= sizeof(row->location)) {
                 return vd_error_set(err, -EINVAL, "'backend.uri' is too long");
@@ -343,12 +361,13 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         } else if (n < 0) {
             return n;
         } else if (!pool_allowed(mgr, spec->backend_pool)) {
-            return vd_error_set(err, -EACCES, "pool '%s' is not one the "
+            return vd_error_set(err, -EACCES,
+                                "pool '%s' is not one the "
                                 "operator allowed for %s volumes",
                                 spec->backend_pool, backend);
         }
         row->owns_image = create;
-        format = "raw";   /* the data as the server exports it */
+        format = "raw"; /* the data as the server exports it */
     }
     if (spec->import_path != NULL) {
         /* The row names the format found in the file, so that the catalog
@@ -367,18 +386,22 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         const struct vd_driver *bdrv = vd_driver_find(base->format);
         if (!vd_row_is_file(base) || bdrv == NULL ||
             !(vd_driver_caps(bdrv) & VD_CAP_BASE)) {
-            return vd_error_set(err, -ENOTSUP, "volume '%s' cannot be a "
+            return vd_error_set(err, -ENOTSUP,
+                                "volume '%s' cannot be a "
                                 "linked-clone base: its %s has no "
-                                "backing-file support", spec->base,
+                                "backing-file support",
+                                spec->base,
                                 vd_row_is_file(base) ? "format" : "backend");
         }
         if (!(vd_driver_caps(vd_driver_find(format)) & VD_CAP_CHEAP_CLONE)) {
             char known[256];
             vd_driver_names(VD_CAP_CREATE | VD_CAP_CHEAP_CLONE, true, known,
                             sizeof(known));
-            return vd_error_set(err, -ENOTSUP, "format '%s' cannot make "
+            return vd_error_set(err, -ENOTSUP,
+                                "format '%s' cannot make "
                                 "linked clones (no backing files); formats "
-                                "that can: %s", format, known);
+                                "that can: %s",
+                                format, known);
         }
         snprintf(row->base, sizeof(row->base), "%s", spec->base);
     }
@@ -401,8 +424,8 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
 
 /* Make the image file a 'creating' row points at. */
 static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
-                      struct vd_volume_row *row, const struct vd_volume_row *base,
-                      struct vd_error *err)
+                      struct vd_volume_row *row,
+                      const struct vd_volume_row *base, struct vd_error *err)
 {
     if (spec->import_path != NULL) {
         char *real = NULL;
@@ -419,13 +442,15 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
         if (strcmp(drv->name, row->format) != 0) {
             free(real);
-            return vd_error_set(err, -EBUSY, "import '%s' changed while "
-                                "being imported", spec->import_path);
+            return vd_error_set(err, -EBUSY,
+                                "import '%s' changed while "
+                                "being imported",
+                                spec->import_path);
         }
         ret = copy_sparse(real, row->location, err);
         if (ret == 0) {
             char *slash = strrchr(real, '/');
-            *slash = '\0';   /* realpath: absolute, so a '/' exists */
+            *slash = '\0'; /* realpath: absolute, so a '/' exists */
             ret = vd_image_relocate(drv->name, row->location,
                                     slash == real ? "/" : real, err);
         }
@@ -469,9 +494,11 @@ static int freeze_base(struct vd_volmgr *mgr, const char *base,
                             base);
     }
     if (!vd_volume_readonly(vol) && vd_volume_open_count(vol) > 0) {
-        ret = vd_error_set(err, -EBUSY, "base volume '%s' is open by %d "
+        ret = vd_error_set(err, -EBUSY,
+                           "base volume '%s' is open by %d "
                            "client(s); a base must be read-only, so close it "
-                           "first", base, vd_volume_open_count(vol));
+                           "first",
+                           base, vd_volume_open_count(vol));
     } else {
         ret = vd_volume_reopen(mgr, vol, true, err);
     }
@@ -502,7 +529,8 @@ static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     ret = vd_volmgr_open_row(mgr, row, false, img, err);
     if (ret == 0 && spec->size != 0 && vd_image_length(*img) != spec->size) {
-        ret = vd_error_set(err, -EINVAL, "the server's export is %llu bytes, "
+        ret = vd_error_set(err, -EINVAL,
+                           "the server's export is %llu bytes, "
                            "not the %llu asked for (leave 'size' out to take "
                            "the export's)",
                            (unsigned long long)vd_image_length(*img),
@@ -560,7 +588,8 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
     }
     row.size = vd_image_length(img);
-    if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) < 0 ||
+    if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) <
+            0 ||
         (ret = vd_catalog_volume_set_state(mgr->cat, row.name, VD_STATE_READY,
                                            err)) < 0) {
         goto out_undo;
@@ -590,9 +619,9 @@ out_undo:
     }
     vd_catalog_volume_delete(mgr->cat, row.name, NULL);
 out_unlock:
-    vd_image_close(img);   /* a remote image, opened before ctl */
+    vd_image_close(img); /* a remote image, opened before ctl */
     if (spec->base != NULL) {
-        thaw_base(mgr, spec->base);   /* no-op while it has other clones */
+        thaw_base(mgr, spec->base); /* no-op while it has other clones */
     }
     pthread_mutex_unlock(&mgr->ctl);
     return ret;
@@ -624,8 +653,8 @@ int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
     return vd_volmgr_delete_image(mgr, name, force, false, NULL, err);
 }
 
-int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
-                           bool force, bool purge, bool *image_removed,
+int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
+                           bool purge, bool *image_removed,
                            struct vd_error *err)
 {
     struct vd_volume_row row;
@@ -643,38 +672,43 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
         goto out;
     }
     if (row.state == VD_STATE_CREATING) {
-        ret = vd_error_set(err, -ENOENT, "volume '%s' is still being "
-                           "created", name);
+        ret = vd_error_set(err, -ENOENT,
+                           "volume '%s' is still being "
+                           "created",
+                           name);
         goto out;
     }
     file = vd_row_is_file(&row);
     if (!file && purge) {
-        row.owns_image = true;   /* remove it with the row */
+        row.owns_image = true; /* remove it with the row */
     }
-    if (!file && row.owns_image &&
-        vd_driver_find(row.backend) != NULL &&
+    if (!file && row.owns_image && vd_driver_find(row.backend) != NULL &&
         vd_driver_find(row.backend)->remove == NULL) {
-        ret = vd_error_set(err, -ENOTSUP, "a %s volume's image cannot be "
+        ret = vd_error_set(err, -ENOTSUP,
+                           "a %s volume's image cannot be "
                            "removed through vdiskd; delete without "
-                           "'purge' to detach it", row.backend);
+                           "'purge' to detach it",
+                           row.backend);
         goto out;
     }
     if (clones_of(mgr, name, clones, sizeof(clones)) > 0) {
-        ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s",
-                           name, clones);
+        ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s", name,
+                           clones);
         goto out;
     }
     if (vd_volmgr_snapview_busy(mgr, name, NULL)) {
-        ret = vd_error_set(err, -EBUSY, "snapshots of volume '%s' are open "
-                           "through %s/.snapshots; close them first", name,
-                           mgr->mount_dir);
+        ret = vd_error_set(err, -EBUSY,
+                           "snapshots of volume '%s' are open "
+                           "through %s/.snapshots; close them first",
+                           name, mgr->mount_dir);
         goto out;
     }
     vol = vd_volmgr_lookup(mgr, name);
     if (vol != NULL) {
         ret = vd_volume_retire(vol, force);
         if (ret < 0) {
-            vd_error_set(err, ret, "volume '%s' is open by %d client(s); "
+            vd_error_set(err, ret,
+                         "volume '%s' is open by %d client(s); "
                          "close it first or delete with force",
                          name, vd_volume_open_count(vol));
             vd_volume_unref(vol);
@@ -682,10 +716,10 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name,
         }
         vd_volume_unref(vd_volmgr_unpublish(mgr, name));
         if (file) {
-            vd_volume_shut(vol);   /* before its image file goes */
+            vd_volume_shut(vol); /* before its image file goes */
             vd_volume_unref(vol);
         } else {
-            remote = vol;   /* closed below, outside ctl */
+            remote = vol; /* closed below, outside ctl */
         }
     }
     if (!file) {
@@ -745,9 +779,10 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     }
     uint64_t cur = vd_volume_size(vol);
     if (size < cur) {
-        ret = vd_error_set(err, -EINVAL, "volume '%s' is %llu bytes; "
-                           "shrinking is not supported", name,
-                           (unsigned long long)cur);
+        ret = vd_error_set(err, -EINVAL,
+                           "volume '%s' is %llu bytes; "
+                           "shrinking is not supported",
+                           name, (unsigned long long)cur);
         goto out;
     }
     ret = 0;
@@ -756,9 +791,10 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     }
     if (!(atomic_load(&vol->caps) & VD_CAP_GROW)) {
         /* vol->img is stable under ctl */
-        ret = vd_error_set(err, -ENOTSUP, "volume '%s' cannot grow: driver "
-                           "'%s' cannot resize", name,
-                           vd_image_format(vol->img));
+        ret = vd_error_set(err, -ENOTSUP,
+                           "volume '%s' cannot grow: driver "
+                           "'%s' cannot resize",
+                           name, vd_image_format(vol->img));
         goto out;
     }
     vd_volume_gate_close(vol);

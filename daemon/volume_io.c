@@ -77,7 +77,7 @@ void vd_volume_unref(struct vd_volume *vol)
     if (vol == NULL || atomic_fetch_sub(&vol->refs, 1) != 1) {
         return;
     }
-    vd_image_close(vol->img);   /* normally closed already by the manager */
+    vd_image_close(vol->img); /* normally closed already by the manager */
     free(atomic_load(&vol->corrupt_reason));
     pthread_cond_destroy(&vol->gate_cond);
     pthread_mutex_destroy(&vol->gate_lock);
@@ -157,7 +157,7 @@ int vd_volume_retire(struct vd_volume *vol, bool force)
 
 void vd_volume_gate_close(struct vd_volume *vol)
 {
-    VD_ASSERT(vd_ioloop_may_wait());   /* note 7 */
+    VD_ASSERT(vd_ioloop_may_wait()); /* note 7 */
     pthread_mutex_lock(&vol->gate_lock);
     atomic_store(&vol->gate_closed, true);
     while (atomic_load(&vol->inflight) > 0) {
@@ -186,7 +186,7 @@ static void gate_leave(struct vd_volume *vol)
 
 static int gate_enter(struct vd_volume *vol)
 {
-    VD_ASSERT(vd_ioloop_may_wait());   /* may wait: note 7 */
+    VD_ASSERT(vd_ioloop_may_wait()); /* may wait: note 7 */
     for (;;) {
         atomic_fetch_add(&vol->inflight, 1);
         if (!atomic_load(&vol->gate_closed)) {
@@ -225,7 +225,7 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
     if (ret == 0) {
         ret = vd_image_pread(vol->img, buf, len, off);
         if (ret == -EIO) {
-            vd_volume_note_corruption(vol);   /* say why, once, right away */
+            vd_volume_note_corruption(vol); /* say why, once, right away */
         }
         gate_leave(vol);
     }
@@ -341,10 +341,10 @@ void vd_volume_note_corruption(struct vd_volume *vol)
     }
     copy = strdup(why);
     if (copy == NULL) {
-        return;   /* noted on a later look */
+        return; /* noted on a later look */
     }
     if (!atomic_compare_exchange_strong(&vol->corrupt_reason, &none, copy)) {
-        free(copy);   /* another thread noted it first */
+        free(copy); /* another thread noted it first */
         return;
     }
     vd_err("volume '%s' is corrupt: %s", vol->row.name, copy);

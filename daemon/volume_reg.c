@@ -32,7 +32,7 @@ bool vd_volume_name_valid(const char *name)
             return false;
         }
     }
-    return true;   /* '.' and '..' fail the first-character rule */
+    return true; /* '.' and '..' fail the first-character rule */
 }
 
 /* Publish a volume on the mount (takes over the caller's reference). */
@@ -115,7 +115,7 @@ struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino)
     size_t lo = 0, hi;
     pthread_mutex_lock(&mgr->lock);
     hi = mgr->n_vols;
-    while (lo < hi) {   /* vols is ordered by ino */
+    while (lo < hi) { /* vols is ordered by ino */
         size_t mid = lo + (hi - lo) / 2;
         if (mgr->vols[mid]->ino < ino) {
             lo = mid + 1;
@@ -145,22 +145,22 @@ void vd_volmgr_foreach(struct vd_volmgr *mgr, uint64_t after_ino,
     pthread_mutex_unlock(&mgr->lock);
 }
 
-int vd_volume_size_check(uint64_t size, const char *field,
-                         struct vd_error *err)
+int vd_volume_size_check(uint64_t size, const char *field, struct vd_error *err)
 {
     if (size == 0) {
         return vd_error_set(err, -EINVAL, "'%s' must be greater than zero",
                             field);
     }
     if (size % VD_VOLUME_SIZE_ALIGN != 0) {
-        return vd_error_set(err, -EINVAL,
-                            "'%s' must be a multiple of %llu bytes, got %" PRIu64,
-                            field, VD_VOLUME_SIZE_ALIGN, size);
+        return vd_error_set(
+            err, -EINVAL, "'%s' must be a multiple of %llu bytes, got %" PRIu64,
+            field, VD_VOLUME_SIZE_ALIGN, size);
     }
     if (size > VD_VOLUME_SIZE_MAX) {
-        return vd_error_set(err, -EINVAL,
-                            "'%s' must be at most 64 TiB (%llu bytes), got %" PRIu64,
-                            field, VD_VOLUME_SIZE_MAX, size);
+        return vd_error_set(
+            err, -EINVAL,
+            "'%s' must be at most 64 TiB (%llu bytes), got %" PRIu64, field,
+            VD_VOLUME_SIZE_MAX, size);
     }
     return 0;
 }

@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config fuse3 libfuse3-dev libmicrohttpd-dev
       libjansson-dev libsqlite3-dev uuid-dev zlib1g-dev libzstd-dev
       liburing-dev libnbd-dev librbd-dev librados-dev curl"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs qemu-utils qemu-block-extra fio nbdkit nbd-client python3
+    pkgs="$pkgs clang-format qemu-utils qemu-block-extra fio nbdkit nbd-client python3
           clang util-linux procps sqlite3 libnbd-bin
           qemu-system-common"
     # guest_boot.sh: a TCG guest with a Debian kernel and a busybox initramfs

@@ -8,11 +8,11 @@ int vd_fault_armed_;
 
 static struct {
     enum vd_fault_class cls;
-    uint64_t nth;            /* 0: count only */
-    int error;               /* errno, or VD_FAULT_SHORT */
+    uint64_t nth; /* 0: count only */
+    int error;    /* errno, or VD_FAULT_SHORT */
     unsigned flags;
-    int fired;               /* atomic */
-    uint64_t count[VD_FAULT_NCLASSES];   /* atomic */
+    int fired;                         /* atomic */
+    uint64_t count[VD_FAULT_NCLASSES]; /* atomic */
 } rule;
 
 static const char *const class_names[VD_FAULT_NCLASSES] = {
@@ -49,7 +49,8 @@ void vd_fault_disarm(void)
 uint64_t vd_fault_count(enum vd_fault_class c)
 {
     return (unsigned)c < VD_FAULT_NCLASSES
-               ? __atomic_load_n(&rule.count[c], __ATOMIC_RELAXED) : 0;
+               ? __atomic_load_n(&rule.count[c], __ATOMIC_RELAXED)
+               : 0;
 }
 
 bool vd_fault_fired(void)
@@ -83,13 +84,18 @@ int vd_fault_hit_(enum vd_fault_class c, size_t *len)
 
 int vd_fault_arm_spec(const char *spec)
 {
-    static const struct { const char *name; int error; } errors[] = {
-        { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "short", VD_FAULT_SHORT },
+    static const struct {
+        const char *name;
+        int error;
+    } errors[] = {
+        {"EIO", EIO},
+        {"ENOSPC", ENOSPC},
+        {"short", VD_FAULT_SHORT},
     };
     char buf[64], *save = NULL, *cls, *nth, *error, *flag, *end;
     unsigned flags = 0;
     unsigned long long n;
-    int c, e = 0;   /* 0: not found */
+    int c, e = 0; /* 0: not found */
 
     if (spec == NULL || spec[0] == '\0') {
         return 0;

@@ -20,28 +20,25 @@
 #include <stdint.h>
 
 enum vd_fault_class {
-    VD_FAULT_READ,         /* vd_pread_full, vd_hostfile_pread, async reads */
-    VD_FAULT_DATA_WRITE,   /* guest data and other plain writes:
-                              vd_hostfile_pwrite, vd_pwrite_full, async
-                              writes */
-    VD_FAULT_META_WRITE,   /* image metadata: vd_meta_pwrite */
-    VD_FAULT_FLUSH,        /* vd_fdatasync */
-    VD_FAULT_RESIZE,       /* vd_ftruncate, vd_fallocate */
+    VD_FAULT_READ,       /* vd_pread_full, vd_hostfile_pread, async reads */
+    VD_FAULT_DATA_WRITE, /* guest data and other plain writes:
+                            vd_hostfile_pwrite, vd_pwrite_full, async
+                            writes */
+    VD_FAULT_META_WRITE, /* image metadata: vd_meta_pwrite */
+    VD_FAULT_FLUSH,      /* vd_fdatasync */
+    VD_FAULT_RESIZE,     /* vd_ftruncate, vd_fallocate */
     VD_FAULT_NCLASSES
 };
 
-/* error values besides a positive errno (EIO, ENOSPC, ...): */
-#define VD_FAULT_SHORT (-1)   /* a write stores its first half (whole
-                                 512-byte sectors; nothing when shorter
-                                 than two) and then fails with ENOSPC, as
-                                 a file system that fills up mid-write */
+/* An error value besides a positive errno (EIO, ENOSPC, ...): a write stores
+ * its first half (whole 512-byte sectors; nothing when shorter than two) and
+ * then fails with ENOSPC, as a file system that fills up mid-write. */
+#define VD_FAULT_SHORT (-1)
 
-/* Rule flags. */
-#define VD_FAULT_STICKY 1u    /* from the fault on, every later write,
-                                 flush and resize (any class) fails with
-                                 EIO too: the disk is gone, and what it
-                                 holds is what a crash at that point
-                                 would leave (short of lost page cache) */
+/* Rule flag: from the fault on, every later write, flush and resize (any class)
+ * fails with EIO too: the disk is gone, and what it holds is what a crash at
+ * that point would leave (short of lost page cache) */
+#define VD_FAULT_STICKY 1u
 
 /* Count operations from now on, and make the nth (1-based) operation of
  * class c fail with error; nth = 0 only counts. Replaces any earlier rule
@@ -63,7 +60,7 @@ int vd_fault_arm_env(void);
 const char *vd_fault_class_name(enum vd_fault_class c);
 
 /* ---- hooks, for io_util.c and hostaio.c ---- */
-extern int vd_fault_armed_;   /* nonzero while a rule is armed */
+extern int vd_fault_armed_; /* nonzero while a rule is armed */
 /* Slow path: count one operation of class c; 0 to let it run, -errno to
  * fail it, or 1 for a write that is to store only *len (shortened here)
  * and then fail with -ENOSPC. */

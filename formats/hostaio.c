@@ -13,8 +13,8 @@
 #include "ioloop.h"
 #include "vd_driver.h"
 
-bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf,
-                     size_t len, uint64_t off)
+bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf, size_t len,
+                     uint64_t off)
 {
     if (len > UINT32_MAX) {
         return false;
@@ -79,7 +79,8 @@ static void batch_seg_done(struct vd_hostio *io, int ret)
 {
     /* io is b->io[i]; walk back to the batch through the stored owner. */
     struct vd_hostio_batch *b = io->owner;
-    batch_put(b, vd_fault_complete(io->write ? VD_FAULT_DATA_WRITE : VD_FAULT_READ, ret));
+    batch_put(b, vd_fault_complete(
+                     io->write ? VD_FAULT_DATA_WRITE : VD_FAULT_READ, ret));
 }
 
 int vd_hostio_batch_submit(struct vd_ioloop *l, struct vd_hostio_batch *b)

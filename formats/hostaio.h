@@ -16,10 +16,10 @@ struct vd_ioloop;
 
 /* What the I/O thread does with a struct vd_hostio (private). */
 enum vd_hostio_kind {
-    VD_HOSTIO_FILE,   /* read or write hf (vd_hostio_batch_submit) */
-    VD_HOSTIO_FD,     /* one read(2) of fd (vd_ioloop_read_fd) */
-    VD_HOSTIO_CALL,   /* run cb (vd_ioloop_call) */
-    VD_HOSTIO_STOP,   /* end the loop (vd_ioloop_free) */
+    VD_HOSTIO_FILE, /* read or write hf (vd_hostio_batch_submit) */
+    VD_HOSTIO_FD,   /* one read(2) of fd (vd_ioloop_read_fd) */
+    VD_HOSTIO_CALL, /* run cb (vd_ioloop_call) */
+    VD_HOSTIO_STOP, /* end the loop (vd_ioloop_free) */
 };
 
 /* One host I/O; the caller owns it until cb has been called. */
@@ -29,18 +29,18 @@ struct vd_hostio {
     void *buf;
     size_t len;
     uint64_t off;
-    void (*cb)(struct vd_hostio *io, int ret);   /* 0 or -errno */
-    void *owner;   /* for cb's use (a batch sets it to itself) */
-    struct vd_hostio *next;   /* private: hand-over list */
-    size_t done;   /* private: bytes transferred so far */
-    int fd;        /* the descriptor in use (set by the caller only for
-                      vd_ioloop_read_fd) */
-    enum vd_hostio_kind kind;   /* private */
+    void (*cb)(struct vd_hostio *io, int ret); /* 0 or -errno */
+    void *owner;            /* for cb's use (a batch sets it to itself) */
+    struct vd_hostio *next; /* private: hand-over list */
+    size_t done;            /* private: bytes transferred so far */
+    int fd;                 /* the descriptor in use (set by the caller only for
+                               vd_ioloop_read_fd) */
+    enum vd_hostio_kind kind; /* private */
 };
 
 /* Whether [off, off+len) at buf can go to hf asynchronously as it is. */
-bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf,
-                     size_t len, uint64_t off);
+bool vd_hostio_suits(const struct vd_hostfile *hf, const void *buf, size_t len,
+                     uint64_t off);
 
 /* Several host I/Os completing one driver request (struct vd_aio): each
  * segment is one contiguous host range. When the last segment is done,
@@ -58,8 +58,7 @@ struct vd_hostio_batch {
 };
 
 /* A batch with room for max segments (n = 0), or NULL. */
-struct vd_hostio_batch *vd_hostio_batch_new(struct vd_aio *aio,
-                                            unsigned max);
+struct vd_hostio_batch *vd_hostio_batch_new(struct vd_aio *aio, unsigned max);
 void vd_hostio_batch_free(struct vd_hostio_batch *b);
 /* Submit every segment to loop l; 0 when aio->done will be called (after
  * all of them, possibly before this returns), -EAGAIN when none could be

@@ -17,16 +17,16 @@ struct vd_image_counters {
     atomic_uint_fast64_t reads, writes, flushes, discards;
     atomic_uint_fast64_t bytes_read, bytes_written;
     atomic_uint_fast64_t errors;
-    atomic_uint_fast64_t async;   /* reads, writes, flushes done asynchronously */
+    atomic_uint_fast64_t async; /* reads, writes, flushes done asynchronously */
 };
 
 struct vd_image {
-    const struct vd_driver *drv;   /* fixed while open */
-    void *opaque;              /* drv->instance_size bytes of driver state */
-    bool readonly;             /* image.c's: from the open options, or the
-                                  driver's VD_OPEN_READONLY; fixed while open */
-    char *location;            /* path or URI it was opened from */
-    pthread_mutex_t serial;    /* held around calls when !drv->parallel */
+    const struct vd_driver *drv; /* fixed while open */
+    void *opaque;                /* drv->instance_size bytes of driver state */
+    bool readonly;               /* image.c's: from the open options, or the
+                                    driver's VD_OPEN_READONLY; fixed while open */
+    char *location;              /* path or URI it was opened from */
+    pthread_mutex_t serial;      /* held around calls when !drv->parallel */
     struct vd_image_counters stats;
 };
 

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "io_util.h"
-#include "vd_assert.h"
 #include "ioloop.h"
+#include "vd_assert.h"
 #include "vd_error.h"
 
 /* Enter/leave a driver call: a no-op for parallel drivers. */
@@ -31,7 +31,7 @@ static void drv_leave(struct vd_image *img)
 
 /* A driver's "0 or -errno" result (what every int member returns unless
  * its comment says a count): errno values are small positive numbers. */
-#define VD_ASSERT_ERRNO_RESULT(ret)                                           \
+#define VD_ASSERT_ERRNO_RESULT(ret)                                            \
     VD_ASSERT((ret) == 0 || ((ret) < 0 && (ret) > -4096))
 #define VD_ASSERT_ERRNO_OR_COUNT(ret) VD_ASSERT((ret) > -4096)
 
@@ -94,8 +94,10 @@ int vd_image_remove(const char *driver, const char *location,
         return vd_error_set(err, -EINVAL, "unknown driver '%s'", driver);
     }
     if (drv->remove == NULL) {
-        return vd_error_set(err, -ENOTSUP, "driver '%s' cannot remove "
-                            "images", driver);
+        return vd_error_set(err, -ENOTSUP,
+                            "driver '%s' cannot remove "
+                            "images",
+                            driver);
     }
     return drv->remove(location, err);
 }
@@ -145,8 +147,8 @@ int vd_image_open(const char *format, const char *location,
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
     img->drv = drv;
-    img->readonly = opts->readonly || drv->pwrite == NULL ||
-                    opts->snapshot != NULL;
+    img->readonly =
+        opts->readonly || drv->pwrite == NULL || opts->snapshot != NULL;
     pthread_mutex_init(&img->serial, NULL);
     img->location = strdup(location);
     if (img->location == NULL) {
@@ -335,7 +337,7 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
     ret = img->drv->submit(img, aio);
     VD_ASSERT_ERRNO_RESULT(ret);
     if (ret < 0) {
-        aio->done = aio->caller_done;   /* not taken: the caller's again */
+        aio->done = aio->caller_done; /* not taken: the caller's again */
         if (ret != -EAGAIN) {
             count_result(img, ret);
         }
@@ -346,7 +348,7 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
 int vd_image_flush(struct vd_image *img)
 {
     int ret = 0;
-    VD_ASSERT(vd_ioloop_may_wait());   /* may drain: vd_image_flush_nowait */
+    VD_ASSERT(vd_ioloop_may_wait()); /* may drain: vd_image_flush_nowait */
     if (img->readonly || img->drv->flush == NULL) {
         return 0;
     }
@@ -365,7 +367,7 @@ int vd_image_flush_nowait(struct vd_image *img)
         return 0;
     }
     if (img->drv->flush_nowait == NULL || !img->drv->parallel) {
-        return -EAGAIN;   /* serialising could wait */
+        return -EAGAIN; /* serialising could wait */
     }
     ret = img->drv->flush_nowait(img);
     if (ret == -EAGAIN) {
@@ -453,7 +455,7 @@ int vd_image_block_status(struct vd_image *img, uint64_t off, uint64_t len,
     VD_ASSERT(ret < 0 ||
               (ret & ~(int)(VD_BS_DATA | VD_BS_ZERO | VD_BS_ALLOCATED)) == 0);
     if (ret >= 0 && (*pnum == 0 || *pnum > len)) {
-        ret = -EIO;   /* a driver bug must not loop the caller forever */
+        ret = -EIO; /* a driver bug must not loop the caller forever */
     }
     return count_result(img, ret);
 }
@@ -474,8 +476,7 @@ int64_t vd_image_allocated(struct vd_image *img)
     return ret;
 }
 
-int vd_image_truncate(struct vd_image *img, uint64_t size,
-                      struct vd_error *err)
+int vd_image_truncate(struct vd_image *img, uint64_t size, struct vd_error *err)
 {
     int ret;
     if (img->readonly) {
@@ -537,8 +538,7 @@ int vd_image_snapshot_revert(struct vd_image *img, const char *name,
     return snapshot_op(img, name, img->drv->snapshot_revert, err);
 }
 
-int vd_image_snapshot_list(struct vd_image *img,
-                           struct vd_snapshot_info **out)
+int vd_image_snapshot_list(struct vd_image *img, struct vd_snapshot_info **out)
 {
     int ret;
     *out = NULL;
@@ -560,8 +560,10 @@ int vd_image_snapshot_changes(struct vd_image *img, const char *since,
 {
     int ret;
     if (img->drv->snapshot_changes == NULL) {
-        return vd_error_set(err, -ENOTSUP, "format '%s' cannot list changed "
-                            "blocks", img->drv->name);
+        return vd_error_set(err, -ENOTSUP,
+                            "format '%s' cannot list changed "
+                            "blocks",
+                            img->drv->name);
     }
     drv_enter(img);
     ret = img->drv->snapshot_changes(img, since, snap, cb, arg, err);
@@ -583,8 +585,7 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res)
     return ret;
 }
 
-int vd_image_backend_state(struct vd_image *img,
-                           struct vd_backend_state *out)
+int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out)
 {
     memset(out, 0, sizeof(*out));
     if (img->drv->backend_state == NULL) {

@@ -12,14 +12,14 @@
 
 #include "vd_driver.h"
 
-struct vd_image;   /* opaque above formats/ (image-int.h) */
+struct vd_image; /* opaque above formats/ (image-int.h) */
 
 /* A copy of an image's request counters (vd_image_stats). */
 struct vd_image_stats {
     uint64_t reads, writes, flushes, discards;
     uint64_t bytes_read, bytes_written;
     uint64_t errors;
-    uint64_t async;   /* reads, writes, flushes done asynchronously */
+    uint64_t async; /* reads, writes, flushes done asynchronously */
 };
 
 /* Driver registry (registry.c). */
@@ -72,8 +72,8 @@ int vd_image_close(struct vd_image *img);
 
 /* Accessors: the daemon's whole view of an open image besides I/O. */
 const struct vd_driver *vd_image_driver(const struct vd_image *img);
-const char *vd_image_format(const struct vd_image *img);   /* driver name */
-unsigned vd_image_caps(const struct vd_image *img);        /* VD_CAP_* */
+const char *vd_image_format(const struct vd_image *img); /* driver name */
+unsigned vd_image_caps(const struct vd_image *img);      /* VD_CAP_* */
 /* Writes are refused (-EROFS): opened read-only, as a snapshot view, by
  * a driver without writes, or by one that could open only for reading. */
 bool vd_image_readonly(const struct vd_image *img);
@@ -105,8 +105,7 @@ int vd_image_truncate(struct vd_image *img, uint64_t size,
 
 int vd_image_snapshot_create(struct vd_image *img, const char *name,
                              struct vd_error *err);
-int vd_image_snapshot_list(struct vd_image *img,
-                           struct vd_snapshot_info **out);
+int vd_image_snapshot_list(struct vd_image *img, struct vd_snapshot_info **out);
 int vd_image_snapshot_delete(struct vd_image *img, const char *name,
                              struct vd_error *err);
 int vd_image_snapshot_revert(struct vd_image *img, const char *name,
@@ -119,8 +118,7 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res);
 
 /* Live state of a remote backend (vd_driver.backend_state): 0 with *out
  * filled, -ENOTSUP when the driver has nothing to report, or -errno. */
-int vd_image_backend_state(struct vd_image *img,
-                           struct vd_backend_state *out);
+int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out);
 
 /* Why the image is considered corrupt (vd_driver.corruption), or NULL. */
 const char *vd_image_corruption(struct vd_image *img);

@@ -4,8 +4,8 @@
 #include "io_util.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -146,7 +146,10 @@ int vd_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 static int ofd_lock(int fd, int cmd, short type, off_t start)
 {
     struct flock fl = {
-        .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1,
+        .l_type = type,
+        .l_whence = SEEK_SET,
+        .l_start = start,
+        .l_len = 1,
     };
     if (fcntl(fd, cmd, &fl) < 0) {
         return -errno;
@@ -174,23 +177,25 @@ int vd_lock_image_fd_mode(int fd, enum vd_lock_mode mode)
         shared = PERM_CONSISTENT_READ | PERM_WRITE_UNCHANGED;
     }
     for (unsigned i = 0; i < 4; i++) {
-        /* Someone refuses to share what we want, or uses what we won't share. */
-        if ((perm & (1u << i)) &&
-            (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK, LOCK_SHARED_BASE + i)) < 0) {
+        /* Someone refuses to share what we want, or uses what we won't share.
+         */
+        if ((perm & (1u << i)) && (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK,
+                                                  LOCK_SHARED_BASE + i)) < 0) {
             return ret;
         }
-        if (!(shared & (1u << i)) &&
-            (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK, LOCK_PERM_BASE + i)) < 0) {
+        if (!(shared & (1u << i)) && (ret = ofd_lock(fd, F_OFD_GETLK, F_WRLCK,
+                                                     LOCK_PERM_BASE + i)) < 0) {
             return ret;
         }
     }
     for (unsigned i = 0; i < 4; i++) {
-        if ((perm & (1u << i)) &&
-            (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, LOCK_PERM_BASE + i)) < 0) {
+        if ((perm & (1u << i)) && (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK,
+                                                  LOCK_PERM_BASE + i)) < 0) {
             return ret;
         }
         if (!(shared & (1u << i)) &&
-            (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i)) < 0) {
+            (ret = ofd_lock(fd, F_OFD_SETLK, F_RDLCK, LOCK_SHARED_BASE + i)) <
+                0) {
             return ret;
         }
     }
@@ -210,7 +215,7 @@ int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
     }
     if (direct) {
         struct statx stx;
-        hf->dfd = open(path, flags | O_DIRECT);   /* EINVAL: not supported */
+        hf->dfd = open(path, flags | O_DIRECT); /* EINVAL: not supported */
         if (hf->dfd >= 0 &&
             statx(hf->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
             (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align != 0 &&
@@ -262,7 +267,8 @@ int vd_hostfile_pread(struct vd_hostfile *hf, void *buf, size_t len,
         /* A direct read that ends short at an unaligned end of file
          * continues unaligned: finish it through the page cache. */
         return ret == -EINVAL && fd != hf->fd
-                   ? pread_loop(hf->fd, buf, len, off) : ret;
+                   ? pread_loop(hf->fd, buf, len, off)
+                   : ret;
     }
     if (len > BOUNCE_MAX || posix_memalign(&tmp, hf->mem_align, len) != 0) {
         return pread_loop(hf->fd, buf, len, off);
@@ -286,7 +292,7 @@ int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,
     if (ret < 0) {
         return ret;
     }
-    if (ret > 0) {   /* injected torn write, through the page cache */
+    if (ret > 0) { /* injected torn write, through the page cache */
         ret = pwrite_loop(hf->fd, buf, part, off);
         return ret < 0 ? ret : -ENOSPC;
     }

@@ -33,10 +33,10 @@ int vd_fallocate(int fd, int mode, uint64_t off, uint64_t len);
  * memory is not aligned); others take the buffered fd, which the kernel
  * keeps coherent with direct I/O. */
 struct vd_hostfile {
-    int fd;              /* buffered, always open; -1 when closed */
-    int dfd;             /* O_DIRECT, or -1 when not in use */
-    uint32_t mem_align;  /* buffer alignment direct I/O needs */
-    uint32_t off_align;  /* offset and length alignment direct I/O needs */
+    int fd;             /* buffered, always open; -1 when closed */
+    int dfd;            /* O_DIRECT, or -1 when not in use */
+    uint32_t mem_align; /* buffer alignment direct I/O needs */
+    uint32_t off_align; /* offset and length alignment direct I/O needs */
 };
 
 /* Open path read-only or read-write; direct asks for the O_DIRECT fd
@@ -61,9 +61,9 @@ int vd_lock_image_fd(int fd, bool write);
  * image under a live overlay must not change. Readers (such as a snapshot
  * view beside the volume's writer) share everything. */
 enum vd_lock_mode {
-    VD_LOCK_READ,      /* consistent read; others may do anything */
-    VD_LOCK_BACKING,   /* consistent read; refuses others' write, resize */
-    VD_LOCK_WRITE,     /* everything; shares only read, write-unchanged */
+    VD_LOCK_READ,    /* consistent read; others may do anything */
+    VD_LOCK_BACKING, /* consistent read; refuses others' write, resize */
+    VD_LOCK_WRITE,   /* everything; shares only read, write-unchanged */
 };
 int vd_lock_image_fd_mode(int fd, enum vd_lock_mode mode);
 

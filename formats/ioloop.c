@@ -45,20 +45,20 @@
 #define RING_ENTRIES 512
 
 struct vd_ioloop {
-    uint64_t poll_ns;                   /* note 4; fixed at creation */
-    _Atomic uint64_t poll_any_until;    /* note 4; monotonic ns, 0 = none */
+    uint64_t poll_ns;                /* note 4; fixed at creation */
+    _Atomic uint64_t poll_any_until; /* note 4; monotonic ns, 0 = none */
     _Atomic uint64_t poll_any_idle_ns;
     pthread_t thread;
-    sem_t started;                      /* the thread set start_ret */
+    sem_t started; /* the thread set start_ret */
     int start_ret;
-    int wake_fd;                        /* eventfd */
-    struct vd_hostio stop_io;           /* posted by vd_ioloop_free */
+    int wake_fd;              /* eventfd */
+    struct vd_hostio stop_io; /* posted by vd_ioloop_free */
     /* Submitters hand requests over through these (note 1). */
-    _Atomic(struct vd_hostio *) inbox;  /* newest first */
+    _Atomic(struct vd_hostio *) inbox; /* newest first */
     atomic_bool sleeping;
     /* Everything below belongs to the I/O thread. */
     struct io_uring ring;
-    unsigned busy;                      /* file requests in the ring */
+    unsigned busy; /* file requests in the ring */
     uint64_t wake_buf;
 };
 
@@ -111,7 +111,7 @@ static struct io_uring_sqe *get_sqe(struct vd_ioloop *l)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
     while (sqe == NULL) {
-        io_uring_submit(&l->ring);   /* make room */
+        io_uring_submit(&l->ring); /* make room */
         sqe = io_uring_get_sqe(&l->ring);
     }
     return sqe;
@@ -126,8 +126,7 @@ static void queue(struct vd_ioloop *l, struct vd_hostio *io)
                            (uint64_t)-1);
     } else if (io->write) {
         io_uring_prep_write(sqe, io->fd, (const char *)io->buf + io->done,
-                            (unsigned)(io->len - io->done),
-                            io->off + io->done);
+                            (unsigned)(io->len - io->done), io->off + io->done);
     } else {
         io_uring_prep_read(sqe, io->fd, (char *)io->buf + io->done,
                            (unsigned)(io->len - io->done), io->off + io->done);
@@ -138,8 +137,7 @@ static void queue(struct vd_ioloop *l, struct vd_hostio *io)
 static void arm_wake(struct vd_ioloop *l)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
-    io_uring_prep_read(sqe, l->wake_fd, &l->wake_buf, sizeof(l->wake_buf),
-                       0);
+    io_uring_prep_read(sqe, l->wake_fd, &l->wake_buf, sizeof(l->wake_buf), 0);
     io_uring_sqe_set_data(sqe, &tag_wake);
 }
 
@@ -158,7 +156,7 @@ static bool take_inbox(struct vd_ioloop *l)
         io = next;
     }
     while (rev != NULL) {
-        struct vd_hostio *next = rev->next;   /* a call may reuse rev */
+        struct vd_hostio *next = rev->next; /* a call may reuse rev */
         switch (rev->kind) {
         case VD_HOSTIO_STOP: {
             struct io_uring_sqe *sqe = get_sqe(l);
@@ -196,7 +194,7 @@ static void complete(struct vd_ioloop *l, struct vd_hostio *io, int res)
     if (res > 0) {
         io->done += (size_t)res;
         if (io->done < io->len) {
-            queue(l, io);   /* short: continue where it stopped */
+            queue(l, io); /* short: continue where it stopped */
             return;
         }
         res = 0;
@@ -217,7 +215,8 @@ static bool reap(struct vd_ioloop *l, unsigned *count)
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
     bool run = true;
-    io_uring_for_each_cqe(&l->ring, head, cqe) {
+    io_uring_for_each_cqe(&l->ring, head, cqe)
+    {
         void *data = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         seen++;
@@ -253,16 +252,16 @@ static int ring_init(struct io_uring *ring)
  * when the thread last had any. */
 static bool keep_polling(struct vd_ioloop *l, uint64_t busy_at)
 {
-    uint64_t until = atomic_load_explicit(&l->poll_any_until,
-                                          memory_order_relaxed);
+    uint64_t until =
+        atomic_load_explicit(&l->poll_any_until, memory_order_relaxed);
     uint64_t now;
     if (l->poll_ns == 0 && until == 0) {
         return false;
     }
     now = vd_ioloop_now_ns();
     if (now < until) {
-        return now - busy_at < atomic_load_explicit(&l->poll_any_idle_ns,
-                                                    memory_order_relaxed);
+        return now - busy_at <
+               atomic_load_explicit(&l->poll_any_idle_ns, memory_order_relaxed);
     }
     return l->busy >= 2 && now - busy_at < l->poll_ns;
 }
@@ -290,11 +289,12 @@ static void *io_main(void *arg)
         }
         if (posted || n > 0) {
             busy_at = l->poll_ns > 0 || atomic_load(&l->poll_any_until) != 0
-                          ? vd_ioloop_now_ns() : 0;
+                          ? vd_ioloop_now_ns()
+                          : 0;
             continue;
         }
         if (keep_polling(l, busy_at)) {
-            continue;   /* note 4: stay awake a moment for the next */
+            continue; /* note 4: stay awake a moment for the next */
         }
         atomic_store(&l->sleeping, true);
         if (atomic_load(&l->inbox) != NULL) {
@@ -304,7 +304,7 @@ static void *io_main(void *arg)
         io_uring_submit_and_wait(&l->ring, 1);
         atomic_store(&l->sleeping, false);
     }
-    VD_ASSERT(l->busy == 0);   /* vd_ioloop_free: nothing may be in flight */
+    VD_ASSERT(l->busy == 0); /* vd_ioloop_free: nothing may be in flight */
     io_uring_queue_exit(&l->ring);
     return NULL;
 }

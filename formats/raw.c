@@ -26,7 +26,7 @@ static int raw_probe(const uint8_t *buf, size_t len)
 {
     (void)buf;
     (void)len;
-    return 1;   /* anything can be raw; every real format scores higher */
+    return 1; /* anything can be raw; every real format scores higher */
 }
 
 static int raw_create(const char *location, const struct vd_create_opts *o,
@@ -84,11 +84,11 @@ static int raw_open(struct vd_image *img, const char *location,
         goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
-        ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file",
-                           location);
+        ret =
+            vd_error_set(err, -EINVAL, "'%s' is not a regular file", location);
         goto out_close;
     }
-    ret = vd_lock_image_fd_mode(s->hf.fd, !o->readonly ? VD_LOCK_WRITE
+    ret = vd_lock_image_fd_mode(s->hf.fd, !o->readonly         ? VD_LOCK_WRITE
                                           : o->chain_depth > 0 ? VD_LOCK_BACKING
                                                                : VD_LOCK_READ);
     if (ret < 0) {
@@ -130,7 +130,7 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
     struct raw_state *s = img->opaque;
     struct vd_hostio_batch *b;
     if (aio->op == VD_AIO_FLUSH) {
-        return -EAGAIN;   /* fdatasync blocks: the caller's thread does it */
+        return -EAGAIN; /* fdatasync blocks: the caller's thread does it */
     }
     if (s->loop == NULL ||
         !vd_hostio_suits(&s->hf, aio->buf, aio->len, aio->off) ||
@@ -186,14 +186,14 @@ static int raw_block_status(struct vd_image *img, uint64_t off, uint64_t len,
     off_t hole;
 
     if (data < 0) {
-        if (errno == ENXIO) {          /* no data after off: all hole */
+        if (errno == ENXIO) { /* no data after off: all hole */
             *pnum = len;
             return VD_BS_ZERO;
         }
-        *pnum = len;                   /* SEEK_DATA unsupported: say data */
+        *pnum = len; /* SEEK_DATA unsupported: say data */
         return VD_BS_DATA | VD_BS_ALLOCATED;
     }
-    if ((uint64_t)data > off) {        /* a hole up to data */
+    if ((uint64_t)data > off) { /* a hole up to data */
         *pnum = (uint64_t)data - off < len ? (uint64_t)data - off : len;
         return VD_BS_ZERO;
     }
@@ -227,7 +227,8 @@ static int raw_truncate(struct vd_image *img, uint64_t size,
 {
     struct raw_state *s = img->opaque;
     if (size < atomic_load(&s->size)) {
-        return vd_error_set(err, -ENOTSUP, "shrinking a volume is not supported");
+        return vd_error_set(err, -ENOTSUP,
+                            "shrinking a volume is not supported");
     }
     int ret = vd_ftruncate(s->hf.fd, size);
     if (ret < 0) {
@@ -251,7 +252,7 @@ const struct vd_driver vd_driver_raw = {
     .pread = raw_pread,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
-    .flush_nowait = raw_flush,   /* only data to sync */
+    .flush_nowait = raw_flush, /* only data to sync */
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
     .block_status = raw_block_status,

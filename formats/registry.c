@@ -21,13 +21,13 @@ extern const struct vd_driver vd_driver_rbd;
 #endif
 
 static const struct vd_driver *const drivers[] = {
-    &vd_driver_qcow2,   /* before raw: raw matches anything */
+    &vd_driver_qcow2, /* before raw: raw matches anything */
     &vd_driver_raw,
 #ifdef VD_WITH_NBD
-    &vd_driver_nbd,     /* no probe: only chosen by name */
+    &vd_driver_nbd, /* no probe: only chosen by name */
 #endif
 #ifdef VD_WITH_RBD
-    &vd_driver_rbd,     /* no probe: only chosen by name */
+    &vd_driver_rbd, /* no probe: only chosen by name */
 #endif
     NULL,
 };
@@ -57,7 +57,7 @@ void vd_driver_names(unsigned caps, bool is_file, char *buf, size_t cap)
         int w = snprintf(buf + n, cap - n, "%s%s", n > 0 ? ", " : "",
                          drivers[i]->name);
         if (w < 0 || (size_t)w >= cap - n) {
-            break;   /* truncated: still NUL terminated */
+            break; /* truncated: still NUL terminated */
         }
         n += (size_t)w;
     }

@@ -33,7 +33,7 @@ vd_assert_fail(const char *cond, const char *file, int line, const char *func)
     abort();
 }
 
-#define VD_ASSERT(cond)                                                       \
+#define VD_ASSERT(cond)                                                        \
     ((cond) ? (void)0 : vd_assert_fail(#cond, __FILE__, __LINE__, __func__))
 
 /* Does the calling thread hold mutex m? glibc records the owner's thread

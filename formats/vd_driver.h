@@ -16,39 +16,39 @@ struct vd_image;
 struct vd_ioloop;
 
 enum vd_prealloc {
-    VD_PREALLOC_OFF = 0,   /* sparse: allocate on first write */
-    VD_PREALLOC_METADATA,  /* qcow2: write all mapping tables up front */
-    VD_PREALLOC_FALLOC,    /* reserve host space with fallocate() */
-    VD_PREALLOC_FULL,      /* write zeroes to every byte */
+    VD_PREALLOC_OFF = 0,  /* sparse: allocate on first write */
+    VD_PREALLOC_METADATA, /* qcow2: write all mapping tables up front */
+    VD_PREALLOC_FALLOC,   /* reserve host space with fallocate() */
+    VD_PREALLOC_FULL,     /* write zeroes to every byte */
 };
 
 struct vd_create_opts {
-    uint64_t size;               /* virtual size, bytes, multiple of 512 */
-    uint32_t cluster_size;       /* 0 = driver default */
+    uint64_t size;         /* virtual size, bytes, multiple of 512 */
+    uint32_t cluster_size; /* 0 = driver default */
     enum vd_prealloc prealloc;
-    const char *backing_file;    /* NULL = none; stored as given in the image */
-    const char *backing_format;  /* NULL = probe the backing file */
+    const char *backing_file;   /* NULL = none; stored as given in the image */
+    const char *backing_format; /* NULL = probe the backing file */
 };
 
 struct vd_open_opts {
     bool readonly;
-    bool direct;                     /* host file data I/O bypasses the page
-                                        cache (O_DIRECT) where the file system
-                                        allows it */
-    uint64_t cache_bytes;            /* metadata cache size, 0 = driver default */
+    bool direct;          /* host file data I/O bypasses the page
+                             cache (O_DIRECT) where the file system
+                             allows it */
+    uint64_t cache_bytes; /* metadata cache size, 0 = driver default */
     /* Directories (canonical, no trailing slash) a backing file may be
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
-    int chain_depth;                 /* how deep in a backing chain this open
-                                        is; above 0 the image is a backing
-                                        file, and file drivers lock it so
-                                        that nobody may write or resize it
-                                        (VD_LOCK_BACKING, io_util.h) */
+    int chain_depth; /* how deep in a backing chain this open
+                        is; above 0 the image is a backing
+                        file, and file drivers lock it so
+                        that nobody may write or resize it
+                        (VD_LOCK_BACKING, io_util.h) */
     /* Remote backends (is_file == false) only; file drivers ignore these. */
-    bool lazy_connect;     /* server down: open anyway, disconnected, sized by
-                            * size_hint, and connect in the background */
-    uint64_t size_hint;    /* the size last seen (catalog); 0 = unknown, and
-                            * then lazy_connect cannot apply */
+    bool lazy_connect;      /* server down: open anyway, disconnected, sized by
+                             * size_hint, and connect in the background */
+    uint64_t size_hint;     /* the size last seen (catalog); 0 = unknown, and
+                             * then lazy_connect cannot apply */
     uint32_t io_timeout_ms; /* fail I/O with -EIO after this long without a
                              * server; 0 = driver default */
     /* Directories (canonical, no trailing slash) a unix socket may be in,
@@ -70,18 +70,20 @@ struct vd_open_opts {
 #define VD_MAX_CHAIN_DEPTH 16
 
 /* block_status flags */
-#define VD_BS_DATA      0x1u  /* the range holds data stored somewhere */
-#define VD_BS_ZERO      0x2u  /* the range reads as zeroes */
-#define VD_BS_ALLOCATED 0x4u  /* the range is allocated in this image, not a backing file */
+#define VD_BS_DATA 0x1u /* the range holds data stored somewhere */
+#define VD_BS_ZERO 0x2u /* the range reads as zeroes */
+/* The range is allocated in this image, not a backing file. */
+#define VD_BS_ALLOCATED 0x4u
 
 /* write_zeroes flags */
-#define VD_ZERO_MAY_UNMAP 0x1u  /* the driver may deallocate instead of writing */
+/* The driver may deallocate instead of writing. */
+#define VD_ZERO_MAY_UNMAP 0x1u
 
 struct vd_snapshot_info {
     char id[64];
     char name[256];
     uint64_t vm_state_size;
-    uint64_t disk_size;      /* virtual size when the snapshot was taken */
+    uint64_t disk_size; /* virtual size when the snapshot was taken */
     int64_t date_sec;
     uint32_t date_nsec;
     uint64_t vm_clock_nsec;
@@ -93,11 +95,11 @@ struct vd_snapshot_info {
 enum vd_aio_op {
     VD_AIO_READ,
     VD_AIO_WRITE,
-    VD_AIO_FLUSH,   /* as vd_driver.flush; buf, len and off unused. Only
-                     * for drivers whose flush needs no thread to wait
-                     * (a remote server's command): a host file's
-                     * fdatasync would run on an io_uring kernel worker,
-                     * which measured slower than a FUSE worker doing it. */
+    VD_AIO_FLUSH, /* as vd_driver.flush; buf, len and off unused. Only
+                   * for drivers whose flush needs no thread to wait
+                   * (a remote server's command): a host file's
+                   * fdatasync would run on an io_uring kernel worker,
+                   * which measured slower than a FUSE worker doing it. */
 };
 
 struct vd_aio {
@@ -117,20 +119,20 @@ struct vd_aio {
 
 /* What a driver can do (vd_driver.caps). The layers above ask for a
  * capability, never for a format name. */
-#define VD_CAP_CREATE          0x01u  /* makes new images (create) */
-#define VD_CAP_GROW            0x02u  /* the virtual size can grow (truncate) */
-#define VD_CAP_SNAPSHOTS       0x04u  /* internal snapshots: create, list,
-                                         delete, revert */
-#define VD_CAP_SNAPSHOT_VIEWS  0x08u  /* opens a snapshot read-only
-                                         (vd_open_opts.snapshot) */
-#define VD_CAP_CHANGES         0x10u  /* changed blocks between snapshots
-                                         (snapshot_changes) */
-#define VD_CAP_BASE            0x20u  /* its images can be the backing file
-                                         of another image (a linked clone's
-                                         base) */
-#define VD_CAP_CHEAP_CLONE     0x40u  /* creates an image over a backing file
-                                         (vd_create_opts.backing_file): a
-                                         linked clone */
+#define VD_CAP_CREATE 0x01u /* makes new images (create) */
+#define VD_CAP_GROW 0x02u   /* the virtual size can grow (truncate) */
+/* Internal snapshots: create, list, delete, revert. */
+#define VD_CAP_SNAPSHOTS 0x04u
+/* Opens a snapshot read-only (vd_open_opts.snapshot) */
+#define VD_CAP_SNAPSHOT_VIEWS 0x08u
+/* Changed blocks between snapshots (snapshot_changes) */
+#define VD_CAP_CHANGES 0x10u
+/* Its images can be the backing file of another image (a linked clone's
+ * base) */
+#define VD_CAP_BASE 0x20u
+/* Creates an image over a backing file (vd_create_opts.backing_file): a
+ * linked clone. */
+#define VD_CAP_CHEAP_CLONE 0x40u
 
 /* open() succeeded, but only for reading although writing was asked (a
  * server that exports read-only, an image marked corrupt): image.c then
@@ -140,43 +142,43 @@ struct vd_aio {
 /* Live state of a remote backend (vd_driver.backend_state), plain data
  * that the API renders. Strings are NUL terminated and hold no secrets. */
 enum vd_backend_link {
-    VD_LINK_CONNECTING,     /* never connected yet */
-    VD_LINK_CONNECTED,      /* every connection it wants is up */
-    VD_LINK_DEGRADED,       /* some, not all */
-    VD_LINK_DISCONNECTED,   /* lost, reconnecting */
+    VD_LINK_CONNECTING,   /* never connected yet */
+    VD_LINK_CONNECTED,    /* every connection it wants is up */
+    VD_LINK_DEGRADED,     /* some, not all */
+    VD_LINK_DISCONNECTED, /* lost, reconnecting */
 };
 
 struct vd_backend_state {
     enum vd_backend_link link;
-    int connections;        /* connections it keeps when all are up */
-    int connected;          /* connections up now */
-    uint64_t reconnects;    /* successful reconnects since open */
-    uint32_t timeout_ms;    /* I/O fails after this long without a server */
-    char last_error[256];   /* the last connection error, "" if none */
-    bool have_server;       /* the members below are known (a connection
-                               was made at least once) */
+    int connections;      /* connections it keeps when all are up */
+    int connected;        /* connections up now */
+    uint64_t reconnects;  /* successful reconnects since open */
+    uint32_t timeout_ms;  /* I/O fails after this long without a server */
+    char last_error[256]; /* the last connection error, "" if none */
+    bool have_server;     /* the members below are known (a connection
+                             was made at least once) */
     struct {
         uint64_t size;
         bool read_only, can_flush, can_trim, can_zero, can_fua;
         bool can_multi_conn;
-        bool block_status;  /* answers block status queries */
+        bool block_status; /* answers block status queries */
     } server;
     /* Distributed stores (RBD): the image's features, comma separated
      * ("" if none), and whether this host holds its exclusive lock. */
     char features[256];
-    bool have_lock;         /* the image has an exclusive lock */
-    bool lock_owner;        /* ... and this host holds it */
+    bool have_lock;  /* the image has an exclusive lock */
+    bool lock_owner; /* ... and this host holds it */
 };
 
 /* What a create request names of a remote image (vd_driver.locate): the
  * members of the API's backend object, NULL where not given. */
 struct vd_locate_req {
     const char *uri;
-    const char *cluster;    /* which of the operator's clusters */
+    const char *cluster; /* which of the operator's clusters */
     const char *pool;
     const char *image;
-    const char *uuid;       /* the new volume's: names an image made for it */
-    bool create;            /* a new image is to be made (else attach) */
+    const char *uuid; /* the new volume's: names an image made for it */
+    bool create;      /* a new image is to be made (else attach) */
 };
 
 /* A remote location split into the parts a create request names them by
@@ -200,12 +202,12 @@ struct vd_check_result {
  * negative errno on failure. Unless `parallel` is false, every member
  * on one image may be called from several threads at once. */
 struct vd_driver {
-    const char *name;        /* "raw", "qcow2", "nbd" — the catalog's format name */
-    size_t instance_size;    /* bytes of zeroed private state at img->opaque */
-    bool parallel;           /* false: image.c serialises all calls on an image */
-    bool is_file;            /* location is a host file path (false for URIs) */
-    unsigned caps;           /* VD_CAP_* bits; each names members that must
-                                then be present (tests/unit/test_registry.c) */
+    const char *name; /* "raw", "qcow2", "nbd" — the catalog's format name */
+    size_t instance_size; /* bytes of zeroed private state at img->opaque */
+    bool parallel;        /* false: image.c serialises all calls on an image */
+    bool is_file;         /* location is a host file path (false for URIs) */
+    unsigned caps;        /* VD_CAP_* bits; each names members that must
+                             then be present (tests/unit/test_registry.c) */
 
     /* Score how likely buf (the first len bytes of a file, len may be less
      * than 512 for small files) is this format: 0 = not it, 100 = certain.
@@ -258,8 +260,8 @@ struct vd_driver {
     int (*pwrite)(struct vd_image *img, const void *buf, size_t len,
                   uint64_t off);
 
-    /* Start aio (a read or write within range, len > 0, or a flush) without waiting
-     * for it: return 0 once aio->done is sure to be called, or -errno
+    /* Start aio (a read or write within range, len > 0, or a flush) without
+     * waiting for it: return 0 once aio->done is sure to be called, or -errno
      * without calling it. -EAGAIN means "not now, not this way": the
      * request needs work the driver does only synchronously (allocation,
      * a backing file, a cache miss it would block on), and the caller

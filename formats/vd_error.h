@@ -7,12 +7,13 @@
 #define VD_ERROR_H
 
 struct vd_error {
-    int code;        /* negative errno, 0 when unset */
-    char msg[512];   /* human readable, NUL terminated */
+    int code;      /* negative errno, 0 when unset */
+    char msg[512]; /* human readable, NUL terminated */
 };
 
 /* Record code and message in err (if err is not NULL and not already set).
- * Returns code, so callers can write `return vd_error_set(err, -EINVAL, ...)`. */
+ * Returns code, so callers can write `return vd_error_set(err, -EINVAL, ...)`.
+ */
 int vd_error_set(struct vd_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

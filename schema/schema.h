@@ -4,7 +4,7 @@
 #define VD_SCHEMA_H
 
 struct vd_migration {
-    const char *file;   /* e.g. "001_init.sql" */
+    const char *file; /* e.g. "001_init.sql" */
     const char *sql;
 };
 

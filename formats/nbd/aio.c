@@ -37,7 +37,7 @@ static _Thread_local struct nbd_conn *io_conn;
 void vd_nbd_aio_io_thread(struct nbd_conn *c)
 {
     io_conn = c;
-    vd_ioloop_mark_completer();   /* it settles: calls done */
+    vd_ioloop_mark_completer(); /* it settles: calls done */
 }
 
 bool vd_nbd_on_io_thread(const struct nbd_conn *c)
@@ -209,8 +209,8 @@ void vd_nbd_aio_settle(struct nbd_conn *c)
     struct nbd_aio_req *r = atomic_exchange(&c->settle, NULL);
     struct nbd_aio_req *fifo = NULL;
 
-    VD_ASSERT(io_conn == c);   /* c's I/O thread only (nbd-int.h) */
-    while (r != NULL) { /* the stack is newest first */
+    VD_ASSERT(io_conn == c); /* c's I/O thread only (nbd-int.h) */
+    while (r != NULL) {      /* the stack is newest first */
         struct nbd_aio_req *next = r->qnext;
         r->qnext = fifo;
         fifo = r;
@@ -371,7 +371,7 @@ static void *timer_main(void *arg)
     struct nbd_state *s = arg;
     struct nbd_aio_req *waiting = NULL; /* this thread's own */
 
-    vd_ioloop_mark_completer();   /* it fails and retries: calls done */
+    vd_ioloop_mark_completer(); /* it fails and retries: calls done */
     pthread_mutex_lock(&s->lock);
     for (;;) {
         int64_t next_resend = INT64_MAX;

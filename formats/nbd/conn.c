@@ -17,8 +17,8 @@
 #include "nbd-int.h"
 #include "vd_assert.h"
 
-#define MAX_REQUEST (32u << 20) /* NBD's safe default without a server limit   \
-                                 */
+/* NBD's safe default request size when the server sets no limit. */
+#define MAX_REQUEST (32u << 20)
 
 int64_t vd_nbd_now_ms(void)
 {
@@ -223,7 +223,7 @@ static bool conn_publish(struct nbd_conn *c, struct nbd_handle *h, bool again)
      * submitter's failed send closing (and the kernel reusing) libnbd's. */
     int fd = fcntl(nbd_aio_get_fd(h), F_DUPFD_CLOEXEC, 0);
 
-    VD_ASSERT(vd_nbd_on_io_thread(c));   /* sole writer of h, sock_fd */
+    VD_ASSERT(vd_nbd_on_io_thread(c)); /* sole writer of h, sock_fd */
     if (fd < 0) {
         set_last_error(s, "cannot duplicate the NBD socket");
         nbd_close(h);
@@ -256,7 +256,7 @@ static void conn_retire(struct nbd_conn *c, const char *why)
     struct nbd_state *s = c->s;
     struct nbd_handle *h;
 
-    VD_ASSERT(vd_nbd_on_io_thread(c));   /* sole writer of h, sock_fd */
+    VD_ASSERT(vd_nbd_on_io_thread(c)); /* sole writer of h, sock_fd */
     atomic_store(&c->up, false);
     pthread_rwlock_wrlock(&c->hlock);
     h = c->h;

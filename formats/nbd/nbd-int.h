@@ -21,46 +21,48 @@ struct nbd_aio_req;
 struct vd_aio;
 
 #define NBD_MAX_CONNS 16
-#define NBD_BACKOFF_MIN_MS 100u  /* first reconnect delay; doubles per failure */
-#define NBD_POKE_WAIT_MS 500u    /* how long a request waits for a poked redial */
+/* First reconnect delay; it doubles per failure. */
+#define NBD_BACKOFF_MIN_MS 100u
+/* How long a request waits for a poked redial. */
+#define NBD_POKE_WAIT_MS 500u
 
 /* What the server advertised on the first connection. */
 struct nbd_server_info {
     uint64_t size;
     bool read_only, can_flush, can_trim, can_zero, can_fua, can_multi_conn;
-    bool can_extents;          /* base:allocation was negotiated */
-    uint64_t max_request;      /* largest pread/pwrite we send */
+    bool can_extents;     /* base:allocation was negotiated */
+    uint64_t max_request; /* largest pread/pwrite we send */
 };
 
 /* Capabilities as seen by the data path (lock free). */
-#define NBD_CAP_KNOWN   0x01u   /* the bits below are valid */
-#define NBD_CAP_FLUSH   0x02u
-#define NBD_CAP_TRIM    0x04u
-#define NBD_CAP_ZERO    0x08u
+#define NBD_CAP_KNOWN 0x01u /* the bits below are valid */
+#define NBD_CAP_FLUSH 0x02u
+#define NBD_CAP_TRIM 0x04u
+#define NBD_CAP_ZERO 0x08u
 #define NBD_CAP_EXTENTS 0x10u
-#define NBD_CAP_RO      0x20u
+#define NBD_CAP_RO 0x20u
 
-#define NBD_KILL_TIMEOUT  1      /* a request got no reply in time */
-#define NBD_KILL_SHUTDOWN 2      /* the server said it is shutting down */
+#define NBD_KILL_TIMEOUT 1  /* a request got no reply in time */
+#define NBD_KILL_SHUTDOWN 2 /* the server said it is shutting down */
 
 /* One connection to the server and the thread that drives it. */
 struct nbd_conn {
     struct nbd_state *s;
     int index;
     bool thread_started;
-    atomic_bool up;              /* h is published and usable (a hint) */
+    atomic_bool up; /* h is published and usable (a hint) */
     pthread_t thread;
-    int wake_fd;                 /* eventfd: work queued, kill, or stop */
+    int wake_fd; /* eventfd: work queued, kill, or stop */
     /* hlock: read-held by submitters while they call nbd_aio_* on h;
      * write-held by the I/O thread only to publish or retire h. */
     pthread_rwlock_t hlock;
-    struct nbd_handle *h;        /* hlock; NULL while not connected */
-    int sock_fd;                 /* I/O thread only: our dup of h's socket */
-    _Atomic uint64_t gen;        /* bumped on every publish of h */
-    _Atomic uint64_t kill_gen;   /* drop h if it is still this generation */
-    atomic_int kill_why;         /* NBD_KILL_*: why kill_gen was set */
-    atomic_bool poked;           /* a request waits: end the backoff early */
-    struct nbd_handle *preset;   /* a handle open() already connected */
+    struct nbd_handle *h;      /* hlock; NULL while not connected */
+    int sock_fd;               /* I/O thread only: our dup of h's socket */
+    _Atomic uint64_t gen;      /* bumped on every publish of h */
+    _Atomic uint64_t kill_gen; /* drop h if it is still this generation */
+    atomic_int kill_why;       /* NBD_KILL_*: why kill_gen was set */
+    atomic_bool poked;         /* a request waits: end the backoff early */
+    struct nbd_handle *preset; /* a handle open() already connected */
     /* aio.c: finished aios the I/O thread settles (note 5); pushed from
      * libnbd's free callback by any thread, popped by the I/O thread. */
     struct nbd_aio_req *_Atomic settle;
@@ -113,13 +115,13 @@ struct nbd_state {
     bool readonly;               /* opened read-only: never writes */
     int n_conns;                 /* connections wanted with multi-conn */
     struct nbd_conn conns[NBD_MAX_CONNS];
-    atomic_uint rr;              /* round-robin cursor */
-    atomic_uint caps;            /* NBD_CAP_*, set once the server is known */
+    atomic_uint rr;               /* round-robin cursor */
+    atomic_uint caps;             /* NBD_CAP_*, set once the server is known */
     _Atomic uint64_t max_request; /* largest pread/pwrite sent at once */
     atomic_bool stopping;
 
-    pthread_mutex_t lock;        /* protects the fields below */
-    pthread_cond_t changed;      /* a connection went up or down (monotonic) */
+    pthread_mutex_t lock;   /* protects the fields below */
+    pthread_cond_t changed; /* a connection went up or down (monotonic) */
     bool have_info;
     struct nbd_server_info info; /* valid when have_info */
     uint64_t size;               /* info.size, or the open size hint */
@@ -150,9 +152,9 @@ enum nbd_op {
 
 struct nbd_req {
     enum nbd_op op;
-    void *buf;                   /* READ: out; WRITE: in */
+    void *buf; /* READ: out; WRITE: in */
     uint64_t count, off;
-    uint32_t flags;              /* LIBNBD_CMD_FLAG_* */
+    uint32_t flags; /* LIBNBD_CMD_FLAG_* */
     /* BLOCK_STATUS result: the first base:allocation extent. */
     bool bs_got;
     uint32_t bs_len, bs_flags;
@@ -164,7 +166,7 @@ int64_t vd_nbd_now_ms(void);
  * and sets *code (-EINVAL for a URI libnbd refuses, else -ENXIO) and msg.
  * wake_fd (or -1) aborts the wait when s->stopping is set. */
 struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
-                            int wake_fd, int *code, char *msg, size_t len);
+                               int wake_fd, int *code, char *msg, size_t len);
 /* Read what the server advertises on a connected handle. */
 void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info);
 /* Adopt info as the image's server description (s->lock held). */

@@ -89,7 +89,7 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
     s->backoff_max_ms =
         env_u32("VD_NBD_RECONNECT_MAX_MS", DEFAULT_BACKOFF_MAX_MS, 100, 600000);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    uint32_t def_conns = ncpu < 1 ? 1
+    uint32_t def_conns = ncpu < 1                   ? 1
                          : ncpu > DEFAULT_CONNS_MAX ? DEFAULT_CONNS_MAX
                                                     : (uint32_t)ncpu;
     s->n_conns =
@@ -141,7 +141,7 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
                 vd_error_set(err, -ENXIO, "NBD export '%s' is empty", location);
             goto out_free;
         }
-        pthread_mutex_lock(&s->lock);   /* not shared yet; for the rule */
+        pthread_mutex_lock(&s->lock); /* not shared yet; for the rule */
         vd_nbd_set_info(s, &info);
         pthread_mutex_unlock(&s->lock);
         s->size = info.size;
@@ -305,18 +305,18 @@ static int nbd_drv_backend_state(struct vd_image *img,
     struct nbd_state *s = img->opaque;
 
     pthread_mutex_lock(&s->lock);
-    out->connections = !s->have_info ? 1
-                       : s->info.can_multi_conn || s->info.read_only ||
-                               s->readonly
-                           ? s->n_conns
-                           : 1;
+    out->connections =
+        !s->have_info ? 1
+        : s->info.can_multi_conn || s->info.read_only || s->readonly
+            ? s->n_conns
+            : 1;
     out->connected = s->n_up;
     if (s->n_up == 0) {
-        out->link = s->connects == 0 ? VD_LINK_CONNECTING
-                                     : VD_LINK_DISCONNECTED;
+        out->link =
+            s->connects == 0 ? VD_LINK_CONNECTING : VD_LINK_DISCONNECTED;
     } else {
-        out->link = s->n_up < out->connections ? VD_LINK_DEGRADED
-                                               : VD_LINK_CONNECTED;
+        out->link =
+            s->n_up < out->connections ? VD_LINK_DEGRADED : VD_LINK_CONNECTED;
     }
     out->reconnects = s->reconnects;
     out->timeout_ms = s->timeout_ms;
@@ -341,7 +341,7 @@ const struct vd_driver vd_driver_nbd = {
     .instance_size = sizeof(struct nbd_state),
     .parallel = true,
     .is_file = false,
-    .caps = 0,   /* the server's own snapshots are not reached */
+    .caps = 0, /* the server's own snapshots are not reached */
     .open = nbd_drv_open,
     .close = nbd_drv_close,
     .pread = nbd_drv_pread,

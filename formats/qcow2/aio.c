@@ -17,9 +17,9 @@
  *    q2_barrier_drain takes the barrier exclusively, so no new request can
  *    start, and then waits for that count to reach zero: the guarantee of
  *    qcow2.c DESIGN NOTES 10 (no freed cluster is reused under an I/O)
- *    holds for both paths. The completions it waits for run on the I/O thread, so
- *    a drain there would wait for itself: it asserts it is not there, and
- *    the I/O thread flushes only through flush_nowait (qcow2.c).
+ *    holds for both paths. The completions it waits for run on the I/O thread,
+ * so a drain there would wait for itself: it asserts it is not there, and the
+ * I/O thread flushes only through flush_nowait (qcow2.c).
  * 3. At most MAX_SEGS host ranges per request; a request spread wider is
  *    rare and takes the synchronous path. */
 #include <assert.h>
@@ -36,7 +36,7 @@
 #define MAX_SEGS 16
 
 struct seg {
-    bool host;      /* read or write at host_off; else zero-fill buf */
+    bool host; /* read or write at host_off; else zero-fill buf */
     uint64_t host_off;
     uint8_t *buf;
     uint64_t len;
@@ -51,7 +51,7 @@ static int map_locked(struct q2_state *s, bool write, uint8_t *buf,
     unsigned n = 0;
     VD_ASSERT_HELD(&s->lock);
     if (write && s->broken) {
-        return -EAGAIN;   /* the blocking path reports it */
+        return -EAGAIN; /* the blocking path reports it */
     }
     while (len > 0) {
         struct q2_map m;
@@ -67,17 +67,16 @@ static int map_locked(struct q2_state *s, bool write, uint8_t *buf,
                 return -EAGAIN;
             }
             data = true;
-        } else if (!write && (m.type == Q2_ZERO_PLAIN ||
-                              m.type == Q2_ZERO_ALLOC ||
-                              (m.type == Q2_UNALLOCATED &&
-                               s->backing == NULL))) {
+        } else if (!write &&
+                   (m.type == Q2_ZERO_PLAIN || m.type == Q2_ZERO_ALLOC ||
+                    (m.type == Q2_UNALLOCATED && s->backing == NULL))) {
             data = false;
         } else {
             return -EAGAIN;
         }
         if (n > 0 && segs[n - 1].host == data &&
             (!data || segs[n - 1].host_off + segs[n - 1].len == host)) {
-            segs[n - 1].len += run;   /* contiguous with the last one */
+            segs[n - 1].len += run; /* contiguous with the last one */
         } else if (n == MAX_SEGS) {
             return -EAGAIN;
         } else {
@@ -114,10 +113,10 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
     int ret;
 
     if (aio->op == VD_AIO_FLUSH || s->loop == NULL) {
-        return -EAGAIN;   /* flush: write-back and fdatasync block */
+        return -EAGAIN; /* flush: write-back and fdatasync block */
     }
     if (pthread_rwlock_tryrdlock(&s->io_barrier) != 0) {
-        return -EAGAIN;   /* a drain is waiting (note 2) */
+        return -EAGAIN; /* a drain is waiting (note 2) */
     }
     pthread_mutex_lock(&s->lock);
     ret = map_locked(s, write, aio->buf, aio->len, aio->off, segs, &n);
@@ -162,7 +161,7 @@ int q2_submit(struct vd_image *img, struct vd_aio *aio)
 
 void q2_barrier_drain(struct q2_state *s)
 {
-    VD_ASSERT_NOT_HELD(&s->lock);   /* lock order: io_barrier, then lock */
+    VD_ASSERT_NOT_HELD(&s->lock); /* lock order: io_barrier, then lock */
     /* The I/O thread completes what this waits for (note 2). */
     VD_ASSERT(vd_ioloop_may_wait());
     pthread_rwlock_wrlock(&s->io_barrier);

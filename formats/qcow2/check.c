@@ -19,12 +19,12 @@
 
 struct refmap {
     uint32_t *rc;
-    uint64_t n;          /* clusters covered */
-    uint64_t bad;        /* references that cannot be right */
+    uint64_t n;   /* clusters covered */
+    uint64_t bad; /* references that cannot be right */
 };
 
-static void ref_inc(const struct q2_state *s, struct refmap *r,
-                    uint64_t off, uint64_t len)
+static void ref_inc(const struct q2_state *s, struct refmap *r, uint64_t off,
+                    uint64_t len)
 {
     if (len == 0) {
         return;
@@ -71,8 +71,8 @@ static int walk_l1(struct q2_state *s, struct refmap *r, uint64_t l1_off,
         for (uint64_t j = 0; ret == 0 && j < (1ULL << s->l2_bits); j++) {
             struct q2_map m;
             uint64_t off, len;
-            if (q2_l2_entry_decode(q2_table_get(buf, j), s->cluster_bits,
-                                   &m) < 0) {
+            if (q2_l2_entry_decode(q2_table_get(buf, j), s->cluster_bits, &m) <
+                0) {
                 r->bad++;
                 continue;
             }
@@ -86,8 +86,7 @@ static int walk_l1(struct q2_state *s, struct refmap *r, uint64_t l1_off,
 
 /* Count every reference; with_refstructs adds the refcount table and
  * blocks themselves. Caller frees r->rc. */
-static int compute(struct q2_state *s, struct refmap *r,
-                   bool with_refstructs)
+static int compute(struct q2_state *s, struct refmap *r, bool with_refstructs)
 {
     uint8_t *buf;
     int ret;
@@ -148,7 +147,7 @@ static int check_copied(struct q2_state *s, struct vd_check_result *res)
     for (uint32_t i = 0; i < s->l1_size && ret == 0; i++) {
         uint64_t l2_off = s->l1[i] & L1E_OFFSET_MASK, rc;
         if (l2_off == 0 || !q2_host_cluster_ok(s, l2_off)) {
-            continue;   /* counted by the reference walk */
+            continue; /* counted by the reference walk */
         }
         if (q2_refcount_of(s, l2_off >> s->cluster_bits, &rc) < 0) {
             res->check_errors++;
@@ -160,8 +159,8 @@ static int check_copied(struct q2_state *s, struct vd_check_result *res)
         ret = vd_pread_full(s->fd, l2, s->cluster_size, l2_off);
         for (uint64_t j = 0; ret == 0 && j < (1ULL << s->l2_bits); j++) {
             struct q2_map m;
-            if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits,
-                                   &m) < 0 ||
+            if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits, &m) <
+                    0 ||
                 (m.type != Q2_NORMAL && m.type != Q2_ZERO_ALLOC) ||
                 q2_refcount_of(s, m.host >> s->cluster_bits, &rc) < 0) {
                 continue;
@@ -223,7 +222,8 @@ int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err)
                             strerror(-ret));
     }
     if (r.bad > 0) {
-        ret = vd_error_set(err, -EIO, "image marked dirty has %llu invalid "
+        ret = vd_error_set(err, -EIO,
+                           "image marked dirty has %llu invalid "
                            "references; refusing to repair it",
                            (unsigned long long)r.bad);
         goto out;
@@ -254,7 +254,8 @@ int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err)
         for (uint64_t c = i * per; c < (i + 1) * per && c < end; c++) {
             uint64_t v = c >= start ? 1 : r.rc[c];
             if (v > s->refcount_max) {
-                ret = vd_error_set(err, -ERANGE, "refcount of cluster %llu "
+                ret = vd_error_set(err, -ERANGE,
+                                   "refcount of cluster %llu "
                                    "exceeds the image's refcount width",
                                    (unsigned long long)c);
                 goto out;
@@ -282,7 +283,8 @@ int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err)
         ret = q2_sync(s);
     }
     if (ret < 0) {
-        q2_signal_write_failure(s, ret, "switching to the rebuilt refcount "
+        q2_signal_write_failure(s, ret,
+                                "switching to the rebuilt refcount "
                                 "table");
         goto io_err;
     }

@@ -12,8 +12,7 @@
 #include "vd_assert.h"
 
 /* Why q2_host_cluster_ok(s, off) failed, in words. */
-static const char *host_cluster_problem(const struct q2_state *s,
-                                        uint64_t off)
+static const char *host_cluster_problem(const struct q2_state *s, uint64_t off)
 {
     if (off & (s->cluster_size - 1)) {
         return "is not cluster aligned";
@@ -34,8 +33,10 @@ static int l2_offset(struct q2_state *s, uint32_t l1_index, uint64_t *off,
     uint64_t e;
     VD_ASSERT_HELD(&s->lock);
     if (l1_index >= s->l1_size) {
-        return q2_signal_corruption(s, "L1 index %u is past the L1 table "
-                                    "(%u entries)", l1_index, s->l1_size);
+        return q2_signal_corruption(s,
+                                    "L1 index %u is past the L1 table "
+                                    "(%u entries)",
+                                    l1_index, s->l1_size);
     }
     e = s->l1[l1_index];
     *off = e & L1E_OFFSET_MASK;
@@ -86,8 +87,10 @@ int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
     if (ret < 0) {
         uint64_t e = q2_table_get(l2, l2_index);
         return q2_signal_corruption(
-            s, "L2 entry 0x%016llx for guest offset 0x%llx (L2 table at "
-            "0x%llx) %s", (unsigned long long)e, (unsigned long long)vaddr,
+            s,
+            "L2 entry 0x%016llx for guest offset 0x%llx (L2 table at "
+            "0x%llx) %s",
+            (unsigned long long)e, (unsigned long long)vaddr,
             (unsigned long long)l2_off,
             (e & QCOW_OFLAG_COMPRESSED) ? "is compressed with the copied flag"
                                         : "is not cluster aligned");
@@ -99,12 +102,12 @@ int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
             (unsigned long long)vaddr, (unsigned long long)m->host,
             host_cluster_problem(s, m->host));
     }
-    if (m->type == Q2_COMPRESSED &&
-        (m->host < cs || m->host >= s->host_end)) {
+    if (m->type == Q2_COMPRESSED && (m->host < cs || m->host >= s->host_end)) {
         return q2_signal_corruption(
-            s, "compressed cluster for guest offset 0x%llx (host offset "
-            "0x%llx) lies outside the file", (unsigned long long)vaddr,
-            (unsigned long long)m->host);
+            s,
+            "compressed cluster for guest offset 0x%llx (host offset "
+            "0x%llx) lies outside the file",
+            (unsigned long long)vaddr, (unsigned long long)m->host);
     }
     while (bytes < maxlen && m->type != Q2_COMPRESSED &&
            ++l2_index < l2_entries) {
@@ -160,7 +163,7 @@ int q2_metadata_writeback(struct q2_state *s)
     }
     ret = q2_cache_writeback(s, &s->rb_cache);
     if (ret == 0) {
-        ret = q2_cache_writeback(s, &s->l2_cache);   /* syncs first */
+        ret = q2_cache_writeback(s, &s->l2_cache); /* syncs first */
     }
     if (ret == 0 && s->l1_dirty_lo < s->l1_dirty_hi) {
         ret = q2_sync(s);
@@ -193,8 +196,7 @@ static void l1_mark_dirty(struct q2_state *s, uint32_t i)
     }
 }
 
-int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
-                    uint64_t *l2_out)
+int q2_l2_for_write(struct q2_state *s, uint32_t l1_index, uint64_t *l2_out)
 {
     uint64_t old, new_off;
     uint8_t *tbl, *copy = NULL;
@@ -202,7 +204,7 @@ int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
     int ret = l2_offset(s, l1_index, &old, &copied);
 
     if (ret < 0) {
-        return ret;   /* signalled */
+        return ret; /* signalled */
     }
     if (old != 0 && copied) {
         *l2_out = old;

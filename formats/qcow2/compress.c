@@ -52,15 +52,15 @@ static int zstd_cluster(const uint8_t *src, size_t slen, uint8_t *dst,
             break;
         }
         if (in.pos == in.size) {
-            break;   /* input ended before the cluster was full */
+            break; /* input ended before the cluster was full */
         }
     }
     ZSTD_freeDCtx(dctx);
     return ret;
 }
 
-int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
-                  uint8_t *dst, size_t dlen)
+int q2_decompress(uint8_t type, const uint8_t *src, size_t slen, uint8_t *dst,
+                  size_t dlen)
 {
     switch (type) {
     case QCOW2_COMPRESSION_DEFLATE:
@@ -72,8 +72,7 @@ int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
     }
 }
 
-int q2_read_compressed(struct q2_state *s, const struct q2_map *m,
-                       uint8_t *out)
+int q2_read_compressed(struct q2_state *s, const struct q2_map *m, uint8_t *out)
 {
     uint8_t *src = malloc(m->csize);
     int ret;

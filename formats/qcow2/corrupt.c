@@ -18,14 +18,13 @@
 #include "io_util.h"
 #include "qcow2-int.h"
 
-#define Q2_INCOMPAT_OFFSET 72   /* incompatible_features in a v3 header */
+#define Q2_INCOMPAT_OFFSET 72 /* incompatible_features in a v3 header */
 
 /* Keep the first reason; true when this call set it. */
 static bool record_reason(struct q2_state *s, const char *fmt, va_list ap)
 {
     bool expected = false;
-    if (!atomic_compare_exchange_strong(&s->corrupt_claimed, &expected,
-                                        true)) {
+    if (!atomic_compare_exchange_strong(&s->corrupt_claimed, &expected, true)) {
         return false;
     }
     vsnprintf(s->corrupt_reason, sizeof(s->corrupt_reason), fmt, ap);
@@ -42,8 +41,7 @@ static void mark_corrupt(struct q2_state *s)
     uint8_t raw[8];
     bool expected = false;
     if (s->readonly || s->hdr.version < 3 ||
-        !atomic_compare_exchange_strong(&s->corrupt_marked, &expected,
-                                        true)) {
+        !atomic_compare_exchange_strong(&s->corrupt_marked, &expected, true)) {
         return;
     }
     s->hdr.incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
@@ -70,8 +68,10 @@ int q2_signal_corruption(struct q2_state *s, const char *fmt, ...)
 int q2_signal_write_failure(struct q2_state *s, int ret, const char *what)
 {
     s->broken = true;
-    q2_set_reason(s, "%s failed (%s): the metadata on disk may be half "
-                  "updated, no more writes", what, strerror(-ret));
+    q2_set_reason(s,
+                  "%s failed (%s): the metadata on disk may be half "
+                  "updated, no more writes",
+                  what, strerror(-ret));
     return ret;
 }
 
@@ -80,7 +80,8 @@ int q2_sync(struct q2_state *s)
     bool before = atomic_load(&s->sync_failed);
     int ret = vd_fdatasync_sticky(s->fd, &s->sync_failed);
     if (ret < 0 && !before) {
-        q2_set_reason(s, "fdatasync of the image failed (%s): writes the "
+        q2_set_reason(s,
+                      "fdatasync of the image failed (%s): writes the "
                       "host could not store may be lost, no more writes",
                       strerror(-ret));
     }

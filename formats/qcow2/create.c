@@ -27,19 +27,22 @@ static int build_header(uint8_t *buf, uint64_t cs, struct q2_header *h,
     if (o->backing_format != NULL) {
         size_t n = strlen(o->backing_format);
         if (n == 0 || n >= sizeof(h->backing_format)) {
-            return vd_error_set(err, -EINVAL, "backing format name '%s' is "
-                                "too long", o->backing_format);
+            return vd_error_set(err, -EINVAL,
+                                "backing format name '%s' is "
+                                "too long",
+                                o->backing_format);
         }
         q2_put_be32(buf + pos, QCOW2_EXT_BACKING_FORMAT);
         q2_put_be32(buf + pos + 4, (uint32_t)n);
         memcpy(buf + pos + 8, o->backing_format, n);
         pos += 8 + ((n + 7) & ~(size_t)7);
     }
-    pos += 8;   /* end-of-extensions marker: already zero */
+    pos += 8; /* end-of-extensions marker: already zero */
     if (o->backing_file != NULL) {
         size_t n = strlen(o->backing_file);
         if (n == 0 || n > QCOW2_MAX_BACKING_NAME || pos + n > cs) {
-            return vd_error_set(err, -EINVAL, "backing file name '%s' does "
+            return vd_error_set(err, -EINVAL,
+                                "backing file name '%s' does "
                                 "not fit in the header cluster",
                                 o->backing_file);
         }
@@ -54,8 +57,8 @@ static int build_header(uint8_t *buf, uint64_t cs, struct q2_header *h,
 int qcow2_create(const char *location, const struct vd_create_opts *o,
                  struct vd_error *err)
 {
-    uint64_t cs = o->cluster_size ? o->cluster_size
-                                  : 1ULL << QCOW_DEFAULT_CLUSTER_BITS;
+    uint64_t cs =
+        o->cluster_size ? o->cluster_size : 1ULL << QCOW_DEFAULT_CLUSTER_BITS;
     uint32_t cb = 0;
     uint64_t l1_entries, l1c, nb = 0, nt = 0, total, per;
     struct q2_header h;
@@ -67,18 +70,22 @@ int qcow2_create(const char *location, const struct vd_create_opts *o,
     }
     if ((1ULL << cb) != cs || cb < QCOW_MIN_CLUSTER_BITS ||
         cb > QCOW_MAX_CLUSTER_BITS) {
-        return vd_error_set(err, -EINVAL, "cluster size %llu is not a power "
+        return vd_error_set(err, -EINVAL,
+                            "cluster size %llu is not a power "
                             "of two between 512 and 2 MiB",
                             (unsigned long long)cs);
     }
     if (o->prealloc != VD_PREALLOC_OFF && o->backing_file != NULL) {
-        return vd_error_set(err, -EINVAL, "preallocation cannot be combined "
+        return vd_error_set(err, -EINVAL,
+                            "preallocation cannot be combined "
                             "with a backing file");
     }
     l1_entries = div_up(o->size, cs * (cs / 8));
     if (o->size > (1ULL << 62) || l1_entries * 8 > QCOW2_MAX_L1_BYTES) {
-        return vd_error_set(err, -EFBIG, "size %llu is too large for "
-                            "%llu-byte clusters", (unsigned long long)o->size,
+        return vd_error_set(err, -EFBIG,
+                            "size %llu is too large for "
+                            "%llu-byte clusters",
+                            (unsigned long long)o->size,
                             (unsigned long long)cs);
     }
     l1c = div_up(l1_entries * 8, cs);

@@ -42,9 +42,11 @@ struct q2_disk_header {
 _Static_assert(sizeof(struct q2_disk_header) == QCOW2_OUR_HEADER_LEN,
                "qcow2 header layout");
 _Static_assert(offsetof(struct q2_disk_header, incompatible_features) ==
-                   QCOW2_V2_HEADER_LEN, "qcow2 v2 header length");
+                   QCOW2_V2_HEADER_LEN,
+               "qcow2 v2 header length");
 _Static_assert(offsetof(struct q2_disk_header, compression_type) ==
-                   QCOW2_V3_HEADER_LEN, "qcow2 v3 header length");
+                   QCOW2_V3_HEADER_LEN,
+               "qcow2 v3 header length");
 
 struct q2_disk_snapshot {
     uint64_t l1_table_offset;
@@ -140,14 +142,15 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
     h->snapshots_offset = be64toh(d.snapshots_offset);
 
     if (h->version != 2 && h->version != 3) {
-        return vd_error_set(err, -ENOTSUP,
-                            "qcow2 version %u is not supported", h->version);
+        return vd_error_set(err, -ENOTSUP, "qcow2 version %u is not supported",
+                            h->version);
     }
     if (h->cluster_bits < QCOW_MIN_CLUSTER_BITS ||
         h->cluster_bits > QCOW_MAX_CLUSTER_BITS) {
         return vd_error_set(err, -EINVAL,
                             "invalid qcow2 image: cluster_bits %u outside "
-                            "9..21", h->cluster_bits);
+                            "9..21",
+                            h->cluster_bits);
     }
     cs = 1ULL << h->cluster_bits;
     if (h->version == 2) {
@@ -172,13 +175,15 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
         if (h->refcount_order > 6) {
             return vd_error_set(err, -EINVAL,
                                 "invalid qcow2 image: refcount_order %u "
-                                "above 6", h->refcount_order);
+                                "above 6",
+                                h->refcount_order);
         }
     }
     if (h->crypt_method != 0) {
         return vd_error_set(err, -ENOTSUP,
                             "encrypted qcow2 images (crypt_method %u) are not "
-                            "supported", h->crypt_method);
+                            "supported",
+                            h->crypt_method);
     }
     if (h->incompatible_features & ~QCOW2_INCOMPAT_KNOWN) {
         return vd_error_set(err, -ENOTSUP,
@@ -213,12 +218,11 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
     if ((uint64_t)h->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
         return vd_error_set(err, -EFBIG,
                             "invalid qcow2 image: L1 table of %u entries is "
-                            "larger than %u bytes", h->l1_size,
-                            QCOW2_MAX_L1_BYTES);
+                            "larger than %u bytes",
+                            h->l1_size, QCOW2_MAX_L1_BYTES);
     }
-    if (h->l1_size > 0 &&
-        !table_ok(h->l1_table_offset, (uint64_t)h->l1_size * 8, cs,
-                  file_size)) {
+    if (h->l1_size > 0 && !table_ok(h->l1_table_offset,
+                                    (uint64_t)h->l1_size * 8, cs, file_size)) {
         return bad(err, "L1 table offset unaligned, in the header cluster or "
                         "past the end of the file");
     }
@@ -245,8 +249,8 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
     if (h->l1_size > 0 &&
         h->l1_table_offset < h->refcount_table_offset +
                                  (uint64_t)h->refcount_table_clusters * cs &&
-        h->refcount_table_offset < h->l1_table_offset +
-                                       (uint64_t)h->l1_size * 8) {
+        h->refcount_table_offset <
+            h->l1_table_offset + (uint64_t)h->l1_size * 8) {
         return bad(err, "L1 table overlaps the refcount table");
     }
     /* Snapshot table: bounds here, entries in q2_snapshots_decode. */
@@ -267,8 +271,7 @@ int q2_header_decode(const uint8_t *buf, size_t len, uint64_t file_size,
         }
         /* Compare without adding: a hostile offset near 2^64 would wrap. */
         if (h->backing_file_offset < h->header_length ||
-            h->backing_file_offset > cs ||
-            h->backing_file_offset > len ||
+            h->backing_file_offset > cs || h->backing_file_offset > len ||
             h->backing_file_size > cs - h->backing_file_offset ||
             h->backing_file_size > len - h->backing_file_offset) {
             return bad(err, "backing file name outside the first cluster");
@@ -406,7 +409,8 @@ int q2_snapshots_decode(const uint8_t *buf, size_t len, uint32_t nb,
             q2_snapshots_free(snaps, nb);
             return vd_error_set(err, -EINVAL,
                                 "invalid qcow2 image: snapshot %u has a bad "
-                                "L1 table", i);
+                                "L1 table",
+                                i);
         }
         sn->id = dup_bytes(x + extra, id_len);
         sn->name = dup_bytes(x + extra + id_len, name_len);
@@ -430,7 +434,8 @@ bad_table:
     q2_snapshots_free(snaps, nb);
     return vd_error_set(err, -EINVAL,
                         "invalid qcow2 image: snapshot table entry %u runs "
-                        "past the table or has bad sizes", i);
+                        "past the table or has bad sizes",
+                        i);
 }
 
 int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
@@ -439,9 +444,10 @@ int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
     uint64_t total = 0, pos = 0;
     uint8_t *buf;
     for (uint32_t i = 0; i < nb; i++) {
-        total += (sizeof(struct q2_disk_snapshot) + 16 +
-                  snaps[i].extra_rest_size + strlen(snaps[i].id) +
-                  strlen(snaps[i].name) + 7) & ~7ULL;
+        total +=
+            (sizeof(struct q2_disk_snapshot) + 16 + snaps[i].extra_rest_size +
+             strlen(snaps[i].id) + strlen(snaps[i].name) + 7) &
+            ~7ULL;
     }
     buf = calloc(1, total ? total : 8);
     if (buf == NULL) {
@@ -459,8 +465,8 @@ int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
         d.date_sec = htobe32(sn->date_sec);
         d.date_nsec = htobe32(sn->date_nsec);
         d.vm_clock_nsec = htobe64(sn->vm_clock_nsec);
-        d.vm_state_size = htobe32(sn->vm_state_size > UINT32_MAX
-                                      ? 0 : (uint32_t)sn->vm_state_size);
+        d.vm_state_size = htobe32(
+            sn->vm_state_size > UINT32_MAX ? 0 : (uint32_t)sn->vm_state_size);
         d.extra_data_size = htobe32(16 + sn->extra_rest_size);
         memcpy(buf + pos, &d, sizeof(d));
         q2_put_be64(x, sn->vm_state_size);
@@ -471,16 +477,15 @@ int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
         x += 16 + sn->extra_rest_size;
         memcpy(x, sn->id, id_len);
         memcpy(x + id_len, sn->name, name_len);
-        pos += (sizeof(d) + 16 + sn->extra_rest_size + id_len + name_len +
-                7) & ~7ULL;
+        pos += (sizeof(d) + 16 + sn->extra_rest_size + id_len + name_len + 7) &
+               ~7ULL;
     }
     *out = buf;
     *len = total;
     return 0;
 }
 
-int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,
-                       struct q2_map *m)
+int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits, struct q2_map *m)
 {
     memset(m, 0, sizeof(*m));
     if (entry & QCOW_OFLAG_COMPRESSED) {
@@ -509,8 +514,7 @@ int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,
     return 0;
 }
 
-uint64_t q2_refcount_get_entry(const uint8_t *block, uint64_t i,
-                               uint32_t order)
+uint64_t q2_refcount_get_entry(const uint8_t *block, uint64_t i, uint32_t order)
 {
     switch (order) {
     case 0:
@@ -540,9 +544,8 @@ void q2_refcount_set_entry(uint8_t *block, uint64_t i, uint32_t order,
     case 2:
         shift = (unsigned)((i % (8u >> order)) << order);
         mask = ((1u << (1u << order)) - 1) << shift;
-        block[(i << order) / 8] =
-            (uint8_t)((block[(i << order) / 8] & ~mask) |
-                      (((unsigned)v << shift) & mask));
+        block[(i << order) / 8] = (uint8_t)((block[(i << order) / 8] & ~mask) |
+                                            (((unsigned)v << shift) & mask));
         break;
     case 3:
         block[i] = (uint8_t)v;
@@ -565,8 +568,7 @@ bool q2_host_cluster_ok(const struct q2_state *s, uint64_t off)
            vd_range_ok(off, s->cluster_size, s->host_end);
 }
 
-bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off,
-                          uint64_t len)
+bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off, uint64_t len)
 {
     return q2_ranges_overlap(off, len, 0, s->cluster_size) ||
            q2_ranges_overlap(off, len, s->l1_offset,

@@ -64,8 +64,10 @@ static int open_backing(struct q2_state *s, const char *location,
     memcpy(name, hbuf + s->hdr.backing_file_offset, s->hdr.backing_file_size);
     name[s->hdr.backing_file_size] = '\0';
     if (strlen(name) != s->hdr.backing_file_size) {
-        return vd_error_set(err, -EINVAL, "invalid qcow2 image '%s': backing "
-                            "file name contains a NUL byte", location);
+        return vd_error_set(err, -EINVAL,
+                            "invalid qcow2 image '%s': backing "
+                            "file name contains a NUL byte",
+                            location);
     }
     if (name[0] == '/') {
         path = strdup(name);
@@ -82,14 +84,15 @@ static int open_backing(struct q2_state *s, const char *location,
     }
     real = realpath(path, NULL);
     if (real == NULL) {
-        ret = vd_error_set(err, -errno, "backing file '%s' of '%s': %s",
-                           path, location, strerror(errno));
+        ret = vd_error_set(err, -errno, "backing file '%s' of '%s': %s", path,
+                           location, strerror(errno));
         goto out;
     }
     if (!path_allowed(real, o->allowed_dirs)) {
         ret = vd_error_set(err, -EACCES,
                            "backing file '%s' of '%s' lies outside the "
-                           "allowed directories", real, location);
+                           "allowed directories",
+                           real, location);
         goto out;
     }
     if (s->hdr.backing_format[0] != '\0') {
@@ -97,13 +100,14 @@ static int open_backing(struct q2_state *s, const char *location,
         if (vd_driver_find(fmt) == NULL) {
             ret = vd_error_set(err, -ENOTSUP,
                                "backing file '%s' has unsupported format "
-                               "'%s'", real, fmt);
+                               "'%s'",
+                               real, fmt);
             goto out;
         }
     }
     bo = *o;
     bo.readonly = true;
-    bo.snapshot = NULL;   /* a view reads the backing file as it is */
+    bo.snapshot = NULL; /* a view reads the backing file as it is */
     bo.chain_depth = o->chain_depth + 1;
     ret = vd_image_open(fmt, real, &bo, &s->backing, err);
     if (ret == 0) {
@@ -185,7 +189,7 @@ static int load_snapshots(struct q2_state *s, uint64_t file_size,
     if (ret == 0) {
         s->nsnaps = s->hdr.nb_snapshots;
         for (uint32_t i = 0; i < s->nsnaps; i++) {
-            if (s->snaps[i].disk_size == 0) {   /* old entries lack it */
+            if (s->snaps[i].disk_size == 0) { /* old entries lack it */
                 s->snaps[i].disk_size = s->hdr.size;
             }
         }
@@ -211,12 +215,13 @@ int qcow2_open(struct vd_image *img, const char *location,
     s->readonly = o->readonly;
     s->loop = o->ioloop;
     if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file",
-                           location);
+        ret =
+            vd_error_set(err, -EINVAL, "'%s' is not a regular file", location);
         goto fail;
     }
     hlen = st.st_size < (1 << QCOW_MAX_CLUSTER_BITS)
-               ? (size_t)st.st_size : (size_t)1 << QCOW_MAX_CLUSTER_BITS;
+               ? (size_t)st.st_size
+               : (size_t)1 << QCOW_MAX_CLUSTER_BITS;
     hbuf = malloc(hlen ? hlen : 1);
     if (hbuf == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
@@ -238,10 +243,10 @@ int qcow2_open(struct vd_image *img, const char *location,
         s->readonly = true;
         atomic_store(&s->corrupt_marked, true);
         q2_set_reason(s, "the image is marked corrupt (qcow2 incompatible "
-                      "feature bit 1); opened read-only until "
-                      "'qemu-img check -r all' repairs it");
+                         "feature bit 1); opened read-only until "
+                         "'qemu-img check -r all' repairs it");
     }
-    ret = vd_lock_image_fd_mode(s->fd, !s->readonly ? VD_LOCK_WRITE
+    ret = vd_lock_image_fd_mode(s->fd, !s->readonly         ? VD_LOCK_WRITE
                                        : o->chain_depth > 0 ? VD_LOCK_BACKING
                                                             : VD_LOCK_READ);
     if (ret < 0) {
@@ -275,8 +280,8 @@ int qcow2_open(struct vd_image *img, const char *location,
     s->l1_size = s->hdr.l1_size;
     s->l1_offset = s->hdr.l1_table_offset;
     s->reftable_offset = s->hdr.refcount_table_offset;
-    s->reftable_size = (uint64_t)s->hdr.refcount_table_clusters *
-                       s->cluster_size / 8;
+    s->reftable_size =
+        (uint64_t)s->hdr.refcount_table_clusters * s->cluster_size / 8;
     ret = read_table(s->fd, s->l1_offset, s->l1_size, &s->l1);
     if (ret == 0) {
         ret = read_table(s->fd, s->reftable_offset, s->reftable_size,
@@ -331,8 +336,8 @@ int qcow2_open(struct vd_image *img, const char *location,
                 ret = q2_sync(s);
             }
             if (ret < 0) {
-                vd_error_set(err, ret, "updating header of '%s': %s",
-                             location, strerror(-ret));
+                vd_error_set(err, ret, "updating header of '%s': %s", location,
+                             strerror(-ret));
                 goto fail_locks;
             }
         }

@@ -28,45 +28,45 @@ struct vd_create_opts;
 struct vd_snapshot_info;
 
 /* ---- Constants from docs/interop/qcow2.txt ---- */
-#define QCOW_MAGIC 0x514649fbu            /* "QFI\xfb" */
+#define QCOW_MAGIC 0x514649fbu /* "QFI\xfb" */
 #define QCOW_MIN_CLUSTER_BITS 9
 #define QCOW_MAX_CLUSTER_BITS 21
 #define QCOW_DEFAULT_CLUSTER_BITS 16
 
-#define QCOW_OFLAG_COPIED     (1ULL << 63)
+#define QCOW_OFLAG_COPIED (1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED (1ULL << 62)
-#define QCOW_OFLAG_ZERO       (1ULL << 0)
-#define L1E_OFFSET_MASK       0x00fffffffffffe00ULL
-#define L2E_OFFSET_MASK       0x00fffffffffffe00ULL
-#define REFT_OFFSET_MASK      0xfffffffffffffe00ULL
+#define QCOW_OFLAG_ZERO (1ULL << 0)
+#define L1E_OFFSET_MASK 0x00fffffffffffe00ULL
+#define L2E_OFFSET_MASK 0x00fffffffffffe00ULL
+#define REFT_OFFSET_MASK 0xfffffffffffffe00ULL
 
-#define QCOW2_INCOMPAT_DIRTY       (1ULL << 0)
-#define QCOW2_INCOMPAT_CORRUPT     (1ULL << 1)
-#define QCOW2_INCOMPAT_DATA_FILE   (1ULL << 2)
+#define QCOW2_INCOMPAT_DIRTY (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE (1ULL << 2)
 #define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
-#define QCOW2_INCOMPAT_EXTL2       (1ULL << 4)
-#define QCOW2_INCOMPAT_KNOWN       0x1fULL
+#define QCOW2_INCOMPAT_EXTL2 (1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN 0x1fULL
 #define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
 
 #define QCOW2_COMPRESSION_DEFLATE 0
-#define QCOW2_COMPRESSION_ZSTD    1
+#define QCOW2_COMPRESSION_ZSTD 1
 
-#define QCOW2_EXT_END            0x00000000u
+#define QCOW2_EXT_END 0x00000000u
 #define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
-#define QCOW2_EXT_FEATURE_TABLE  0x6803f857u
-#define QCOW2_EXT_DATA_FILE      0x44415441u
-#define QCOW2_EXT_CRYPTO         0x0537be77u
+#define QCOW2_EXT_FEATURE_TABLE 0x6803f857u
+#define QCOW2_EXT_DATA_FILE 0x44415441u
+#define QCOW2_EXT_CRYPTO 0x0537be77u
 
 /* Fixed maxima, the same as QEMU's, so hostile counts cannot make us
  * allocate unbounded memory. */
-#define QCOW2_MAX_L1_BYTES       (32u << 20)
+#define QCOW2_MAX_L1_BYTES (32u << 20)
 #define QCOW2_MAX_REFTABLE_BYTES (8u << 20)
-#define QCOW2_MAX_SNAPSHOTS      65536u
+#define QCOW2_MAX_SNAPSHOTS 65536u
 #define QCOW2_MAX_SNAPSHOT_TABLE (64u << 20)
-#define QCOW2_MAX_BACKING_NAME   1023u
-#define QCOW2_V2_HEADER_LEN      72u
-#define QCOW2_V3_HEADER_LEN      104u
-#define QCOW2_OUR_HEADER_LEN     112u   /* v3 + compression type + padding */
+#define QCOW2_MAX_BACKING_NAME 1023u
+#define QCOW2_V2_HEADER_LEN 72u
+#define QCOW2_V3_HEADER_LEN 104u
+#define QCOW2_OUR_HEADER_LEN 112u /* v3 + compression type + padding */
 
 /* ---- On-disk byte order: every big-endian access goes through here ---- */
 static inline uint64_t q2_be64(const void *p)
@@ -124,7 +124,7 @@ struct q2_header {
     uint32_t header_length;
     uint8_t compression_type;
     /* From header extensions: */
-    char backing_format[32];    /* "" when the extension is absent */
+    char backing_format[32]; /* "" when the extension is absent */
     bool has_data_file_ext;
 };
 
@@ -137,30 +137,30 @@ struct q2_snapshot {
     uint64_t vm_clock_nsec;
     uint64_t vm_state_size;
     uint64_t disk_size;
-    uint8_t *extra_rest;       /* extra data past the 16 bytes we know */
+    uint8_t *extra_rest; /* extra data past the 16 bytes we know */
     uint32_t extra_rest_size;
 };
 
 /* What one L2 entry says about a guest cluster. */
 enum q2_ctype {
-    Q2_UNALLOCATED,    /* read from backing file, or zeroes */
-    Q2_ZERO_PLAIN,     /* reads zeroes, no host cluster */
-    Q2_ZERO_ALLOC,     /* reads zeroes, host cluster reserved */
-    Q2_NORMAL,         /* data at host */
-    Q2_COMPRESSED,     /* compressed bytes at host, csize long */
+    Q2_UNALLOCATED, /* read from backing file, or zeroes */
+    Q2_ZERO_PLAIN,  /* reads zeroes, no host cluster */
+    Q2_ZERO_ALLOC,  /* reads zeroes, host cluster reserved */
+    Q2_NORMAL,      /* data at host */
+    Q2_COMPRESSED,  /* compressed bytes at host, csize long */
 };
 
 struct q2_map {
     enum q2_ctype type;
-    uint64_t host;     /* cluster offset, or byte offset when compressed */
-    uint64_t csize;    /* compressed byte count (COMPRESSED only) */
-    bool copied;       /* QCOW_OFLAG_COPIED was set */
+    uint64_t host;  /* cluster offset, or byte offset when compressed */
+    uint64_t csize; /* compressed byte count (COMPRESSED only) */
+    bool copied;    /* QCOW_OFLAG_COPIED was set */
 };
 
 /* ---- Metadata cache (cache.c) ---- */
 struct q2_cache_slot {
-    uint64_t offset;   /* host offset of the table; 0 = empty slot */
-    uint8_t *data;     /* one cluster */
+    uint64_t offset; /* host offset of the table; 0 = empty slot */
+    uint8_t *data;   /* one cluster */
     uint64_t lru;
     bool dirty;
 };
@@ -169,7 +169,7 @@ struct q2_cache {
     struct q2_cache_slot *slots;
     size_t nslots;
     uint64_t tick;
-    bool is_l2;        /* dirty L2 tables wait for refcounts and data */
+    bool is_l2; /* dirty L2 tables wait for refcounts and data */
 };
 
 /* ---- Driver state ---- */
@@ -181,7 +181,7 @@ struct q2_pending_free {
 /* A guest cluster range whose new host clusters are being written outside
  * the lock (write.c); it lives on the writer's stack. */
 struct q2_inflight {
-    uint64_t vaddr, len;         /* guest range, whole clusters */
+    uint64_t vaddr, len; /* guest range, whole clusters */
     struct q2_inflight *next;
 };
 
@@ -193,16 +193,16 @@ struct q2_state {
      * opened with vd_open_opts.direct (-1 otherwise). The kernel keeps the
      * two coherent: a direct write drops cached pages in its range. */
     struct vd_hostfile hf;
-    int fd;                      /* == hf.fd; -1 when closed */
+    int fd; /* == hf.fd; -1 when closed */
     bool readonly;
-    struct vd_ioloop *loop;      /* aio.c submits here; NULL = never */
+    struct vd_ioloop *loop; /* aio.c submits here; NULL = never */
 
     /* Geometry, fixed after open. */
     uint32_t cluster_bits;
     uint64_t cluster_size;
-    uint32_t l2_bits;            /* log2 of entries per L2 table */
+    uint32_t l2_bits; /* log2 of entries per L2 table */
     uint32_t refcount_order;
-    uint32_t rb_bits;            /* log2 of entries per refcount block */
+    uint32_t rb_bits; /* log2 of entries per refcount block */
     uint64_t refcount_max;
     uint32_t csize_shift;
     uint64_t csize_mask;
@@ -210,26 +210,26 @@ struct q2_state {
 
     /* --- Everything below is protected by `lock` --- */
     pthread_mutex_t lock;
-    struct q2_header hdr;        /* as on disk (our edits applied) */
-    uint8_t *hdr_raw;            /* header_length bytes as read */
-    _Atomic uint64_t size;       /* virtual size; atomic for length() */
-    uint64_t *l1;                /* l1_size entries, host order */
+    struct q2_header hdr;  /* as on disk (our edits applied) */
+    uint8_t *hdr_raw;      /* header_length bytes as read */
+    _Atomic uint64_t size; /* virtual size; atomic for length() */
+    uint64_t *l1;          /* l1_size entries, host order */
     uint32_t l1_size;
     uint64_t l1_offset;
-    uint32_t l1_dirty_lo, l1_dirty_hi;  /* dirty entry range [lo, hi) */
-    uint64_t *reftable;          /* host order */
-    uint64_t reftable_size;      /* entries */
+    uint32_t l1_dirty_lo, l1_dirty_hi; /* dirty entry range [lo, hi) */
+    uint64_t *reftable;                /* host order */
+    uint64_t reftable_size;            /* entries */
     uint64_t reftable_offset;
     struct q2_cache l2_cache;
     struct q2_cache rb_cache;
-    uint64_t host_end;           /* offset past every cluster in use and
-                                    every nonzero refcount (may lie past
-                                    EOF after a crash) */
-    uint64_t file_size;          /* host file size as far as we grew it */
-    uint64_t free_hint;          /* no free cluster below this */
-    struct q2_pending_free *pending;   /* frees waiting for a flush */
+    uint64_t host_end;               /* offset past every cluster in use and
+                                        every nonzero refcount (may lie past
+                                        EOF after a crash) */
+    uint64_t file_size;              /* host file size as far as we grew it */
+    uint64_t free_hint;              /* no free cluster below this */
+    struct q2_pending_free *pending; /* frees waiting for a flush */
     size_t npending, pending_cap;
-    bool broken;                 /* corruption seen: no more writes */
+    bool broken; /* corruption seen: no more writes */
     struct q2_snapshot *snaps;
     uint32_t nsnaps;
     uint64_t snap_table_bytes;
@@ -252,7 +252,7 @@ struct q2_state {
     struct q2_inflight *inflight;
     pthread_cond_t inflight_cond;
 
-    struct vd_image *backing;    /* NULL = none; read-only, own locks */
+    struct vd_image *backing; /* NULL = none; read-only, own locks */
     uint64_t backing_size;
 
     /* Why the image is no longer trusted (corrupt.c): the first reason,
@@ -297,8 +297,7 @@ int q2_snapshots_encode(const struct q2_snapshot *snaps, uint32_t nb,
                         uint8_t **out, uint64_t *len);
 /* Classify an L2 entry. -EIO when it cannot be valid (unaligned data
  * offset, compressed with the copied flag). */
-int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits,
-                       struct q2_map *m);
+int q2_l2_entry_decode(uint64_t entry, uint32_t cluster_bits, struct q2_map *m);
 /* Refcount entry i of a block with 2^order-bit entries. */
 uint64_t q2_refcount_get_entry(const uint8_t *block, uint64_t i,
                                uint32_t order);
@@ -320,8 +319,7 @@ int q2_header_write(struct q2_state *s);
 bool q2_host_cluster_ok(const struct q2_state *s, uint64_t off);
 /* true when [off, off+len) touches the header, L1 table, refcount table
  * or snapshot table: a data write there would destroy metadata. */
-bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off,
-                          uint64_t len);
+bool q2_overlaps_metadata(const struct q2_state *s, uint64_t off, uint64_t len);
 
 /* ---- cache.c ---- */
 int q2_cache_init(struct q2_cache *c, size_t nslots, uint64_t cluster_size,
@@ -367,16 +365,15 @@ int q2_get_mapping(struct q2_state *s, uint64_t vaddr, uint64_t maxlen,
                    struct q2_map *m, uint64_t *run);
 /* An L2 table for l1_index that may be modified in place: allocates a new
  * one or copies a shared one. *l2_off receives its host offset. */
-int q2_l2_for_write(struct q2_state *s, uint32_t l1_index,
-                    uint64_t *l2_off);
+int q2_l2_for_write(struct q2_state *s, uint32_t l1_index, uint64_t *l2_off);
 /* Write l1 entries [lo, hi) from memory to disk (no sync). */
 int q2_l1_write(struct q2_state *s, uint32_t lo, uint32_t hi);
 /* Make dirty metadata durable in crash-safe order. Lock held. */
 int q2_metadata_writeback(struct q2_state *s);
 
 /* ---- compress.c ---- */
-int q2_decompress(uint8_t type, const uint8_t *src, size_t slen,
-                  uint8_t *dst, size_t dlen);
+int q2_decompress(uint8_t type, const uint8_t *src, size_t slen, uint8_t *dst,
+                  size_t dlen);
 /* Read and decompress the compressed cluster m into out (one cluster).
  * Uses only the file descriptor: safe without the lock. */
 int q2_read_compressed(struct q2_state *s, const struct q2_map *m,
@@ -395,8 +392,8 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
  * no lock: the mapping m was looked up by the caller, and its clusters
  * stay allocated while the caller holds io_barrier (qcow2.c DESIGN
  * NOTES 10). */
-int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
-                           const struct q2_map *m, uint8_t *out);
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr, const struct q2_map *m,
+                    uint8_t *out);
 /* Zero or discard the whole clusters in [off, off+len) (cluster aligned)
  * by changing L2 entries only. Lock held; waits (dropping it) for
  * allocations in flight in the range. */
@@ -407,8 +404,7 @@ int q2_zero_or_discard(struct q2_state *s, uint64_t off, uint64_t len,
 int q2_preallocate(struct q2_state *s, int mode);
 /* Read [off, off+len) of the backing file; zeroes past its end or
  * without one. */
-int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off);
+int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len, uint64_t off);
 
 /* ---- aio.c ---- */
 struct vd_aio;
@@ -458,8 +454,7 @@ int q2_snapshot_find(const struct q2_state *s, const char *name);
 /* ---- snapview.c: read-only uses of snapshots ---- */
 /* During open: make the named snapshot's L1 table the mapping and its
  * disk size the virtual size (read-only opens only). -ENOENT if absent. */
-int q2_view_select(struct q2_state *s, const char *name,
-                   struct vd_error *err);
+int q2_view_select(struct q2_state *s, const char *name, struct vd_error *err);
 /* vd_driver.snapshot_changes. */
 int qcow2_snapshot_changes(struct vd_image *img, const char *since,
                            const char *snap,
@@ -477,6 +472,6 @@ int qcow2_create(const char *location, const struct vd_create_opts *opts,
 
 /* relocate.c */
 int qcow2_relocate(const char *location, const char *orig_dir,
-                      struct vd_error *err);
+                   struct vd_error *err);
 
 #endif

@@ -90,8 +90,7 @@ static int qcow2_probe(const uint8_t *buf, size_t len)
     return 0;
 }
 
-static int do_read(struct q2_state *s, uint8_t *buf, size_t len,
-                   uint64_t off)
+static int do_read(struct q2_state *s, uint8_t *buf, size_t len, uint64_t off)
 {
     uint8_t *tmp = NULL;
     int ret = 0;
@@ -158,7 +157,8 @@ static int do_write(struct q2_state *s, const uint8_t *buf, uint64_t len,
             uint64_t host = m.host + (off & (s->cluster_size - 1));
             if (q2_overlaps_metadata(s, host, run)) {
                 ret = q2_signal_corruption(
-                    s, "L2 entry for guest offset 0x%llx points into "
+                    s,
+                    "L2 entry for guest offset 0x%llx points into "
                     "metadata (host offset 0x%llx); refused to write there",
                     (unsigned long long)off, (unsigned long long)host);
             }
@@ -194,8 +194,7 @@ static int qcow2_pwrite(struct vd_image *img, const void *buf, size_t len,
 
 /* Apply queued decrements (DESIGN NOTES 4, 10); punch holes in clusters
  * that became free so the host file shrinks in use. Lock held. */
-static int apply_frees(struct q2_state *s, struct q2_pending_free *p,
-                       size_t n)
+static int apply_frees(struct q2_state *s, struct q2_pending_free *p, size_t n)
 {
     int ret = 0;
     VD_ASSERT_HELD(&s->lock);
@@ -204,8 +203,7 @@ static int apply_frees(struct q2_state *s, struct q2_pending_free *p,
         for (uint64_t c = p[i].offset & ~(s->cluster_size - 1);
              ret == 0 && c < p[i].offset + p[i].len; c += s->cluster_size) {
             uint64_t rc;
-            if (q2_refcount_of(s, c >> s->cluster_bits, &rc) == 0 &&
-                rc == 0) {
+            if (q2_refcount_of(s, c >> s->cluster_bits, &rc) == 0 && rc == 0) {
                 vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                              c, s->cluster_size);
             }
@@ -224,8 +222,7 @@ static int apply_frees(struct q2_state *s, struct q2_pending_free *p,
  * frees (DESIGN NOTES 11). Lock held. */
 static bool only_data_locked(struct q2_state *s)
 {
-    return !s->broken && !atomic_load(&s->sync_failed) &&
-           s->npending == 0 &&
+    return !s->broken && !atomic_load(&s->sync_failed) && s->npending == 0 &&
            s->l1_dirty_lo >= s->l1_dirty_hi &&
            !q2_cache_has_dirty(&s->l2_cache) &&
            !q2_cache_has_dirty(&s->rb_cache);
@@ -328,8 +325,8 @@ static int write_zero_buf(struct q2_state *s, uint64_t off, uint64_t len)
     return ret;
 }
 
-static int qcow2_write_zeroes(struct vd_image *img, uint64_t off,
-                              uint64_t len, unsigned flags)
+static int qcow2_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len,
+                              unsigned flags)
 {
     struct q2_state *s = img->opaque;
     bool unmap = (flags & VD_ZERO_MAY_UNMAP) != 0;
@@ -395,8 +392,8 @@ static int status_once(struct q2_state *s, uint64_t off, uint64_t len,
     return ret < 0 ? ret : (int)(ret & ~VD_BS_ALLOCATED);
 }
 
-static int qcow2_block_status(struct vd_image *img, uint64_t off,
-                              uint64_t len, uint64_t *pnum)
+static int qcow2_block_status(struct vd_image *img, uint64_t off, uint64_t len,
+                              uint64_t *pnum)
 {
     struct q2_state *s = img->opaque;
     uint64_t n, total;
@@ -461,7 +458,7 @@ static int grow_l1(struct q2_state *s, uint32_t needed)
         ret = q2_l1_write(s, old_size, needed);
     }
     if (ret == 0) {
-        ret = q2_metadata_writeback(s);   /* refcounts of the new L1 */
+        ret = q2_metadata_writeback(s); /* refcounts of the new L1 */
     }
     if (ret < 0) {
         s->l1_offset = old_off;
@@ -475,7 +472,8 @@ static int grow_l1(struct q2_state *s, uint32_t needed)
         ret = q2_sync(s);
     }
     if (ret < 0) {
-        return q2_signal_write_failure(s, ret, "switching to the grown L1 "
+        return q2_signal_write_failure(s, ret,
+                                       "switching to the grown L1 "
                                        "table");
     }
     if (new_off != old_off && old_bytes > 0) {
@@ -497,8 +495,10 @@ static int qcow2_truncate(struct vd_image *img, uint64_t size,
                             "shrinking a qcow2 volume is not supported");
     }
     if (needed * 8 > QCOW2_MAX_L1_BYTES) {
-        return vd_error_set(err, -EFBIG, "size %llu needs an L1 table larger "
-                            "than qcow2 allows", (unsigned long long)size);
+        return vd_error_set(err, -EFBIG,
+                            "size %llu needs an L1 table larger "
+                            "than qcow2 allows",
+                            (unsigned long long)size);
     }
     pthread_mutex_lock(&s->lock);
     ret = q2_metadata_writeback(s);

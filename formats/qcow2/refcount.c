@@ -28,9 +28,10 @@ static int rb_for(struct q2_state *s, uint64_t cluster, uint8_t **blk)
     if (!q2_host_cluster_ok(s, off) ||
         q2_overlaps_metadata(s, off, s->cluster_size)) {
         return q2_signal_corruption(
-            s, "refcount table entry %llu points to an invalid refcount "
-            "block offset 0x%llx", (unsigned long long)idx,
-            (unsigned long long)off);
+            s,
+            "refcount table entry %llu points to an invalid refcount "
+            "block offset 0x%llx",
+            (unsigned long long)idx, (unsigned long long)off);
     }
     return q2_cache_get(s, &s->rb_cache, off, true, blk);
 }
@@ -98,7 +99,7 @@ int q2_refcount_extend_host_end(struct q2_state *s)
     uint64_t mask = (1ULL << s->rb_bits) - 1;
     uint64_t first = s->host_end >> s->cluster_bits;
     uint64_t end = first;
-    uint64_t budget = s->host_end;   /* distinct blocks all fit in the file */
+    uint64_t budget = s->host_end; /* distinct blocks all fit in the file */
 
     /* Only blocks covering clusters past the end of the file matter; each
      * is validated against the file as it is (host_end not yet raised).
@@ -112,7 +113,7 @@ int q2_refcount_extend_host_end(struct q2_state *s)
         int ret;
         if (off == 0 || !q2_host_cluster_ok(s, off) ||
             q2_overlaps_metadata(s, off, s->cluster_size)) {
-            continue;   /* no block, or a bad one that rb_for refuses */
+            continue; /* no block, or a bad one that rb_for refuses */
         }
         budget -= s->cluster_size;
         ret = q2_cache_get(s, &s->rb_cache, off, true, &blk);
@@ -148,7 +149,7 @@ static int grow_reftable(struct q2_state *s, uint64_t min_entries)
     uint8_t *blk = NULL;
     uint64_t old_off = s->reftable_offset;
     uint64_t old_bytes = s->reftable_size * 8;
-    uint64_t written_end = 0;   /* past the clusters written so far */
+    uint64_t written_end = 0; /* past the clusters written so far */
     int ret;
 
     if (entries < min_entries) {
@@ -215,7 +216,7 @@ static int grow_reftable(struct q2_state *s, uint64_t min_entries)
         goto out;
     }
     for (uint64_t i = 0; i < entries; i++) {
-        q2_put_be64(&table[i], table[i]);   /* to disk order in place */
+        q2_put_be64(&table[i], table[i]); /* to disk order in place */
     }
     written_end = (next_blk + nt) * cs;
     ret = vd_meta_pwrite(s->fd, table, nt * cs, next_blk * cs);
@@ -237,7 +238,8 @@ static int grow_reftable(struct q2_state *s, uint64_t min_entries)
     }
     if (ret < 0) {
         /* The header may or may not point at the new table now. */
-        q2_signal_write_failure(s, ret, "switching to the grown refcount "
+        q2_signal_write_failure(s, ret,
+                                "switching to the grown refcount "
                                 "table");
         goto out;
     }
@@ -282,7 +284,7 @@ static int new_refblock(struct q2_state *s, uint64_t i)
         if (j >= s->reftable_size) {
             ret = grow_reftable(s, j + 1);
         } else if (j != i && s->reftable[j] == 0) {
-            ret = new_refblock(s, j);   /* converges: j's range is free */
+            ret = new_refblock(s, j); /* converges: j's range is free */
         } else {
             break;
         }
@@ -290,7 +292,7 @@ static int new_refblock(struct q2_state *s, uint64_t i)
             return ret;
         }
         if (s->reftable[i] != 0) {
-            return 0;   /* growing the table may have created it */
+            return 0; /* growing the table may have created it */
         }
     }
     ret = q2_cache_get(s, &s->rb_cache, c * cs, false, &blk);
@@ -298,8 +300,7 @@ static int new_refblock(struct q2_state *s, uint64_t i)
         return ret;
     }
     if (j == i) {
-        q2_refcount_set_entry(blk, c - (i << s->rb_bits), s->refcount_order,
-                              1);
+        q2_refcount_set_entry(blk, c - (i << s->rb_bits), s->refcount_order, 1);
     }
     ret = vd_meta_pwrite(s->fd, blk, cs, c * cs);
     if ((c + 1) * cs > s->host_end) {
@@ -324,7 +325,7 @@ static int new_refblock(struct q2_state *s, uint64_t i)
     q2_put_be64(raw, c * cs);
     ret = vd_meta_pwrite(s->fd, raw, 8, s->reftable_offset + 8 * i);
     if (ret < 0) {
-        s->reftable[i] = 0;   /* the cluster leaks; nothing points at it */
+        s->reftable[i] = 0; /* the cluster leaks; nothing points at it */
     }
     return ret;
 }
@@ -353,11 +354,10 @@ static int ensure_refblocks(struct q2_state *s, uint64_t start, uint64_t n,
 static int find_free_run(struct q2_state *s, uint64_t n, uint64_t *out)
 {
     uint64_t pos = s->free_hint >> s->cluster_bits;
-    uint64_t end = q2_align_up(s->host_end, s->cluster_size) >>
-                   s->cluster_bits;
+    uint64_t end = q2_align_up(s->host_end, s->cluster_size) >> s->cluster_bits;
     uint64_t run = 0, run_start = pos;
     if (pos == 0) {
-        pos = run_start = 1;   /* the header cluster is never free */
+        pos = run_start = 1; /* the header cluster is never free */
     }
     while (pos < end) {
         uint64_t rc;
@@ -402,8 +402,8 @@ int q2_alloc_clusters(struct q2_state *s, uint64_t n, uint64_t *off)
             return ret;
         }
     } while (changed);
-    ret = q2_refcount_update(s, start << s->cluster_bits,
-                             n << s->cluster_bits, 1);
+    ret = q2_refcount_update(s, start << s->cluster_bits, n << s->cluster_bits,
+                             1);
     if (ret < 0) {
         return ret;
     }
@@ -427,7 +427,7 @@ int q2_free_deferred(struct q2_state *s, uint64_t off, uint64_t len)
         size_t cap = s->pending_cap ? s->pending_cap * 2 : 64;
         void *p = realloc(s->pending, cap * sizeof(*s->pending));
         if (p == NULL) {
-            return -ENOMEM;   /* the cluster leaks; nothing is corrupted */
+            return -ENOMEM; /* the cluster leaks; nothing is corrupted */
         }
         s->pending = p;
         s->pending_cap = cap;

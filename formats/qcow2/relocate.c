@@ -17,7 +17,7 @@
 #include "io_util.h"
 #include "vd_error.h"
 
-#define Q2_MAGIC 0x514649fbu   /* "QFI\xfb" */
+#define Q2_MAGIC 0x514649fbu /* "QFI\xfb" */
 #define OFF_BACKING_OFFSET 8
 #define OFF_BACKING_SIZE 16
 #define OFF_CLUSTER_BITS 20
@@ -43,7 +43,7 @@ static void put_be32(uint8_t *p, uint32_t v)
 }
 
 int qcow2_relocate(const char *location, const char *orig_dir,
-                      struct vd_error *err)
+                   struct vd_error *err)
 {
     uint8_t hdr[HEADER_MIN];
     char name[1024], abs[PATH_MAX + 1024];
@@ -62,13 +62,15 @@ int qcow2_relocate(const char *location, const char *orig_dir,
     uint32_t bsize = be32(hdr + OFF_BACKING_SIZE);
     uint32_t cbits = be32(hdr + OFF_CLUSTER_BITS);
     if (be32(hdr) != Q2_MAGIC || boff == 0) {
-        goto out;   /* not qcow2 (open reports it) or no backing file */
+        goto out; /* not qcow2 (open reports it) or no backing file */
     }
     uint64_t cs = cbits >= 9 && cbits <= 21 ? 1ull << cbits : 0;
     if (cs == 0 || bsize == 0 || bsize >= sizeof(name) || boff > cs ||
         bsize > cs - boff) {
-        ret = vd_error_set(err, -EINVAL, "'%s': backing file name lies "
-                           "outside the first cluster", location);
+        ret = vd_error_set(err, -EINVAL,
+                           "'%s': backing file name lies "
+                           "outside the first cluster",
+                           location);
         goto out;
     }
     if ((ret = vd_pread_full(fd, name, bsize, boff)) < 0) {
@@ -77,16 +79,19 @@ int qcow2_relocate(const char *location, const char *orig_dir,
     }
     name[bsize] = '\0';
     if (memchr(name, '\0', bsize) != NULL) {
-        ret = vd_error_set(err, -EINVAL, "'%s': backing file name holds a "
-                           "NUL byte", location);
+        ret = vd_error_set(err, -EINVAL,
+                           "'%s': backing file name holds a "
+                           "NUL byte",
+                           location);
         goto out;
     }
     if (name[0] == '/' || strstr(name, "://") != NULL || strchr(name, ':')) {
-        goto out;   /* absolute, or a protocol the driver will refuse */
+        goto out; /* absolute, or a protocol the driver will refuse */
     }
     int n = snprintf(abs, sizeof(abs), "%s/%s", orig_dir, name);
     if (n < 0 || (size_t)n >= sizeof(abs) || (uint64_t)n > cs - boff) {
-        ret = vd_error_set(err, -ENAMETOOLONG, "'%s': the absolute backing "
+        ret = vd_error_set(err, -ENAMETOOLONG,
+                           "'%s': the absolute backing "
                            "file name does not fit the first cluster",
                            location);
         goto out;

@@ -24,8 +24,8 @@ static int sync_fd(struct q2_state *s)
 
 /* Add delta to the refcount of every L2 table and data cluster reachable
  * from the l1 table (n entries, host order). */
-static int update_reachable(struct q2_state *s, const uint64_t *l1,
-                            uint32_t n, int delta)
+static int update_reachable(struct q2_state *s, const uint64_t *l1, uint32_t n,
+                            int delta)
 {
     uint8_t *l2 = malloc(s->cluster_size);
     int ret = 0;
@@ -39,18 +39,21 @@ static int update_reachable(struct q2_state *s, const uint64_t *l1,
         }
         if (!q2_host_cluster_ok(s, l2_off)) {
             ret = q2_signal_corruption(
-                s, "L1 entry %u of a snapshot table points to an invalid L2 "
-                "table offset 0x%llx", i, (unsigned long long)l2_off);
+                s,
+                "L1 entry %u of a snapshot table points to an invalid L2 "
+                "table offset 0x%llx",
+                i, (unsigned long long)l2_off);
             break;
         }
         ret = vd_pread_full(s->fd, l2, s->cluster_size, l2_off);
         for (uint64_t j = 0; ret == 0 && j < (1ULL << s->l2_bits); j++) {
             struct q2_map m;
             uint64_t off, len;
-            if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits,
-                                   &m) < 0) {
+            if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits, &m) <
+                0) {
                 ret = q2_signal_corruption(
-                    s, "invalid entry 0x%016llx at index %llu of the L2 "
+                    s,
+                    "invalid entry 0x%016llx at index %llu of the L2 "
                     "table at 0x%llx",
                     (unsigned long long)q2_table_get(l2, j),
                     (unsigned long long)j, (unsigned long long)l2_off);
@@ -136,8 +139,8 @@ static int settle_flags(struct q2_state *s, int ret)
 
 /* Write snaps as the new snapshot table and point the header at it; the
  * old table is freed afterwards. Takes ownership of snaps. */
-static int write_snapshot_table(struct q2_state *s,
-                                struct q2_snapshot *snaps, uint32_t nb)
+static int write_snapshot_table(struct q2_state *s, struct q2_snapshot *snaps,
+                                uint32_t nb)
 {
     uint64_t old_off = s->hdr.snapshots_offset, old_len = s->snap_table_bytes;
     uint64_t off = 0, len;
@@ -148,13 +151,13 @@ static int write_snapshot_table(struct q2_state *s,
         return ret;
     }
     if (nb > 0) {
-        ret = q2_alloc_clusters(s, q2_align_up(len, s->cluster_size) /
-                                       s->cluster_size, &off);
+        ret = q2_alloc_clusters(
+            s, q2_align_up(len, s->cluster_size) / s->cluster_size, &off);
         if (ret == 0) {
             ret = vd_meta_pwrite(s->fd, buf, len, off);
         }
         if (ret == 0) {
-            ret = q2_metadata_writeback(s);   /* refcounts, then sync */
+            ret = q2_metadata_writeback(s); /* refcounts, then sync */
         }
     }
     free(buf);
@@ -169,7 +172,8 @@ static int write_snapshot_table(struct q2_state *s,
         ret = sync_fd(s);
     }
     if (ret < 0) {
-        q2_signal_write_failure(s, ret, "switching to the new snapshot "
+        q2_signal_write_failure(s, ret,
+                                "switching to the new snapshot "
                                 "table");
         q2_snapshots_free(snaps, nb);
         return ret;
@@ -184,8 +188,8 @@ static int write_snapshot_table(struct q2_state *s,
     return ret;
 }
 
-static struct q2_snapshot *copy_snaps(const struct q2_snapshot *src,
-                                      uint32_t n, uint32_t extra)
+static struct q2_snapshot *copy_snaps(const struct q2_snapshot *src, uint32_t n,
+                                      uint32_t extra)
 {
     struct q2_snapshot *d = calloc(n + extra ? n + extra : 1, sizeof(*d));
     if (d == NULL) {
@@ -227,8 +231,7 @@ int q2_snapshot_find(const struct q2_state *s, const char *name)
     return -1;
 }
 
-static int read_l1(struct q2_state *s, uint64_t off, uint32_t n,
-                   uint64_t **out)
+static int read_l1(struct q2_state *s, uint64_t off, uint32_t n, uint64_t **out)
 {
     uint64_t *t = calloc(n ? n : 1, 8);
     int ret;
@@ -277,7 +280,8 @@ int qcow2_snapshot_create(struct vd_image *img, const char *name,
     int ret;
 
     if (s->refcount_order == 0) {
-        return vd_error_set(err, -ENOTSUP, "snapshots need refcounts wider "
+        return vd_error_set(err, -ENOTSUP,
+                            "snapshots need refcounts wider "
                             "than 1 bit");
     }
     if (name[0] == '\0' || strlen(name) > 0xffff) {
@@ -307,8 +311,9 @@ int qcow2_snapshot_create(struct vd_image *img, const char *name,
         q2_table_set(buf, i, s->l1[i] & ~QCOW_OFLAG_COPIED);
     }
     if (l1_bytes > 0) {
-        ret = q2_alloc_clusters(s, q2_align_up(l1_bytes, s->cluster_size) /
-                                       s->cluster_size, &l1_off);
+        ret = q2_alloc_clusters(
+            s, q2_align_up(l1_bytes, s->cluster_size) / s->cluster_size,
+            &l1_off);
         if (ret == 0) {
             ret = vd_meta_pwrite(s->fd, buf, l1_bytes, l1_off);
         }
@@ -443,9 +448,11 @@ int qcow2_snapshot_revert(struct vd_image *img, const char *name,
     sn = &s->snaps[idx];
     if (sn->l1_size > s->l1_size ||
         (sn->disk_size != 0 && sn->disk_size != atomic_load(&s->size))) {
-        ret = vd_error_set(err, -ENOTSUP, "snapshot '%s' has another disk "
+        ret = vd_error_set(err, -ENOTSUP,
+                           "snapshot '%s' has another disk "
                            "size; reverting across a resize is not "
-                           "supported", name);
+                           "supported",
+                           name);
         goto out;
     }
     ret = q2_metadata_writeback(s);

@@ -33,10 +33,10 @@
 
 /* A snapshot's L1 table, read from the file, in host order. */
 struct snap_l1 {
-    uint64_t *l1;      /* NULL with n == 0 for "an empty image" */
+    uint64_t *l1; /* NULL with n == 0 for "an empty image" */
     uint32_t n;
     uint64_t offset;
-    uint64_t size;     /* the snapshot's virtual disk size */
+    uint64_t size; /* the snapshot's virtual disk size */
 };
 
 static int read_l1(struct q2_state *s, struct snap_l1 *t)
@@ -58,9 +58,8 @@ static int read_l1(struct q2_state *s, struct snap_l1 *t)
 
 /* Look name up and read its L1 table; *host_end gets the file's end as
  * the driver knows it, to bound the offsets found in the tables. */
-static int load_snap_l1(struct q2_state *s, const char *name,
-                        struct snap_l1 *t, uint64_t *host_end,
-                        struct vd_error *err)
+static int load_snap_l1(struct q2_state *s, const char *name, struct snap_l1 *t,
+                        uint64_t *host_end, struct vd_error *err)
 {
     uint64_t span = s->cluster_size << s->l2_bits;
     int idx, ret;
@@ -75,26 +74,30 @@ static int load_snap_l1(struct q2_state *s, const char *name,
     *host_end = s->host_end;
     pthread_mutex_unlock(&s->lock);
     if (idx < 0) {
-        return vd_error_set(err, -ENOENT, "the image has no snapshot named "
-                            "'%s'", name);
+        return vd_error_set(err, -ENOENT,
+                            "the image has no snapshot named "
+                            "'%s'",
+                            name);
     }
     if (t->size == 0 || t->size % 512 != 0 ||
         (t->size + span - 1) / span > t->n) {
-        return vd_error_set(err, -EINVAL, "invalid qcow2 image: snapshot "
+        return vd_error_set(err, -EINVAL,
+                            "invalid qcow2 image: snapshot "
                             "'%s' has an L1 table of %u entries for %llu "
-                            "bytes", name, t->n,
-                            (unsigned long long)t->size);
+                            "bytes",
+                            name, t->n, (unsigned long long)t->size);
     }
     ret = read_l1(s, t);
     if (ret < 0) {
-        return vd_error_set(err, ret, "reading the L1 table of snapshot "
-                            "'%s': %s", name, strerror(-ret));
+        return vd_error_set(err, ret,
+                            "reading the L1 table of snapshot "
+                            "'%s': %s",
+                            name, strerror(-ret));
     }
     return 0;
 }
 
-int q2_view_select(struct q2_state *s, const char *name,
-                   struct vd_error *err)
+int q2_view_select(struct q2_state *s, const char *name, struct vd_error *err)
 {
     struct snap_l1 t = {0};
     uint64_t host_end;
@@ -113,20 +116,20 @@ int q2_view_select(struct q2_state *s, const char *name,
 
 /* What an L2 entry says a cluster reads as, for comparison (note 4). */
 struct cstate {
-    int kind;          /* 0 backing/zero, 1 zero, 2 data, 3 compressed */
+    int kind; /* 0 backing/zero, 1 zero, 2 data, 3 compressed */
     uint64_t host;
     uint64_t csize;
 };
 
 enum { CS_UNALLOC, CS_ZERO, CS_DATA, CS_COMPRESSED };
 
-static int entry_state(const struct q2_state *s, const uint8_t *l2,
-                       uint64_t j, uint64_t host_end, struct cstate *c)
+static int entry_state(const struct q2_state *s, const uint8_t *l2, uint64_t j,
+                       uint64_t host_end, struct cstate *c)
 {
     struct q2_map m;
     memset(c, 0, sizeof(*c));
     if (l2 == NULL) {
-        return 0;   /* no L2 table: unallocated */
+        return 0; /* no L2 table: unallocated */
     }
     if (q2_l2_entry_decode(q2_table_get(l2, j), s->cluster_bits, &m) < 0) {
         return -EIO;
@@ -236,11 +239,12 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
         uint64_t ob = b.l1[i] & L1E_OFFSET_MASK;
         uint8_t *ta, *tb;
         if (oa == ob) {
-            continue;   /* one shared L2 table, or none in both */
+            continue; /* one shared L2 table, or none in both */
         }
         uint64_t reads = (uint64_t)(oa != 0) + (uint64_t)(ob != 0);
         if (reads > budget) {
-            ret = vd_error_set(err, -EIO, "invalid qcow2 image: snapshot "
+            ret = vd_error_set(err, -EIO,
+                               "invalid qcow2 image: snapshot "
                                "L1 tables name more L2 tables than fit "
                                "in the file");
             break;
@@ -260,7 +264,8 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
             }
             if (entry_state(s, ta, j, host_end, &ca) < 0 ||
                 entry_state(s, tb, j, host_end, &cb_) < 0) {
-                ret = vd_error_set(err, -EIO, "invalid qcow2 image: bad L2 "
+                ret = vd_error_set(err, -EIO,
+                                   "invalid qcow2 image: bad L2 "
                                    "entry for guest offset %llu",
                                    (unsigned long long)vaddr);
                 break;

@@ -11,29 +11,27 @@
 #include <unistd.h>
 
 #include "io_util.h"
-#include "vd_driver.h"
 #include "qcow2-int.h"
 #include "vd_assert.h"
+#include "vd_driver.h"
 
 /* How far ahead the host file is grown for fresh clusters. */
 #define Q2_GROW_STEP (1ULL << 20)
 
-int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len,
-                    uint64_t off)
+int q2_read_backing(struct q2_state *s, uint8_t *buf, size_t len, uint64_t off)
 {
     size_t n = 0;
     int ret = 0;
     if (s->backing != NULL && off < s->backing_size) {
-        n = s->backing_size - off < len ? (size_t)(s->backing_size - off)
-                                        : len;
+        n = s->backing_size - off < len ? (size_t)(s->backing_size - off) : len;
         ret = vd_image_pread(s->backing, buf, n, off);
     }
     memset(buf + n, 0, len - n);
     return ret;
 }
 
-int q2_read_cluster(struct q2_state *s, uint64_t vaddr,
-                           const struct q2_map *m, uint8_t *out)
+int q2_read_cluster(struct q2_state *s, uint64_t vaddr, const struct q2_map *m,
+                    uint8_t *out)
 {
     VD_ASSERT_RWLOCK_HELD(&s->io_barrier);
     switch (m->type) {
@@ -58,9 +56,11 @@ static int entry_at(struct q2_state *s, uint64_t l2_off, uint64_t idx,
     }
     if (q2_l2_entry_decode(q2_table_get(*l2, idx), s->cluster_bits, m) < 0) {
         return q2_signal_corruption(
-            s, "invalid entry 0x%016llx at index %llu of the L2 table at "
-            "0x%llx", (unsigned long long)q2_table_get(*l2, idx),
-            (unsigned long long)idx, (unsigned long long)l2_off);
+            s,
+            "invalid entry 0x%016llx at index %llu of the L2 table at "
+            "0x%llx",
+            (unsigned long long)q2_table_get(*l2, idx), (unsigned long long)idx,
+            (unsigned long long)l2_off);
     }
     return 0;
 }
@@ -75,7 +75,7 @@ static int set_entry(struct q2_state *s, uint8_t *l2, uint64_t idx,
     q2_cache_mark_dirty(&s->l2_cache, l2);
     q2_entry_host_range(s, old, &off, &len);
     if ((entry & L2E_OFFSET_MASK) == off && !(entry & QCOW_OFLAG_COMPRESSED)) {
-        return 0;   /* same host cluster kept */
+        return 0; /* same host cluster kept */
     }
     return q2_free_deferred(s, off, len);
 }
@@ -126,8 +126,8 @@ static void grow_file(struct q2_state *s, uint64_t end)
 /* Point guest clusters [idx, idx+k) of the L2 table for l1_index at the
  * host clusters from host on. The table is looked up again: it may have
  * been evicted or copied while the lock was dropped. */
-static int map_new_clusters(struct q2_state *s, uint32_t l1_index,
-                            uint64_t idx, uint64_t k, uint64_t host)
+static int map_new_clusters(struct q2_state *s, uint32_t l1_index, uint64_t idx,
+                            uint64_t k, uint64_t host)
 {
     uint64_t l2_off;
     uint8_t *l2;
@@ -177,7 +177,7 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
         return ret;
     }
     if (m.type == Q2_NORMAL && m.copied) {
-        return 0;   /* allocated since the caller looked: write in place */
+        return 0; /* allocated since the caller looked: write in place */
     }
 
     if (in == 0 && len >= cs) {
@@ -185,8 +185,8 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
         struct q2_map n;
         while ((k + 1) * cs <= len && idx + k < l2_entries &&
                !inflight_overlaps(s, me.vaddr + k * cs, cs)) {
-            if (q2_l2_entry_decode(q2_table_get(l2, idx + k),
-                                   s->cluster_bits, &n) < 0 ||
+            if (q2_l2_entry_decode(q2_table_get(l2, idx + k), s->cluster_bits,
+                                   &n) < 0 ||
                 (n.type == Q2_NORMAL && n.copied)) {
                 break;
             }
@@ -206,7 +206,7 @@ int q2_write_alloc(struct q2_state *s, uint64_t vaddr, const uint8_t *buf,
         if (ret == 0) {
             ret = map_new_clusters(s, l1_index, idx, k, host);
         } else {
-            q2_refcount_update(s, host, k * cs, -1);   /* unreferenced */
+            q2_refcount_update(s, host, k * cs, -1); /* unreferenced */
         }
         inflight_remove(s, &me);
         if (ret == 0) {
@@ -292,7 +292,7 @@ int q2_zero_or_discard(struct q2_state *s, uint64_t off, uint64_t len,
         }
         if ((s->l1[l1_index] & L1E_OFFSET_MASK) == 0 &&
             (discard || s->backing == NULL)) {
-            goto next;   /* nothing mapped: already reads as wanted */
+            goto next; /* nothing mapped: already reads as wanted */
         }
         ret = q2_l2_for_write(s, l1_index, &l2_off);
         if (ret < 0) {
@@ -363,8 +363,8 @@ int q2_preallocate(struct q2_state *s, int mode)
 
     for (uint32_t i = 0; i < s->l1_size; i++) {
         uint64_t first = (uint64_t)i * l2_entries;
-        uint64_t k = clusters - first < l2_entries ? clusters - first
-                                                   : l2_entries;
+        uint64_t k =
+            clusters - first < l2_entries ? clusters - first : l2_entries;
         uint64_t l2_off, host;
         uint8_t *l2;
         int ret;

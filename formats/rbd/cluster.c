@@ -158,51 +158,61 @@ int vd_rbd_locate(const struct vd_locate_req *req, char *buf, size_t len,
     int n;
 
     if (req->uri != NULL) {
-        return vd_error_set(err, -EINVAL, "'backend.uri' is not taken by "
+        return vd_error_set(err, -EINVAL,
+                            "'backend.uri' is not taken by "
                             "type \"rbd\": give 'backend.pool' and "
                             "'backend.image'");
     }
     cluster_names(names, sizeof(names));
     if (n_clusters == 0) {
-        return vd_error_set(err, -EINVAL, "no RBD cluster is configured "
+        return vd_error_set(err, -EINVAL,
+                            "no RBD cluster is configured "
                             "(vdiskd --rbd-cluster NAME=CONF)");
     }
     if (cluster == NULL && n_clusters > 1) {
-        return vd_error_set(err, -EINVAL, "'backend.cluster' is required: "
-                            "several RBD clusters are configured (%s)", names);
+        return vd_error_set(err, -EINVAL,
+                            "'backend.cluster' is required: "
+                            "several RBD clusters are configured (%s)",
+                            names);
     }
     if (cluster == NULL) {
         cluster = clusters[0].name;
     }
     if (cluster_find(cluster) == NULL) {
-        return vd_error_set(err, -EINVAL, "unknown RBD cluster \"%.40s\" in "
-                            "'backend.cluster'; configured: %s", cluster,
-                            names);
+        return vd_error_set(err, -EINVAL,
+                            "unknown RBD cluster \"%.40s\" in "
+                            "'backend.cluster'; configured: %s",
+                            cluster, names);
     }
     if (req->pool == NULL) {
-        return vd_error_set(err, -EINVAL, "'backend.pool' is required with "
+        return vd_error_set(err, -EINVAL,
+                            "'backend.pool' is required with "
                             "type \"rbd\"");
     }
     if (!object_name_ok(req->pool, strlen(req->pool), VD_RBD_POOL_MAX)) {
-        return vd_error_set(err, -EINVAL, "bad pool name \"%.140s\" in "
+        return vd_error_set(err, -EINVAL,
+                            "bad pool name \"%.140s\" in "
                             "'backend.pool': use A-Z a-z 0-9 _ . -, not "
-                            "starting with '.'", req->pool);
+                            "starting with '.'",
+                            req->pool);
     }
     if (req->image == NULL && !req->create) {
-        return vd_error_set(err, -EINVAL, "'backend.image' is required to "
+        return vd_error_set(err, -EINVAL,
+                            "'backend.image' is required to "
                             "attach an existing RBD image (give 'size' to "
                             "create a new one)");
     }
-    snprintf(image, sizeof(image), "%s",
-             req->image != NULL ? req->image : "");
+    snprintf(image, sizeof(image), "%s", req->image != NULL ? req->image : "");
     if (req->image == NULL) {
         snprintf(image, sizeof(image), "vdiskd-%s",
                  req->uuid != NULL ? req->uuid : "");
     }
     if (!object_name_ok(image, strlen(image), VD_RBD_IMAGE_MAX)) {
-        return vd_error_set(err, -EINVAL, "bad image name \"%.80s\" in "
+        return vd_error_set(err, -EINVAL,
+                            "bad image name \"%.80s\" in "
                             "'backend.image': use A-Z a-z 0-9 _ . -, not "
-                            "starting with '.'", image);
+                            "starting with '.'",
+                            image);
     }
     n = vd_rbd_location_format(buf, len, cluster, req->pool, image);
     if (n < 0) {

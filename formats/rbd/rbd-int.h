@@ -61,8 +61,8 @@ struct rbd_state {
     pthread_t connector;
     pthread_mutex_t conn_lock;
     pthread_cond_t conn_cv;
-    bool conn_stop;           /* conn_lock */
-    char last_error[256];     /* conn_lock; why it is not up */
+    bool conn_stop;       /* conn_lock */
+    char last_error[256]; /* conn_lock; why it is not up */
 };
 
 /* Whether the image is open and may be used (note 6). */

@@ -162,18 +162,20 @@ static int rbd_drv_remove(const char *location, struct vd_error *err)
         max = (int)(sizeof(snaps) / sizeof(snaps[0]));
         n = rbd_snap_list(image, snaps, &max);
         if (n < 0) {
-            ret = vd_error_set(err, n, "cannot list snapshots of RBD image "
-                               "'%s/%s': %s", loc.pool, loc.image,
-                               strerror(-n));
+            ret = vd_error_set(err, n,
+                               "cannot list snapshots of RBD image "
+                               "'%s/%s': %s",
+                               loc.pool, loc.image, strerror(-n));
             break;
         }
         for (int i = 0; i < n && ret == 0; i++) {
             ret = rbd_snap_remove(image, snaps[i].name);
             if (ret < 0) {
-                vd_error_set(err, ret, "cannot remove snapshot '%s' of RBD "
-                             "image '%s/%s': %s", snaps[i].name, loc.pool,
-                             loc.image, ret == -EBUSY ? "it has clones"
-                                                      : strerror(-ret));
+                vd_error_set(err, ret,
+                             "cannot remove snapshot '%s' of RBD "
+                             "image '%s/%s': %s",
+                             snaps[i].name, loc.pool, loc.image,
+                             ret == -EBUSY ? "it has clones" : strerror(-ret));
             }
         }
         rbd_snap_list_end(snaps);
@@ -188,8 +190,8 @@ static int rbd_drv_location_parts(const char *location,
 {
     struct vd_rbd_location loc;
     _Static_assert(sizeof(out->cluster) >= sizeof(loc.cluster) &&
-                   sizeof(out->pool) >= sizeof(loc.pool) &&
-                   sizeof(out->image) >= sizeof(loc.image),
+                       sizeof(out->pool) >= sizeof(loc.pool) &&
+                       sizeof(out->image) >= sizeof(loc.image),
                    "location parts fit");
     int ret = vd_rbd_location_parse(location, &loc, NULL);
     if (ret < 0) {
@@ -203,8 +205,7 @@ static int rbd_drv_location_parts(const char *location,
 
 /* Open io and image of s->loc (not shared yet, or by the connector while
  * `up` is false). */
-static int open_image(struct rbd_state *s, bool fail_fast,
-                      struct vd_error *err)
+static int open_image(struct rbd_state *s, bool fail_fast, struct vd_error *err)
 {
     uint64_t size = 0;
     int ret = vd_rbd_ioctx(&s->loc, fail_fast, &s->io, err);
@@ -288,8 +289,8 @@ static void *connector_main(void *arg)
                  (int)sizeof(s->last_error) - 1, e.msg);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += RETRY_S;
-        while (!s->conn_stop &&
-               pthread_cond_timedwait(&s->conn_cv, &s->conn_lock, &until) == 0) {
+        while (!s->conn_stop && pthread_cond_timedwait(
+                                    &s->conn_cv, &s->conn_lock, &until) == 0) {
         }
     }
     pthread_mutex_unlock(&s->conn_lock);
@@ -375,9 +376,10 @@ static void rbd_drv_close(struct vd_image *img)
 /* -EIO with a message while a lazily opened image is not up (note 6). */
 static int not_up(struct rbd_state *s, struct vd_error *err)
 {
-    return vd_error_set(err, -EIO, "RBD image '%s/%s' is not connected: "
-                        "cluster '%s' has not answered yet", s->loc.pool,
-                        s->loc.image, s->loc.cluster);
+    return vd_error_set(err, -EIO,
+                        "RBD image '%s/%s' is not connected: "
+                        "cluster '%s' has not answered yet",
+                        s->loc.pool, s->loc.image, s->loc.cluster);
 }
 
 static uint64_t rbd_drv_length(struct vd_image *img)
@@ -652,7 +654,7 @@ static int rbd_drv_backend_state(struct vd_image *img,
         out->lock_owner = owner != 0;
     }
     out->link = up ? VD_LINK_CONNECTED : VD_LINK_DISCONNECTED;
-    out->connections = 1;   /* the cluster's shared handle */
+    out->connections = 1; /* the cluster's shared handle */
     out->connected = up ? 1 : 0;
     return 0;
 }

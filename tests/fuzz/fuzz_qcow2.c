@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         read_range(img, buf, len > 3000 ? len - 3000 : 0, 3000);
         read_range(img, buf, 1, sizeof(buf));
         struct vd_check_result res;
-        vd_image_check(img, &res);   /* walks every table read-only */
+        vd_image_check(img, &res); /* walks every table read-only */
         struct vd_snapshot_info *snaps = NULL;
         int ns = vd_image_snapshot_list(img, &snaps);
         /* Bounded sizes only: a walk reads every L2 table it meets. */

@@ -3,7 +3,8 @@
  * Drives a driver the way the daemon would (through image.c) so shell
  * tests can compare the result with qemu-img and qemu-io.
  *
- *   vd-img [-f FMT] [-A DIR]... [-r] [-s SNAPSHOT] [-C CACHEBYTES] COMMAND ARGS...
+ *   vd-img [-f FMT] [-A DIR]... [-r] [-s SNAPSHOT] [-C CACHEBYTES] COMMAND
+ * ARGS...
  *   (-s opens the image read-only as that internal snapshot's view)
  *   create [-c CLUSTER] [-p off|metadata|falloc|full] [-b BACKING [-F FMT]]
  *          FMT PATH SIZE
@@ -40,11 +41,24 @@ static uint64_t parse_size(const char *s)
     char *end;
     unsigned long long v = strtoull(s, &end, 0);
     switch (*end) {
-    case 'K': case 'k': v <<= 10; break;
-    case 'M': case 'm': v <<= 20; break;
-    case 'G': case 'g': v <<= 30; break;
-    case 'T': case 't': v <<= 40; break;
-    case '\0': break;
+    case 'K':
+    case 'k':
+        v <<= 10;
+        break;
+    case 'M':
+    case 'm':
+        v <<= 20;
+        break;
+    case 'G':
+    case 'g':
+        v <<= 30;
+        break;
+    case 'T':
+    case 't':
+        v <<= 40;
+        break;
+    case '\0':
+        break;
     default:
         fprintf(stderr, "vd-img: bad size '%s'\n", s);
         exit(2);
@@ -97,16 +111,23 @@ static int cmd_create(int argc, char **argv)
     optind = 1;
     while ((c = getopt(argc, argv, "c:p:b:F:")) != -1) {
         switch (c) {
-        case 'c': o.cluster_size = (uint32_t)parse_size(optarg); break;
-        case 'b': o.backing_file = optarg; break;
-        case 'F': o.backing_format = optarg; break;
+        case 'c':
+            o.cluster_size = (uint32_t)parse_size(optarg);
+            break;
+        case 'b':
+            o.backing_file = optarg;
+            break;
+        case 'F':
+            o.backing_format = optarg;
+            break;
         case 'p':
             o.prealloc = !strcmp(optarg, "metadata") ? VD_PREALLOC_METADATA
-                       : !strcmp(optarg, "falloc")   ? VD_PREALLOC_FALLOC
-                       : !strcmp(optarg, "full")     ? VD_PREALLOC_FULL
+                         : !strcmp(optarg, "falloc") ? VD_PREALLOC_FALLOC
+                         : !strcmp(optarg, "full")   ? VD_PREALLOC_FULL
                                                      : VD_PREALLOC_OFF;
             break;
-        default: return 2;
+        default:
+            return 2;
         }
     }
     if (argc - optind != 3) {
@@ -133,7 +154,8 @@ static int fill(struct vd_image *img, uint64_t off, uint64_t len, int byte,
             if (ret == 0 && memcmp(got, buf, n) != 0) {
                 for (size_t i = 0; i < n; i++) {
                     if (got[i] != buf[i]) {
-                        fprintf(stderr, "vd-img: byte %llu is 0x%02x, "
+                        fprintf(stderr,
+                                "vd-img: byte %llu is 0x%02x, "
                                 "expected 0x%02x\n",
                                 (unsigned long long)(off + i), got[i], byte);
                         break;
@@ -154,8 +176,8 @@ static int fill(struct vd_image *img, uint64_t off, uint64_t len, int byte,
 
 static int copy(struct vd_image *img, const char *file, bool in)
 {
-    int fd = in ? open(file, O_RDONLY) : open(file, O_WRONLY | O_CREAT |
-                                                        O_TRUNC, 0600);
+    int fd = in ? open(file, O_RDONLY)
+                : open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     uint8_t *buf = malloc(CHUNK);
     uint64_t off = 0, size = vd_image_length(img);
     int ret = 0;
@@ -166,7 +188,7 @@ static int copy(struct vd_image *img, const char *file, bool in)
     while (ret == 0 && off < size) {
         size_t n = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
         if (in) {
-            ssize_t r = read(fd, buf, n);   /* sequential: pipes work */
+            ssize_t r = read(fd, buf, n); /* sequential: pipes work */
             if (r <= 0) {
                 ret = r < 0 ? -errno : 0;
                 break;
@@ -273,16 +295,25 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "+f:A:rs:C:")) != -1) {
         switch (c) {
-        case 'f': fmt = optarg; break;
+        case 'f':
+            fmt = optarg;
+            break;
         case 'A':
             if (ndirs < MAX_DIRS) {
                 dirs[ndirs++] = optarg;
             }
             break;
-        case 'r': readonly = true; break;
-        case 's': snapshot = optarg; break;
-        case 'C': cache_bytes = parse_size(optarg); break;
-        default: return 2;
+        case 'r':
+            readonly = true;
+            break;
+        case 's':
+            snapshot = optarg;
+            break;
+        case 'C':
+            cache_bytes = parse_size(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (optind >= argc) {
@@ -322,9 +353,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "copy-out") && argc == 3) {
         ret = copy(img, argv[2], false);
     } else if (!strcmp(cmd, "zero") && argc >= 4) {
-        ret = vd_image_write_zeroes(img, parse_size(argv[2]),
-                                    parse_size(argv[3]),
-                                    argc > 4 ? VD_ZERO_MAY_UNMAP : 0);
+        ret =
+            vd_image_write_zeroes(img, parse_size(argv[2]), parse_size(argv[3]),
+                                  argc > 4 ? VD_ZERO_MAY_UNMAP : 0);
     } else if (!strcmp(cmd, "discard") && argc == 4) {
         ret = vd_image_discard(img, parse_size(argv[2]), parse_size(argv[3]));
     } else if (!strcmp(cmd, "stress") && argc >= 4) {
@@ -356,8 +387,8 @@ int main(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "changes") && argc >= 3) {
         struct vd_error err = {0};
-        ret = vd_image_snapshot_changes(img, argc > 3 ? argv[3] : NULL,
-                                        argv[2], print_extent, NULL, &err);
+        ret = vd_image_snapshot_changes(img, argc > 3 ? argv[3] : NULL, argv[2],
+                                        print_extent, NULL, &err);
         if (ret < 0 && err.msg[0]) {
             fprintf(stderr, "vd-img: %s\n", err.msg);
         }

@@ -112,7 +112,7 @@ static inline void on_fatal(int sig)
     if (sig == SIGINT || sig == SIGTERM) {
         _exit(128 + sig);
     }
-    signal(sig, SIG_DFL);   /* SIGSEGV/SIGBUS fault again, abort() re-raises */
+    signal(sig, SIG_DFL); /* SIGSEGV/SIGBUS fault again, abort() re-raises */
 }
 
 static inline bool can_connect(const char *sock, int port)

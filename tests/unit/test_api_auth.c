@@ -32,22 +32,41 @@ static void test_screen(void)
 
     CHECK_EQ(check("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     CHECK_EQ(check("GET /health HTTP/1.0\r\n\r\n"), 0);
-    CHECK_EQ(check("POST /volumes HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n"), 0);
-    CHECK_EQ(check("POST /volumes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+    CHECK_EQ(
+        check(
+            "POST /volumes HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n"),
+        0);
+    CHECK_EQ(check("POST /volumes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n"),
+             0);
     CHECK_EQ(check("GET /x HTTP/1.1\r\nHost:    x   \r\nX-Empty:\r\n\r\n"), 0);
 
     CHECK_EQ(api_head_check(nul, sizeof(nul) - 1, msg, sizeof(msg)), 400);
     CHECK(strstr(msg, "NUL") != NULL);
-    CHECK_EQ(check("GET /x HTTP/1.1\r\n\r\n"), 400);                 /* no Host */
+    CHECK_EQ(check("GET /x HTTP/1.1\r\n\r\n"), 400); /* no Host */
     CHECK_EQ(check("GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+             400);
+    CHECK_EQ(
+        check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n"),
+        400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: "
+                   "18446744073709551616\r\n\r\n"),
+             400);
+    CHECK_EQ(
+        check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n"),
+        400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"),
+             400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: "
+                   "2\r\nContent-Length: 2\r\n\r\n"),
+             400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: "
+                   "2\r\nTransfer-Encoding: chunked\r\n\r\n"),
+             400);
+    CHECK_EQ(check("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, "
+                   "chunked\r\n\r\n"),
+             400);
     CHECK_EQ(check("GET /x HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
     CHECK_EQ(check("GET /x HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"), 400);
     CHECK_EQ(check("GET /x HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n"), 400);
@@ -102,11 +121,14 @@ static void test_tokens(void)
     CHECK_EQ(load(path, "ops admin short\n", 0600, &t, &err), -EINVAL);
     CHECK_EQ(load(path, "ops root 0123456789abcdef0123\n", 0600, &t, &err),
              -EINVAL);
-    CHECK_EQ(load(path, "ops admin 0123456789abcdef0123 extra\n", 0600, &t,
-                  &err), -EINVAL);
-    CHECK_EQ(load(path, "a admin 0123456789abcdef0123\n"
-                        "b read 0123456789abcdef0123\n", 0600, &t, &err),
-             -EINVAL);   /* the same token twice */
+    CHECK_EQ(
+        load(path, "ops admin 0123456789abcdef0123 extra\n", 0600, &t, &err),
+        -EINVAL);
+    CHECK_EQ(load(path,
+                  "a admin 0123456789abcdef0123\n"
+                  "b read 0123456789abcdef0123\n",
+                  0600, &t, &err),
+             -EINVAL); /* the same token twice */
     CHECK_EQ(load(path, "# nothing\n", 0600, &t, &err), -EINVAL);
     CHECK(t == NULL);
 
@@ -132,8 +154,8 @@ static void test_tokens(void)
              API_ROLE_NONE);
     CHECK_EQ(api_tokens_check(t, "", name, sizeof(name)), API_ROLE_NONE);
     CHECK_EQ(api_tokens_check(t, NULL, name, sizeof(name)), API_ROLE_NONE);
-    CHECK_EQ(api_tokens_check(NULL, "0123456789abcdef0123", name,
-                              sizeof(name)), API_ROLE_NONE);
+    CHECK_EQ(api_tokens_check(NULL, "0123456789abcdef0123", name, sizeof(name)),
+             API_ROLE_NONE);
     api_tokens_free(t);
 
     CHECK(api_bearer_token(NULL) == NULL);

@@ -35,7 +35,8 @@ static void check_refs(json_t *root, json_t *node)
     size_t i;
 
     if (json_is_object(node)) {
-        json_object_foreach(node, key, v) {
+        json_object_foreach(node, key, v)
+        {
             if (strcmp(key, "$ref") == 0) {
                 refs_checked++;
                 CHECK(json_is_string(v) &&
@@ -50,7 +51,8 @@ static void check_refs(json_t *root, json_t *node)
             }
         }
     } else if (json_is_array(node)) {
-        json_array_foreach(node, i, v) {
+        json_array_foreach(node, i, v)
+        {
             check_refs(root, v);
         }
     }
@@ -61,10 +63,14 @@ int main(void)
     static const struct {
         const char *path, *method;
     } ops[] = {
-        {"/volumes", "get"},        {"/volumes", "post"},
-        {"/volumes/{name}", "get"}, {"/volumes/{name}", "patch"},
-        {"/volumes/{name}", "delete"}, {"/health", "get"},
-        {"/metrics", "get"},        {"/openapi.json", "get"},
+        {"/volumes", "get"},
+        {"/volumes", "post"},
+        {"/volumes/{name}", "get"},
+        {"/volumes/{name}", "patch"},
+        {"/volumes/{name}", "delete"},
+        {"/health", "get"},
+        {"/metrics", "get"},
+        {"/openapi.json", "get"},
         {"/volumes/{name}/snapshots", "get"},
         {"/volumes/{name}/snapshots", "post"},
         {"/volumes/{name}/snapshots/{snapshot}", "get"},
@@ -88,8 +94,8 @@ int main(void)
                   "3.", 2) == 0);
     paths = json_object_get(doc, "paths");
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-        json_t *op = json_object_get(json_object_get(paths, ops[i].path),
-                                     ops[i].method);
+        json_t *op =
+            json_object_get(json_object_get(paths, ops[i].path), ops[i].method);
         CHECK(json_is_object(op));
         CHECK(json_is_object(json_object_get(op, "responses")));
         if (!json_is_object(op)) {

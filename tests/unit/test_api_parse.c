@@ -46,10 +46,11 @@ static void test_size_string(void)
     CHECK_EQ(api_parse_size_string("1G ", &v), -EINVAL);
     CHECK_EQ(api_parse_size_string("1.5G", &v), -EINVAL);
     CHECK_EQ(api_parse_size_string("10X", &v), -EINVAL);
-    CHECK_EQ(api_parse_size_string("10GB", &v), -EINVAL);   /* decimal unit: refuse */
+    CHECK_EQ(api_parse_size_string("10GB", &v),
+             -EINVAL); /* decimal unit: refuse */
     CHECK_EQ(api_parse_size_string("0x10", &v), -EINVAL);
     CHECK_EQ(api_parse_size_string(NULL, &v), -EINVAL);
-    CHECK_EQ(v, 77);   /* untouched on failure */
+    CHECK_EQ(v, 77); /* untouched on failure */
 
     CHECK_EQ(api_parse_size_string("18446744073709551615", &v), 0);
     CHECK(v == UINT64_MAX);
@@ -194,7 +195,7 @@ static void test_rfc3339(void)
     CHECK(strcmp(buf, "1970-01-01T00:00:00Z") == 0);
     CHECK_EQ(api_rfc3339(1795309323, buf, sizeof(buf)), 0);
     CHECK(strcmp(buf, "2026-11-22T01:02:03Z") == 0);
-    CHECK_EQ(api_rfc3339(951782400, buf, sizeof(buf)), 0);   /* leap day */
+    CHECK_EQ(api_rfc3339(951782400, buf, sizeof(buf)), 0); /* leap day */
     CHECK(strcmp(buf, "2000-02-29T00:00:00Z") == 0);
     CHECK_EQ(api_rfc3339(253402300799, buf, sizeof(buf)), 0);
     CHECK(strcmp(buf, "9999-12-31T23:59:59Z") == 0);
@@ -223,7 +224,7 @@ static void test_errno_status(void)
     CHECK_EQ(api_status_from_errno(-EIO), 500);
     CHECK_EQ(api_status_from_errno(-ENOMEM), 500);
     CHECK_EQ(api_status_from_errno(0), 500);
-    CHECK_EQ(api_status_from_errno(EINVAL), 500);   /* positive: a bug */
+    CHECK_EQ(api_status_from_errno(EINVAL), 500); /* positive: a bug */
     CHECK(strcmp(api_status_title(404), "Not Found") == 0);
     CHECK(strcmp(api_status_title(504), "Gateway Timeout") == 0);
     CHECK(strcmp(api_status_title(409), "Conflict") == 0);

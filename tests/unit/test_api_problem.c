@@ -38,7 +38,7 @@ int main(void)
     CHECK(strcmp(str(&r, "detail"), "volume 'v1' already exists") == 0);
     api_problem_errno(&r, -EBUSY, "");
     CHECK_EQ(r.status, 409);
-    CHECK(strlen(str(&r, "detail")) > 0);   /* never an empty detail */
+    CHECK(strlen(str(&r, "detail")) > 0); /* never an empty detail */
     api_problem_errno(&r, -ENOSPC, NULL);
     CHECK_EQ(r.status, 507);
     CHECK(strcmp(str(&r, "title"), "Insufficient Storage") == 0);
@@ -46,7 +46,8 @@ int main(void)
     /* A detail with bytes that are not UTF-8 still makes a document. */
     api_problem(&r, 400, "'%s' is not a valid volume name", "a\xff\xfe");
     CHECK(r.json != NULL);
-    CHECK(strcmp(str(&r, "detail"), "'a?" "?' is not a valid volume name") == 0);
+    CHECK(strcmp(str(&r, "detail"), "'a?"
+                                    "?' is not a valid volume name") == 0);
 
     /* JSON replies replace problems completely. */
     api_reply_json(&r, 200, json_pack("{s:s}", "status", "ok"));

@@ -10,8 +10,7 @@ static struct api_path path;
 static const struct api_route_method *rm;
 
 /* Route p/method; returns the status (200 for a match). */
-static unsigned route(const char *p, const char *method,
-                      struct api_reply *rep)
+static unsigned route(const char *p, const char *method, struct api_reply *rep)
 {
     api_reply_clear(rep);
     rm = api_route_find(p, method, &path, rep);
@@ -76,10 +75,21 @@ int main(void)
     CHECK_EQ(route("/jobs/1", "DELETE", &rep), 405);
 
     /* Unknown paths. */
-    const char *unknown[] = {"", "/", "//", "/nope", "/volumes/", "//volumes",
-                             "/volumes//", "/volumes/v1/", "/volumes/v1/x/y/z",
-                             "/Volumes", "/health/", "/healthz", "volumes",
-                             "/volumes/v1/snapshotsx", "/a/b/c/d/e/f/g/h"};
+    const char *unknown[] = {"",
+                             "/",
+                             "//",
+                             "/nope",
+                             "/volumes/",
+                             "//volumes",
+                             "/volumes//",
+                             "/volumes/v1/",
+                             "/volumes/v1/x/y/z",
+                             "/Volumes",
+                             "/health/",
+                             "/healthz",
+                             "volumes",
+                             "/volumes/v1/snapshotsx",
+                             "/a/b/c/d/e/f/g/h"};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         CHECK_EQ(route(unknown[i], "GET", &rep), 404);
         CHECK(rep.problem && rep.allow == NULL);
@@ -91,13 +101,24 @@ int main(void)
     CHECK_EQ(route("/volumes/v1", "POST", &rep), 405);
     CHECK(strcmp(rep.allow, "GET, HEAD, PATCH, DELETE") == 0);
     CHECK_EQ(route("/health", "DELETE", &rep), 405);
-    CHECK_EQ(route("/health", "get", &rep), 405);   /* methods are case-sensitive */
+    CHECK_EQ(route("/health", "get", &rep),
+             405); /* methods are case-sensitive */
     /* a bad name is not looked at before the method is known to be allowed */
     CHECK_EQ(route("/volumes/..", "PUT", &rep), 405);
 
     /* Names are decoded after splitting, then checked. */
-    const char *badnames[] = {"..", "%2e%2e", ".", "a%2fb", "a%2Fb", "a%00",
-                              "%zz", "a%2", "UP", "-a", "a%20b", "%ff",
+    const char *badnames[] = {"..",
+                              "%2e%2e",
+                              ".",
+                              "a%2fb",
+                              "a%2Fb",
+                              "a%00",
+                              "%zz",
+                              "a%2",
+                              "UP",
+                              "-a",
+                              "a%20b",
+                              "%ff",
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                               "aaaaaaaaaaaaaaaaaa"};
     for (size_t i = 0; i < sizeof(badnames) / sizeof(badnames[0]); i++) {

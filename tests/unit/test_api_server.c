@@ -41,8 +41,8 @@ static int roundtrip(uint16_t port, const char *req, char *buf, size_t cap)
 
 int main(void)
 {
-    struct vd_api_config cfg = {.listen = {"127.0.0.1:0"}, .n_listen = 1,
-                                .max_body = 1024};
+    struct vd_api_config cfg = {
+        .listen = {"127.0.0.1:0"}, .n_listen = 1, .max_body = 1024};
     char addr[64];
     struct vd_error err = {0};
     struct vd_api *api = NULL, *api2 = NULL;
@@ -55,23 +55,29 @@ int main(void)
     }
 
     CHECK_EQ(roundtrip(vd_api_port(api), "GET /health HTTP/1.0\r\n\r\n", buf,
-                       sizeof(buf)), 0);
+                       sizeof(buf)),
+             0);
     CHECK(strncmp(buf, "HTTP/1.0 200", 12) == 0 ||
           strncmp(buf, "HTTP/1.1 200", 12) == 0);
     CHECK(strstr(buf, "{\"status\":\"ok\"}") != NULL);
 
     CHECK_EQ(roundtrip(vd_api_port(api), "GET /nope HTTP/1.0\r\n\r\n", buf,
-                       sizeof(buf)), 0);
+                       sizeof(buf)),
+             0);
     CHECK(strstr(buf, " 404 ") != NULL);
     CHECK(strstr(buf, "application/problem+json") != NULL);
 
-    CHECK_EQ(roundtrip(vd_api_port(api),
-                       "POST /volumes HTTP/1.0\r\nContent-Type: application/json"
-                       "\r\nContent-Length: 2048\r\n\r\n{", buf, sizeof(buf)), 0);
+    CHECK_EQ(
+        roundtrip(vd_api_port(api),
+                  "POST /volumes HTTP/1.0\r\nContent-Type: application/json"
+                  "\r\nContent-Length: 2048\r\n\r\n{",
+                  buf, sizeof(buf)),
+        0);
     CHECK(strstr(buf, " 413 ") != NULL);
 
     CHECK_EQ(roundtrip(vd_api_port(api), "PUT /health HTTP/1.0\r\n\r\n", buf,
-                       sizeof(buf)), 0);
+                       sizeof(buf)),
+             0);
     CHECK(strstr(buf, " 405 ") != NULL);
     CHECK(strstr(buf, "Allow: GET, HEAD") != NULL);
 

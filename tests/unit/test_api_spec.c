@@ -26,16 +26,16 @@ static int spec(const char *text, struct vd_volume_spec *s,
     return api_spec_from_json(doc, s, err);
 }
 
-#define BAD(text, needle)                                                 \
-    do {                                                                  \
-        struct vd_volume_spec s_;                                         \
-        struct vd_error e_ = {0};                                         \
-        CHECK_EQ(spec(text, &s_, &e_), -EINVAL);                          \
-        CHECK(strstr(e_.msg, needle) != NULL);                            \
-        if (strstr(e_.msg, needle) == NULL) {                             \
-            fprintf(stderr, "  %s -> '%s', want '%s'\n", text, e_.msg,    \
-                    needle);                                              \
-        }                                                                 \
+#define BAD(text, needle)                                                      \
+    do {                                                                       \
+        struct vd_volume_spec s_;                                              \
+        struct vd_error e_ = {0};                                              \
+        CHECK_EQ(spec(text, &s_, &e_), -EINVAL);                               \
+        CHECK(strstr(e_.msg, needle) != NULL);                                 \
+        if (strstr(e_.msg, needle) == NULL) {                                  \
+            fprintf(stderr, "  %s -> '%s', want '%s'\n", text, e_.msg,         \
+                    needle);                                                   \
+        }                                                                      \
     } while (0)
 
 static void test_good(void)
@@ -52,22 +52,27 @@ static void test_good(void)
 
     CHECK_EQ(spec("{\"name\": \"a.b-c_d\", \"size\": 10737418240, "
                   "\"format\": \"qcow2\", \"cluster_size\": 65536, "
-                  "\"backend\": {\"type\": \"file\"}}", &s, &err), 0);
+                  "\"backend\": {\"type\": \"file\"}}",
+                  &s, &err),
+             0);
     CHECK_EQ(s.size, 10737418240ULL);
     CHECK(strcmp(s.format, "qcow2") == 0);
     CHECK(strcmp(s.backend_type, "file") == 0);
     CHECK_EQ(s.cluster_size, 65536);
 
     CHECK_EQ(spec("{\"name\": \"n\", \"size\": \"1T\", \"backend\": "
-                  "{\"type\": \"nbd\", \"uri\": \"nbd://h:10809/e\"}}", &s,
-                  &err), 0);
+                  "{\"type\": \"nbd\", \"uri\": \"nbd://h:10809/e\"}}",
+                  &s, &err),
+             0);
     CHECK(strcmp(s.backend_type, "nbd") == 0);
     CHECK(strcmp(s.backend_uri, "nbd://h:10809/e") == 0);
 
     /* A distributed store's image by parts; the parse only takes them. */
     CHECK_EQ(spec("{\"name\": \"r\", \"backend\": {\"type\": \"rbd\", "
                   "\"cluster\": \"c1\", \"pool\": \"rbd\", "
-                  "\"image\": \"vm-disk\"}}", &s, &err), 0);
+                  "\"image\": \"vm-disk\"}}",
+                  &s, &err),
+             0);
     CHECK(strcmp(s.backend_type, "rbd") == 0 && s.backend_uri == NULL);
     CHECK(strcmp(s.backend_cluster, "c1") == 0);
     CHECK(strcmp(s.backend_pool, "rbd") == 0);
@@ -79,14 +84,17 @@ static void test_good(void)
     CHECK(strcmp(s.base, "tmpl") == 0);
     CHECK_EQ(s.size, 0);
     CHECK_EQ(spec("{\"name\": \"i\", \"import\": {\"path\": \"/srv/x.img\"}}",
-                  &s, &err), 0);
+                  &s, &err),
+             0);
     CHECK(strcmp(s.import_path, "/srv/x.img") == 0);
     CHECK(s.source_volume == NULL && s.source_snapshot == NULL);
     CHECK_EQ(err.code, 0);
 
     /* a full clone takes its size from the snapshot */
     CHECK_EQ(spec("{\"name\": \"c\", \"format\": \"qcow2\", \"source\": "
-                  "{\"volume\": \"v1\", \"snapshot\": \"s1\"}}", &s, &err), 0);
+                  "{\"volume\": \"v1\", \"snapshot\": \"s1\"}}",
+                  &s, &err),
+             0);
     CHECK(s.source_volume != NULL && strcmp(s.source_volume, "v1") == 0);
     CHECK(s.source_snapshot != NULL && strcmp(s.source_snapshot, "s1") == 0);
     CHECK(strcmp(s.format, "qcow2") == 0);
@@ -94,7 +102,9 @@ static void test_good(void)
 
     /* a remote backend's size comes from its server */
     CHECK_EQ(spec("{\"name\": \"n\", \"backend\": {\"type\": \"nbd\", "
-                  "\"uri\": \"nbd://h/e\"}}", &s, &err), 0);
+                  "\"uri\": \"nbd://h/e\"}}",
+                  &s, &err),
+             0);
     CHECK_EQ(s.size, 0);
 }
 
@@ -119,11 +129,14 @@ static void test_bad(void)
     BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {}}",
         "'backend.type' is required");
     BAD("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": \"nbd\", "
-        "\"uri\": \"u\", \"port\": 1}}", "'backend.port'");
+        "\"uri\": \"u\", \"port\": 1}}",
+        "'backend.port'");
     BAD("{\"name\": \"a\", \"backend\": {\"type\": \"rbd\", "
-        "\"pool\": 7}}", "'backend.pool' must be a string");
+        "\"pool\": 7}}",
+        "'backend.pool' must be a string");
     BAD("{\"name\": \"a\", \"backend\": {\"type\": \"rbd\", "
-        "\"pool\": \"p\", \"image\": \"\"}}", "'backend.image'");
+        "\"pool\": \"p\", \"image\": \"\"}}",
+        "'backend.image'");
     BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 0}",
         "'cluster_size'");
     BAD("{\"name\": \"a\", \"size\": 512, \"cluster_size\": 4294967296}",
@@ -140,17 +153,23 @@ static void test_bad(void)
     BAD("{\"name\": \"a\", \"source\": \"v1\"}", "'source' must be an object");
     BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v1\"}}", "'snapshot'");
     BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v1\", \"snapshot\": "
-        "\"s\", \"x\": 1}}", "'source.x'");
+        "\"s\", \"x\": 1}}",
+        "'source.x'");
     BAD("{\"name\": \"a\", \"source\": {\"volume\": \"..\", \"snapshot\": "
-        "\"s\"}}", "'source.volume'");
+        "\"s\"}}",
+        "'source.volume'");
     BAD("{\"name\": \"a\", \"source\": {\"volume\": \"v\", \"snapshot\": "
-        "\"S S\"}}", "'source.snapshot'");
+        "\"S S\"}}",
+        "'source.snapshot'");
     BAD("{\"name\": \"a\", \"size\": 512, \"source\": {\"volume\": \"v\", "
-        "\"snapshot\": \"s\"}}", "size");
+        "\"snapshot\": \"s\"}}",
+        "size");
     BAD("{\"name\": \"a\", \"base\": \"b\", \"source\": {\"volume\": \"v\", "
-        "\"snapshot\": \"s\"}}", "together");
+        "\"snapshot\": \"s\"}}",
+        "together");
     BAD("{\"name\": \"a\", \"backend\": {\"type\": \"nbd\", \"uri\": \"u\"}, "
-        "\"source\": {\"volume\": \"v\", \"snapshot\": \"s\"}}", "backend");
+        "\"source\": {\"volume\": \"v\", \"snapshot\": \"s\"}}",
+        "backend");
 }
 
 /* Which formats and backend types exist, and what each needs, is the
@@ -163,15 +182,20 @@ static void test_passed_on(void)
 
     CHECK_EQ(spec("{\"name\": \"a\"}", &s, &err), 0);
     CHECK_EQ(s.size, 0);
-    CHECK_EQ(spec("{\"name\": \"a\", \"size\": 512, \"format\": \"vdi\"}", &s,
-                  &err), 0);
+    CHECK_EQ(
+        spec("{\"name\": \"a\", \"size\": 512, \"format\": \"vdi\"}", &s, &err),
+        0);
     CHECK(strcmp(s.format, "vdi") == 0);
     CHECK_EQ(spec("{\"name\": \"a\", \"backend\": {\"type\": \"rbd\", "
-                  "\"uri\": \"rbd:pool/img\"}}", &s, &err), 0);
+                  "\"uri\": \"rbd:pool/img\"}}",
+                  &s, &err),
+             0);
     CHECK(strcmp(s.backend_type, "rbd") == 0);
     CHECK(strcmp(s.backend_uri, "rbd:pool/img") == 0);
     CHECK_EQ(spec("{\"name\": \"a\", \"size\": 512, \"backend\": {\"type\": "
-                  "\"file\", \"uri\": \"u\"}}", &s, &err), 0);
+                  "\"file\", \"uri\": \"u\"}}",
+                  &s, &err),
+             0);
 }
 
 static void test_resize(void)
@@ -201,7 +225,7 @@ static void test_resize(void)
     j = json_loads("{\"size\": 513}", 0, &jerr);
     CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
     json_decref(j);
-    CHECK_EQ(size, 20ULL << 30);   /* untouched on failure */
+    CHECK_EQ(size, 20ULL << 30); /* untouched on failure */
 }
 
 int main(void)

@@ -90,7 +90,7 @@ int main(void)
     CHECK(strcmp(rows[0].name, "a") == 0 && rows[0].size == 2 << 20);
     CHECK_EQ(rows[0].state, VD_STATE_READY);
     free(rows);
-    CHECK_EQ(vd_catalog_volume_delete(cat, "b", NULL), 0);   /* cascades */
+    CHECK_EQ(vd_catalog_volume_delete(cat, "b", NULL), 0); /* cascades */
     CHECK_EQ(vd_catalog_snapshot_list(cat, "b", &srows, NULL), 0);
     free(srows);
     CHECK_EQ(vd_catalog_volume_delete(cat, "a", NULL), 0);

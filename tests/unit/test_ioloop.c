@@ -24,11 +24,11 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
 struct waiter {
     struct vd_aio aio;
-    struct vd_ioloop *want;     /* the loop done must run on */
+    struct vd_ioloop *want; /* the loop done must run on */
     bool on_loop, may_wait;
     int ret;
     bool done;
-    bool on_submitter;      /* done ran on the submitting thread */
+    bool on_submitter; /* done ran on the submitting thread */
     pthread_t submitter;
 };
 
@@ -46,8 +46,8 @@ static void aio_done(struct vd_aio *aio, int ret)
 }
 
 /* Submit and wait; the submit's result, or done's when it was taken. */
-static int run_aio(struct vd_image *img, struct vd_ioloop *l,
-                   enum vd_aio_op op, void *buf, struct waiter *w)
+static int run_aio(struct vd_image *img, struct vd_ioloop *l, enum vd_aio_op op,
+                   void *buf, struct waiter *w)
 {
     int ret;
     memset(w, 0, sizeof(*w));
@@ -104,8 +104,7 @@ static void test_call(struct vd_ioloop *l)
 }
 
 /* raw and qcow2, with a loop and without: the same data either way. */
-static void test_submit(const char *dir, const char *fmt,
-                        struct vd_ioloop *l)
+static void test_submit(const char *dir, const char *fmt, struct vd_ioloop *l)
 {
     char path[128];
     struct vd_create_opts co = {.size = 8 << 20};
@@ -168,12 +167,12 @@ static void test_flush_nowait(const char *dir)
     snprintf(path, sizeof(path), "%s/f.qcow2", dir);
     CHECK_EQ(vd_image_create("qcow2", path, &co, NULL), 0);
     CHECK_EQ(vd_image_open("qcow2", path, &oo, &img, NULL), 0);
-    CHECK_EQ(vd_image_flush_nowait(img), 0);   /* nothing dirty */
+    CHECK_EQ(vd_image_flush_nowait(img), 0); /* nothing dirty */
     memset(buf, 1, sizeof(buf));
-    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);   /* allocates */
-    CHECK_EQ(vd_image_flush_nowait(img), -EAGAIN);   /* metadata to write */
+    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0); /* allocates */
+    CHECK_EQ(vd_image_flush_nowait(img), -EAGAIN); /* metadata to write */
     CHECK_EQ(vd_image_flush(img), 0);
-    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0);   /* in place */
+    CHECK_EQ(vd_image_pwrite(img, buf, sizeof(buf), 0), 0); /* in place */
     CHECK_EQ(vd_image_flush_nowait(img), 0);
     /* A snapshot shares the cluster; the overwrite copies it and queues a
      * free of the old one, which the next flush applies after a drain. */
@@ -184,7 +183,7 @@ static void test_flush_nowait(const char *dir)
     CHECK_EQ(vd_image_flush_nowait(img), -EAGAIN);
     CHECK_EQ(vd_image_flush(img), 0);
     CHECK_EQ(vd_image_flush_nowait(img), 0);
-    CHECK_EQ(vd_image_discard(img, 0, 65536), 0);   /* frees queued */
+    CHECK_EQ(vd_image_discard(img, 0, 65536), 0); /* frees queued */
     CHECK_EQ(vd_image_flush_nowait(img), -EAGAIN);
     CHECK_EQ(vd_image_flush(img), 0);
     CHECK_EQ(vd_image_flush_nowait(img), 0);
@@ -208,7 +207,7 @@ static void flush_on_loop(struct vd_hostio *io, int ret)
     (void)io;
     (void)ret;
     vd_image_flush(abort_img);
-    _exit(0);   /* not reached */
+    _exit(0); /* not reached */
 }
 
 static void test_drain_asserts(const char *dir)
@@ -223,7 +222,7 @@ static void test_drain_asserts(const char *dir)
     if (pid == 0) {
         struct vd_ioloop *l = NULL;
         static struct vd_hostio io = {.cb = flush_on_loop};
-        (void)!freopen("/dev/null", "w", stderr);   /* the expected message */
+        (void)!freopen("/dev/null", "w", stderr); /* the expected message */
         if (vd_ioloop_new(0, &l) < 0 ||
             vd_image_open("qcow2", path, &oo, &abort_img, NULL) < 0) {
             _exit(2);
@@ -240,7 +239,7 @@ static void test_drain_asserts(const char *dir)
 
 int main(void)
 {
-    char dir[] = "/var/tmp/vdioloop.XXXXXX";   /* O_DIRECT: not tmpfs */
+    char dir[] = "/var/tmp/vdioloop.XXXXXX"; /* O_DIRECT: not tmpfs */
     struct vd_ioloop *l = NULL;
     char cmd[64];
 
@@ -257,7 +256,8 @@ int main(void)
 #ifdef VD_ASSERTS
     test_drain_asserts(dir);
 #else
-    fprintf(stderr, "test_ioloop: built without VD_ASSERTS: assertion not checked\n");
+    fprintf(stderr,
+            "test_ioloop: built without VD_ASSERTS: assertion not checked\n");
 #endif
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);

@@ -355,11 +355,11 @@ static void test_socket_dirs(void)
     CHECK(img == NULL);
 
     static const char *const refused[] = {
-        "/etc/passwd",           /* exists, outside */
-        "/nonexistent/x.sock",   /* does not exist, outside */
-        "%s/../x.sock",          /* climbs out */
-        "%s/etc/x.sock",         /* a symlink to /etc */
-        "%s/outlink.sock",       /* a symlink to a socket outside */
+        "/etc/passwd",         /* exists, outside */
+        "/nonexistent/x.sock", /* does not exist, outside */
+        "%s/../x.sock",        /* climbs out */
+        "%s/etc/x.sock",       /* a symlink to /etc */
+        "%s/outlink.sock",     /* a symlink to a socket outside */
     };
     snprintf(link, sizeof(link), "%s/etc", dir);
     CHECK(symlink("/etc", link) == 0);
@@ -697,9 +697,8 @@ static void test_lazy(void)
     unlink(sock);
 
     CHECK_EQ(open_err(uri, msg, sizeof(msg)), -ENXIO);
-    struct vd_open_opts o = {.lazy_connect = true,
-                             .size_hint = 8 * MIB,
-                             .socket_dirs = socket_dirs};
+    struct vd_open_opts o = {
+        .lazy_connect = true, .size_hint = 8 * MIB, .socket_dirs = socket_dirs};
     struct vd_image *img = open_uri(uri, &o);
     CHECK(img != NULL);
     if (img == NULL) {

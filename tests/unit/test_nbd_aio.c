@@ -203,8 +203,7 @@ static int random_io(struct vd_image *img, int i, uint64_t *seed)
 {
     size_t len = (size_t)(1 + rnd(seed) % 32) * 4 * KIB;
     uint64_t off = rnd(seed) % ((IMG_SIZE - len) / 4096 + 1) * 4096;
-    return submit(img, i, rnd(seed) % 2 ? VD_AIO_READ : VD_AIO_WRITE, len,
-                  off);
+    return submit(img, i, rnd(seed) % 2 ? VD_AIO_READ : VD_AIO_WRITE, len, off);
 }
 
 /* ---- the tests -------------------------------------------------------- */
@@ -400,8 +399,8 @@ static void test_killed(void)
 {
     char sock[256];
     snprintf(sock, sizeof(sock), "%s/kill.sock", dir);
-    pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M",
-                       "delay-read=10", "delay-write=10");
+    pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M", "delay-read=10",
+                       "delay-write=10");
     struct vd_image *img = open_ready(srv, sock, 1500);
     if (img == NULL) {
         return;
@@ -514,8 +513,8 @@ static void test_retry(void)
 {
     char sock[256];
     snprintf(sock, sizeof(sock), "%s/retry.sock", dir);
-    pid_t srv = NBDKIT(sock, "--filter=delay", "memory", "64M",
-                       "delay-read=500ms");
+    pid_t srv =
+        NBDKIT(sock, "--filter=delay", "memory", "64M", "delay-read=500ms");
     struct vd_image *img = open_ready(srv, sock, 4000);
     if (img == NULL) {
         return;

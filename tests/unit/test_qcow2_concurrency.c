@@ -36,7 +36,7 @@
 #define SIZE (24u << 20)
 #define STRIPE 3000u
 #define NSTRIPES ((SIZE - (8u << 20)) / STRIPE)
-#define MAP_OFF (SIZE - (8u << 20))   /* whole-cluster mapping changes */
+#define MAP_OFF (SIZE - (8u << 20)) /* whole-cluster mapping changes */
 
 static struct vd_image *img;
 static uint8_t *shadow;
@@ -101,7 +101,7 @@ static void *run_mapper(void *arg)
         int kind = rand_r(&seed) % 8, ret;
         if (kind == 0) {
             ret = vd_image_discard(img, off, len);
-            memset(shadow + off, 0, len);   /* no backing: zeroes */
+            memset(shadow + off, 0, len); /* no backing: zeroes */
         } else if (kind <= 2) {
             ret = vd_image_write_zeroes(img, off, len,
                                         kind == 1 ? VD_ZERO_MAY_UNMAP : 0);

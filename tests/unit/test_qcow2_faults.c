@@ -52,7 +52,7 @@
 
 #define BLK 4096u
 #define MAXHIST 16
-#define CHUNK 16u     /* blocks per verifying read */
+#define CHUNK 16u /* blocks per verifying read */
 
 /* Geometry of one sweep: a low region present from the start, and a high
  * one that exists once the image has grown (past an L1 entry's span for
@@ -60,25 +60,25 @@
 struct geometry {
     const char *name;
     uint32_t cluster_size;
-    uint64_t lo_bytes;       /* initial virtual size */
-    uint64_t hi_off;         /* start of the high region */
+    uint64_t lo_bytes; /* initial virtual size */
+    uint64_t hi_off;   /* start of the high region */
     uint64_t hi_bytes;
-    uint64_t grown;          /* size after the resize */
+    uint64_t grown; /* size after the resize */
     uint64_t cache_bytes;
-    bool fill_hi;            /* write the whole high region once grown */
+    bool fill_hi; /* write the whole high region once grown */
 };
 
 static const struct geometry *geo;
 static uint32_t nlo, nhi, nblocks;
 
 struct block {
-    uint32_t acked;              /* what the client was last told */
-    uint32_t stable;             /* as of the last successful flush */
-    uint32_t hist[MAXHIST];      /* written since that flush, acked or not */
+    uint32_t acked;         /* what the client was last told */
+    uint32_t stable;        /* as of the last successful flush */
+    uint32_t hist[MAXHIST]; /* written since that flush, acked or not */
     uint32_t nhist;
-    int64_t pending;             /* version of the request under way, or -1 */
-    uint32_t alt[MAXHIST];       /* versions of failed requests since the
-                                    last acknowledged one: maybe current */
+    int64_t pending;       /* version of the request under way, or -1 */
+    uint32_t alt[MAXHIST]; /* versions of failed requests since the
+                              last acknowledged one: maybe current */
     uint32_t nalt;
 };
 
@@ -91,14 +91,15 @@ struct snap_block {
     uint32_t n;
 };
 static struct snap_block *snaps[4];
-static uint64_t cur_size, stable_size, alt_size;   /* alt: a failed resize */
+static uint64_t cur_size, stable_size, alt_size; /* alt: a failed resize */
 /* A snapshot operation rewrote the header after a resize had failed: the
  * size on disk is then the one the client was told of. */
 static bool size_settled;
 
 static uint64_t block_off(uint32_t b)
 {
-    return b < nlo ? (uint64_t)b * BLK : geo->hi_off + (uint64_t)(b - nlo) * BLK;
+    return b < nlo ? (uint64_t)b * BLK
+                   : geo->hi_off + (uint64_t)(b - nlo) * BLK;
 }
 
 static void fill(uint8_t *p, uint32_t b, uint32_t v)
@@ -210,11 +211,11 @@ static void model_flushed(void)
 /* ---- one run ---- */
 
 static struct vd_image *img;
-static bool keep_going;          /* the client goes on after an error */
-static bool stopped;             /* it did not: no more requests */
-static int client_error;         /* first error the workload was given */
+static bool keep_going;  /* the client goes on after an error */
+static bool stopped;     /* it did not: no more requests */
+static int client_error; /* first error the workload was given */
 static const char *failed_step;
-static int bad_reads;            /* successful reads of wrong data */
+static int bad_reads; /* successful reads of wrong data */
 
 static bool live_ok(uint32_t b, const uint8_t *p)
 {
@@ -260,9 +261,10 @@ static int read_all(struct vd_image *im, uint64_t size,
         }
         if (!check(b, buf + (size_t)(b % CHUNK) * BLK)) {
             if (verbose && bad < 5) {
-                fprintf(stderr, "  block %u (offset %llu): wrong data, "
-                        "acked %u stable %u pending %lld nhist %u\n", b,
-                        (unsigned long long)block_off(b), blocks[b].acked,
+                fprintf(stderr,
+                        "  block %u (offset %llu): wrong data, "
+                        "acked %u stable %u pending %lld nhist %u\n",
+                        b, (unsigned long long)block_off(b), blocks[b].acked,
                         blocks[b].stable, (long long)blocks[b].pending,
                         blocks[b].nhist);
             }
@@ -314,11 +316,10 @@ static bool zero(uint32_t b, uint32_t n, int kind)
     }
     uint64_t off = block_off(b), len = (uint64_t)n * BLK;
     int ret = kind == 0 ? vd_image_discard(img, off, len)
-                        : vd_image_write_zeroes(img, off, len,
-                                                kind == 1 ? VD_ZERO_MAY_UNMAP
-                                                          : 0);
+                        : vd_image_write_zeroes(
+                              img, off, len, kind == 1 ? VD_ZERO_MAY_UNMAP : 0);
     if (ret == -ENOTSUP && kind == 0) {
-        ret = 0;   /* a discard may be ignored: the data stays */
+        ret = 0; /* a discard may be ignored: the data stays */
         for (uint32_t i = 0; i < n; i++) {
             blocks[b + i].nhist--;
             blocks[b + i].pending = -1;
@@ -377,14 +378,14 @@ static bool snap_revert(int i, const char *name)
     }
     struct vd_error err = {0};
     if (snaps[i] == NULL) {
-        return true;   /* its creation failed */
+        return true; /* its creation failed */
     }
     /* Each possible content of the snapshot is a version the request may
      * leave: the first stands for success, the others are alternatives
      * (also after success). */
     for (uint32_t b = 0; b < nblocks; b++) {
         for (uint32_t j = 1; j < snaps[i][b].n; j++) {
-            model_begin(b, snaps[i][b].v[j]);   /* into the history */
+            model_begin(b, snaps[i][b].v[j]); /* into the history */
         }
         model_begin(b, snaps[i][b].v[0]);
     }
@@ -447,9 +448,9 @@ static void workload(void)
         w(b, 1 + i % 5);
     }
     flush();
-    w(0, 2), w(cb + 1, 1), w(5, 3);   /* in place */
+    w(0, 2), w(cb + 1, 1), w(5, 3); /* in place */
     snap_create(0, "s1");
-    w(1, 1), w(cb * 2, cb), w(nlo - 3, 3);   /* copy on write */
+    w(1, 1), w(cb * 2, cb), w(nlo - 3, 3); /* copy on write */
     flush();
     zero(cb * 4, cb, 1), zero(cb * 2, cb, 2), zero(8, 2, 1), zero(0, cb, 0);
     w(cb * 4 + 1, 1);
@@ -573,8 +574,8 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
      * A failed flush stops the driver's writing for good (q2_sync), so
      * even a one-shot flush fault leaves what such a crash leaves. */
     bool crash_like = (flags & VD_FAULT_STICKY) || c == VD_FAULT_FLUSH;
-    if (qc == 2 && copied_only && crash_like &&
-        failed_step != NULL && strncmp(failed_step, "snapshot", 8) == 0) {
+    if (qc == 2 && copied_only && crash_like && failed_step != NULL &&
+        strncmp(failed_step, "snapshot", 8) == 0) {
         window = true;
         st->copied_window++;
     } else {
@@ -614,8 +615,10 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
     img = NULL;
     if (window) {
         char cmd[600];
-        snprintf(cmd, sizeof(cmd), "qemu-img check -q -r all %s >/dev/null "
-                 "2>&1", path);
+        snprintf(cmd, sizeof(cmd),
+                 "qemu-img check -q -r all %s >/dev/null "
+                 "2>&1",
+                 path);
         CHECK_EQ(sh(cmd), 0);
     }
 
@@ -650,24 +653,24 @@ static int run_one(enum vd_fault_class c, uint64_t nth, int error,
 
 report:
     if (vd_test_failures != before) {
-        fprintf(stderr, "  ^ %s: %s fault %llu (%s%s): client saw %d at %s, "
-                "qemu-img check %d\n", geo->name, vd_fault_class_name(c),
-                (unsigned long long)nth,
+        fprintf(stderr,
+                "  ^ %s: %s fault %llu (%s%s): client saw %d at %s, "
+                "qemu-img check %d\n",
+                geo->name, vd_fault_class_name(c), (unsigned long long)nth,
                 error == VD_FAULT_SHORT ? "short" : strerror(error),
                 flags & VD_FAULT_STICKY ? ", sticky" : "", client_error,
                 failed_step ? failed_step : "-", qc);
         char cmd[600];
-        snprintf(cmd, sizeof(cmd), "cp %s %s/fail-%s-%s-%llu.qcow2", path,
-                 dir, geo->name, vd_fault_class_name(c),
-                 (unsigned long long)nth);
+        snprintf(cmd, sizeof(cmd), "cp %s %s/fail-%s-%s-%llu.qcow2", path, dir,
+                 geo->name, vd_fault_class_name(c), (unsigned long long)nth);
         sh(cmd);
     }
     return vd_test_failures - before;
 }
 
 static unsigned points_total;
-static const char *only;   /* argv[1]: run only this class's sweeps */
-static const char *only_geo;   /* argv[2]: and only this geometry */
+static const char *only;     /* argv[1]: run only this class's sweeps */
+static const char *only_geo; /* argv[2]: and only this geometry */
 
 /* One sweep over every point of class c; go_on: the client keeps going
  * after an error (else it stops and closes). */
@@ -692,11 +695,17 @@ static void sweep(enum vd_fault_class c, int error, unsigned flags, bool go_on)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     points_total += (unsigned)n;
-    fprintf(stderr, "%-4s %-10s %-6s %-6s: %3llu points, %u fired, %u errors "
+    fprintf(stderr,
+            "%-4s %-10s %-6s %-6s: %3llu points, %u fired, %u errors "
             "seen, %u handled silently, %u in the copied-flag window, "
-            "%d runs failed (%.1f s)\n", geo->name, vd_fault_class_name(c),
-            error == VD_FAULT_SHORT ? "short" : error == EIO ? "EIO" : "ENOSPC",
-            flags & VD_FAULT_STICKY ? "sticky" : go_on ? "go-on" : "stop",
+            "%d runs failed (%.1f s)\n",
+            geo->name, vd_fault_class_name(c),
+            error == VD_FAULT_SHORT ? "short"
+            : error == EIO          ? "EIO"
+                                    : "ENOSPC",
+            flags & VD_FAULT_STICKY ? "sticky"
+            : go_on                 ? "go-on"
+                                    : "stop",
             (unsigned long long)n, st.fired, st.errors_seen, st.silent,
             st.copied_window, failed,
             (double)(t1.tv_sec - t0.tv_sec) +
@@ -744,13 +753,15 @@ int main(int argc, char **argv)
     static const struct geometry geos[] = {
         /* 64 KiB clusters: one L2 table maps 512 MiB, so the resize to
          * 1 GiB adds an L1 entry (the high region lies past 512 MiB) */
-        {"64k", 65536, 4u << 20, 768u << 20, 512u << 10, 1u << 30, 256 << 10, false},
+        {"64k", 65536, 4u << 20, 768u << 20, 512u << 10, 1u << 30, 256 << 10,
+         false},
         /* 4 KiB clusters: L2 tables map 2 MiB, refcount blocks cover
          * 8 MiB of host file; tiny caches evict all the time */
         {"4k", 4096, 4u << 20, 6u << 20, 1u << 20, 8u << 20, 32 << 10, false},
         /* 512-byte clusters: a refcount block covers 128 KiB of host
          * file, so allocation keeps adding refcount blocks */
-        {"512", 512, 1u << 20, 1536u << 10, 256u << 10, 2u << 20, 4 << 10, false},
+        {"512", 512, 1u << 20, 1536u << 10, 256u << 10, 2u << 20, 4 << 10,
+         false},
         /* and filling 8 MiB of it outgrows the first refcount table
          * cluster (64 blocks of 128 KiB): the table moves */
         {"512r", 512, 1u << 20, 2u << 20, 8u << 20, 10u << 20, 8 << 10, true},

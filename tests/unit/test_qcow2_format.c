@@ -25,7 +25,8 @@ static void test_l2_decode(void)
     CHECK_EQ(q2_l2_entry_decode(QCOW_OFLAG_ZERO, 16, &m), 0);
     CHECK_EQ(m.type, Q2_ZERO_PLAIN);
     CHECK_EQ(q2_l2_entry_decode(QCOW_OFLAG_ZERO | QCOW_OFLAG_COPIED | 0x70000,
-                                16, &m), 0);
+                                16, &m),
+             0);
     CHECK_EQ(m.type, Q2_ZERO_ALLOC);
     CHECK_EQ(m.host, 0x70000);
     /* compressed, 64k clusters: offset in bits 0..53, sectors-1 above */
@@ -151,14 +152,14 @@ static void test_header(void)
             q2_put_be32(buf + cases[i].off, (uint32_t)cases[i].val);
         }
         if (cases[i].off == 16) {
-            q2_put_be64(buf + 8, 200);   /* offset set with the length */
+            q2_put_be64(buf + 8, 200); /* offset set with the length */
         }
         vd_error_clear(&err);
         int r = q2_header_decode(buf, sizeof(buf), fsz, &d, &err);
         CHECK_EQ(r, cases[i].want);
         if (strstr(err.msg, cases[i].msg) == NULL) {
-            fprintf(stderr, "case %zu: message '%s' lacks '%s'\n", i,
-                    err.msg, cases[i].msg);
+            fprintf(stderr, "case %zu: message '%s' lacks '%s'\n", i, err.msg,
+                    cases[i].msg);
             CHECK(0);
         }
     }
@@ -176,30 +177,32 @@ static void test_snapshots(void)
     uint64_t used;
 
     memset(buf, 0, sizeof(buf));
-    q2_put_be64(buf, 0x30000);   /* l1 offset */
-    q2_put_be32(buf + 8, 4);     /* l1 size */
-    q2_put_be16(buf + 12, 1);    /* id length */
-    q2_put_be16(buf + 14, 4);    /* name length */
-    q2_put_be32(buf + 32, 123);  /* vm state size, 32-bit field */
-    q2_put_be32(buf + 36, 16);   /* extra data */
-    q2_put_be64(buf + 40, 123);  /* vm state size */
+    q2_put_be64(buf, 0x30000);  /* l1 offset */
+    q2_put_be32(buf + 8, 4);    /* l1 size */
+    q2_put_be16(buf + 12, 1);   /* id length */
+    q2_put_be16(buf + 14, 4);   /* name length */
+    q2_put_be32(buf + 32, 123); /* vm state size, 32-bit field */
+    q2_put_be32(buf + 36, 16);  /* extra data */
+    q2_put_be64(buf + 40, 123); /* vm state size */
     q2_put_be64(buf + 48, 1 << 30);
     memcpy(buf + 56, "1snap", 5);
     CHECK_EQ(q2_snapshots_decode(buf, sizeof(buf), 1, 3, 16, 1 << 20, &sn,
-                                 &used, &err), 0);
+                                 &used, &err),
+             0);
     CHECK_EQ(used, 64);
     CHECK(strcmp(sn[0].id, "1") == 0 && strcmp(sn[0].name, "snap") == 0);
     CHECK_EQ(sn[0].disk_size, 1 << 30);
     CHECK_EQ(sn[0].vm_state_size, 123);
     q2_snapshots_free(sn, 1);
     /* the last entry's padding may lie past the end of the file */
-    CHECK_EQ(q2_snapshots_decode(buf, 61, 1, 3, 16, 1 << 20, &sn, &used,
-                                 &err), 0);
+    CHECK_EQ(q2_snapshots_decode(buf, 61, 1, 3, 16, 1 << 20, &sn, &used, &err),
+             0);
     CHECK_EQ(used, 61);
     q2_snapshots_free(sn, 1);
     /* round trip through the encoder */
     CHECK_EQ(q2_snapshots_decode(buf, sizeof(buf), 1, 3, 16, 1 << 20, &sn,
-                                 &used, &err), 0);
+                                 &used, &err),
+             0);
     uint8_t *enc;
     uint64_t enc_len;
     CHECK_EQ(q2_snapshots_encode(sn, 1, &enc, &enc_len), 0);
@@ -208,17 +211,18 @@ static void test_snapshots(void)
     free(enc);
     q2_snapshots_free(sn, 1);
     /* table shorter than the entry claims */
-    CHECK_EQ(q2_snapshots_decode(buf, 60, 1, 3, 16, 1 << 20, &sn, &used,
-                                 &err), -EINVAL);
+    CHECK_EQ(q2_snapshots_decode(buf, 60, 1, 3, 16, 1 << 20, &sn, &used, &err),
+             -EINVAL);
     /* a second entry that is not there */
     vd_error_clear(&err);
-    CHECK_EQ(q2_snapshots_decode(buf, 64, 2, 3, 16, 1 << 20, &sn, &used,
-                                 &err), -EINVAL);
+    CHECK_EQ(q2_snapshots_decode(buf, 64, 2, 3, 16, 1 << 20, &sn, &used, &err),
+             -EINVAL);
     /* snapshot L1 past the end of the file */
     vd_error_clear(&err);
     q2_put_be64(buf, 1ULL << 40);
     CHECK_EQ(q2_snapshots_decode(buf, sizeof(buf), 1, 3, 16, 1 << 20, &sn,
-                                 &used, &err), -EINVAL);
+                                 &used, &err),
+             -EINVAL);
     CHECK(strstr(err.msg, "snapshot 0 has a bad L1 table") != NULL);
 }
 

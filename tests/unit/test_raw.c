@@ -104,8 +104,9 @@ int main(void)
     for (size_t i = 0; i < sizeof(big); i++) {
         big[i] = (char)(i * 7 + 3);
     }
-    CHECK_EQ(vd_image_pwrite(img, big + 1, 65536, 65536), 0);       /* bounce */
-    CHECK_EQ(vd_image_pwrite(img, big + 5, 1000, 3 * 65536 + 17), 0); /* buffered */
+    CHECK_EQ(vd_image_pwrite(img, big + 1, 65536, 65536), 0); /* bounce */
+    CHECK_EQ(vd_image_pwrite(img, big + 5, 1000, 3 * 65536 + 17),
+             0); /* buffered */
     CHECK_EQ(vd_image_pread(img, back, 65536, 65536), 0);
     CHECK(memcmp(back, big + 1, 65536) == 0);
     CHECK_EQ(vd_image_pread(img, back + 3, 1000, 3 * 65536 + 17), 0);

@@ -507,7 +507,7 @@ static void test_snapshots(struct vd_image **pimg, const char *key)
         CHECK(memcmp(rd, old + 20 * MIB, MIB) == 0);
         CHECK_EQ(vd_image_pwrite(view, rd, 4096, 0), -EROFS);
         CHECK_EQ(vd_image_backend_state(view, &st), 0);
-        CHECK(!st.lock_owner);   /* a read-only view never takes the lock */
+        CHECK(!st.lock_owner); /* a read-only view never takes the lock */
         vd_image_close(view);
     }
     CHECK_EQ(vd_image_pread(img, rd, MIB, 20 * MIB), 0);

@@ -55,7 +55,7 @@ static void check_format(const char *fmt, const char *dir)
         const char *why = vd_image_corruption(img);
         CHECK(why != NULL && strstr(why, "fdatasync") != NULL);
     }
-    vd_image_close(img);   /* its flush fails too; the file stays usable */
+    vd_image_close(img); /* its flush fails too; the file stays usable */
 
     /* A new open starts with a clean slate (the fault is gone). */
     CHECK_EQ(vd_image_open(fmt, path, &oo, &img, NULL), 0);

@@ -13,8 +13,8 @@
 #include "image.h"
 #include "vd_error.h"
 #include "vd_test.h"
-#include "volume.h"
 #include "volume-int.h"
+#include "volume.h"
 
 static char dir[] = "/tmp/vdvol.XXXXXX";
 static char db[128];
@@ -24,7 +24,9 @@ static struct vd_volmgr *start(struct vd_catalog **cat)
     struct vd_error err = {0};
     struct vd_volmgr *mgr = NULL;
     struct vd_volmgr_config cfg = {
-        .data_dir = dir, .mount_dir = "/mnt/test", .default_format = "raw",
+        .data_dir = dir,
+        .mount_dir = "/mnt/test",
+        .default_format = "raw",
     };
     CHECK_EQ(vd_catalog_open(db, cat, &err), 0);
     CHECK_EQ(vd_volmgr_new(&cfg, *cat, &mgr, &err), 0);
@@ -77,7 +79,14 @@ int main(void)
     CHECK_EQ(access(info.row.location, F_OK), 0);
 
     /* Bad input is refused and creates nothing. */
-    const char *bad_names[] = {"", ".", "..", "A", "a/b", "-x", "_x",
+    const char *bad_names[] = {
+        "",
+        ".",
+        "..",
+        "A",
+        "a/b",
+        "-x",
+        "_x",
         "0123456789012345678901234567890123456789012345678901234567890123x",
         NULL};
     for (int i = 0; bad_names[i] != NULL; i++) {
@@ -123,7 +132,7 @@ int main(void)
     b2.backend_uri = "rbd:pool/x";
 #endif
     vd_error_clear(&err);
-    b2.backend_type = "qcow2";   /* a file format is not a backend type */
+    b2.backend_type = "qcow2"; /* a file format is not a backend type */
     CHECK_EQ(vd_volmgr_create(mgr, &b2, &info, &err), -EINVAL);
     b2.backend_type = "file";
     vd_error_clear(&err);
@@ -226,7 +235,8 @@ int main(void)
      * both. A crash mid-delete: a 'deleting' row; start-up finishes it. */
     struct vd_volume_row row = {0};
     snprintf(row.name, sizeof(row.name), "half");
-    snprintf(row.uuid, sizeof(row.uuid), "11111111-2222-3333-4444-555555555555");
+    snprintf(row.uuid, sizeof(row.uuid),
+             "11111111-2222-3333-4444-555555555555");
     snprintf(row.format, sizeof(row.format), "raw");
     snprintf(row.backend, sizeof(row.backend), "file");
     snprintf(row.location, sizeof(row.location), "%s/images/half.raw", dir);
@@ -236,7 +246,8 @@ int main(void)
     FILE *f = fopen(row.location, "w");
     CHECK(f != NULL);
     fclose(f);
-    CHECK_EQ(vd_catalog_volume_set_state(cat, "v1", VD_STATE_DELETING, NULL), 0);
+    CHECK_EQ(vd_catalog_volume_set_state(cat, "v1", VD_STATE_DELETING, NULL),
+             0);
     CHECK_EQ(vd_volmgr_get(mgr, "v1", &info, NULL), 0);
     char v1_location[VD_LOCATION_MAX];
     snprintf(v1_location, sizeof(v1_location), "%s", info.row.location);

@@ -70,7 +70,9 @@ int main(void)
     CHECK(info != NULL && mkdtemp(dir) != NULL);
     snprintf(db, sizeof(db), "%s/catalog.db", dir);
     struct vd_volmgr_config cfg = {
-        .data_dir = dir, .mount_dir = "/mnt/test", .default_format = "qcow2",
+        .data_dir = dir,
+        .mount_dir = "/mnt/test",
+        .default_format = "qcow2",
     };
     CHECK_EQ(vd_catalog_open(db, &cat, &err), 0);
     CHECK_EQ(vd_volmgr_new(&cfg, cat, &mgr, &err), 0);
@@ -83,8 +85,8 @@ int main(void)
     pthread_t th[READERS];
     struct reader rd[READERS];
     for (int i = 0; i < READERS; i++) {
-        rd[i] = (struct reader){.mgr = mgr, .ino = vd_volume_ino(bv),
-                                .stop = &stop};
+        rd[i] = (struct reader){
+            .mgr = mgr, .ino = vd_volume_ino(bv), .stop = &stop};
         pthread_create(&th[i], NULL, reader, &rd[i]);
     }
     /* Each create freezes the base (reopened read-only), each delete of
@@ -99,14 +101,14 @@ int main(void)
             continue;
         }
         if (!vd_volume_readonly(bv)) {
-            failures++;   /* a base with clones must be read-only */
+            failures++; /* a base with clones must be read-only */
         }
         if (vd_volmgr_delete(mgr, "clone", false, &err) < 0) {
             fprintf(stderr, "delete: %s\n", err.msg);
             failures++;
         }
         if (vd_volume_readonly(bv)) {
-            failures++;   /* and writable again without them */
+            failures++; /* and writable again without them */
         }
     }
     atomic_store(&stop, true);
@@ -117,11 +119,13 @@ int main(void)
         ro += rd[i].readonly_seen;
         lost += rd[i].lost;
     }
-    fprintf(stderr, "test_volume_race: %d reopen pairs, %lu looks (%lu saw "
-            "read-only), %lu lost\n", ROUNDS, looks, ro, lost);
+    fprintf(stderr,
+            "test_volume_race: %d reopen pairs, %lu looks (%lu saw "
+            "read-only), %lu lost\n",
+            ROUNDS, looks, ro, lost);
     CHECK_EQ(failures, 0);
-    CHECK_EQ(lost, 0);      /* a reopen never hides the base */
-    CHECK(ro > 0);          /* the readers did overlap the frozen phases */
+    CHECK_EQ(lost, 0); /* a reopen never hides the base */
+    CHECK(ro > 0);     /* the readers did overlap the frozen phases */
 
     vd_volume_unref(bv);
     vd_volmgr_free(mgr);

@@ -10,25 +10,25 @@
 static int vd_test_failures;
 static int vd_test_checks;
 
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        vd_test_checks++;                                                 \
-        if (!(cond)) {                                                    \
-            vd_test_failures++;                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,        \
-                    __LINE__, #cond);                                     \
-        }                                                                 \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        vd_test_checks++;                                                      \
+        if (!(cond)) {                                                         \
+            vd_test_failures++;                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+        }                                                                      \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                    \
-    do {                                                                  \
-        long long va_ = (long long)(a), vb_ = (long long)(b);             \
-        vd_test_checks++;                                                 \
-        if (va_ != vb_) {                                                 \
-            vd_test_failures++;                                           \
-            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n",     \
-                    __FILE__, __LINE__, #a, #b, va_, vb_);                \
-        }                                                                 \
+#define CHECK_EQ(a, b)                                                         \
+    do {                                                                       \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                  \
+        vd_test_checks++;                                                      \
+        if (va_ != vb_) {                                                      \
+            vd_test_failures++;                                                \
+            fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n",          \
+                    __FILE__, __LINE__, #a, #b, va_, vb_);                     \
+        }                                                                      \
     } while (0)
 
 static inline int vd_test_done(const char *name)
