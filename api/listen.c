@@ -477,9 +477,10 @@ static bool same_ip(const struct sockaddr_storage *x,
 }
 
 /* Send one problem+json reply and close. The head is read first so that
- * closing does not reset the connection under the reply. */
+ * closing does not reset the connection under the reply. The answer to a
+ * HEAD request says how long the body would be and sends none. */
 static void reply_and_close(int fd, unsigned status, const char *detail,
-                            size_t head_len)
+                            size_t head_len, bool head_method)
 {
     char body[600], out[900], sink[4096];
     const char *title = status == 400   ? "Bad Request"
@@ -505,7 +506,7 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
                   "HTTP/1.1 %u %s\r\nContent-Type: "
                   "application/problem+json\r\nContent-Length: %d\r\n"
                   "Connection: close\r\n\r\n%s",
-                  status, title, bn, body);
+                  status, title, bn, head_method ? "" : body);
     if (send(fd, out, (size_t)on, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         vd_debug("api: cannot send %u: %s", status, strerror(errno));
     }
@@ -538,6 +539,7 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
     size_t head;
     unsigned status;
+    bool is_head;
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         pending_drop(a, p, true);
@@ -546,13 +548,14 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     if (n < 0) {
         return;
     }
+    is_head = n >= 5 && memcmp(buf, "HEAD ", 5) == 0;
     head = api_head_length(buf, (size_t)n);
     if (head == 0) {
         if ((size_t)n > API_HEAD_MAX) {
             reply_and_close(p->fd, 431,
                             "the request head is larger than "
                             "16384 bytes",
-                            0);
+                            0, is_head);
             pending_drop(a, p, false);
         }
         return; /* wait for more */
@@ -560,7 +563,7 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     status = api_head_check(buf, head, msg, sizeof(msg));
     if (status != 0) {
         vd_debug("api: %s: refused a request head: %s", p->l->desc, msg);
-        reply_and_close(p->fd, status, msg, head);
+        reply_and_close(p->fd, status, msg, head, is_head);
         pending_drop(a, p, false);
         return;
     }
