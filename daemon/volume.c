@@ -77,6 +77,7 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
     struct vd_open_opts o = {
         .readonly = readonly,
         .allowed_dirs = (const char *const *)mgr->allowed_dirs,
+        .denied_dirs = vd_volmgr_denied_dirs(mgr, row),
         .socket_dirs = (const char *const *)mgr->nbd_socket_dirs,
         .direct = !mgr->host_cache,
         .ioloop = mgr->ioloop,
@@ -301,6 +302,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     }
     mgr->default_format = strdup(fmt);
     mgr->data_dir = strdup(cfg->data_dir);
+    mgr->data_dir_list[0] = mgr->data_dir;
     mgr->mount_dir = strdup(cfg->mount_dir);
     if (asprintf(&mgr->images_dir, "%s/images", cfg->data_dir) < 0) {
         mgr->images_dir = NULL;
@@ -347,6 +349,33 @@ bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name)
     }
     free(rows);
     return found;
+}
+
+int vd_volmgr_refuse_base(struct vd_volmgr *mgr, const char *name,
+                          const char *what, struct vd_error *err)
+{
+    char clones[512];
+    int n = vd_volmgr_clones_of(mgr, name, clones, sizeof(clones));
+    if (n <= 0) {
+        return 0;
+    }
+    return vd_error_set(err, -EBUSY,
+                        "volume '%s' is the base of %d linked clone(s): %s; "
+                        "it stays read-only while they use it, so %s is not "
+                        "possible (delete the clones first)",
+                        name, n, clones, what);
+}
+
+const char *const *vd_volmgr_denied_dirs(struct vd_volmgr *mgr,
+                                         const struct vd_volume_row *row)
+{
+    /* A linked clone's first backing file is its base's image, inside
+     * the data directory; everything else (an import's chain) must stay
+     * out of it, whatever a backing file was swapped for since. */
+    if (row->base[0] != '\0') {
+        return NULL;
+    }
+    return mgr->data_dir_list;
 }
 
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
