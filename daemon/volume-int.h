@@ -95,11 +95,13 @@ bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name);
  * the clones and what (e.g. "resizing it") cannot be done, else 0. */
 int vd_volmgr_refuse_base(struct vd_volmgr *mgr, const char *name,
                           const char *what, struct vd_error *err);
-/* The backing chain of a volume image may never lead into the data
- * directory, except a linked clone's to its base: the directories to
- * deny for row (NULL-terminated, or NULL for none). */
-const char *const *vd_volmgr_denied_dirs(struct vd_volmgr *mgr,
-                                         const struct vd_volume_row *row);
+/* Where the backing chain of row's image may come from, into o: the
+ * data dir and the import dirs, but the data dir only for a linked
+ * clone's way to its base (never for a volume without a base, and never
+ * again once the chain has left it). */
+void vd_volmgr_chain_opts(struct vd_volmgr *mgr,
+                          const struct vd_volume_row *row,
+                          struct vd_open_opts *o);
 /* Swap the volume's image for one opened read-only or read-write, with
  * I/O drained; on failure the old mode is restored if possible. */
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,

@@ -76,12 +76,11 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
 {
     struct vd_open_opts o = {
         .readonly = readonly,
-        .allowed_dirs = (const char *const *)mgr->allowed_dirs,
-        .denied_dirs = vd_volmgr_denied_dirs(mgr, row),
         .socket_dirs = (const char *const *)mgr->nbd_socket_dirs,
         .direct = !mgr->host_cache,
         .ioloop = mgr->ioloop,
     };
+    vd_volmgr_chain_opts(mgr, row, &o);
     if (!vd_row_is_file(row) && lazy) {
         o.lazy_connect = true;
         o.size_hint = row->size;
@@ -366,16 +365,20 @@ int vd_volmgr_refuse_base(struct vd_volmgr *mgr, const char *name,
                         name, n, clones, what);
 }
 
-const char *const *vd_volmgr_denied_dirs(struct vd_volmgr *mgr,
-                                         const struct vd_volume_row *row)
+void vd_volmgr_chain_opts(struct vd_volmgr *mgr,
+                          const struct vd_volume_row *row,
+                          struct vd_open_opts *o)
 {
-    /* A linked clone's first backing file is its base's image, inside
-     * the data directory; everything else (an import's chain) must stay
-     * out of it, whatever a backing file was swapped for since. */
+    o->allowed_dirs = (const char *const *)mgr->allowed_dirs;
+    /* A linked clone's backing file is its base's image, inside the data
+     * directory (and so on, for a clone of a clone). Everything else, an
+     * import's chain, must stay out of it, whatever a backing file in an
+     * import dir was swapped for since it was checked. */
     if (row->base[0] != '\0') {
-        return NULL;
+        o->one_way_dirs = mgr->data_dir_list;
+    } else {
+        o->denied_dirs = mgr->data_dir_list;
     }
-    return mgr->data_dir_list;
 }
 
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,

@@ -102,6 +102,16 @@ static int open_backing(struct q2_state *s, const char *location,
                            real, location);
         goto out;
     }
+    /* Named straight, from inside: a symlink or ".." on the way would
+     * let a file outside (an import dir) lead back in. */
+    if (path_allowed(real, o->one_way_dirs) &&
+        (!path_allowed(location, o->one_way_dirs) || strcmp(path, real) != 0)) {
+        ret = vd_error_set(err, -EACCES,
+                           "backing file '%s' (named '%s') of '%s' leads back "
+                           "into vdiskd's data directory from outside it",
+                           real, path, location);
+        goto out;
+    }
     if (s->hdr.backing_format[0] != '\0') {
         fmt = s->hdr.backing_format;
         if (vd_driver_find(fmt) == NULL) {

@@ -76,10 +76,13 @@ done
 [ "$(ls "$VD_DATA/images" | wc -l)" = 4 ] || fail "images left: $(ls "$VD_DATA/images")"
 
 # An allowed import whose backing file is later swapped for a link into
-# the data dir is not served from there after a restart.
+# the data dir is not served from there after a restart, nor is a linked
+# clone of it (its chain leaves the data dir and may not come back).
 qemu-img create -q -f qcow2 "$T/in/base.qcow2" 16M
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$T/in/top.qcow2" 16M
 import top "$T/in/top.qcow2"
+expect_status 201
+api POST /volumes '{"name":"topc","base":"top"}'
 expect_status 201
 stop_daemon
 rm "$T/in/base.qcow2"
@@ -87,9 +90,13 @@ ln -s "$VICTIM" "$T/in/base.qcow2"
 start_daemon --import-dir "$IMP"
 grep -q "lies inside vdiskd's data directory" "$VD_LOG" ||
     fail "a swapped backing file was not refused at start-up"
-if [ -e "$VD_MNT/top" ] && qio_ro "$VD_MNT/top" 'read -P 0x5e 0 64k' >/dev/null 2>&1; then
-    fail "top reads the victim's data through a swapped backing file"
-fi
+grep -q "leads back into vdiskd's data directory" "$VD_LOG" ||
+    fail "a clone's chain back into the data dir was not refused"
+for v in top topc; do
+    if [ -e "$VD_MNT/$v" ] && qio_ro "$VD_MNT/$v" 'read -P 0x5e 0 64k' >/dev/null 2>&1; then
+        fail "$v reads the victim's data through a swapped backing file"
+    fi
+done
 # The victim itself is still served.
 qio_ro "$VD_MNT/victim" 'read -P 0x5e 0 64k' >/dev/null || fail "victim after restart"
 stop_daemon
