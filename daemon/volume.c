@@ -319,6 +319,18 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
     }
+    for (size_t i = 0; mgr->import_dirs[i] != NULL; i++) {
+        const char *d = mgr->import_dirs[i];
+        size_t n = strlen(d);
+        bool contains = strncmp(mgr->data_dir, d, n) == 0 &&
+                        (mgr->data_dir[n] == '/' || n == 1);
+        if (contains || vd_volmgr_outside_data(mgr, d, "import", NULL) < 0) {
+            vd_warn("--import-dir %s contains the data directory %s or lies "
+                    "inside it: nothing in the data directory is ever "
+                    "imported or used as a backing file",
+                    mgr->import_dirs[i], mgr->data_dir);
+        }
+    }
     if (mkdir(mgr->images_dir, 0700) < 0 && errno != EEXIST) {
         ret = vd_error_set(err, -errno, "cannot create '%s': %s",
                            mgr->images_dir, strerror(errno));

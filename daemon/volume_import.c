@@ -66,12 +66,16 @@ int vd_volmgr_import_check(struct vd_volmgr *mgr, const char *real,
     /* Open it as it will be served: a backing chain that loops, runs
      * deeper than the drivers allow, or leaves the import dirs is refused
      * here, before anything is copied. */
-    ret = vd_image_open(NULL, real, &o, &img, err);
+    ret = vd_image_open(NULL, real, &o, &img, &why);
     if (ret < 0) {
-        return ret;
+        /* A backing file that does not exist is the image's fault, not
+         * a missing resource of the API (404 would name the URL). */
+        return vd_error_set(err, ret == -ENOENT ? -ENOTSUP : ret, "%s",
+                            why.code != 0 ? why.msg : strerror(-ret));
     }
     size = vd_image_length(img);
     vd_image_close(img);
+    vd_error_clear(&why);
     if (vd_volume_size_check(size, "size", &why) < 0) {
         return vd_error_set(err, -ENOTSUP,
                             "import '%s' holds an image of %" PRIu64

@@ -4,6 +4,7 @@
 # why for 0 bytes, 1000 bytes, 1 PiB), and the data directory (catalog,
 # other volumes' images) is never an import or backing source, even when
 # --import-dir contains it. Nothing refused leaves a row or a file.
+# Start-up warns about an import dir that contains the data dir.
 . "$(dirname "$0")/../functions.sh" || exit 1
 . "$(dirname "$0")/../api_functions.sh" || exit 1
 
@@ -17,6 +18,7 @@ import() { # NAME PATH
 }
 
 start_daemon --import-dir "$IMP"
+grep -q "contains the data directory" "$VD_LOG" || fail "no warning about --import-dir"
 api POST /volumes '{"name":"victim","size":16777216,"format":"qcow2"}'
 expect_status 201
 VICTIM=$(json_get image)
@@ -69,6 +71,11 @@ for o in over1 over2 over3 over4; do
     import "$o" "$T/in/$o.qcow2"
     expect_problem 403 "data directory"
 done
+
+# A backing file that does not exist is the image's fault: 422, not 404.
+qemu-img create -q -f qcow2 -u -b nothere.qcow2 -F qcow2 "$T/in/nob.qcow2" 16M
+import nob "$T/in/nob.qcow2"
+expect_problem 422 "nothere.qcow2"
 
 # Nothing refused left a row or a file.
 [ "$(volume_names | tr '\n' ' ')" = "victim rawv one max " ] ||
