@@ -25,16 +25,22 @@ unsigned api_status_from_errno(int code)
         return 404;
     case -EEXIST:
     case -EBUSY:
+    case -EROFS: /* a read-only image (a linked-clone base): its state */
         return 409;
-    case -E2BIG:
-    case -EFBIG:
+    case -E2BIG: /* a request body over the limit */
         return 413;
+    case -EFBIG:  /* a size the host file system cannot hold: the request
+                   * is well formed, the host cannot do it */
+    case -ELOOP:  /* a backing chain that loops or runs too deep */
+    case -EISDIR: /* a directory where an image file was named */
     case -ENOTSUP:
     case -ENXIO: /* a remote backend that cannot be reached or has no
                   * such export: the request named it, not our fault */
         return 422;
     case -ENOSPC:
         return 507;
+    case -ENOMEDIUM: /* the mount is gone: no volume can be served */
+        return 503;
     case -ETIMEDOUT: /* a remote cluster or server that did not answer */
         return 504;
     case -ECONNREFUSED:

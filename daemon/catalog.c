@@ -28,10 +28,24 @@
 #include "vd_assert.h"
 #include "vd_error.h"
 
+/* The errno for the database's last error: a full file system is the
+ * host's condition (507), not a fault of the daemon. */
+static int db_errno(struct vd_catalog *cat)
+{
+    switch (sqlite3_errcode(cat->db) & 0xff) {
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
 int vd_catalog_db_error(struct vd_catalog *cat, struct vd_error *err,
                         const char *what)
 {
-    return vd_error_set(err, -EIO, "catalog: %s: %s", what,
+    return vd_error_set(err, db_errno(cat), "catalog: %s: %s", what,
                         sqlite3_errmsg(cat->db));
 }
 
@@ -86,7 +100,7 @@ static int exec_sql(struct vd_catalog *cat, const char *sql,
 {
     char *msg = NULL;
     if (sqlite3_exec(cat->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int ret = vd_error_set(err, -EIO, "catalog: %s: %s", what,
+        int ret = vd_error_set(err, db_errno(cat), "catalog: %s: %s", what,
                                msg ? msg : "unknown error");
         sqlite3_free(msg);
         return ret;

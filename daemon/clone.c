@@ -87,9 +87,10 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
     struct vd_open_opts so = {
         .readonly = true,
         .snapshot = a->snapshot,
-        .allowed_dirs = (const char *const *)mgr->allowed_dirs,
     };
     int ret;
+
+    vd_volmgr_chain_opts(mgr, &a->src, &so);
 
     /* Under ctl: no snapshot or resize rewrites the tables being read. */
     pthread_mutex_lock(&mgr->ctl);

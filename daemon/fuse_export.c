@@ -364,6 +364,8 @@ done:
     return NULL;
 }
 
+static int export_state(void *arg, char *why, size_t len);
+
 int vd_fuse_export_start(const struct vd_fuse_config *cfg,
                          struct vd_volmgr *mgr, struct vd_fuse_export **out,
                          struct vd_error *err)
@@ -440,6 +442,7 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
     }
     fx->loop_started = true;
     vd_volmgr_set_notify(mgr, on_volume_event, fx);
+    vd_volmgr_set_export_check(mgr, export_state, fx);
     vd_info("FUSE export mounted at %s (%d worker threads)", fx->mount_dir,
             cfg->threads);
     *out = fx;
@@ -532,6 +535,32 @@ static bool still_mounted(struct vd_fuse_export *fx)
            (fx->conn_dev == 0 || ((me.major << 20) | me.minor) == fx->conn_dev);
 }
 
+/* The volume manager's export check (volume.h): volume files are served
+ * only while the session loop runs and our connection is still what is
+ * mounted at mount_dir. An admin's `umount -l` while a file is open
+ * leaves the loop running on a connection no path reaches, so the mount
+ * table is read too; it is read, never the mount itself, which could
+ * block an API thread on a stuck FUSE request. */
+static int export_state(void *arg, char *why, size_t len)
+{
+    struct vd_fuse_export *fx = arg;
+    if (atomic_load(&fx->loop_done)) {
+        snprintf(why, len,
+                 "the FUSE session at %s has ended (unmounted or aborted "
+                 "from outside); restart vdiskd to mount it again",
+                 fx->mount_dir);
+        return -ENOMEDIUM;
+    }
+    if (!still_mounted(fx)) {
+        snprintf(why, len,
+                 "%s is no longer vdiskd's FUSE mount (unmounted from "
+                 "outside); restart vdiskd to mount it again",
+                 fx->mount_dir);
+        return -ENOMEDIUM;
+    }
+    return 0;
+}
+
 /* Wait until no handler and no asynchronous request is in fx. */
 static void wait_handlers(struct vd_fuse_export *fx)
 {
@@ -551,6 +580,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
         return;
     }
     vd_volmgr_set_notify(fx->mgr, NULL, NULL);
+    vd_volmgr_set_export_check(fx->mgr, NULL, NULL);
     stop_event_worker(fx);
     atomic_store(&fx->stopping, true);
 

@@ -196,6 +196,10 @@ int vd_volmgr_snapshot_create(struct vd_volmgr *mgr, const char *volume,
     if (ret < 0) {
         goto out_unlock;
     }
+    if ((ret = vd_volmgr_refuse_base(mgr, volume, "taking a snapshot of it",
+                                     err)) < 0) {
+        goto out;
+    }
     if (find_snapshot(vol, name, NULL, NULL) == 0) {
         ret = vd_error_set(err, -EEXIST,
                            "volume '%s' already has a snapshot "
@@ -299,6 +303,10 @@ int vd_volmgr_snapshot_delete(struct vd_volmgr *mgr, const char *volume,
     if (ret < 0) {
         goto out_unlock;
     }
+    if ((ret = vd_volmgr_refuse_base(mgr, volume, "deleting its snapshots",
+                                     err)) < 0) {
+        goto out;
+    }
     char source[330];
     snprintf(source, sizeof(source), "%s/%s", volume, name);
     if (vd_jobs_source_busy(mgr->jobs, source)) {
@@ -343,6 +351,9 @@ int vd_volmgr_snapshot_revert(struct vd_volmgr *mgr, const char *volume,
     ret = snap_existing(mgr, volume, name, &vol, err);
     if (ret < 0) {
         goto out_unlock;
+    }
+    if ((ret = vd_volmgr_refuse_base(mgr, volume, "reverting it", err)) < 0) {
+        goto out;
     }
     if (!force && vd_volume_open_count(vol) > 0) {
         ret = vd_error_set(err, -EBUSY,

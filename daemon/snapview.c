@@ -102,10 +102,10 @@ int vd_volmgr_snapview_open(struct vd_volmgr *mgr, const char *volume,
     struct vd_open_opts o = {
         .readonly = true,
         .snapshot = snapshot,
-        .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .direct = !mgr->host_cache,
         .ioloop = mgr->ioloop,
     };
+    vd_volmgr_chain_opts(mgr, &vol->row, &o);
     ret = vd_image_open(vol->row.format, vol->row.location, &o, &v->img, err);
     if (ret < 0) {
         free(v);

@@ -41,6 +41,8 @@ struct vd_volume {
 
 struct vd_volmgr {
     char *data_dir;
+    const char *data_dir_list[2]; /* {data_dir, NULL}: backing files
+                                     never come from there (deny) */
     char *images_dir;
     char *mount_dir;
     char **allowed_dirs;    /* data dir + import dirs, NULL terminated */
@@ -65,6 +67,8 @@ struct vd_volmgr {
 
     vd_volume_notify_fn notify;
     void *notify_arg;
+    vd_volume_export_fn export_check; /* set once before the API starts */
+    void *export_arg;
 };
 
 /* volume_reg.c (the rest of it is in volume.h) */
@@ -87,6 +91,17 @@ int vd_volmgr_open_row_lazy(struct vd_volmgr *mgr,
                             struct vd_image **img, struct vd_error *err);
 /* Whether any volume names this one as its base (linked clones). */
 bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name);
+/* A linked-clone base is read-only while clones use it: -EBUSY naming
+ * the clones and what (e.g. "resizing it") cannot be done, else 0. */
+int vd_volmgr_refuse_base(struct vd_volmgr *mgr, const char *name,
+                          const char *what, struct vd_error *err);
+/* Where the backing chain of row's image may come from, into o: the
+ * data dir and the import dirs, but the data dir only for a linked
+ * clone's way to its base (never for a volume without a base, and never
+ * again once the chain has left it). */
+void vd_volmgr_chain_opts(struct vd_volmgr *mgr,
+                          const struct vd_volume_row *row,
+                          struct vd_open_opts *o);
 /* Swap the volume's image for one opened read-only or read-write, with
  * I/O drained; on failure the old mode is restored if possible. */
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,
@@ -104,6 +119,23 @@ int vd_volume_shut(struct vd_volume *vol);
 int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                    struct vd_volume_row *row, struct vd_volume_row *base,
                    struct vd_error *err);
+/* Volumes that use name as their base, as "a, b" into buf (empty when
+ * none); returns how many. */
+int vd_volmgr_clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
+                        size_t cap);
+
+/* volume_import.c */
+/* What an import may take: real (a realpath inside an import dir) must
+ * be a regular file outside the data directory, of a format whose whole
+ * backing chain opens from the import dirs only, and whose virtual size
+ * obeys vd_volume_size_check. -EACCES, -EISDIR, -ENOTSUP (422), -ELOOP,
+ * -EBUSY (locked by another process) with err set. */
+int vd_volmgr_import_check(struct vd_volmgr *mgr, const char *real,
+                           struct vd_error *err);
+/* -EACCES if real lies inside the data directory (the catalog, volume
+ * images): never an import or backing source. */
+int vd_volmgr_outside_data(struct vd_volmgr *mgr, const char *real,
+                           const char *what, struct vd_error *err);
 
 /* snapshot.c */
 /* Make the catalog's snapshot rows match the image's table, logging what

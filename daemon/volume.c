@@ -76,11 +76,11 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
 {
     struct vd_open_opts o = {
         .readonly = readonly,
-        .allowed_dirs = (const char *const *)mgr->allowed_dirs,
         .socket_dirs = (const char *const *)mgr->nbd_socket_dirs,
         .direct = !mgr->host_cache,
         .ioloop = mgr->ioloop,
     };
+    vd_volmgr_chain_opts(mgr, row, &o);
     if (!vd_row_is_file(row) && lazy) {
         o.lazy_connect = true;
         o.size_hint = row->size;
@@ -301,6 +301,7 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     }
     mgr->default_format = strdup(fmt);
     mgr->data_dir = strdup(cfg->data_dir);
+    mgr->data_dir_list[0] = mgr->data_dir;
     mgr->mount_dir = strdup(cfg->mount_dir);
     if (asprintf(&mgr->images_dir, "%s/images", cfg->data_dir) < 0) {
         mgr->images_dir = NULL;
@@ -317,6 +318,18 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
         mgr->jobs == NULL) {
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_free;
+    }
+    for (size_t i = 0; mgr->import_dirs[i] != NULL; i++) {
+        const char *d = mgr->import_dirs[i];
+        size_t n = strlen(d);
+        bool contains = strncmp(mgr->data_dir, d, n) == 0 &&
+                        (mgr->data_dir[n] == '/' || n == 1);
+        if (contains || vd_volmgr_outside_data(mgr, d, "import", NULL) < 0) {
+            vd_warn("--import-dir %s contains the data directory %s or lies "
+                    "inside it: nothing in the data directory is ever "
+                    "imported or used as a backing file",
+                    mgr->import_dirs[i], mgr->data_dir);
+        }
     }
     if (mkdir(mgr->images_dir, 0700) < 0 && errno != EEXIST) {
         ret = vd_error_set(err, -errno, "cannot create '%s': %s",
@@ -347,6 +360,37 @@ bool vd_volmgr_has_clones(struct vd_volmgr *mgr, const char *name)
     }
     free(rows);
     return found;
+}
+
+int vd_volmgr_refuse_base(struct vd_volmgr *mgr, const char *name,
+                          const char *what, struct vd_error *err)
+{
+    char clones[512];
+    int n = vd_volmgr_clones_of(mgr, name, clones, sizeof(clones));
+    if (n <= 0) {
+        return 0;
+    }
+    return vd_error_set(err, -EBUSY,
+                        "volume '%s' is the base of %d linked clone(s): %s; "
+                        "it stays read-only while they use it, so %s is not "
+                        "possible (delete the clones first)",
+                        name, n, clones, what);
+}
+
+void vd_volmgr_chain_opts(struct vd_volmgr *mgr,
+                          const struct vd_volume_row *row,
+                          struct vd_open_opts *o)
+{
+    o->allowed_dirs = (const char *const *)mgr->allowed_dirs;
+    /* A linked clone's backing file is its base's image, inside the data
+     * directory (and so on, for a clone of a clone). Everything else, an
+     * import's chain, must stay out of it, whatever a backing file in an
+     * import dir was swapped for since it was checked. */
+    if (row->base[0] != '\0') {
+        o->one_way_dirs = mgr->data_dir_list;
+    } else {
+        o->denied_dirs = mgr->data_dir_list;
+    }
 }
 
 int vd_volume_reopen(struct vd_volmgr *mgr, struct vd_volume *vol,

@@ -88,13 +88,23 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
 void vd_volmgr_free(struct vd_volmgr *mgr);
 void vd_volmgr_set_notify(struct vd_volmgr *mgr, vd_volume_notify_fn fn,
                           void *arg);
+/* Whether volume files can be served at all: the FUSE export answers
+ * 0, or -ENOMEDIUM with a sentence in why (its mount was unmounted from
+ * outside, or its session ended). Called on API threads, must not block
+ * on the mount. */
+typedef int (*vd_volume_export_fn)(void *arg, char *why, size_t len);
+void vd_volmgr_set_export_check(struct vd_volmgr *mgr, vd_volume_export_fn fn,
+                                void *arg);
+/* 0 while the mount serves volume files (or no check was set), else
+ * -ENOMEDIUM with why filled. Creates are refused while it fails. */
+int vd_volmgr_export_state(struct vd_volmgr *mgr, char *why, size_t len);
 /* Flush every volume; returns the first error. */
 int vd_volmgr_flush_all(struct vd_volmgr *mgr);
 
 /* Control path (API). All fill err on failure:
  * -EINVAL bad input, -EEXIST duplicate, -ENOENT unknown, -EBUSY in use,
  * -EACCES path or socket not allowed, -ENOTSUP not possible for this
- * format. */
+ * format, -ENOMEDIUM the mount is gone (no volume can be served). */
 int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                      struct vd_volume_info *out, struct vd_error *err);
 int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,

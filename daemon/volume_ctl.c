@@ -227,6 +227,10 @@ static int import_format(struct vd_volmgr *mgr,
     if (ret < 0) {
         return ret;
     }
+    if ((ret = vd_volmgr_import_check(mgr, real, err)) < 0) {
+        free(real);
+        return ret;
+    }
     drv = vd_driver_probe_file(real, err);
     free(real);
     if (drv == NULL) {
@@ -264,6 +268,11 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     uuid_t u;
 
     memset(row, 0, sizeof(*row));
+    char why[256];
+    if (vd_volmgr_export_state(mgr, why, sizeof(why)) < 0) {
+        return vd_error_set(err, -ENOMEDIUM, "volumes cannot be created: %s",
+                            why);
+    }
     if (!vd_volume_name_valid(spec->name)) {
         return vd_error_set(err, -EINVAL,
                             "invalid volume name '%s': use 1-64 characters "
@@ -431,6 +440,10 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         char *real = NULL;
         int ret = confine_path(spec->import_path, mgr->import_dirs, &real,
                                "import", err);
+        if (ret == 0 &&
+            (ret = vd_volmgr_outside_data(mgr, real, "import", err)) < 0) {
+            free(real);
+        }
         if (ret < 0) {
             return ret;
         }
@@ -628,8 +641,8 @@ out_unlock:
 }
 
 /* Volumes that use name as their base, as "a, b" (empty when none). */
-static int clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
-                     size_t cap)
+int vd_volmgr_clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
+                        size_t cap)
 {
     struct vd_volume_row *rows = NULL;
     int n = vd_catalog_volume_list(mgr->cat, &rows, NULL);
@@ -691,7 +704,7 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
                            row.backend);
         goto out;
     }
-    if (clones_of(mgr, name, clones, sizeof(clones)) > 0) {
+    if (vd_volmgr_clones_of(mgr, name, clones, sizeof(clones)) > 0) {
         ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s", name,
                            clones);
         goto out;
@@ -787,6 +800,9 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     }
     ret = 0;
     if (size == cur) {
+        goto out;
+    }
+    if ((ret = vd_volmgr_refuse_base(mgr, name, "resizing it", err)) < 0) {
         goto out;
     }
     if (!(atomic_load(&vol->caps) & VD_CAP_GROW)) {

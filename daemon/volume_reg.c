@@ -94,6 +94,24 @@ void vd_volmgr_set_notify(struct vd_volmgr *mgr, vd_volume_notify_fn fn,
     mgr->notify_arg = arg;
 }
 
+void vd_volmgr_set_export_check(struct vd_volmgr *mgr, vd_volume_export_fn fn,
+                                void *arg)
+{
+    mgr->export_check = fn;
+    mgr->export_arg = arg;
+}
+
+int vd_volmgr_export_state(struct vd_volmgr *mgr, char *why, size_t len)
+{
+    if (len > 0) {
+        why[0] = '\0';
+    }
+    if (mgr->export_check == NULL) {
+        return 0; /* no export: nothing to serve, nothing lost */
+    }
+    return mgr->export_check(mgr->export_arg, why, len);
+}
+
 struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name)
 {
     struct vd_volume *vol = NULL;

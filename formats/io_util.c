@@ -152,10 +152,11 @@ static int ofd_lock(int fd, int cmd, short type, off_t start)
         .l_len = 1,
     };
     if (fcntl(fd, cmd, &fl) < 0) {
-        return -errno;
+        /* a conflicting lock is "in use", not a retry hint */
+        return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
     }
     if (cmd == F_OFD_GETLK && fl.l_type != F_UNLCK) {
-        return -EAGAIN;
+        return -EBUSY;
     }
     return 0;
 }

@@ -51,7 +51,7 @@ int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,
 
 /* Take QEMU-compatible byte-range (OFD) locks on an image file so QEMU's
  * tools see it as in use: readers claim consistent-read; writers also
- * claim write and refuse to share write and resize. -EAGAIN (with a
+ * claim write and refuse to share write and resize. -EBUSY (with a
  * message naming the conflict left to the caller) when another process
  * holds a conflicting lock. */
 int vd_lock_image_fd(int fd, bool write);

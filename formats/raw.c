@@ -43,8 +43,16 @@ static int raw_create(const char *location, const struct vd_create_opts *o,
                             strerror(errno));
     }
     if (ftruncate(fd, (off_t)o->size) < 0) {
-        ret = vd_error_set(err, -errno, "cannot size '%s': %s", location,
-                           strerror(errno));
+        if (errno == EFBIG) {
+            ret = vd_error_set(err, -EFBIG,
+                               "the host file system holding '%s' cannot "
+                               "hold a file of %llu bytes; choose a smaller "
+                               "size",
+                               location, (unsigned long long)o->size);
+        } else {
+            ret = vd_error_set(err, -errno, "cannot size '%s': %s", location,
+                               strerror(errno));
+        }
         goto out;
     }
     if (o->prealloc == VD_PREALLOC_FALLOC || o->prealloc == VD_PREALLOC_FULL) {

@@ -39,6 +39,15 @@ struct vd_open_opts {
     /* Directories (canonical, no trailing slash) a backing file may be
      * opened from, NULL terminated. NULL = no backing files allowed. */
     const char *const *allowed_dirs;
+    /* Directories a backing file may never be opened from, even inside
+     * an allowed one (the daemon's data directory for an import's
+     * chain), NULL terminated. NULL = none. -EACCES when one is. */
+    const char *const *denied_dirs;
+    /* Directories a chain may leave but never come back to: a backing
+     * file inside one is refused (-EACCES) unless the image naming it is
+     * inside them too and names it by its canonical path (no symlink or
+     * ".." on the way). NULL terminated; NULL = none. */
+    const char *const *one_way_dirs;
     int chain_depth; /* how deep in a backing chain this open
                         is; above 0 the image is a backing
                         file, and file drivers lock it so

@@ -36,7 +36,7 @@ static int read_table(int fd, uint64_t off, uint64_t entries, uint64_t **out)
     return 0;
 }
 
-/* Is the canonical path p inside one of the allowed directories? */
+/* Is the canonical path p inside one of dirs (allowed or denied ones)? */
 static bool path_allowed(const char *p, const char *const *dirs)
 {
     for (size_t i = 0; dirs != NULL && dirs[i] != NULL; i++) {
@@ -93,6 +93,23 @@ static int open_backing(struct q2_state *s, const char *location,
                            "backing file '%s' of '%s' lies outside the "
                            "allowed directories",
                            real, location);
+        goto out;
+    }
+    if (path_allowed(real, o->denied_dirs)) {
+        ret = vd_error_set(err, -EACCES,
+                           "backing file '%s' of '%s' lies inside vdiskd's "
+                           "data directory, which is never a backing source",
+                           real, location);
+        goto out;
+    }
+    /* Named straight, from inside: a symlink or ".." on the way would
+     * let a file outside (an import dir) lead back in. */
+    if (path_allowed(real, o->one_way_dirs) &&
+        (!path_allowed(location, o->one_way_dirs) || strcmp(path, real) != 0)) {
+        ret = vd_error_set(err, -EACCES,
+                           "backing file '%s' (named '%s') of '%s' leads back "
+                           "into vdiskd's data directory from outside it",
+                           real, path, location);
         goto out;
     }
     if (s->hdr.backing_format[0] != '\0') {

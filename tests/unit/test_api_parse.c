@@ -214,7 +214,11 @@ static void test_errno_status(void)
     CHECK_EQ(api_status_from_errno(-EEXIST), 409);
     CHECK_EQ(api_status_from_errno(-EBUSY), 409);
     CHECK_EQ(api_status_from_errno(-E2BIG), 413);
-    CHECK_EQ(api_status_from_errno(-EFBIG), 413);
+    CHECK_EQ(api_status_from_errno(-EFBIG), 422);
+    CHECK_EQ(api_status_from_errno(-ELOOP), 422);
+    CHECK_EQ(api_status_from_errno(-EISDIR), 422);
+    CHECK_EQ(api_status_from_errno(-EROFS), 409);
+    CHECK_EQ(api_status_from_errno(-ENOMEDIUM), 503);
     CHECK_EQ(api_status_from_errno(-ENOTSUP), 422);
     CHECK_EQ(api_status_from_errno(-ENXIO), 422);
     CHECK_EQ(api_status_from_errno(-ENOSPC), 507);
