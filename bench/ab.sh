@@ -5,21 +5,27 @@
 # comparison with the peers is bench/run.sh.
 #   bench/ab.sh OLD_BINARY NEW_BINARY [RW [QD [REPS [BS]]]]
 # Environment: FIO_EXTRA (extra fio flags, e.g. --fsync=1), VD_ARGS (extra
-# flags for both daemons), AB_DIR (work directory, default /var/tmp/vdab).
+# flags for both daemons), AB_DIR (where the image is kept between runs,
+# default /var/tmp/vdab). Each run has its own port and work directory, so
+# two runs may go on at once.
 set -eu
 OLD=$1 NEW=$2 RW=${3:-randread} QD=${4:-32} REPS=${5:-3} BS=${6:-4k}
-W=${AB_DIR:-/var/tmp/vdab}
-PORT=18099
-mkdir -p "$W/imp"
+IMG_DIR=${AB_DIR:-/var/tmp/vdab}
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$IMG_DIR/imp"
+W=$(mktemp -d "$IMG_DIR/run.XXXXXX")
+ln -s "$IMG_DIR/imp" "$W/imp"
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     umount -l "$W/mnt" 2>/dev/null || true
+    rm -rf "$W"
 }
 trap cleanup EXIT
 if [ ! -f "$W/imp/v.qcow2" ]; then
-    qemu-img create -q -f qcow2 "$W/imp/v.qcow2" 2G
+    qemu-img create -q -f qcow2 "$W/imp/v.qcow2.tmp" 2G
     qemu-io -f qcow2 -c "write -q -P 0x5a 0 1G" -c "write -q -P 0x5b 1G 1G" \
-        "$W/imp/v.qcow2"
+        "$W/imp/v.qcow2.tmp"
+    mv "$W/imp/v.qcow2.tmp" "$W/imp/v.qcow2"
 fi
 run() {   # run BINARY LABEL
     rm -rf "$W/data" "$W/mnt"
