@@ -628,6 +628,21 @@ static int rbd_drv_snapshot_changes(struct vd_image *img, const char *since,
 
 /* ---- backend state ---------------------------------------------------- */
 
+/* How long an OSD request may go unanswered before it fails: the
+ * handle's rados_osd_op_timeout (cluster.c sets it unless ceph.conf
+ * does); 0 when unset, which means forever. */
+static uint32_t op_timeout_ms(struct rbd_state *s)
+{
+    char v[32];
+    double secs;
+    if (rados_conf_get(rados_ioctx_get_cluster(s->io), "rados_osd_op_timeout",
+                       v, sizeof(v)) != 0) {
+        return 0;
+    }
+    secs = strtod(v, NULL);
+    return secs > 0 && secs < 4e6 ? (uint32_t)(secs * 1000) : 0;
+}
+
 static int rbd_drv_backend_state(struct vd_image *img,
                                  struct vd_backend_state *out)
 {
@@ -656,6 +671,7 @@ static int rbd_drv_backend_state(struct vd_image *img,
     out->link = up ? VD_LINK_CONNECTED : VD_LINK_DISCONNECTED;
     out->connections = 1; /* the cluster's shared handle */
     out->connected = up ? 1 : 0;
+    out->timeout_ms = op_timeout_ms(s);
     return 0;
 }
 

@@ -50,6 +50,8 @@ api GET /volumes/r1
 expect_status 200
 [ "$(jq_body 'd["backend"]["state"], d["backend"]["lock_owner"], "layering" in d["backend"]["features"]')" = "connected False True" ] ||
     [ "$(jq_body 'd["backend"]["state"]')" = connected ] || fail "GET r1: $API_BODY"
+# The OSD request timeout the daemon set (VD_RBD_OP_TIMEOUT_S) is shown.
+[ "$(jq_body 'd["backend"]["timeout_ms"]')" = 2000 ] || fail "timeout_ms: $API_BODY"
 
 # ---- attach: an image made with the rbd tool, size from the cluster ----
 rbd create --size 32M rbd/vm-disk || fail "rbd create"
