@@ -51,6 +51,10 @@ struct vd_volmgr {
     bool host_cache;
     struct vd_ioloop *ioloop; /* for open_row (volume.h) */
     struct vd_catalog *cat;
+    /* The last daemon on this data dir did not shut down cleanly (its
+     * marker was left, volume.c note 6): writable opens reclaim leaks. */
+    bool unclean;
+    bool marker_made; /* this daemon made the marker */
 
     pthread_mutex_t ctl;     /* serialises create/delete/resize */
     pthread_mutex_t lock;    /* protects vols, n_vols, next_ino */

@@ -64,6 +64,13 @@ struct vd_open_opts {
      * keeps the pointer while open. NULL = every request takes the
      * synchronous path. */
     struct vd_ioloop *ioloop;
+    /* Non-NULL on a writable open: the image may have been left open for
+     * writing by a process that died (a crash), so reclaim what that
+     * leaked, as "qemu-img check -r leaks" would (never a cluster that
+     * is referenced), and store here how many clusters had too high a
+     * refcount; the caller zeroes it first. Drivers without such
+     * metadata, and images that also show corruption, leave it at 0. */
+    uint64_t *leaks_reclaimed;
 };
 
 /* Longest backing chain a driver may follow before refusing (loop guard). */

@@ -463,6 +463,11 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
 
 /* ---- check.c ---- */
 int q2_check(struct q2_state *s, struct vd_check_result *res);
+/* Free the clusters whose refcount exceeds their references (leaks a
+ * crash left); *freed = how many clusters had too high a count.
+ * -EUCLEAN, touching nothing, when the image also has corruption.
+ * Lock held, or the image not yet shared (open). */
+int q2_reclaim_leaks(struct q2_state *s, uint64_t *freed);
 /* Rebuild the refcount structure from the mapping tables (dirty image). */
 int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err);
 
