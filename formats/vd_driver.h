@@ -344,6 +344,13 @@ struct vd_driver {
      * found nothing wrong. Once non-NULL it never changes back. Called
      * any time the image is open, from any thread. NULL = never. */
     const char *(*corruption)(struct vd_image *img);
+    /* How many directory entries the host file the image writes still
+     * has (vd_hostfile_links): 0 when it was deleted behind the image's
+     * back, so that nothing written any more survives its close; or
+     * -errno. One fstat: image.c calls it at every flush and about once
+     * a second while writes go on, from any thread, the I/O thread
+     * included. NULL = no host file of its own (remote backends). */
+    int (*host_links)(struct vd_image *img);
 };
 
 #endif
