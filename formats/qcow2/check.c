@@ -236,24 +236,24 @@ int q2_reclaim_leaks(struct q2_state *s, uint64_t *freed)
     }
     for (uint64_t c = 0; c < r.n; c++) {
         uint64_t disk;
-        bool leaked = false;
         ret = q2_refcount_of(s, c, &disk);
-        while (ret == 0 && disk > r.rc[c]) {
-            ret = q2_refcount_update(s, c << s->cluster_bits, s->cluster_size,
-                                     -1);
-            disk--;
-            leaked = true;
+        /* A saturated count (ref_inc) is not an exact one: leave it. */
+        if (ret < 0 || disk <= r.rc[c] || r.rc[c] == UINT32_MAX) {
+            if (ret < 0) {
+                goto out;
+            }
+            continue;
         }
+        ret = q2_refcount_lower(s, c, r.rc[c]);
         if (ret < 0) {
             goto out;
         }
-        if (leaked) {
-            n++;
-            if (disk == 0) {
-                /* Give the space back to the host file system too. */
-                vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                             c << s->cluster_bits, s->cluster_size);
-            }
+        n++;
+        if (r.rc[c] == 0) {
+            /* Give the space back to the host file system too; a crash
+             * before the count is written leaves a leak of zeroes. */
+            vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         c << s->cluster_bits, s->cluster_size);
         }
     }
     if (n > 0) {

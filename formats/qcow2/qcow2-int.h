@@ -343,6 +343,9 @@ int q2_refcount_of(struct q2_state *s, uint64_t cluster, uint64_t *rc);
 /* Add delta to the refcount of every cluster overlapping [off, off+len). */
 int q2_refcount_update(struct q2_state *s, uint64_t off, uint64_t len,
                        int delta);
+/* Set the refcount of host cluster `cluster` to `to` if it is higher
+ * (leak repair: q2_reclaim_leaks). */
+int q2_refcount_lower(struct q2_state *s, uint64_t cluster, uint64_t to);
 /* Raise host_end past every cluster with a nonzero refcount. After a
  * crash the refcount blocks may count clusters past the end of the file
  * (allocated, refcount written, never written themselves); allocation

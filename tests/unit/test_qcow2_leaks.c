@@ -6,7 +6,8 @@
  * (vd_open_opts.leaks_reclaimed) must free exactly those, count them, and
  * leave every referenced cluster alone, including those only a snapshot
  * references; qemu-img check is the referee. An image that also shows
- * corruption must not be touched. */
+ * corruption must not be touched, and a huge leaked count (64-bit
+ * refcounts) is lowered at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -247,6 +248,40 @@ static void test_corrupt(void)
     close(fd);
 }
 
+/* 64-bit refcounts: a leaked count of 2^40 is lowered in one step. */
+static void test_wide(void)
+{
+    char path[128], cmd[512];
+    uint64_t leaks = 0;
+    snprintf(path, sizeof(path), "%s/wide.qcow2", dir);
+    snprintf(cmd, sizeof(cmd),
+             "qemu-img create -q -f qcow2 -o refcount_bits=64,cluster_size=64k "
+             "'%s' 16M",
+             path);
+    CHECK_EQ(system(cmd), 0);
+    struct vd_image *img = open_img(path, false, NULL);
+    if (img == NULL) {
+        return;
+    }
+    fill(img, 0, 0x5a);
+    CHECK_EQ(vd_image_close(img), 0);
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0);
+    uint64_t c = ((uint64_t)st.st_size + CS - 1) / CS;
+    uint64_t rb = get64(fd, get64(fd, 48));
+    uint64_t v = htobe64(1ULL << 40);
+    CHECK(pwrite(fd, &v, 8, (off_t)(rb + 8 * c)) == 8);
+    CHECK(pwrite(fd, &v, 8, (off_t)(c * CS + CS - 8)) == 8); /* in the file */
+    close(fd);
+    CHECK_EQ(qemu_check(path), 3);
+    img = open_img(path, false, &leaks);
+    CHECK_EQ(leaks, 1);
+    CHECK(img != NULL && holds(img, 0, 0x5a));
+    CHECK_EQ(vd_image_close(img), 0);
+    CHECK_EQ(qemu_check(path), 0);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL) {
@@ -256,6 +291,7 @@ int main(void)
     test_plain();
     test_snapshot();
     test_corrupt();
+    test_wide();
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     CHECK_EQ(system(cmd), 0);
