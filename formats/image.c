@@ -243,9 +243,9 @@ int vd_image_close(struct vd_image *img)
  * An image file deleted behind our back (rm of the file under the data
  * dir) still takes writes and fsyncs through the open descriptor, and
  * all of it vanishes when the file is closed. So a writable image looks
- * at its file's link count (drv->host_links, one fstat) at every flush,
- * where a client asks for durability, and about once a second while
- * writes go on, never per request. Found at 0, the image fails every
+ * at its file's link count (drv->host_links, one fstat) after every
+ * flush, where a client asks for durability, and about once a second
+ * while writes go on, never per request. Found at 0, the image fails every
  * request with -EIO from then on and vd_image_lost says why.
  */
 #define LINKS_PERIOD_NS 1000000000LL
@@ -290,10 +290,10 @@ const char *vd_image_lost(struct vd_image *img)
     if (links_check(img) == 0) {
         return NULL;
     }
-    return "its image file was deleted while open (no links left): "
-           "nothing written since could survive a restart, so all I/O "
-           "fails with EIO; restore the file from a backup or delete the "
-           "volume";
+    return "its image file was deleted while the volume was open (the "
+           "file has no links left): writes could not survive a restart, "
+           "so every request fails with EIO; restore the image file or "
+           "delete the volume";
 }
 
 /* Validate a data range: non-empty and within the virtual size. */
@@ -421,7 +421,7 @@ int vd_image_flush(struct vd_image *img)
     if (img->readonly || img->drv->flush == NULL) {
         return 0;
     }
-    if (links_check(img) < 0) {
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
         return count_result(img, -EIO);
     }
     drv_enter(img);
@@ -444,7 +444,7 @@ int vd_image_flush_nowait(struct vd_image *img)
     if (img->drv->flush_nowait == NULL || !img->drv->parallel) {
         return -EAGAIN; /* serialising could wait */
     }
-    if (links_check(img) < 0) {
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
         return count_result(img, -EIO);
     }
     ret = img->drv->flush_nowait(img);

@@ -40,7 +40,7 @@ for f in raw qcow2; do
     api GET /volumes/$f
     expect_status 200
     [ "$(json_get state)" = missing ] || fail "$f: state: $API_BODY"
-    json_get state_reason | grep -q "deleted while open" ||
+    json_get state_reason | grep -q "deleted while the volume was open" ||
         fail "$f: state_reason: $API_BODY"
 done
 grep -q "volume 'raw' is missing: its image file was deleted" "$VD_LOG" ||
