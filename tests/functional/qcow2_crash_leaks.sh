@@ -59,7 +59,12 @@ for round in 1 2 3 4 5 6; do
     qio "$F" "${cmds[@]}" >/dev/null 2>&1 &
     wpid=$!
     on_exit "kill -9 $wpid"
-    sleep 1.$((round % 5))
+    # After the fault every request fails at once, so the client ends
+    # soon; the daemon is killed then (or after 60 s in any case).
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$wpid" 2>/dev/null || break
+        sleep 0.1
+    done
     kill -9 "$VD_PID"
     wait "$VD_PID" 2>/dev/null
     wait "$wpid" 2>/dev/null
