@@ -101,6 +101,10 @@ typedef int (*vd_fuse_pread_fn)(void *obj, void *buf, size_t len, uint64_t off);
 void vd_fuse_reply_read(fuse_req_t req, struct vd_fuse_export *fx,
                         uint64_t vsize, size_t size, off_t off,
                         vd_fuse_pread_fn pread, void *obj);
+/* fuse_ops.c: the attributes of a volume's file, its owner and mode
+ * among them (which its snapshot directory follows, fuse_snap.c). */
+void vd_fuse_volume_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
+                         struct stat *st);
 /* The prologue of a handler for a volume's inode: enter fx and take a
  * reference to the volume served with inode ino. NULL, with ENOENT
  * answered and fx left, when the export is stopping or no volume is

@@ -156,6 +156,12 @@ static void fx_forget_multi(fuse_req_t req, size_t count,
     fuse_reply_none(req);
 }
 
+void vd_fuse_volume_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
+                         struct stat *st)
+{
+    vol_stat(fx, vol, st);
+}
+
 static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi)
 {

@@ -24,7 +24,13 @@
  *    snapshot share one view; the last release closes it. Handles sit on
  *    a list of their own, so stop can release those the kernel never will.
  * 5. Files are opened direct_io like volumes: every read reaches the view,
- *    and O_DIRECT clients (qemu-io, backup tools) work unchanged. */
+ *    and O_DIRECT clients (qemu-io, backup tools) work unchanged.
+ * 6. A snapshot is the volume's data: whoever may not read the volume's
+ *    file may neither list nor open its snapshots. A volume's directory
+ *    has the file's owner, and r-x for each class (owner, group, other)
+ *    that may read the file, nothing for the others; the kernel checks
+ *    it (default_permissions). `.snapshots` itself lists only volume
+ *    names, which the mount's root shows anyway. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -204,14 +210,32 @@ static int resolve_file(struct vd_fuse_export *fx, fuse_ino_t ino,
 
 /* ---- attributes ------------------------------------------------------ */
 
-static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
+/* .snapshots, or (vol_ino != 0) a volume's directory in it (note 6). */
+static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
+                     uint64_t vol_ino, struct stat *st)
 {
+    struct vd_volume *vol =
+        vol_ino != 0 ? vd_volmgr_lookup_ino(fx->mgr, vol_ino) : NULL;
+    struct stat fst = {
+        .st_mode = 0, .st_uid = fx->cfg.uid, .st_gid = fx->cfg.gid};
+    mode_t mode = 0;
+    if (vol != NULL) {
+        vd_fuse_volume_stat(fx, vol, &fst);
+        vd_volume_unref(vol);
+    }
+    if (vol_ino == 0) {
+        mode = 0555;
+    } else {
+        mode |= (fst.st_mode & S_IRUSR) ? 0500 : 0;
+        mode |= (fst.st_mode & S_IRGRP) ? 0050 : 0;
+        mode |= (fst.st_mode & S_IROTH) ? 0005 : 0;
+    }
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
-    st->st_mode = S_IFDIR | 0555;
+    st->st_mode = S_IFDIR | mode;
     st->st_nlink = 2;
-    st->st_uid = fx->cfg.uid;
-    st->st_gid = fx->cfg.gid;
+    st->st_uid = fst.st_uid;
+    st->st_gid = fst.st_gid;
     st->st_blksize = FX_BLKSIZE;
     st->st_atime = st->st_mtime = st->st_ctime = fx->started_at;
 }
@@ -238,7 +262,7 @@ static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
     struct vd_snapshot_view sv, *v = NULL;
     int n;
     if (ino == FX_SNAP_ROOT) {
-        dir_stat(fx, ino, st);
+        dir_stat(fx, ino, 0, st);
         return 0;
     }
     if (ino < FX_FILE_BASE) {
@@ -247,7 +271,7 @@ static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
         if (n <= 0) {
             return -ENOENT;
         }
-        dir_stat(fx, ino, st);
+        dir_stat(fx, ino, ino - FX_SNAP_BASE, st);
         return 0;
     }
     if (resolve_file(fx, ino, name, &sv) < 0) {
@@ -289,7 +313,7 @@ static int lookup_in(struct vd_fuse_export *fx, fuse_ino_t parent,
 
     if (parent == FUSE_ROOT_ID) {
         e->ino = FX_SNAP_ROOT;
-        dir_stat(fx, e->ino, &e->attr);
+        dir_stat(fx, e->ino, 0, &e->attr);
         return 0;
     }
     if (parent == FX_SNAP_ROOT) {
@@ -306,7 +330,7 @@ static int lookup_in(struct vd_fuse_export *fx, fuse_ino_t parent,
             return -ENOENT;
         }
         e->ino = FX_SNAP_BASE + vino;
-        dir_stat(fx, e->ino, &e->attr);
+        dir_stat(fx, e->ino, vino, &e->attr);
         return 0;
     }
     if (parent >= FX_FILE_BASE) {

@@ -29,6 +29,7 @@ struct vd_volume {
      * of its driver's reason (vd_volume_note_corruption); freed with the
      * volume. */
     _Atomic(char *) corrupt_reason;
+    atomic_bool image_lost; /* the reason is vd_image_lost's */
 
     /* The I/O gate (see volume_io.c DESIGN NOTES). */
     pthread_mutex_t gate_lock;
@@ -53,6 +54,10 @@ struct vd_volmgr {
     bool host_cache;
     struct vd_ioloop *ioloop; /* for open_row (volume.h) */
     struct vd_catalog *cat;
+    /* The last daemon on this data dir did not shut down cleanly (its
+     * marker was left, volume.c note 6): writable opens reclaim leaks. */
+    bool unclean;
+    bool marker_made; /* this daemon made the marker */
 
     pthread_mutex_t ctl;     /* serialises create/delete/resize */
     pthread_mutex_t lock;    /* protects vols, n_vols, next_ino */
@@ -159,6 +164,9 @@ void vd_volume_set_image(struct vd_volume *vol, struct vd_image *img);
 /* The reason noted by vd_volume_note_corruption, or NULL. Valid while
  * the caller holds a reference. */
 const char *vd_volume_corrupt_reason(struct vd_volume *vol);
+/* Whether that reason is the image's file being gone (vd_image_lost)
+ * rather than corruption: the volume then shows as missing. */
+bool vd_volume_image_lost(struct vd_volume *vol);
 /* Close the gate and wait until no request is in flight. */
 void vd_volume_gate_close(struct vd_volume *vol);
 void vd_volume_gate_open(struct vd_volume *vol);

@@ -28,7 +28,13 @@
  *    remote volume and removes its image after releasing it (a server
  *    that does not answer would hold every control call for its timeout);
  *    `lock` guards only the list of served volumes and is never held
- *    across I/O. */
+ *    across I/O.
+ * 6. Unclean shutdown: <data>/.open-for-writing exists from before
+ *    the first image is opened until every image was closed without
+ *    error. Found at start-up, it says the last daemon died with images
+ *    open, which may leak clusters (never corrupt them: the drivers'
+ *    write order); every writable open of this run then asks the driver
+ *    to reclaim them, and the count is logged. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,12 +86,58 @@ static int open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
         .direct = !mgr->host_cache,
         .ioloop = mgr->ioloop,
     };
+    uint64_t leaks = 0;
+    int ret;
     vd_volmgr_chain_opts(mgr, row, &o);
     if (!vd_row_is_file(row) && lazy) {
         o.lazy_connect = true;
         o.size_hint = row->size;
     }
-    return vd_image_open(row_driver(row), row->location, &o, img, err);
+    if (mgr->unclean && !readonly && vd_row_is_file(row)) {
+        o.leaks_reclaimed = &leaks;
+    }
+    ret = vd_image_open(row_driver(row), row->location, &o, img, err);
+    if (ret == 0 && leaks > 0) {
+        vd_warn("volume '%s': reclaimed %llu leaked cluster(s) after an "
+                "unclean shutdown",
+                row->name, (unsigned long long)leaks);
+    }
+    return ret;
+}
+
+#define OPEN_MARKER ".open-for-writing"
+
+/* Note 6: learn whether the last daemon shut down cleanly, and leave the
+ * marker in place for this one. */
+static int marker_make(struct vd_volmgr *mgr, struct vd_error *err)
+{
+    char path[PATH_MAX];
+    int fd;
+    snprintf(path, sizeof(path), "%s/" OPEN_MARKER, mgr->data_dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        mgr->unclean = true;
+        mgr->marker_made = true;
+        vd_warn("the last shutdown was not clean: images opened for "
+                "writing will have leaked clusters reclaimed");
+        return 0;
+    }
+    if (fd < 0) {
+        return vd_error_set(err, -errno, "cannot create '%s': %s", path,
+                            strerror(errno));
+    }
+    close(fd);
+    mgr->marker_made = true;
+    return vd_fsync_dir(mgr->data_dir);
+}
+
+static void marker_remove(struct vd_volmgr *mgr)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" OPEN_MARKER, mgr->data_dir);
+    if (unlink(path) == 0) {
+        vd_fsync_dir(mgr->data_dir);
+    }
 }
 
 int vd_volmgr_open_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
@@ -336,7 +388,10 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
                            mgr->images_dir, strerror(errno));
         goto out_free;
     }
-    ret = reconcile(mgr, err);
+    ret = marker_make(mgr, err);
+    if (ret == 0) {
+        ret = reconcile(mgr, err);
+    }
     if (ret < 0) {
         goto out_free;
     }
@@ -440,15 +495,22 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
     if (mgr == NULL) {
         return;
     }
+    bool clean = true;
     vd_jobs_free(mgr->jobs); /* running clones stop and undo themselves */
     vd_volmgr_snapviews_free(mgr);
     for (size_t i = 0; i < mgr->n_vols; i++) {
         struct vd_volume *vol = mgr->vols[i];
         vd_volume_retire(vol, true);
-        if (vd_volume_shut(vol) < 0 && vd_volume_corrupt_reason(vol) == NULL) {
-            vd_err("volume '%s': flush at close failed", vol->row.name);
+        if (vd_volume_shut(vol) < 0) {
+            clean = false;
+            if (vd_volume_corrupt_reason(vol) == NULL) {
+                vd_err("volume '%s': flush at close failed", vol->row.name);
+            }
         }
         vd_volume_unref(vol);
+    }
+    if (mgr->marker_made && clean) {
+        marker_remove(mgr);
     }
     free(mgr->vols);
     free(mgr->data_dir);

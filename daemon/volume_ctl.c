@@ -54,7 +54,8 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     }
     const char *why = vd_volume_corrupt_reason(vol);
     if (why != NULL && out->row.state == VD_STATE_READY) {
-        out->row.state = VD_STATE_CORRUPT;
+        out->row.state =
+            vd_volume_image_lost(vol) ? VD_STATE_MISSING : VD_STATE_CORRUPT;
         snprintf(out->state_reason, sizeof(out->state_reason), "%s", why);
     }
 }

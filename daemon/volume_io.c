@@ -66,6 +66,12 @@ const char *vd_volume_corrupt_reason(struct vd_volume *vol)
     return atomic_load(&vol->corrupt_reason);
 }
 
+bool vd_volume_image_lost(struct vd_volume *vol)
+{
+    return vd_volume_corrupt_reason(vol) != NULL &&
+           atomic_load(&vol->image_lost);
+}
+
 struct vd_volume *vd_volume_ref(struct vd_volume *vol)
 {
     atomic_fetch_add(&vol->refs, 1);
@@ -251,6 +257,9 @@ int vd_volume_flush(struct vd_volume *vol)
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_flush(vol->img);
+        if (ret == -EIO) {
+            vd_volume_note_corruption(vol);
+        }
         gate_leave(vol);
     }
     return ret;
@@ -334,18 +343,28 @@ void vd_volume_note_corruption(struct vd_volume *vol)
 {
     const char *why;
     char *copy, *none = NULL;
+    bool lost = false;
 
-    if (vol->img == NULL || atomic_load(&vol->corrupt_reason) != NULL ||
-        (why = vd_image_corruption(vol->img)) == NULL) {
+    if (vol->img == NULL || atomic_load(&vol->corrupt_reason) != NULL) {
+        return;
+    }
+    why = vd_image_corruption(vol->img);
+    if (why == NULL) {
+        why = vd_image_lost(vol->img);
+        lost = why != NULL;
+    }
+    if (why == NULL) {
         return;
     }
     copy = strdup(why);
     if (copy == NULL) {
         return; /* noted on a later look */
     }
+    atomic_store(&vol->image_lost, lost); /* before the reason shows */
     if (!atomic_compare_exchange_strong(&vol->corrupt_reason, &none, copy)) {
         free(copy); /* another thread noted it first */
         return;
     }
-    vd_err("volume '%s' is corrupt: %s", vol->row.name, copy);
+    vd_err("volume '%s' is %s: %s", vol->row.name, lost ? "missing" : "corrupt",
+           copy);
 }

@@ -28,6 +28,12 @@ struct vd_image {
     char *location;              /* path or URI it was opened from */
     pthread_mutex_t serial;      /* held around calls when !drv->parallel */
     struct vd_image_counters stats;
+    /* The host file was found deleted (drv->host_links said 0): every
+     * request fails with -EIO from then on. Never cleared. */
+    atomic_bool unlinked;
+    /* CLOCK_MONOTONIC_COARSE, ns, of the last periodic look at the
+     * links (image.c, links_due). */
+    atomic_int_fast64_t links_checked_ns;
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "io_util.h"
 #include "ioloop.h"
@@ -238,11 +239,71 @@ int vd_image_close(struct vd_image *img)
     return ret;
 }
 
+/*
+ * An image file deleted behind our back (rm of the file under the data
+ * dir) still takes writes and fsyncs through the open descriptor, and
+ * all of it vanishes when the file is closed. So a writable image looks
+ * at its file's link count (drv->host_links, one fstat) after every
+ * flush, where a client asks for durability, and about once a second
+ * while writes go on, never per request. Found at 0, the image fails every
+ * request with -EIO from then on and vd_image_lost says why.
+ */
+#define LINKS_PERIOD_NS 1000000000LL
+
+static int links_check(struct vd_image *img)
+{
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
+        return -EIO;
+    }
+    if (img->readonly || img->drv->host_links == NULL ||
+        img->drv->host_links(img) != 0) {
+        return 0; /* an fstat error says nothing about the links */
+    }
+    atomic_store(&img->unlinked, true);
+    return -EIO;
+}
+
+/* links_check if a period has passed since the last one; one caller
+ * among those that find it due does it. */
+static int links_due(struct vd_image *img)
+{
+    struct timespec ts;
+    int_fast64_t now, last;
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
+        return -EIO;
+    }
+    if (img->drv->host_links == NULL) {
+        return 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    now = (int_fast64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    last = atomic_load_explicit(&img->links_checked_ns, memory_order_relaxed);
+    if (now - last < LINKS_PERIOD_NS ||
+        !atomic_compare_exchange_strong(&img->links_checked_ns, &last, now)) {
+        return 0;
+    }
+    return links_check(img);
+}
+
+const char *vd_image_lost(struct vd_image *img)
+{
+    if (links_check(img) == 0) {
+        return NULL;
+    }
+    return "its image file was deleted while the volume was open (the "
+           "file has no links left): writes could not survive a restart, "
+           "so every request fails with EIO; restore the image file or "
+           "delete the volume";
+}
+
 /* Validate a data range: non-empty and within the virtual size. */
 static int check_range(struct vd_image *img, uint64_t off, uint64_t len)
 {
     if (len == 0) {
         return 0;
+    }
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
+        return -EIO;
     }
     if (!vd_range_ok(off, len, img->drv->length(img))) {
         return -EINVAL;
@@ -252,10 +313,15 @@ static int check_range(struct vd_image *img, uint64_t off, uint64_t len)
 
 static int check_write(struct vd_image *img, uint64_t off, uint64_t len)
 {
+    int ret;
     if (img->readonly) {
         return -EROFS;
     }
-    return check_range(img, off, len);
+    ret = check_range(img, off, len);
+    if (ret > 0 && links_due(img) < 0) {
+        ret = -EIO;
+    }
+    return ret;
 }
 
 int vd_image_pread(struct vd_image *img, void *buf, size_t len, uint64_t off)
@@ -324,6 +390,9 @@ int vd_image_submit(struct vd_image *img, struct vd_aio *aio)
     }
     if (aio->op == VD_AIO_FLUSH) {
         ret = img->readonly || img->drv->flush == NULL ? 0 : 1;
+        if (ret > 0 && links_check(img) < 0) {
+            ret = -EIO;
+        }
     } else {
         ret = aio->op == VD_AIO_READ ? check_range(img, aio->off, aio->len)
                                      : check_write(img, aio->off, aio->len);
@@ -352,11 +421,17 @@ int vd_image_flush(struct vd_image *img)
     if (img->readonly || img->drv->flush == NULL) {
         return 0;
     }
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
+        return count_result(img, -EIO);
+    }
     drv_enter(img);
     ret = img->drv->flush(img);
     drv_leave(img);
     VD_ASSERT_ERRNO_RESULT(ret);
     atomic_fetch_add(&img->stats.flushes, 1);
+    if (ret == 0 && links_check(img) < 0) {
+        ret = -EIO; /* deleted while we synced: it is not durable */
+    }
     return count_result(img, ret);
 }
 
@@ -369,9 +444,15 @@ int vd_image_flush_nowait(struct vd_image *img)
     if (img->drv->flush_nowait == NULL || !img->drv->parallel) {
         return -EAGAIN; /* serialising could wait */
     }
+    if (atomic_load_explicit(&img->unlinked, memory_order_relaxed)) {
+        return count_result(img, -EIO);
+    }
     ret = img->drv->flush_nowait(img);
     if (ret == -EAGAIN) {
         return ret;
+    }
+    if (ret == 0 && links_check(img) < 0) {
+        ret = -EIO;
     }
     atomic_fetch_add(&img->stats.flushes, 1);
     return count_result(img, ret);

@@ -122,5 +122,9 @@ int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out);
 
 /* Why the image is considered corrupt (vd_driver.corruption), or NULL. */
 const char *vd_image_corruption(struct vd_image *img);
+/* Why every request on the image now fails with -EIO although its
+ * metadata is sound (its host file was deleted while open), or NULL.
+ * Looks at the file afresh (one fstat) until it finds it gone. */
+const char *vd_image_lost(struct vd_image *img);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,15 @@ int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
         }
     }
     return 0;
+}
+
+int vd_hostfile_links(const struct vd_hostfile *hf)
+{
+    struct stat st;
+    if (fstat(hf->fd, &st) < 0) {
+        return -errno;
+    }
+    return st.st_nlink > INT_MAX ? INT_MAX : (int)st.st_nlink;
 }
 
 void vd_hostfile_close(struct vd_hostfile *hf)

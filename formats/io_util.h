@@ -44,6 +44,9 @@ struct vd_hostfile {
 int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
                      bool direct);
 void vd_hostfile_close(struct vd_hostfile *hf);
+/* How many directory entries the open file still has (st_nlink): 0 once
+ * it was deleted, or -errno. One fstat. */
+int vd_hostfile_links(const struct vd_hostfile *hf);
 int vd_hostfile_pread(struct vd_hostfile *hf, void *buf, size_t len,
                       uint64_t off);
 int vd_hostfile_pwrite(struct vd_hostfile *hf, const void *buf, size_t len,

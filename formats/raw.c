@@ -158,6 +158,12 @@ static int raw_submit(struct vd_image *img, struct vd_aio *aio)
     return 0;
 }
 
+static int raw_host_links(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    return vd_hostfile_links(&s->hf);
+}
+
 static int raw_flush(struct vd_image *img)
 {
     struct raw_state *s = img->opaque;
@@ -267,4 +273,5 @@ const struct vd_driver vd_driver_raw = {
     .length = raw_length,
     .allocated = raw_allocated,
     .truncate = raw_truncate,
+    .host_links = raw_host_links,
 };

@@ -73,6 +73,13 @@ struct vd_open_opts {
      * keeps the pointer while open. NULL = every request takes the
      * synchronous path. */
     struct vd_ioloop *ioloop;
+    /* Non-NULL on a writable open: the image may have been left open for
+     * writing by a process that died (a crash), so reclaim what that
+     * leaked, as "qemu-img check -r leaks" would (never a cluster that
+     * is referenced), and store here how many clusters had too high a
+     * refcount; the caller zeroes it first. Drivers without such
+     * metadata, and images that also show corruption, leave it at 0. */
+    uint64_t *leaks_reclaimed;
 };
 
 /* Longest backing chain a driver may follow before refusing (loop guard). */
@@ -346,6 +353,13 @@ struct vd_driver {
      * found nothing wrong. Once non-NULL it never changes back. Called
      * any time the image is open, from any thread. NULL = never. */
     const char *(*corruption)(struct vd_image *img);
+    /* How many directory entries the host file the image writes still
+     * has (vd_hostfile_links): 0 when it was deleted behind the image's
+     * back, so that nothing written any more survives its close; or
+     * -errno. One fstat: image.c calls it at every flush and about once
+     * a second while writes go on, from any thread, the I/O thread
+     * included. NULL = no host file of its own (remote backends). */
+    int (*host_links)(struct vd_image *img);
 };
 
 #endif

@@ -7,6 +7,7 @@
  * snapshot table and the refcount structures, reading tables straight
  * from the file. Callers hold the metadata lock. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -200,6 +201,71 @@ int q2_check(struct q2_state *s, struct vd_check_result *res)
     }
     free(r.rc);
     return check_copied(s, res);
+}
+
+/* Lower the refcount of every cluster counted more often than it is
+ * referenced, as "qemu-img check -r leaks" does. Any reference that
+ * cannot be right, or a refcount below its references, means the walk
+ * cannot be trusted to know every owner: then nothing is touched. Only
+ * decrements of clusters nobody references are written, in any order,
+ * so a crash part way leaves at worst some of the leaks. */
+int q2_reclaim_leaks(struct q2_state *s, uint64_t *freed)
+{
+    struct refmap r;
+    uint64_t n = 0;
+    int ret;
+
+    *freed = 0;
+    ret = compute(s, &r, true);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t c = 0; c < r.n && r.bad == 0; c++) {
+        uint64_t disk;
+        ret = q2_refcount_of(s, c, &disk);
+        if (ret < 0) {
+            goto out;
+        }
+        if (disk < r.rc[c]) {
+            r.bad++;
+        }
+    }
+    if (r.bad > 0) {
+        ret = -EUCLEAN;
+        goto out;
+    }
+    for (uint64_t c = 0; c < r.n; c++) {
+        uint64_t disk;
+        ret = q2_refcount_of(s, c, &disk);
+        /* A saturated count (ref_inc) is not an exact one: leave it. */
+        if (ret < 0 || disk <= r.rc[c] || r.rc[c] == UINT32_MAX) {
+            if (ret < 0) {
+                goto out;
+            }
+            continue;
+        }
+        ret = q2_refcount_lower(s, c, r.rc[c]);
+        if (ret < 0) {
+            goto out;
+        }
+        n++;
+        if (r.rc[c] == 0) {
+            /* Give the space back to the host file system too; a crash
+             * before the count is written leaves a leak of zeroes. */
+            vd_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         c << s->cluster_bits, s->cluster_size);
+        }
+    }
+    if (n > 0) {
+        ret = q2_cache_writeback(s, &s->rb_cache);
+        if (ret == 0) {
+            ret = q2_sync(s);
+        }
+    }
+    *freed = n;
+out:
+    free(r.rc);
+    return ret;
 }
 
 static uint64_t div_up(uint64_t a, uint64_t b)

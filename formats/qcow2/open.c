@@ -124,7 +124,8 @@ static int open_backing(struct q2_state *s, const char *location,
     }
     bo = *o;
     bo.readonly = true;
-    bo.snapshot = NULL; /* a view reads the backing file as it is */
+    bo.snapshot = NULL;        /* a view reads the backing file as it is */
+    bo.leaks_reclaimed = NULL; /* a backing file is never written */
     bo.chain_depth = o->chain_depth + 1;
     ret = vd_image_open(fmt, real, &bo, &s->backing, err);
     if (ret == 0) {
@@ -210,6 +211,18 @@ static int load_snapshots(struct q2_state *s, uint64_t file_size,
                 s->snaps[i].disk_size = s->hdr.size;
             }
         }
+    }
+    return ret;
+}
+
+/* After a crash: q2_reclaim_leaks, where an image it cannot trust the
+ * walk of (corruption, too large to map) is served as it is. */
+static int reclaim_leaks(struct q2_state *s, uint64_t *freed)
+{
+    int ret = q2_reclaim_leaks(s, freed);
+    if (ret == -EUCLEAN || ret == -EFBIG || ret == -ENOMEM) {
+        *freed = 0;
+        return 0;
     }
     return ret;
 }
@@ -371,6 +384,16 @@ int qcow2_open(struct vd_image *img, const char *location,
                 vd_error_set(err, ret, "reading refcount blocks of '%s': %s",
                              location, strerror(-ret));
                 goto fail_locks;
+            }
+            if (o->leaks_reclaimed != NULL) {
+                ret = reclaim_leaks(s, o->leaks_reclaimed);
+                if (ret < 0) {
+                    vd_error_set(err, ret,
+                                 "reclaiming leaked clusters of "
+                                 "'%s': %s",
+                                 location, strerror(-ret));
+                    goto fail_locks;
+                }
             }
         }
     }

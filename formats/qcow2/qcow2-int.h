@@ -343,6 +343,9 @@ int q2_refcount_of(struct q2_state *s, uint64_t cluster, uint64_t *rc);
 /* Add delta to the refcount of every cluster overlapping [off, off+len). */
 int q2_refcount_update(struct q2_state *s, uint64_t off, uint64_t len,
                        int delta);
+/* Set the refcount of host cluster `cluster` to `to` if it is higher
+ * (leak repair: q2_reclaim_leaks). */
+int q2_refcount_lower(struct q2_state *s, uint64_t cluster, uint64_t to);
 /* Raise host_end past every cluster with a nonzero refcount. After a
  * crash the refcount blocks may count clusters past the end of the file
  * (allocated, refcount written, never written themselves); allocation
@@ -463,6 +466,11 @@ int qcow2_snapshot_changes(struct vd_image *img, const char *since,
 
 /* ---- check.c ---- */
 int q2_check(struct q2_state *s, struct vd_check_result *res);
+/* Free the clusters whose refcount exceeds their references (leaks a
+ * crash left); *freed = how many clusters had too high a count.
+ * -EUCLEAN, touching nothing, when the image also has corruption.
+ * Lock held, or the image not yet shared (open). */
+int q2_reclaim_leaks(struct q2_state *s, uint64_t *freed);
 /* Rebuild the refcount structure from the mapping tables (dirty image). */
 int q2_rebuild_refcounts(struct q2_state *s, struct vd_error *err);
 

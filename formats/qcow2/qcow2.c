@@ -544,6 +544,12 @@ static int qcow2_check(struct vd_image *img, struct vd_check_result *res)
     return ret;
 }
 
+static int qcow2_host_links(struct vd_image *img)
+{
+    struct q2_state *s = img->opaque;
+    return vd_hostfile_links(&s->hf);
+}
+
 static const char *qcow2_corruption(struct vd_image *img)
 {
     struct q2_state *s = img->opaque;
@@ -581,4 +587,5 @@ const struct vd_driver vd_driver_qcow2 = {
     .snapshot_changes = qcow2_snapshot_changes,
     .check = qcow2_check,
     .corruption = qcow2_corruption,
+    .host_links = qcow2_host_links,
 };

@@ -94,6 +94,29 @@ int q2_refcount_update(struct q2_state *s, uint64_t off, uint64_t len,
     return 0;
 }
 
+int q2_refcount_lower(struct q2_state *s, uint64_t cluster, uint64_t to)
+{
+    uint64_t mask = (1ULL << s->rb_bits) - 1;
+    uint8_t *blk;
+    int ret = rb_for(s, cluster, &blk);
+    if (ret < 0 || blk == NULL) {
+        return ret; /* no block: the count is 0 already */
+    }
+    if (q2_refcount_get_entry(blk, cluster & mask, s->refcount_order) <= to) {
+        return 0;
+    }
+    q2_refcount_set_entry(blk, cluster & mask, s->refcount_order, to);
+    q2_cache_mark_dirty(&s->rb_cache, blk);
+    if (to == 0) {
+        uint64_t host = cluster << s->cluster_bits;
+        if (host < s->free_hint) {
+            s->free_hint = host;
+        }
+        q2_cache_drop(&s->l2_cache, host);
+    }
+    return 0;
+}
+
 int q2_refcount_extend_host_end(struct q2_state *s)
 {
     uint64_t mask = (1ULL << s->rb_bits) - 1;
