@@ -42,6 +42,7 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
                      struct stat *st)
 {
     uint64_t size = vd_volume_size(vol);
+    int64_t alloc;
     mode_t mode = fx->cfg.mode & 0777; /* never set-id bits */
     if (vd_volume_readonly(vol)) {
         mode &= ~(mode_t)0222;
@@ -54,7 +55,12 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
     st->st_gid = fx->cfg.gid;
     st->st_size = (off_t)size;
     st->st_blksize = FX_BLKSIZE;
-    st->st_blocks = (blkcnt_t)((size + 511) / 512);
+    /* What the image really takes on the host, so du, qemu-img info and
+     * cp's sparse detection see the holes; a backend that cannot tell
+     * counts as fully allocated. */
+    alloc = vd_volume_allocated(vol);
+    st->st_blocks = (blkcnt_t)(alloc >= 0 ? ((uint64_t)alloc + 511) / 512
+                                          : (size + 511) / 512);
     st->st_atime = st->st_mtime = st->st_ctime =
         (time_t)vd_volume_created_at(vol);
 }
@@ -293,36 +299,23 @@ reply:
     fuse_reply_buf(req, c.buf, c.pos);
 }
 
-struct statfs_ctx {
-    uint64_t bytes;
-    uint64_t files;
-};
-
-static int statfs_cb(void *arg, struct vd_volume *vol)
-{
-    struct statfs_ctx *c = arg;
-    c->bytes += vd_volume_size(vol);
-    c->files++;
-    return 0;
-}
-
+/* The data directory's file system: the images live there, so its size,
+ * free space and inodes are what volumes can still take (a libvirt pool
+ * on the mount shows real capacity and free space). */
 static void fx_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct vd_fuse_export *fx = req_fx(req);
-    struct statfs_ctx c = {0};
     struct statvfs sv;
+    int ret = -EIO;
 
     if (fx_enter(fx)) {
-        vd_volmgr_foreach(fx->mgr, 0, statfs_cb, &c);
+        ret = statvfs(vd_volmgr_data_dir(fx->mgr), &sv) < 0 ? -errno : 0;
         fx_leave(fx);
     }
-    /* The volumes fill the file system: no file can grow or be added
-     * through it. */
-    memset(&sv, 0, sizeof(sv));
-    sv.f_bsize = FX_BLKSIZE;
-    sv.f_frsize = FX_BLKSIZE;
-    sv.f_blocks = (fsblkcnt_t)((c.bytes + FX_BLKSIZE - 1) / FX_BLKSIZE);
-    sv.f_files = (fsfilcnt_t)(c.files + 1);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+        return;
+    }
     sv.f_namemax = VD_NAME_MAX;
     fuse_reply_statfs(req, &sv);
 }
@@ -405,6 +398,16 @@ static void fx_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     }
 }
 
+static void fx_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_lseek(req, off, whence, fi);
+    } else {
+        vd_fuse_lseek(req, ino, off, whence, fi);
+    }
+}
+
 const struct fuse_lowlevel_ops vd_fuse_ops = {
     .init = fx_init,
     .lookup = fx_lookup,
@@ -422,4 +425,5 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .fsyncdir = fx_fsyncdir,
     .statfs = fx_statfs,
     .fallocate = fx_fallocate,
+    .lseek = fx_lseek,
 };

@@ -24,7 +24,11 @@
  *    snapshot share one view; the last release closes it. Handles sit on
  *    a list of their own, so stop can release those the kernel never will.
  * 5. Files are opened direct_io like volumes: every read reaches the view,
- *    and O_DIRECT clients (qemu-io, backup tools) work unchanged. */
+ *    and O_DIRECT clients (qemu-io, backup tools) work unchanged.
+ * 6. A file's st_blocks counts the bytes of the snapshot that hold data
+ *    (the view's block status), so cp and backup tools see it is sparse
+ *    and seek over its holes (fuse_seek.c). A snapshot never changes, so
+ *    the count is taken once per inode, at its first stat. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -47,6 +51,7 @@ struct snap_ino {
     int64_t created_at;
     char id[64];
     char name[256];
+    int64_t data_bytes; /* bytes holding data, -1 until counted (note 6) */
 };
 
 /* One open snapshot file; fi->fh points at it. */
@@ -120,6 +125,7 @@ static fuse_ino_t file_ino(struct vd_fuse_snap *fs, uint64_t vol_ino,
     e->created_at = sv->created_at;
     snprintf(e->id, sizeof(e->id), "%s", sv->id);
     snprintf(e->name, sizeof(e->name), "%s", sv->name);
+    e->data_bytes = -1;
     ino = FX_FILE_BASE + ++fs->n_inos;
 out:
     pthread_mutex_unlock(&fs->lock);
@@ -216,9 +222,56 @@ static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
     st->st_atime = st->st_mtime = st->st_ctime = fx->started_at;
 }
 
-static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
-                      const struct vd_snapshot_view *sv, struct stat *st)
+/* Bytes of the snapshot that hold data (note 6); -errno when it cannot
+ * be read, and then the file counts as fully allocated. */
+static int64_t snap_data_bytes(struct vd_fuse_export *fx, fuse_ino_t ino,
+                               const char *volname,
+                               const struct vd_snapshot_view *sv)
 {
+    struct vd_fuse_snap *fs = fx->snap;
+    struct vd_snapview *view = NULL;
+    uint64_t off, size, pnum;
+    int64_t total = 0;
+    int ret;
+
+    pthread_mutex_lock(&fs->lock);
+    total = fs->inos[ino - FX_FILE_BASE - 1].data_bytes;
+    pthread_mutex_unlock(&fs->lock);
+    if (total >= 0) {
+        return total;
+    }
+    ret = vd_volmgr_snapview_open(fx->mgr, volname, sv->name, &view, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    size = vd_snapview_size(view);
+    total = 0;
+    for (off = 0; off < size; off += pnum) {
+        ret = vd_snapview_block_status(view, off, size - off, &pnum);
+        if (ret < 0) {
+            break;
+        }
+        if (!(ret & VD_BS_ZERO)) {
+            total += (int64_t)pnum;
+        }
+    }
+    vd_snapview_close(view);
+    if (ret < 0) {
+        return ret;
+    }
+    pthread_mutex_lock(&fs->lock);
+    fs->inos[ino - FX_FILE_BASE - 1].data_bytes = total;
+    pthread_mutex_unlock(&fs->lock);
+    return total;
+}
+
+static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
+                      const char *volname, const struct vd_snapshot_view *sv,
+                      struct stat *st)
+{
+    int64_t data = snap_data_bytes(fx, ino, volname, sv);
+    uint64_t used = data >= 0 ? (uint64_t)data : sv->size;
+
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
     st->st_mode = S_IFREG | (fx->cfg.mode & 0555); /* no write bits */
@@ -227,7 +280,7 @@ static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
     st->st_gid = fx->cfg.gid;
     st->st_size = (off_t)sv->size;
     st->st_blksize = FX_BLKSIZE;
-    st->st_blocks = (blkcnt_t)((sv->size + 511) / 512);
+    st->st_blocks = (blkcnt_t)((used + 511) / 512);
     st->st_atime = st->st_mtime = st->st_ctime = (time_t)sv->created_at;
 }
 
@@ -253,7 +306,7 @@ static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
     if (resolve_file(fx, ino, name, &sv) < 0) {
         return -ENOENT;
     }
-    file_stat(fx, ino, &sv, st);
+    file_stat(fx, ino, name, &sv, st);
     return 0;
 }
 
@@ -318,7 +371,7 @@ static int lookup_in(struct vd_fuse_export *fx, fuse_ino_t parent,
             e->ino = file_ino(fx->snap, parent - FX_SNAP_BASE, &v[i]);
             ret = e->ino != 0 ? 0 : -ENOMEM;
             if (ret == 0) {
-                file_stat(fx, e->ino, &v[i], &e->attr);
+                file_stat(fx, e->ino, volname, &v[i], &e->attr);
             }
             break;
         }
@@ -603,4 +656,31 @@ void vd_fuse_snap_read(fuse_req_t req, size_t size, off_t off,
     }
     vd_fuse_reply_read(req, fx, vd_snapview_size(h->view), size, off,
                        view_pread, h->view);
+}
+
+static int view_status(void *view, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+    return vd_snapview_block_status(view, off, len, pnum);
+}
+
+void vd_fuse_snap_lseek(fuse_req_t req, off_t off, int whence,
+                        struct fuse_file_info *fi)
+{
+    struct vd_fuse_export *fx = req_fx(req);
+    struct snap_handle *h = (struct snap_handle *)(uintptr_t)fi->fh;
+    off_t res = 0;
+    int ret;
+
+    if (!fx_enter(fx)) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    ret = vd_fuse_seek(view_status, h->view, vd_snapview_size(h->view), off,
+                       whence, &res);
+    fx_leave(fx);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+    } else {
+        fuse_reply_lseek(req, res);
+    }
 }

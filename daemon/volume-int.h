@@ -29,6 +29,9 @@ struct vd_volume {
      * of its driver's reason (vd_volume_note_corruption); freed with the
      * volume. */
     _Atomic(char *) corrupt_reason;
+    /* Host bytes the image took when last asked (vd_volume_allocated),
+     * -1 before that. */
+    _Atomic int64_t allocated_seen;
 
     /* The I/O gate (see volume_io.c DESIGN NOTES). */
     pthread_mutex_t gate_lock;

@@ -180,6 +180,8 @@ void vd_snapview_close(struct vd_snapview *v);
 uint64_t vd_snapview_size(const struct vd_snapview *v);
 int vd_snapview_pread(struct vd_snapview *v, void *buf, size_t len,
                       uint64_t off);
+int vd_snapview_block_status(struct vd_snapview *v, uint64_t off, uint64_t len,
+                             uint64_t *pnum);
 
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);
@@ -192,6 +194,9 @@ bool vd_volume_name_valid(const char *name);
  * message naming field (the request member, e.g. "size"). */
 int vd_volume_size_check(uint64_t size, const char *field,
                          struct vd_error *err);
+
+/* The data directory (canonical), fixed for the manager's life. */
+const char *vd_volmgr_data_dir(const struct vd_volmgr *mgr);
 
 /* Data path (FUSE export). Lookups return a new reference or NULL. */
 struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name);
@@ -220,6 +225,14 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off);
 int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
                      uint64_t off);
 int vd_volume_flush(struct vd_volume *vol);
+
+/* The driver's status of the run at off (VD_BS_* flags, *pnum its
+ * length, at most len) through the gate; -errno on failure. */
+int vd_volume_block_status(struct vd_volume *vol, uint64_t off, uint64_t len,
+                           uint64_t *pnum);
+/* Host bytes the volume's image takes (>= 0), or -errno (-ENOTSUP when
+ * its driver cannot tell). */
+int64_t vd_volume_allocated(struct vd_volume *vol);
 
 /* An asynchronous read or write through the gate. The caller fills
  * aio.op, aio.buf, aio.len, aio.off and done, and keeps the structure

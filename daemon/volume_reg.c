@@ -164,3 +164,8 @@ int vd_volume_size_check(uint64_t size, const char *field, struct vd_error *err)
     }
     return 0;
 }
+
+const char *vd_volmgr_data_dir(const struct vd_volmgr *mgr)
+{
+    return mgr->data_dir;
+}
