@@ -3,9 +3,11 @@
  * table of every request handler (the data path is in fuse_io.c).
  *
  * DESIGN NOTES
- * 1. Size, mode and owner cannot be changed through a file (EPERM):
- *    resizing is an API call. O_TRUNC arrives as such a setattr because
- *    atomic_o_trunc is turned off in init.
+ * 1. chown and chmod change the volume's owner and mode, kept in the
+ *    catalog (volume_owner.c); the kernel has checked the caller may
+ *    (default_permissions). The size cannot be changed through a file
+ *    (EPERM): resizing is an API call. O_TRUNC arrives as such a setattr
+ *    because atomic_o_trunc is turned off in init.
  * 2. Entries and attributes are cached for FX_TIMEOUT; the volume
  *    manager's events invalidate them at once (fuse_export.c). Failed
  *    lookups are not cached, so a new volume is visible immediately.
@@ -15,6 +17,7 @@
  * 4. The snapshot tree (/.snapshots, fuse_snap.c) has inodes of its own
  *    above all volume inodes; each handler below hands those to it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,7 +46,11 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
 {
     uint64_t size = vd_volume_size(vol);
     int64_t alloc;
-    mode_t mode = fx->cfg.mode & 0777; /* never set-id bits */
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+    vd_volume_owner(vol, &uid, &gid, &mode);
+    mode &= 0777; /* never set-id bits */
     if (vd_volume_readonly(vol)) {
         mode &= ~(mode_t)0222;
     }
@@ -51,8 +58,8 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
     st->st_ino = vd_volume_ino(vol);
     st->st_mode = S_IFREG | mode;
     st->st_nlink = 1;
-    st->st_uid = fx->cfg.uid;
-    st->st_gid = fx->cfg.gid;
+    st->st_uid = uid;
+    st->st_gid = gid;
     st->st_size = (off_t)size;
     st->st_blksize = FX_BLKSIZE;
     /* What the image really takes on the host, so du, qemu-img info and
@@ -188,6 +195,41 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_attr(req, &st, FX_TIMEOUT);
 }
 
+#define FX_SET_OWNER                                                           \
+    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)
+
+/* chown and chmod of a volume file (note 1): an errno, or 0. */
+static int set_owner(struct vd_fuse_export *fx, fuse_ino_t ino,
+                     const struct stat *attr, int to_set)
+{
+    struct vd_owner_req want = {
+        .has_uid = (to_set & FUSE_SET_ATTR_UID) != 0,
+        .has_gid = (to_set & FUSE_SET_ATTR_GID) != 0,
+        .has_mode = (to_set & FUSE_SET_ATTR_MODE) != 0,
+        .uid = attr->st_uid,
+        .gid = attr->st_gid,
+        .mode = attr->st_mode & 07777,
+    };
+    struct vd_volume *vol;
+    char name[VD_NAME_MAX + 1];
+    int ret;
+
+    if (!fx_enter(fx)) {
+        return ENOENT;
+    }
+    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    if (vol == NULL) {
+        fx_leave(fx);
+        return ENOENT;
+    }
+    snprintf(name, sizeof(name), "%s", vd_volume_name(vol));
+    vd_volume_unref(vol);
+    /* The reply carries the new attributes: no invalidation needed. */
+    ret = vd_volmgr_set_owner(fx->mgr, name, &want, false, NULL);
+    fx_leave(fx);
+    return -ret;
+}
+
 static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
@@ -196,14 +238,17 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct stat st;
     int ret = 0;
 
-    /* Timestamps are accepted and ignored; ownership and mode come from
-     * the daemon's configuration. */
+    /* Timestamps are accepted and ignored (note 1). */
     if (vd_fuse_snap_ino(ino)) {
         vd_fuse_snap_getattr(req, ino, to_set);
         return;
     }
-    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    if ((to_set & FX_SET_OWNER) && ino == FUSE_ROOT_ID) {
         fuse_reply_err(req, EPERM);
+        return;
+    }
+    if ((to_set & FX_SET_OWNER) && (ret = set_owner(fx, ino, attr, to_set))) {
+        fuse_reply_err(req, ret);
         return;
     }
     if (ino == FUSE_ROOT_ID) {

@@ -271,13 +271,21 @@ static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
 {
     int64_t data = snap_data_bytes(fx, ino, volname, sv);
     uint64_t used = data >= 0 ? (uint64_t)data : sv->size;
+    struct vd_volume *vol = vd_volmgr_lookup(fx->mgr, volname);
+    uid_t uid = fx->cfg.uid;
+    gid_t gid = fx->cfg.gid;
+    mode_t mode = fx->cfg.mode;
 
+    if (vol != NULL) { /* a snapshot is readable by whom its volume is */
+        vd_volume_owner(vol, &uid, &gid, &mode);
+        vd_volume_unref(vol);
+    }
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
-    st->st_mode = S_IFREG | (fx->cfg.mode & 0555); /* no write bits */
+    st->st_mode = S_IFREG | (mode & 0555); /* no write bits */
     st->st_nlink = 1;
-    st->st_uid = fx->cfg.uid;
-    st->st_gid = fx->cfg.gid;
+    st->st_uid = uid;
+    st->st_gid = gid;
     st->st_size = (off_t)sv->size;
     st->st_blksize = FX_BLKSIZE;
     st->st_blocks = (blkcnt_t)((used + 511) / 512);
