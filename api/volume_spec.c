@@ -328,8 +328,8 @@ int api_patch_from_json(const json_t *body, uint64_t *size,
     if (v == NULL && o.owner == NULL && !o.has_uid && !o.has_gid &&
         !o.has_mode) {
         return vd_error_set(err, -EINVAL,
-                            "'size' or one of 'owner', 'uid', 'gid', 'mode' "
-                            "is required");
+                            "'size' is required, or one of 'owner', 'uid', "
+                            "'gid', 'mode'");
     }
     *size = sz;
     *own = o;

@@ -224,7 +224,7 @@ static void test_patch(void)
 
     j = json_loads("{}", 0, &jerr);
     CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
-    CHECK(strstr(err.msg, "'size' or one of") != NULL);
+    CHECK(strstr(err.msg, "'size' is required, or one of") != NULL);
     json_decref(j);
 
     vd_error_clear(&err);
