@@ -2,7 +2,8 @@
 # fuse_holes.sh — the holes of a volume and of a snapshot view show through
 # the mount: lseek(SEEK_DATA/SEEK_HOLE) and qemu-img map report what the
 # image holds (a qcow2 with a backing file and a zero cluster, a raw
-# file), so qemu-img convert and cp --sparse=always skip the rest.
+# file, an NBD server's block status), so qemu-img convert, cp
+# --sparse=always and fallocate -d skip the rest.
 . "$(dirname "$0")/../functions.sh" || exit 1
 
 G=$((1 << 30))
@@ -37,7 +38,18 @@ for s, l in runs:
     print(s, l)'
 }
 
-start_daemon --import-dir "$T/imp"
+# An NBD server that reports its holes (nbdkit's memory plugin is sparse).
+mkdir -p "$T/socks"
+SOCK=$T/socks/nbd.sock
+nbdkit --exit-with-parent -f -U "$SOCK" memory 1G &
+on_exit "kill -9 $!"
+for ((i = 0; i < 100; i++)); do
+    [ -S "$SOCK" ] && break
+    sleep 0.05
+done
+[ -S "$SOCK" ] || fail "nbdkit did not start"
+
+start_daemon --import-dir "$T/imp" --nbd-socket-dir "$T/socks"
 api POST /volumes "{\"name\":\"q\",\"import\":{\"path\":\"$T/imp/top.qcow2\"}}"
 expect_status 201
 F=$VD_MNT/q
@@ -110,6 +122,23 @@ qio "$VD_MNT/r" 'write -q -P 0x33 512M 1M' >/dev/null || fail "write raw"
 echo "536870912 1048576" >want_r
 data_extents "$VD_MNT/r" -f raw >got_r || fail "map raw"
 diff want_r got_r || fail "map of the raw volume (above: want, got)"
+# fallocate -d finds the data with SEEK_DATA and punches what reads zero.
+RIMG=$(json_get image)
+qio "$VD_MNT/r" 'write -q -P 0 600M 1M' >/dev/null || fail "write zeroes"
+before=$(stat -c %b "$RIMG")
+fallocate -d "$VD_MNT/r" || fail "fallocate -d"
+data_extents "$VD_MNT/r" -f raw >got_r || fail "map raw after fallocate -d"
+diff want_r got_r || fail "map after fallocate -d (above: want, got)"
+[ "$(stat -c %b "$RIMG")" -le $((before - 2048)) ] ||
+    fail "fallocate -d freed nothing: $before -> $(stat -c %b "$RIMG") blocks"
+
+# --- an NBD volume: the server's block status
+api POST /volumes "{\"name\":\"n\",\"backend\":{\"type\":\"nbd\",\"uri\":\"nbd+unix:///?socket=$SOCK\"}}"
+expect_status 201
+qio "$VD_MNT/n" 'write -q -P 0x44 256M 1M' >/dev/null || fail "write nbd"
+echo "268435456 1048576" >want_n
+data_extents "$VD_MNT/n" -f raw >got_n || fail "map nbd"
+diff want_n got_n || fail "map of the NBD volume (above: want, got)"
 
 # --- a snapshot view: map, cp --sparse=always, and its st_blocks
 api POST /volumes/q/snapshots '{"name":"s1"}'
