@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$W"
 mkdir -p "$W/data" "$W/mnt" "$W/out"
-"$BIN" --data-dir "$W/data" --mount "$W/mnt" --listen "127.0.0.1:$PORT" \
+"$BIN" --data-dir "$W/data" --mount "$W/mnt" --listen "127.0.0.1:$PORT" ${VD_ARGS:-} \
     >"$W/log" 2>&1 &
 pid=$!
 for _ in $(seq 50); do

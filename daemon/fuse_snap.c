@@ -23,8 +23,12 @@
  *    the missing write bits alone would not stop it). Opens of one
  *    snapshot share one view; the last release closes it. Handles sit on
  *    a list of their own, so stop can release those the kernel never will.
- * 5. Files are opened direct_io like volumes: every read reaches the view,
- *    and O_DIRECT clients (qemu-io, backup tools) work unchanged.
+ * 5. Unlike volumes, files go through the kernel's page cache (keep_cache,
+ *    no direct_io): a snapshot's contents never change while its inode
+ *    exists (note 2), so cached pages stay true, and the kernel's
+ *    readahead keeps sequential readers that ask 128 KiB at a time (cp)
+ *    from waiting on every request. O_DIRECT readers still reach the view
+ *    with each read.
  * 6. A file's st_blocks counts the bytes of the snapshot that hold data
  *    (the view's block status), so cp and backup tools see it is sparse
  *    and seek over its holes (fuse_seek.c). A snapshot never changes, so
@@ -627,8 +631,8 @@ void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
     fs->handles.next = h;
     pthread_mutex_unlock(&fs->lock);
     fi->fh = (uintptr_t)h;
-    fi->direct_io = 1; /* note 5 */
-    fi->keep_cache = 0;
+    fi->direct_io = 0; /* note 5 */
+    fi->keep_cache = 1;
     fi->noflush = 1;
     if (fuse_reply_open(req, fi) == -ENOENT) {
         handle_free(fs, h); /* interrupted: never released */
