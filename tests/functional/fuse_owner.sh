@@ -92,4 +92,22 @@ expect_status 201
 [ "$(stat -c '%u %g %a' "$VD_MNT/v3")" = "1 1 600" ] ||
     fail "v3 with the new defaults: $(stat -c '%u %g %a' "$VD_MNT/v3")"
 stop_daemon
+
+# --- a volume from before owners were recorded (NULL in the catalog)
+# follows the flags of the day until it is first changed
+python3 - "$VD_DATA/catalog.db" <<'PY' || fail "clearing v3's owner"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE volumes SET uid = NULL, gid = NULL, mode = NULL WHERE name = 'v3'")
+db.commit()
+PY
+start_daemon --owner nobody:$NOGROUP --file-mode 0604
+[ "$(stat -c '%u %g %a' "$VD_MNT/v3")" = "65534 65534 604" ] ||
+    fail "v3 without a recorded owner: $(stat -c '%u %g %a' "$VD_MNT/v3")"
+chmod 0640 "$VD_MNT/v3" || fail "chmod v3"
+stop_daemon
+start_daemon
+[ "$(stat -c '%u %g %a' "$VD_MNT/v3")" = "65534 65534 640" ] ||
+    fail "v3 after its first change: $(stat -c '%u %g %a' "$VD_MNT/v3")"
+stop_daemon
 echo "fuse_owner: ok"
