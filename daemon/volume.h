@@ -269,7 +269,8 @@ int vd_volume_flush(struct vd_volume *vol);
 int vd_volume_block_status(struct vd_volume *vol, uint64_t off, uint64_t len,
                            uint64_t *pnum);
 /* Host bytes the volume's image takes (>= 0), or -errno (-ENOTSUP when
- * its driver cannot tell). */
+ * its driver cannot tell). Never waits: while the gate is closed it
+ * answers the last value it found, or -EAGAIN if it found none yet. */
 int64_t vd_volume_allocated(struct vd_volume *vol);
 
 /* An asynchronous read or write through the gate. The caller fills
