@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parse.h"
@@ -156,12 +158,63 @@ static int parse_source(const json_t *src, struct vd_volume_spec *spec,
     return 0;
 }
 
+/* A uid or gid member: an integer that names an id (not -1). */
+static int get_id(const json_t *obj, const char *key, bool *has, uint32_t *out,
+                  struct vd_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > 4294967294LL) {
+        return vd_error_set(
+            err, -EINVAL, "'%s' must be an integer from 0 to 4294967294", key);
+    }
+    *has = true;
+    *out = (uint32_t)json_integer_value(v);
+    return 0;
+}
+
+/* "owner": "user[:group]", "uid", "gid" and "mode": "0640" (octal
+ * permission bits in a string, as chmod takes them). Who the names are
+ * is the volume manager's to resolve. */
+static int parse_owner(const json_t *body, struct vd_owner_req *own,
+                       struct vd_error *err)
+{
+    const char *mode = NULL;
+    if (get_string(body, "owner", "owner", &own->owner, err) < 0 ||
+        get_id(body, "uid", &own->has_uid, &own->uid, err) < 0 ||
+        get_id(body, "gid", &own->has_gid, &own->gid, err) < 0 ||
+        get_string(body, "mode", "mode", &mode, err) < 0) {
+        return -EINVAL;
+    }
+    if (own->owner != NULL && strlen(own->owner) > 256) {
+        return vd_error_set(err, -EINVAL, "'owner' is too long");
+    }
+    if (mode != NULL) {
+        size_t n = strspn(mode, "01234567");
+        char *end;
+        unsigned long m = strtoul(mode, &end, 8);
+        if (n == 0 || n > 4 || mode[n] != '\0' || m > 0777) {
+            return vd_error_set(err, -EINVAL,
+                                "'mode' must be octal permission bits from "
+                                "\"0000\" to \"0777\", got \"%.16s\"",
+                                mode);
+        }
+        own->has_mode = true;
+        own->mode = (uint32_t)m;
+    }
+    return 0;
+}
+
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err)
 {
-    static const char *const known[] = {"name",    "size",         "format",
-                                        "backend", "cluster_size", "base",
-                                        "import",  "source",       NULL};
+    static const char *const known[] = {
+        "name", "size",   "format", "backend", "cluster_size",
+        "base", "import", "source", "owner",   "uid",
+        "gid",  "mode",   NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
@@ -237,6 +290,10 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                             "size and backend from the snapshot");
     }
 
+    if (parse_owner(body, &spec->own, err) < 0) {
+        return -EINVAL;
+    }
+
     v = json_object_get(body, "size");
     if (v != NULL && api_size_from_json(v, "size", &spec->size, err) < 0) {
         return -EINVAL;
@@ -246,10 +303,13 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
     return 0;
 }
 
-int api_resize_from_json(const json_t *body, uint64_t *size,
-                         struct vd_error *err)
+int api_patch_from_json(const json_t *body, uint64_t *size,
+                        struct vd_owner_req *own, struct vd_error *err)
 {
-    static const char *const known[] = {"size", NULL};
+    static const char *const known[] = {"size", "owner", "uid",
+                                        "gid",  "mode",  NULL};
+    struct vd_owner_req o = {0};
+    uint64_t sz = 0;
     json_t *v;
 
     if (!json_is_object(body)) {
@@ -259,8 +319,19 @@ int api_resize_from_json(const json_t *body, uint64_t *size,
         return -EINVAL;
     }
     v = json_object_get(body, "size");
-    if (v == NULL) {
-        return vd_error_set(err, -EINVAL, "'size' is required");
+    if (v != NULL && api_size_from_json(v, "size", &sz, err) < 0) {
+        return -EINVAL;
     }
-    return api_size_from_json(v, "size", size, err);
+    if (parse_owner(body, &o, err) < 0) {
+        return -EINVAL;
+    }
+    if (v == NULL && o.owner == NULL && !o.has_uid && !o.has_gid &&
+        !o.has_mode) {
+        return vd_error_set(err, -EINVAL,
+                            "'size' is required, or one of 'owner', 'uid', "
+                            "'gid', 'mode'");
+    }
+    *size = sz;
+    *own = o;
+    return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct vd_error;
+struct vd_owner_req;
 struct vd_volume_spec;
 
 /* Fill spec from a POST /volumes body. Strings in spec borrow from body,
@@ -15,8 +16,10 @@ struct vd_volume_spec;
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err);
 
-/* The new size from a PATCH /volumes/{name} body. 0 or -EINVAL. */
-int api_resize_from_json(const json_t *body, uint64_t *size,
-                         struct vd_error *err);
+/* What a PATCH /volumes/{name} body asks for: a new size (*size, 0 =
+ * unchanged) and a new owner or mode (own, zeroed = unchanged). At least
+ * one is required. Strings in own borrow from body. 0 or -EINVAL. */
+int api_patch_from_json(const json_t *body, uint64_t *size,
+                        struct vd_owner_req *own, struct vd_error *err);
 
 #endif

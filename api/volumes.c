@@ -79,7 +79,7 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     const struct vd_volume_row *r = &vi->row;
     bool local = vi->local;
     char created[API_RFC3339_LEN];
-    json_t *backend, *stats;
+    json_t *backend, *stats, *j;
 
     backend = json_pack("{s:o}", "type", str_or_null(r->backend));
     if (backend != NULL && !local) {
@@ -101,7 +101,7 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
                       (json_int_t)vi->bytes_written, "errors",
                       (json_int_t)vi->errors, "async_requests",
                       (json_int_t)vi->async);
-    return json_pack(
+    j = json_pack(
         "{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
         "s:i, s:o, s:o, s:o}",
         "name", str_or_null(r->name), "uuid", str_or_null(r->uuid), "size",
@@ -118,6 +118,15 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
             : json_null(),
         "base", r->base[0] != '\0' ? str_or_null(r->base) : json_null(),
         "stats", stats != NULL ? stats : json_null());
+    if (j != NULL) {
+        char mode[8];
+        snprintf(mode, sizeof(mode), "%04o", (unsigned)r->mode & 0777);
+        json_object_set_new(j, "owner", json_string(vi->owner));
+        json_object_set_new(j, "uid", json_integer(r->uid));
+        json_object_set_new(j, "gid", json_integer(r->gid));
+        json_object_set_new(j, "mode", json_string(mode));
+    }
+    return j;
 }
 
 /* Reply 'status' with the volume, or 500 if rendering ran out of memory. */
@@ -218,14 +227,21 @@ void api_volumes_get(const struct api_request *req, struct api_reply *rep)
 void api_volumes_patch(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
+    struct vd_owner_req own;
     uint64_t size;
-    int r;
+    int r = 0;
 
-    if (api_resize_from_json(req->body, &size, &err) < 0) {
+    if (api_patch_from_json(req->body, &size, &own, &err) < 0) {
         api_problem(rep, 400, "%s", err.msg);
         return;
     }
-    r = vd_volmgr_resize(req->mgr, req->name, size, &err);
+    if (size != 0) {
+        r = vd_volmgr_resize(req->mgr, req->name, size, &err);
+    }
+    if (r == 0 &&
+        (own.owner != NULL || own.has_uid || own.has_gid || own.has_mode)) {
+        r = vd_volmgr_set_owner(req->mgr, req->name, &own, true, &err);
+    }
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);
         return;

@@ -240,7 +240,8 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 #define ROW_COLUMNS                                                            \
     "v.id, v.name, v.uuid, v.format, v.backend, v.location, "                  \
     "COALESCE(b.name, ''), v.size, v.state, v.created_at, v.updated_at, "      \
-    "v.owns_image "                                                            \
+    "v.owns_image, COALESCE(v.uid, -1), COALESCE(v.gid, -1), "                 \
+    "COALESCE(v.mode, -1) "                                                    \
     "FROM volumes v LEFT JOIN volumes b ON b.id = v.base_id"
 
 static const char *const state_names[] = {
@@ -287,6 +288,19 @@ static void read_row(sqlite3_stmt *st, struct vd_volume_row *row)
     row->created_at = sqlite3_column_int64(st, 9);
     row->updated_at = sqlite3_column_int64(st, 10);
     row->owns_image = sqlite3_column_int(st, 11) != 0;
+    row->uid = sqlite3_column_int64(st, 12);
+    row->gid = sqlite3_column_int64(st, 13);
+    row->mode = sqlite3_column_int(st, 14);
+}
+
+/* Bind v, or NULL when it is negative (not recorded). */
+static void bind_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v >= 0) {
+        sqlite3_bind_int64(st, i, v);
+    } else {
+        sqlite3_bind_null(st, i);
+    }
 }
 
 int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
@@ -294,9 +308,9 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
 {
     static const char sql[] =
         "INSERT INTO volumes (name, uuid, format, backend, location, base_id, "
-        "size, state, created_at, updated_at, owns_image) VALUES (?1, ?2, ?3, "
-        "?4, ?5, (SELECT id FROM volumes WHERE name = ?6), ?7, ?8, ?9, ?9, "
-        "?10)";
+        "size, state, created_at, updated_at, owns_image, uid, gid, mode) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, (SELECT id FROM volumes WHERE name = "
+        "?6), ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)";
     sqlite3_stmt *st = NULL;
     int ret = 0;
 
@@ -325,6 +339,9 @@ int vd_catalog_volume_insert(struct vd_catalog *cat, struct vd_volume_row *row,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, row->created_at);
     sqlite3_bind_int(st, 10, row->owns_image ? 1 : 0);
+    bind_or_null(st, 11, row->uid);
+    bind_or_null(st, 12, row->gid);
+    bind_or_null(st, 13, row->mode);
     ret = vd_catalog_step_change(cat, st, err, "insert");
     if (ret == -EEXIST) {
         vd_error_set(err, ret, "volume '%s' already exists", row->name);
@@ -418,6 +435,38 @@ int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
                       "UPDATE volumes SET size = ?2, updated_at = ?3 "
                       "WHERE name = ?1",
                       name, NULL, (int64_t)size, err);
+}
+
+int vd_catalog_volume_set_owner(struct vd_catalog *cat, const char *name,
+                                int64_t uid, int64_t gid, int mode,
+                                struct vd_error *err)
+{
+    static const char sql[] = "UPDATE volumes SET uid = ?2, gid = ?3, "
+                              "mode = ?4, updated_at = ?5 WHERE name = ?1";
+    sqlite3_stmt *st = NULL;
+    int ret;
+
+    pthread_mutex_lock(&cat->lock);
+    if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        ret = vd_catalog_db_error(cat, err, "prepare owner update");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    bind_or_null(st, 2, uid);
+    bind_or_null(st, 3, gid);
+    bind_or_null(st, 4, mode);
+    sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+    ret = vd_catalog_step_change(cat, st, err, "owner update");
+    if (ret == -ENOENT) {
+        vd_error_set(err, ret, "no volume named '%s'", name);
+    } else if (ret == -EEXIST) {
+        vd_error_set(err, -EINVAL, "owner or mode out of range");
+        ret = -EINVAL;
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&cat->lock);
+    return ret;
 }
 
 int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,

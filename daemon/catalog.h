@@ -51,6 +51,10 @@ struct vd_volume_row {
     bool owns_image; /* vdiskd made the image: deleting the
                         volume removes it (false: an
                         attached remote image, detached) */
+    /* Owner and permission bits (0..0777) of the volume's file; -1 =
+     * not recorded (older rows): the daemon's defaults apply. */
+    int64_t uid, gid;
+    int mode;
 };
 
 /* Open (creating if needed) the catalog at path and run pending
@@ -75,6 +79,10 @@ int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
                                 struct vd_error *err);
 int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
                                uint64_t size, struct vd_error *err);
+/* Record the owner and mode of the volume's file (-1 stores NULL). */
+int vd_catalog_volume_set_owner(struct vd_catalog *cat, const char *name,
+                                int64_t uid, int64_t gid, int mode,
+                                struct vd_error *err);
 int vd_catalog_volume_delete(struct vd_catalog *cat, const char *name,
                              struct vd_error *err);
 /* All rows ordered by id; *rows is caller-freed. Returns the count. */

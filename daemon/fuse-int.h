@@ -122,6 +122,16 @@ void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                    struct fuse_file_info *fi);
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
+/* fuse_seek.c: SEEK_DATA/SEEK_HOLE from block status (DESIGN NOTES there) */
+typedef int (*vd_fuse_status_fn)(void *obj, uint64_t off, uint64_t len,
+                                 uint64_t *pnum);
+/* Where the next data (SEEK_DATA) or hole (SEEK_HOLE) at or after off lies
+ * in a file of size bytes whose runs status describes: 0 and *out, or
+ * -ENXIO (no data after off, or off outside the file), -EINVAL, -errno. */
+int vd_fuse_seek(vd_fuse_status_fn status, void *obj, uint64_t size, off_t off,
+                 int whence, off_t *out);
+void vd_fuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                   struct fuse_file_info *fi);
 /* fuse_aio.c: the asynchronous data path (DESIGN NOTES there) */
 #define FX_AIO_MAX (128 * 1024) /* larger requests block a worker */
 /* From a handler: start a read (bufv NULL) or a write of bufv's payload,
@@ -167,6 +177,8 @@ void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
 void vd_fuse_snap_release(fuse_req_t req, struct fuse_file_info *fi);
 void vd_fuse_snap_read(fuse_req_t req, size_t size, off_t off,
                        struct fuse_file_info *fi);
+void vd_fuse_snap_lseek(fuse_req_t req, off_t off, int whence,
+                        struct fuse_file_info *fi);
 /* Drop every snapshot handle the kernel did not release. */
 void vd_fuse_snap_release_all(struct vd_fuse_export *fx);
 

@@ -227,6 +227,7 @@ static void deliver(struct vd_fuse_export *fx, const struct vd_fuse_event *e)
         }
         break;
     case VD_VOLUME_RESIZED:
+    case VD_VOLUME_CHANGED:
         r = fuse_lowlevel_notify_inval_inode(fx->se, e->ino, 0, 0);
         break;
     }

@@ -3,9 +3,11 @@
  * table of every request handler (the data path is in fuse_io.c).
  *
  * DESIGN NOTES
- * 1. Size, mode and owner cannot be changed through a file (EPERM):
- *    resizing is an API call. O_TRUNC arrives as such a setattr because
- *    atomic_o_trunc is turned off in init.
+ * 1. chown and chmod change the volume's owner and mode, kept in the
+ *    catalog (volume_owner.c); the kernel has checked the caller may
+ *    (default_permissions). The size cannot be changed through a file
+ *    (EPERM): resizing is an API call. O_TRUNC arrives as such a setattr
+ *    because atomic_o_trunc is turned off in init.
  * 2. Entries and attributes are cached for FX_TIMEOUT; the volume
  *    manager's events invalidate them at once (fuse_export.c). Failed
  *    lookups are not cached, so a new volume is visible immediately.
@@ -15,6 +17,7 @@
  * 4. The snapshot tree (/.snapshots, fuse_snap.c) has inodes of its own
  *    above all volume inodes; each handler below hands those to it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,7 +45,12 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
                      struct stat *st)
 {
     uint64_t size = vd_volume_size(vol);
-    mode_t mode = fx->cfg.mode & 0777; /* never set-id bits */
+    int64_t alloc;
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+    vd_volume_owner(vol, &uid, &gid, &mode);
+    mode &= 0777; /* never set-id bits */
     if (vd_volume_readonly(vol)) {
         mode &= ~(mode_t)0222;
     }
@@ -50,11 +58,16 @@ static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
     st->st_ino = vd_volume_ino(vol);
     st->st_mode = S_IFREG | mode;
     st->st_nlink = 1;
-    st->st_uid = fx->cfg.uid;
-    st->st_gid = fx->cfg.gid;
+    st->st_uid = uid;
+    st->st_gid = gid;
     st->st_size = (off_t)size;
     st->st_blksize = FX_BLKSIZE;
-    st->st_blocks = (blkcnt_t)((size + 511) / 512);
+    /* What the image really takes on the host, so du, qemu-img info and
+     * cp's sparse detection see the holes; a backend that cannot tell
+     * counts as fully allocated. */
+    alloc = vd_volume_allocated(vol);
+    st->st_blocks = (blkcnt_t)(alloc >= 0 ? ((uint64_t)alloc + 511) / 512
+                                          : (size + 511) / 512);
     st->st_atime = st->st_mtime = st->st_ctime =
         (time_t)vd_volume_created_at(vol);
 }
@@ -188,6 +201,41 @@ static void fx_getattr(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_attr(req, &st, FX_TIMEOUT);
 }
 
+#define FX_SET_OWNER                                                           \
+    (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)
+
+/* chown and chmod of a volume file (note 1): an errno, or 0. */
+static int set_owner(struct vd_fuse_export *fx, fuse_ino_t ino,
+                     const struct stat *attr, int to_set)
+{
+    struct vd_owner_req want = {
+        .has_uid = (to_set & FUSE_SET_ATTR_UID) != 0,
+        .has_gid = (to_set & FUSE_SET_ATTR_GID) != 0,
+        .has_mode = (to_set & FUSE_SET_ATTR_MODE) != 0,
+        .uid = attr->st_uid,
+        .gid = attr->st_gid,
+        .mode = attr->st_mode & 07777,
+    };
+    struct vd_volume *vol;
+    char name[VD_NAME_MAX + 1];
+    int ret;
+
+    if (!fx_enter(fx)) {
+        return ENOENT;
+    }
+    vol = vd_volmgr_lookup_ino(fx->mgr, ino);
+    if (vol == NULL) {
+        fx_leave(fx);
+        return ENOENT;
+    }
+    snprintf(name, sizeof(name), "%s", vd_volume_name(vol));
+    vd_volume_unref(vol);
+    /* The reply carries the new attributes: no invalidation needed. */
+    ret = vd_volmgr_set_owner(fx->mgr, name, &want, false, NULL);
+    fx_leave(fx);
+    return -ret;
+}
+
 static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
                        int to_set, struct fuse_file_info *fi)
 {
@@ -196,14 +244,17 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     struct stat st;
     int ret = 0;
 
-    /* Timestamps are accepted and ignored; ownership and mode come from
-     * the daemon's configuration. */
+    /* Timestamps are accepted and ignored (note 1). */
     if (vd_fuse_snap_ino(ino)) {
         vd_fuse_snap_getattr(req, ino, to_set);
         return;
     }
-    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    if ((to_set & FX_SET_OWNER) && ino == FUSE_ROOT_ID) {
         fuse_reply_err(req, EPERM);
+        return;
+    }
+    if ((to_set & FX_SET_OWNER) && (ret = set_owner(fx, ino, attr, to_set))) {
+        fuse_reply_err(req, ret);
         return;
     }
     if (ino == FUSE_ROOT_ID) {
@@ -299,36 +350,23 @@ reply:
     fuse_reply_buf(req, c.buf, c.pos);
 }
 
-struct statfs_ctx {
-    uint64_t bytes;
-    uint64_t files;
-};
-
-static int statfs_cb(void *arg, struct vd_volume *vol)
-{
-    struct statfs_ctx *c = arg;
-    c->bytes += vd_volume_size(vol);
-    c->files++;
-    return 0;
-}
-
+/* The data directory's file system: the images live there, so its size,
+ * free space and inodes are what volumes can still take (a libvirt pool
+ * on the mount shows real capacity and free space). */
 static void fx_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct vd_fuse_export *fx = req_fx(req);
-    struct statfs_ctx c = {0};
     struct statvfs sv;
+    int ret = -EIO;
 
     if (fx_enter(fx)) {
-        vd_volmgr_foreach(fx->mgr, 0, statfs_cb, &c);
+        ret = statvfs(vd_volmgr_data_dir(fx->mgr), &sv) < 0 ? -errno : 0;
         fx_leave(fx);
     }
-    /* The volumes fill the file system: no file can grow or be added
-     * through it. */
-    memset(&sv, 0, sizeof(sv));
-    sv.f_bsize = FX_BLKSIZE;
-    sv.f_frsize = FX_BLKSIZE;
-    sv.f_blocks = (fsblkcnt_t)((c.bytes + FX_BLKSIZE - 1) / FX_BLKSIZE);
-    sv.f_files = (fsfilcnt_t)(c.files + 1);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+        return;
+    }
     sv.f_namemax = VD_NAME_MAX;
     fuse_reply_statfs(req, &sv);
 }
@@ -411,6 +449,16 @@ static void fx_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     }
 }
 
+static void fx_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    if (vd_fuse_snap_ino(ino)) {
+        vd_fuse_snap_lseek(req, off, whence, fi);
+    } else {
+        vd_fuse_lseek(req, ino, off, whence, fi);
+    }
+}
+
 const struct fuse_lowlevel_ops vd_fuse_ops = {
     .init = fx_init,
     .lookup = fx_lookup,
@@ -428,4 +476,5 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .fsyncdir = fx_fsyncdir,
     .statfs = fx_statfs,
     .fallocate = fx_fallocate,
+    .lseek = fx_lseek,
 };

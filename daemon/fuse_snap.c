@@ -23,9 +23,17 @@
  *    the missing write bits alone would not stop it). Opens of one
  *    snapshot share one view; the last release closes it. Handles sit on
  *    a list of their own, so stop can release those the kernel never will.
- * 5. Files are opened direct_io like volumes: every read reaches the view,
- *    and O_DIRECT clients (qemu-io, backup tools) work unchanged.
- * 6. A snapshot is the volume's data: whoever may not read the volume's
+ * 5. Unlike volumes, files go through the kernel's page cache (keep_cache,
+ *    no direct_io): a snapshot's contents never change while its inode
+ *    exists (note 2), so cached pages stay true, and the kernel's
+ *    readahead keeps sequential readers that ask 128 KiB at a time (cp)
+ *    from waiting on every request. O_DIRECT readers still reach the view
+ *    with each read.
+ * 6. A file's st_blocks counts the bytes of the snapshot that hold data
+ *    (the view's block status), so cp and backup tools see it is sparse
+ *    and seek over its holes (fuse_seek.c). A snapshot never changes, so
+ *    the count is taken once per inode, at its first stat.
+ * 7. A snapshot is the volume's data: whoever may not read the volume's
  *    file may neither list nor open its snapshots. A volume's directory
  *    has the file's owner, and r-x for each class (owner, group, other)
  *    that may read the file, nothing for the others; the kernel checks
@@ -53,6 +61,7 @@ struct snap_ino {
     int64_t created_at;
     char id[64];
     char name[256];
+    int64_t data_bytes; /* bytes holding data, -1 until counted (note 6) */
 };
 
 /* One open snapshot file; fi->fh points at it. */
@@ -126,6 +135,7 @@ static fuse_ino_t file_ino(struct vd_fuse_snap *fs, uint64_t vol_ino,
     e->created_at = sv->created_at;
     snprintf(e->id, sizeof(e->id), "%s", sv->id);
     snprintf(e->name, sizeof(e->name), "%s", sv->name);
+    e->data_bytes = -1;
     ino = FX_FILE_BASE + ++fs->n_inos;
 out:
     pthread_mutex_unlock(&fs->lock);
@@ -210,7 +220,7 @@ static int resolve_file(struct vd_fuse_export *fx, fuse_ino_t ino,
 
 /* ---- attributes ------------------------------------------------------ */
 
-/* .snapshots, or (vol_ino != 0) a volume's directory in it (note 6). */
+/* .snapshots, or (vol_ino != 0) a volume's directory in it (note 7). */
 static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
                      uint64_t vol_ino, struct stat *st)
 {
@@ -240,18 +250,73 @@ static void dir_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
     st->st_atime = st->st_mtime = st->st_ctime = fx->started_at;
 }
 
-static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
-                      const struct vd_snapshot_view *sv, struct stat *st)
+/* Bytes of the snapshot that hold data (note 6); -errno when it cannot
+ * be read, and then the file counts as fully allocated. */
+static int64_t snap_data_bytes(struct vd_fuse_export *fx, fuse_ino_t ino,
+                               const char *volname,
+                               const struct vd_snapshot_view *sv)
 {
+    struct vd_fuse_snap *fs = fx->snap;
+    struct vd_snapview *view = NULL;
+    uint64_t off, size, pnum;
+    int64_t total = 0;
+    int ret;
+
+    pthread_mutex_lock(&fs->lock);
+    total = fs->inos[ino - FX_FILE_BASE - 1].data_bytes;
+    pthread_mutex_unlock(&fs->lock);
+    if (total >= 0) {
+        return total;
+    }
+    ret = vd_volmgr_snapview_open(fx->mgr, volname, sv->name, &view, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    size = vd_snapview_size(view);
+    total = 0;
+    for (off = 0; off < size; off += pnum) {
+        ret = vd_snapview_block_status(view, off, size - off, &pnum);
+        if (ret < 0) {
+            break;
+        }
+        if (!(ret & VD_BS_ZERO)) {
+            total += (int64_t)pnum;
+        }
+    }
+    vd_snapview_close(view);
+    if (ret < 0) {
+        return ret;
+    }
+    pthread_mutex_lock(&fs->lock);
+    fs->inos[ino - FX_FILE_BASE - 1].data_bytes = total;
+    pthread_mutex_unlock(&fs->lock);
+    return total;
+}
+
+static void file_stat(struct vd_fuse_export *fx, fuse_ino_t ino,
+                      const char *volname, const struct vd_snapshot_view *sv,
+                      struct stat *st)
+{
+    int64_t data = snap_data_bytes(fx, ino, volname, sv);
+    uint64_t used = data >= 0 ? (uint64_t)data : sv->size;
+    struct vd_volume *vol = vd_volmgr_lookup(fx->mgr, volname);
+    uid_t uid = fx->cfg.uid;
+    gid_t gid = fx->cfg.gid;
+    mode_t mode = fx->cfg.mode;
+
+    if (vol != NULL) { /* a snapshot is readable by whom its volume is */
+        vd_volume_owner(vol, &uid, &gid, &mode);
+        vd_volume_unref(vol);
+    }
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
-    st->st_mode = S_IFREG | (fx->cfg.mode & 0555); /* no write bits */
+    st->st_mode = S_IFREG | (mode & 0555); /* no write bits */
     st->st_nlink = 1;
-    st->st_uid = fx->cfg.uid;
-    st->st_gid = fx->cfg.gid;
+    st->st_uid = uid;
+    st->st_gid = gid;
     st->st_size = (off_t)sv->size;
     st->st_blksize = FX_BLKSIZE;
-    st->st_blocks = (blkcnt_t)((sv->size + 511) / 512);
+    st->st_blocks = (blkcnt_t)((used + 511) / 512);
     st->st_atime = st->st_mtime = st->st_ctime = (time_t)sv->created_at;
 }
 
@@ -277,7 +342,7 @@ static int snap_stat(struct vd_fuse_export *fx, fuse_ino_t ino, struct stat *st)
     if (resolve_file(fx, ino, name, &sv) < 0) {
         return -ENOENT;
     }
-    file_stat(fx, ino, &sv, st);
+    file_stat(fx, ino, name, &sv, st);
     return 0;
 }
 
@@ -342,7 +407,7 @@ static int lookup_in(struct vd_fuse_export *fx, fuse_ino_t parent,
             e->ino = file_ino(fx->snap, parent - FX_SNAP_BASE, &v[i]);
             ret = e->ino != 0 ? 0 : -ENOMEM;
             if (ret == 0) {
-                file_stat(fx, e->ino, &v[i], &e->attr);
+                file_stat(fx, e->ino, volname, &v[i], &e->attr);
             }
             break;
         }
@@ -590,8 +655,8 @@ void vd_fuse_snap_open(fuse_req_t req, fuse_ino_t ino,
     fs->handles.next = h;
     pthread_mutex_unlock(&fs->lock);
     fi->fh = (uintptr_t)h;
-    fi->direct_io = 1; /* note 5 */
-    fi->keep_cache = 0;
+    fi->direct_io = 0; /* note 5 */
+    fi->keep_cache = 1;
     fi->noflush = 1;
     if (fuse_reply_open(req, fi) == -ENOENT) {
         handle_free(fs, h); /* interrupted: never released */
@@ -627,4 +692,31 @@ void vd_fuse_snap_read(fuse_req_t req, size_t size, off_t off,
     }
     vd_fuse_reply_read(req, fx, vd_snapview_size(h->view), size, off,
                        view_pread, h->view);
+}
+
+static int view_status(void *view, uint64_t off, uint64_t len, uint64_t *pnum)
+{
+    return vd_snapview_block_status(view, off, len, pnum);
+}
+
+void vd_fuse_snap_lseek(fuse_req_t req, off_t off, int whence,
+                        struct fuse_file_info *fi)
+{
+    struct vd_fuse_export *fx = req_fx(req);
+    struct snap_handle *h = (struct snap_handle *)(uintptr_t)fi->fh;
+    off_t res = 0;
+    int ret;
+
+    if (!fx_enter(fx)) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    ret = vd_fuse_seek(view_status, h->view, vd_snapview_size(h->view), off,
+                       whence, &res);
+    fx_leave(fx);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+    } else {
+        fuse_reply_lseek(req, res);
+    }
 }

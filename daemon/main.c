@@ -104,9 +104,10 @@ static void usage(FILE *f)
         "  --nbd-socket-dir DIR allow NBD volumes on unix sockets in DIR "
         "(repeatable;\n"
         "                      default: none, env VDISKD_NBD_SOCKET_DIR)\n"
-        "  --owner USER[:GROUP] owner of the volume files (default: "
+        "  --owner USER[:GROUP] owner of new volumes' files (default: "
         "root:root)\n"
-        "  --file-mode MODE    octal mode of the volume files (default: 0660)\n"
+        "  --file-mode MODE    octal mode of new volumes' files (default: "
+        "0660)\n"
         "  --threads N         FUSE worker threads (default: 32)\n"
         "  --poll-us N         after its last request the I/O thread looks "
         "for\n"
@@ -593,6 +594,9 @@ int main(int argc, char **argv)
         .nbd_socket_dirs = (const char *const *)socket_real,
         .pool_allow = o.rbd_pools,
         .default_format = o.format,
+        .default_uid = o.uid,
+        .default_gid = o.gid,
+        .default_mode = o.mode,
         .host_cache = o.host_cache,
         .ioloop = ioloop,
     };

@@ -161,6 +161,12 @@ int vd_snapview_pread(struct vd_snapview *v, void *buf, size_t len,
     return vd_image_pread(v->img, buf, len, off);
 }
 
+int vd_snapview_block_status(struct vd_snapview *v, uint64_t off, uint64_t len,
+                             uint64_t *pnum)
+{
+    return vd_image_block_status(v->img, off, len, pnum);
+}
+
 void vd_volmgr_snapviews_free(struct vd_volmgr *mgr)
 {
     pthread_mutex_lock(&mgr->views_lock);

@@ -30,6 +30,14 @@ struct vd_volume {
      * volume. */
     _Atomic(char *) corrupt_reason;
     atomic_bool image_lost; /* the reason is vd_image_lost's */
+    /* Owner of the file (uid << 32 | gid) and its permission bits: the
+     * row's, defaults filled in; set by publish and set_owner, read
+     * lock-free by the mount. */
+    _Atomic uint64_t owner;
+    atomic_uint mode;
+    /* Host bytes the image took when last asked (vd_volume_allocated),
+     * -1 before that. */
+    _Atomic int64_t allocated_seen;
 
     /* The I/O gate (see volume_io.c DESIGN NOTES). */
     pthread_mutex_t gate_lock;
@@ -52,6 +60,9 @@ struct vd_volmgr {
     char **pool_allow;      /* NULL terminated (plan) */
     char *default_format;
     bool host_cache;
+    uid_t default_uid; /* volume.h vd_volmgr_config */
+    gid_t default_gid;
+    mode_t default_mode;
     struct vd_ioloop *ioloop; /* for open_row (volume.h) */
     struct vd_catalog *cat;
     /* The last daemon on this data dir did not shut down cleanly (its
@@ -117,6 +128,19 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err);
 /* Drain a volume's I/O and close its image. */
 int vd_volume_shut(struct vd_volume *vol);
+
+/* volume_owner.c */
+/* Fill the owner and mode of a new row from the request, or the
+ * defaults. 0 or -EINVAL with err set. */
+int vd_volmgr_plan_owner(struct vd_volmgr *mgr, const struct vd_owner_req *req,
+                         struct vd_volume_row *row, struct vd_error *err);
+/* Replace what a row has not recorded (-1) with the defaults. */
+void vd_volmgr_owner_defaults(const struct vd_volmgr *mgr,
+                              struct vd_volume_row *row);
+/* Set the volume's lock-free copy from its row (defaults filled in). */
+void vd_volume_owner_init(struct vd_volmgr *mgr, struct vd_volume *vol);
+/* "user:group" for uid and gid, by name where known, else numbers. */
+void vd_owner_format(uid_t uid, gid_t gid, char *buf, size_t len);
 
 /* volume_ctl.c */
 /* Validate a create request and fill the row it asks for (state

@@ -335,6 +335,9 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     pthread_mutex_init(&mgr->views_lock, NULL);
     mgr->cat = cat;
     mgr->host_cache = cfg->host_cache;
+    mgr->default_uid = cfg->default_uid;
+    mgr->default_gid = cfg->default_gid;
+    mgr->default_mode = cfg->default_mode & 0777;
     mgr->ioloop = cfg->ioloop;
     mgr->next_ino = 2; /* 1 is the mount's root directory */
     if (fmt == NULL) {

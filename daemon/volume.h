@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "catalog.h"
 #include "vd_driver.h"
@@ -31,9 +32,26 @@ struct vd_volmgr_config {
                                            = none */
     const char *default_format;         /* a file driver that can create;
                                            NULL = chosen from the registry */
+    /* Owner and permission bits of new volumes' files, and of volumes
+     * that have none recorded (--owner, --file-mode). */
+    uid_t default_uid;
+    gid_t default_gid;
+    mode_t default_mode;
     bool host_cache;          /* false: image data I/O uses O_DIRECT */
     struct vd_ioloop *ioloop; /* given to every image opened for a
                                  volume; NULL = synchronous I/O */
+};
+
+/* A change of a volume file's owner or mode (create, PATCH, chown and
+ * chmod on the mount). Unset members keep the current value (on create:
+ * the daemon's default). */
+struct vd_owner_req {
+    const char *owner;               /* "user[:group]", names or numbers; a user
+                                        without a group takes its primary group;
+                                        NULL = unset */
+    bool has_uid, has_gid, has_mode; /* applied after owner */
+    uint32_t uid, gid;
+    uint32_t mode; /* permission bits, at most 0777 */
 };
 
 /* What POST /volumes asks for. Unset strings are NULL, unset numbers 0. */
@@ -54,6 +72,7 @@ struct vd_volume_spec {
     const char *import_path;   /* take in an existing image */
     const char *source_volume; /* full clone of a snapshot of this volume */
     const char *source_snapshot;
+    struct vd_owner_req own; /* zeroed: the defaults */
 };
 
 /* A volume as shown by the API. */
@@ -62,6 +81,9 @@ struct vd_volume_info {
     char path[VD_LOCATION_MAX]; /* its file on the mount */
     int64_t allocated;          /* host bytes, -1 if unknown */
     int open_count;
+    /* row.uid, row.gid and row.mode as in force (defaults filled in),
+     * and "user:group" by name where the host knows them. */
+    char owner[160];
     uint64_t reads, writes, bytes_read, bytes_written, errors;
     uint64_t async; /* reads, writes, flushes done asynchronously */
     bool local;     /* a local image file (row.location is its
@@ -76,7 +98,12 @@ struct vd_volume_info {
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */
-enum vd_volume_event { VD_VOLUME_ADDED, VD_VOLUME_REMOVED, VD_VOLUME_RESIZED };
+enum vd_volume_event {
+    VD_VOLUME_ADDED,
+    VD_VOLUME_REMOVED,
+    VD_VOLUME_RESIZED,
+    VD_VOLUME_CHANGED, /* owner or mode */
+};
 typedef void (*vd_volume_notify_fn)(void *arg, enum vd_volume_event ev,
                                     uint64_t ino, const char *name);
 
@@ -125,6 +152,14 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
                    struct vd_error *err);
 int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
                      struct vd_error *err);
+/* Change the owner and mode of the volume's file and record them in the
+ * catalog (the caller has checked the requester may: the kernel does for
+ * the mount, the API's authentication for PATCH). notify: tell the mount
+ * (false when the change comes through it). -EINVAL for an unknown user
+ * or group or a bad mode, -ENOENT for an unknown volume. */
+int vd_volmgr_set_owner(struct vd_volmgr *mgr, const char *name,
+                        const struct vd_owner_req *req, bool notify,
+                        struct vd_error *err);
 
 /* Snapshots (qcow2 internal snapshots). A snapshot as the API shows it. */
 struct vd_snapshot_view {
@@ -190,6 +225,8 @@ void vd_snapview_close(struct vd_snapview *v);
 uint64_t vd_snapview_size(const struct vd_snapview *v);
 int vd_snapview_pread(struct vd_snapview *v, void *buf, size_t len,
                       uint64_t off);
+int vd_snapview_block_status(struct vd_snapview *v, uint64_t off, uint64_t len,
+                             uint64_t *pnum);
 
 /* true if name matches ^[a-z0-9][a-z0-9_.-]{0,63}$ and is not . or .. */
 bool vd_volume_name_valid(const char *name);
@@ -202,6 +239,9 @@ bool vd_volume_name_valid(const char *name);
  * message naming field (the request member, e.g. "size"). */
 int vd_volume_size_check(uint64_t size, const char *field,
                          struct vd_error *err);
+
+/* The data directory (canonical), fixed for the manager's life. */
+const char *vd_volmgr_data_dir(const struct vd_volmgr *mgr);
 
 /* Data path (FUSE export). Lookups return a new reference or NULL. */
 struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name);
@@ -219,6 +259,9 @@ const char *vd_volume_name(const struct vd_volume *vol);
 uint64_t vd_volume_size(struct vd_volume *vol);
 int64_t vd_volume_created_at(const struct vd_volume *vol);
 bool vd_volume_readonly(const struct vd_volume *vol);
+/* The owner and permission bits of the volume's file. */
+void vd_volume_owner(const struct vd_volume *vol, uid_t *uid, gid_t *gid,
+                     mode_t *mode);
 
 /* A client opened / released the volume's file. open fails with -ENOENT
  * once the volume is going away. */
@@ -230,6 +273,15 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off);
 int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
                      uint64_t off);
 int vd_volume_flush(struct vd_volume *vol);
+
+/* The driver's status of the run at off (VD_BS_* flags, *pnum its
+ * length, at most len) through the gate; -errno on failure. */
+int vd_volume_block_status(struct vd_volume *vol, uint64_t off, uint64_t len,
+                           uint64_t *pnum);
+/* Host bytes the volume's image takes (>= 0), or -errno (-ENOTSUP when
+ * its driver cannot tell). Never waits: while the gate is closed it
+ * answers the last value it found, or -EAGAIN if it found none yet. */
+int64_t vd_volume_allocated(struct vd_volume *vol);
 
 /* An asynchronous read or write through the gate. The caller fills
  * aio.op, aio.buf, aio.len, aio.off and done, and keeps the structure

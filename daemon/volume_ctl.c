@@ -26,6 +26,9 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
     out->local = vd_row_is_file(row);
     out->allocated = -1;
+    vd_volmgr_owner_defaults(mgr, &out->row);
+    vd_owner_format((uid_t)out->row.uid, (gid_t)out->row.gid, out->owner,
+                    sizeof(out->owner));
     out->have_parts =
         !out->local &&
         vd_image_location_parts(row->backend, row->location, &out->parts) == 0;
@@ -429,7 +432,7 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     }
     row->size = spec->size ? spec->size : (spec->base ? base->size : 1);
     row->state = VD_STATE_CREATING;
-    return 0;
+    return vd_volmgr_plan_owner(mgr, &spec->own, row, err);
 }
 
 /* Make the image file a 'creating' row points at. */

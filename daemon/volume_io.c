@@ -44,6 +44,7 @@ struct vd_volume *vd_volume_new(const struct vd_volume_row *row,
     vol->row = *row;
     atomic_init(&vol->size, row->size);
     atomic_init(&vol->corrupt_reason, NULL);
+    atomic_init(&vol->allocated_seen, -1);
     vd_volume_set_image(vol, img);
     pthread_mutex_init(&vol->gate_lock, NULL);
     pthread_cond_init(&vol->gate_cond, NULL);
@@ -285,6 +286,18 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
     return ret;
 }
 
+int vd_volume_block_status(struct vd_volume *vol, uint64_t off, uint64_t len,
+                           uint64_t *pnum)
+{
+    int ret = gate_enter(vol);
+    *pnum = 0;
+    if (ret == 0) {
+        ret = vd_image_block_status(vol->img, off, len, pnum);
+        gate_leave(vol);
+    }
+    return ret;
+}
+
 static void volume_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
@@ -367,4 +380,22 @@ void vd_volume_note_corruption(struct vd_volume *vol)
     }
     vd_err("volume '%s' is %s: %s", vol->row.name, lost ? "missing" : "corrupt",
            copy);
+}
+
+/* Called by getattr, which must not wait behind a snapshot or resize
+ * (the kernel may hold the inode's lock meanwhile): while the gate is
+ * closed, the last value seen stands in. */
+int64_t vd_volume_allocated(struct vd_volume *vol)
+{
+    int64_t ret;
+    if (!gate_try_enter(vol)) {
+        ret = atomic_load(&vol->allocated_seen);
+        return ret >= 0 ? ret : -EAGAIN;
+    }
+    ret = vd_image_allocated(vol->img);
+    gate_leave(vol);
+    if (ret >= 0) {
+        atomic_store(&vol->allocated_seen, ret);
+    }
+    return ret;
 }

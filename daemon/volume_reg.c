@@ -38,6 +38,7 @@ bool vd_volume_name_valid(const char *name)
 /* Publish a volume on the mount (takes over the caller's reference). */
 int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol)
 {
+    vd_volume_owner_init(mgr, vol);
     pthread_mutex_lock(&mgr->lock);
     if (mgr->n_vols == mgr->cap_vols) {
         size_t ncap = mgr->cap_vols ? mgr->cap_vols * 2 : 16;
@@ -181,4 +182,9 @@ int vd_volume_size_check(uint64_t size, const char *field, struct vd_error *err)
             VD_VOLUME_SIZE_MAX, size);
     }
     return 0;
+}
+
+const char *vd_volmgr_data_dir(const struct vd_volmgr *mgr)
+{
+    return mgr->data_dir;
 }

@@ -49,6 +49,16 @@ static void test_good(void)
     CHECK(s.format == NULL && s.backend_type == NULL && s.base == NULL &&
           s.import_path == NULL && s.backend_uri == NULL);
     CHECK_EQ(s.cluster_size, 0);
+    CHECK(s.own.owner == NULL && !s.own.has_uid && !s.own.has_gid &&
+          !s.own.has_mode);
+
+    CHECK_EQ(spec("{\"name\": \"v2\", \"size\": 512, \"owner\": \"qemu\", "
+                  "\"gid\": 36, \"mode\": \"600\"}",
+                  &s, &err),
+             0);
+    CHECK(s.own.owner != NULL && strcmp(s.own.owner, "qemu") == 0);
+    CHECK(s.own.has_gid && s.own.gid == 36 && !s.own.has_uid);
+    CHECK(s.own.has_mode && s.own.mode == 0600);
 
     CHECK_EQ(spec("{\"name\": \"a.b-c_d\", \"size\": 10737418240, "
                   "\"format\": \"qcow2\", \"cluster_size\": 65536, "
@@ -198,34 +208,60 @@ static void test_passed_on(void)
              0);
 }
 
-static void test_resize(void)
+static void test_patch(void)
 {
     struct vd_error err = {0};
+    struct vd_owner_req own;
     json_error_t jerr;
     uint64_t size = 0;
     json_t *j;
 
     j = json_loads("{\"size\": \"20G\"}", 0, &jerr);
-    CHECK_EQ(api_resize_from_json(j, &size, &err), 0);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), 0);
     CHECK_EQ(size, 20ULL << 30);
+    CHECK(own.owner == NULL && !own.has_uid && !own.has_gid && !own.has_mode);
     json_decref(j);
 
     j = json_loads("{}", 0, &jerr);
-    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
-    CHECK(strstr(err.msg, "'size' is required") != NULL);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
+    CHECK(strstr(err.msg, "'size' is required, or one of") != NULL);
     json_decref(j);
 
     vd_error_clear(&err);
     j = json_loads("{\"size\": 512, \"name\": \"x\"}", 0, &jerr);
-    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
     CHECK(strstr(err.msg, "'name'") != NULL);
     json_decref(j);
 
     vd_error_clear(&err);
+    size = 20ULL << 30;
     j = json_loads("{\"size\": 513}", 0, &jerr);
-    CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
     json_decref(j);
     CHECK_EQ(size, 20ULL << 30); /* untouched on failure */
+
+    /* Ownership alone: the size stays (0 = unchanged). */
+    vd_error_clear(&err);
+    j = json_loads("{\"owner\": \"libvirt-qemu:kvm\", \"mode\": \"0640\", "
+                   "\"uid\": 64055}",
+                   0, &jerr);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), 0);
+    CHECK_EQ(size, 0);
+    CHECK(own.owner != NULL && strcmp(own.owner, "libvirt-qemu:kvm") == 0);
+    CHECK(own.has_mode && own.mode == 0640);
+    CHECK(own.has_uid && own.uid == 64055 && !own.has_gid);
+    json_decref(j);
+
+    static const char *const bad[] = {
+        "{\"mode\": \"0888\"}", "{\"mode\": 420}",     "{\"mode\": \"01777\"}",
+        "{\"mode\": \"\"}",     "{\"uid\": -1}",       "{\"gid\": \"0\"}",
+        "{\"owner\": 5}",       "{\"mode\": \"07 \"}", NULL};
+    for (int i = 0; bad[i] != NULL; i++) {
+        vd_error_clear(&err);
+        j = json_loads(bad[i], 0, &jerr);
+        CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
+        json_decref(j);
+    }
 }
 
 int main(void)
@@ -233,7 +269,7 @@ int main(void)
     test_good();
     test_bad();
     test_passed_on();
-    test_resize();
+    test_patch();
     json_decref(doc);
     return vd_test_done("test_api_spec");
 }
