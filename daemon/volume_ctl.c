@@ -672,9 +672,13 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
         goto out;
     }
     if (row.state == VD_STATE_CREATING) {
-        ret = vd_error_set(err, -ENOENT,
-                           "volume '%s' is still being "
-                           "created",
+        /* Its maker (a create call or a clone job) owns the row and file
+         * until it turns them 'ready' or removes them; deleting under it
+         * would leave the maker publishing a ghost. */
+        ret = vd_error_set(err, -EBUSY,
+                           "volume '%s' is still being created; delete it "
+                           "once it is ready (a full clone's progress is "
+                           "at GET /jobs)",
                            name);
         goto out;
     }
