@@ -200,3 +200,13 @@ int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
     }
     return 0;
 }
+
+int vd_volmgr_job_list(struct vd_volmgr *mgr, struct vd_job_info **out,
+                       struct vd_error *err)
+{
+    int n = vd_jobs_list(mgr->jobs, out);
+    if (n < 0) {
+        return vd_error_set(err, n, "out of memory listing jobs");
+    }
+    return n;
+}
