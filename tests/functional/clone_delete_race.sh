@@ -58,6 +58,9 @@ done
 echo "DELETE refused $refused time(s) while a clone ran"
 [ "$refused" -gt 0 ] || fail "no DELETE ever met a running clone job"
 
+# A clone still copying when the daemon stops is undone, not left behind.
+api POST /volumes '{"name":"c","source":{"volume":"src","snapshot":"s"}}'
+expect_status 202
 stop_daemon
 # The catalog and the images directory agree: one file per row, no
 # orphans, no row without its file, no row left 'creating'.
