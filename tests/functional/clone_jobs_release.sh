@@ -16,6 +16,23 @@ expect_status 201
 
 vm_kib() { awk '/^VmSize:/ {print $2}' "/proc/$VD_PID/status"; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$VD_PID/status"; }
+# Thread stacks still mapped: 8 MiB read-write right above a guard page
+# (glibc's default). An unreleased thread keeps one; counted directly, as
+# VmSize under a sanitizer grows with its allocator too.
+stacks() {
+    python3 - "/proc/$VD_PID/maps" <<'PY'
+import sys
+n, prev_end, prev_guard = 0, None, False
+for line in open(sys.argv[1]):
+    f = line.split()
+    a, b = (int(x, 16) for x in f[0].split("-"))
+    if (len(f) == 5 and f[1].startswith("rw") and prev_guard
+            and prev_end == a and b - a == 8 << 20):
+        n += 1
+    prev_end, prev_guard = b, f[1].startswith("---")
+print(n)
+PY
+}
 
 # One clone: start, wait for its job to succeed, delete the volume.
 clone_once() {
@@ -45,19 +62,28 @@ FIRST_ID=1
 sleep 0.5
 vm0=$(vm_kib)
 th0=$(threads)
+st0=$(stacks)
 N=32
 for ((n = 0; n < N; n++)); do clone_once; done
 sleep 0.5
 vm1=$(vm_kib)
 th1=$(threads)
+st1=$(stacks)
 grow=$(((vm1 - vm0) / 1024))
 echo "after $N more clones: VmSize ${vm0} -> ${vm1} KiB (+$grow MiB)," \
-    "threads $th0 -> $th1"
-# A leaked stack is 8 MiB a clone (+256 MiB here); allow a quarter of it
-# for allocator noise.
-[ "$grow" -lt $((N * 8 / 4)) ] ||
-    fail "VmSize grew $grow MiB over $N clones: job threads are not released"
+    "threads $th0 -> $th1, 8 MiB stacks mapped $st0 -> $st1"
+# A leaked stack is one mapping and 8 MiB a clone (+256 MiB here); a few
+# may sit in the C library's cache of stacks for reuse.
+[ "$st1" -lt $((st0 + N / 4)) ] ||
+    fail "$((st1 - st0)) more thread stacks after $N clones: job threads are not released"
 [ "$th1" -le $((th0 + 2)) ] || fail "threads grew from $th0 to $th1"
+# Under a sanitizer VmSize is terabytes and moves with its allocator.
+SANITIZED=
+[ "$vm0" -gt $((1 << 30)) ] && SANITIZED=1
+if [ -z "$SANITIZED" ]; then
+    [ "$grow" -lt $((N * 8 / 4)) ] ||
+        fail "VmSize grew $grow MiB over $N clones: job threads are not released"
+fi
 
 # The history: running jobs plus the 32 newest finished, newest first.
 api GET /jobs
@@ -77,11 +103,13 @@ api GET "/jobs/$LAST_ID"
 expect_status 200
 
 # Under an address-space limit only a little above what it uses now, the
-# daemon keeps cloning: leaked stacks would exhaust it within a few dozen.
-lim=$(($(vm_kib) * 1024 + (96 << 20)))
-prlimit --pid "$VD_PID" --as="$lim:" || fail "prlimit"
-for ((n = 0; n < 24; n++)); do clone_once; done
-echo "24 clones under --as=$((lim >> 20)) MiB: ok"
+# daemon keeps cloning: leaked stacks would exhaust it within a dozen.
+if [ -z "$SANITIZED" ]; then
+    lim=$(($(vm_kib) * 1024 + (96 << 20)))
+    prlimit --pid "$VD_PID" --as="$lim:" || fail "prlimit"
+    for ((n = 0; n < 24; n++)); do clone_once; done
+    echo "24 clones under --as=$((lim >> 20)) MiB: ok"
+fi
 
 stop_daemon
 echo "clone_jobs_release: ok"
