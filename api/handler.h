@@ -67,6 +67,7 @@ void api_snapshots_changes(const struct api_request *req,
 /* jobs.c */
 struct vd_volume_spec;
 void api_jobs_get(const struct api_request *req, struct api_reply *rep);
+void api_jobs_list(const struct api_request *req, struct api_reply *rep);
 /* POST /volumes with "source": start a full clone job, 202 + Location. */
 void api_volumes_clone(const struct api_request *req,
                        const struct vd_volume_spec *spec,

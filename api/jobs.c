@@ -1,4 +1,5 @@
-/* jobs.c — /jobs/{id}: long operations (full clones) and their progress. */
+/* jobs.c — /jobs and /jobs/{id}: long operations (full clones) and their
+ * progress. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -47,6 +48,31 @@ void api_jobs_get(const struct api_request *req, struct api_reply *rep)
         return;
     }
     api_reply_json(rep, 200, o);
+}
+
+void api_jobs_list(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    struct vd_job_info *jobs = NULL;
+    int n = vd_volmgr_job_list(req->mgr, &jobs, &err);
+    if (n < 0) {
+        api_problem_errno(rep, n, err.msg);
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; arr != NULL && i < n; i++) {
+        json_t *o = job_to_json(&jobs[i]);
+        if (o == NULL || json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(jobs);
+    if (arr == NULL) {
+        api_problem(rep, 500, "out of memory listing jobs");
+        return;
+    }
+    api_reply_json(rep, 200, json_pack("{s:o}", "jobs", arr));
 }
 
 void api_volumes_clone(const struct api_request *req,

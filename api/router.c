@@ -48,6 +48,7 @@ static const struct route routes[] = {
     {"volumes/{volume}/snapshots/{snapshot}/changes",
      "GET, HEAD",
      {{"GET", api_snapshots_changes, false, "since"}}},
+    {"jobs", "GET, HEAD", {{"GET", api_jobs_list, false, NULL}}},
     {"jobs/{id}", "GET, HEAD", {{"GET", api_jobs_get, false, NULL}}},
 };
 

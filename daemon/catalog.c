@@ -428,6 +428,28 @@ int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
                       name, vd_volume_state_name(state), 0, err);
 }
 
+/* By uuid: a job or a removal acts on the row it made or read, never on
+ * a newer volume that took the same name. */
+int vd_catalog_volume_set_state_uuid(struct vd_catalog *cat, const char *uuid,
+                                     enum vd_volume_state state,
+                                     struct vd_error *err)
+{
+    if (state == VD_STATE_CORRUPT) {
+        return vd_error_set(err, -EINVAL, "state 'corrupt' is not stored");
+    }
+    return change_one(cat,
+                      "UPDATE volumes SET state = ?2, updated_at = ?3 "
+                      "WHERE uuid = ?1",
+                      uuid, vd_volume_state_name(state), 0, err);
+}
+
+int vd_catalog_volume_delete_uuid(struct vd_catalog *cat, const char *uuid,
+                                  struct vd_error *err)
+{
+    return change_one(cat, "DELETE FROM volumes WHERE uuid = ?1", uuid, NULL, 0,
+                      err);
+}
+
 int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
                                uint64_t size, struct vd_error *err)
 {

@@ -77,6 +77,12 @@ int vd_catalog_volume_get(struct vd_catalog *cat, const char *name,
 int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
                                 enum vd_volume_state state,
                                 struct vd_error *err);
+/* The same, for the row with this uuid (-ENOENT if it is gone). */
+int vd_catalog_volume_set_state_uuid(struct vd_catalog *cat, const char *uuid,
+                                     enum vd_volume_state state,
+                                     struct vd_error *err);
+int vd_catalog_volume_delete_uuid(struct vd_catalog *cat, const char *uuid,
+                                  struct vd_error *err);
 int vd_catalog_volume_set_size(struct vd_catalog *cat, const char *name,
                                uint64_t size, struct vd_error *err);
 /* Record the owner and mode of the volume's file (-1 stores NULL). */

@@ -12,7 +12,10 @@
  *    unallocated runs stay sparse in the target.
  * 4. On success the row turns 'ready' and the volume is published; on
  *    failure the file and row are removed. A crash mid-copy leaves a
- *    'creating' row that start-up removes. */
+ *    'creating' row that start-up removes.
+ * 5. The job owns its 'creating' row and file: DELETE refuses a creating
+ *    volume (409), and the job names its row by uuid, so it can never
+ *    turn ready or remove another volume that took the same name. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +107,8 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
     }
     vd_image_close(from);
     pthread_mutex_lock(&mgr->ctl);
-    if (ret == 0 && (ret = vd_catalog_volume_set_state(
-                         mgr->cat, a->row.name, VD_STATE_READY, err)) == 0) {
+    if (ret == 0 && (ret = vd_catalog_volume_set_state_uuid(
+                         mgr->cat, a->row.uuid, VD_STATE_READY, err)) == 0) {
         a->row.state = VD_STATE_READY;
         vol = vd_volume_new(&a->row, to, vd_volmgr_take_ino(mgr));
         if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
@@ -164,7 +167,7 @@ int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         };
         ret = vd_image_create(a->row.format, a->row.location, &co, err);
         if (ret < 0) {
-            vd_catalog_volume_delete(mgr->cat, a->row.name, NULL);
+            vd_catalog_volume_delete_uuid(mgr->cat, a->row.uuid, NULL);
         }
     }
     pthread_mutex_unlock(&mgr->ctl);
@@ -197,4 +200,14 @@ int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
                             (unsigned long long)id);
     }
     return 0;
+}
+
+int vd_volmgr_job_list(struct vd_volmgr *mgr, struct vd_job_info **out,
+                       struct vd_error *err)
+{
+    int n = vd_jobs_list(mgr->jobs, out);
+    if (n < 0) {
+        return vd_error_set(err, n, "out of memory listing jobs");
+    }
+    return n;
 }

@@ -1,7 +1,8 @@
 /* jobs.h — long operations (full clones, imports) that run in a thread of
  * their own and report progress through GET /jobs/{id}. Jobs live in
- * memory: a daemon restart forgets finished jobs, and start-up
- * reconciliation removes the half-made volume of an interrupted one. */
+ * memory, finished ones in a bounded history: a daemon restart forgets
+ * finished jobs, and start-up reconciliation removes the half-made volume
+ * of an interrupted one. */
 #ifndef VD_JOBS_H
 #define VD_JOBS_H
 
@@ -11,6 +12,9 @@
 
 struct vd_error;
 struct vd_jobs;
+
+/* How many finished jobs stay listed (GET /jobs, /jobs/{id}). */
+#define VD_JOBS_HISTORY 32
 struct vd_job;
 
 enum vd_job_state { VD_JOB_RUNNING, VD_JOB_SUCCEEDED, VD_JOB_FAILED };
@@ -40,8 +44,11 @@ int vd_jobs_start(struct vd_jobs *jobs, const char *kind, const char *target,
                   void (*free_arg)(void *), uint64_t *id, struct vd_error *err);
 /* true while a running job reads source. */
 bool vd_jobs_source_busy(struct vd_jobs *jobs, const char *source);
-/* -ENOENT if there is no such job. */
+/* -ENOENT if there is no such job (or it left the history). */
 int vd_jobs_get(struct vd_jobs *jobs, uint64_t id, struct vd_job_info *out);
+/* Every running job and the VD_JOBS_HISTORY newest finished ones, newest
+ * first. Returns the count or -ENOMEM; *out is caller-freed. */
+int vd_jobs_list(struct vd_jobs *jobs, struct vd_job_info **out);
 
 void vd_job_progress(struct vd_job *job, uint64_t done, uint64_t total);
 bool vd_job_cancelled(struct vd_job *job);

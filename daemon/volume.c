@@ -159,10 +159,17 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
                          struct vd_error *err)
 {
     int ret;
+    /* By uuid: the name may already belong to another volume's row. A
+     * row already gone still leaves its own file (named by the uuid) to
+     * remove. */
+    bool gone = false;
     if (row->state != VD_STATE_DELETING &&
-        (ret = vd_catalog_volume_set_state(mgr->cat, row->name,
-                                           VD_STATE_DELETING, err)) < 0) {
-        return ret;
+        (ret = vd_catalog_volume_set_state_uuid(mgr->cat, row->uuid,
+                                                VD_STATE_DELETING, err)) < 0) {
+        if (ret != -ENOENT) {
+            return ret;
+        }
+        gone = true;
     }
     if (vd_row_is_file(row) && unlink(row->location) < 0 && errno != ENOENT) {
         return vd_error_set(err, -errno, "cannot remove '%s': %s",
@@ -175,7 +182,7 @@ int vd_volmgr_remove_row(struct vd_volmgr *mgr, const struct vd_volume_row *row,
         }
     }
     vd_fsync_dir(mgr->images_dir);
-    return vd_catalog_volume_delete(mgr->cat, row->name, err);
+    return gone ? 0 : vd_catalog_volume_delete_uuid(mgr->cat, row->uuid, err);
 }
 
 /* Start-up: finish or undo what a crash interrupted, open the rest. */

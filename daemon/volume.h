@@ -209,6 +209,10 @@ int vd_volmgr_clone(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                     uint64_t *job_id, struct vd_error *err);
 int vd_volmgr_job_get(struct vd_volmgr *mgr, uint64_t id,
                       struct vd_job_info *out, struct vd_error *err);
+/* Running jobs and the recent finished ones, newest first. Returns the
+ * count; *out is caller-freed. */
+int vd_volmgr_job_list(struct vd_volmgr *mgr, struct vd_job_info **out,
+                       struct vd_error *err);
 
 /* Read-only views of snapshots (the mount's .snapshots files). A view
  * opens the volume's image a second time as the snapshot, while the

@@ -157,14 +157,19 @@ static int copy_sparse(const char *src, const char *dst, struct vd_error *err)
     struct stat st;
     const size_t chunk = 1u << 20;
 
-    in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (in < 0 || fstat(in, &st) < 0) {
-        ret = vd_error_set(err, -errno, "cannot read '%s': %s", src,
-                           strerror(errno));
+    /* Without blocking: a FIFO swapped in since the probe must not
+     * stall this thread in open (and SIGTERM with it). */
+    in = vd_open_regular(src, O_RDONLY | O_NOFOLLOW);
+    if (in < 0) {
+        ret =
+            vd_error_set(err, in, "cannot read '%s': %s", src,
+                         in == -EINVAL ? "not a regular file" : strerror(-in));
+        in = -1;
         goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        ret = vd_error_set(err, -EINVAL, "'%s' is not a regular file", src);
+    if (fstat(in, &st) < 0) {
+        ret = vd_error_set(err, -errno, "cannot read '%s': %s", src,
+                           strerror(errno));
         goto out;
     }
     out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -689,9 +694,13 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
         goto out;
     }
     if (row.state == VD_STATE_CREATING) {
-        ret = vd_error_set(err, -ENOENT,
-                           "volume '%s' is still being "
-                           "created",
+        /* Its maker (a create call or a clone job) owns the row and file
+         * until it turns them 'ready' or removes them; deleting under it
+         * would leave the maker publishing a ghost. */
+        ret = vd_error_set(err, -EBUSY,
+                           "volume '%s' is still being created; delete it "
+                           "once it is ready (a full clone's progress is "
+                           "at GET /jobs)",
                            name);
         goto out;
     }

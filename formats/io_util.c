@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -204,20 +205,52 @@ int vd_lock_image_fd_mode(int fd, enum vd_lock_mode mode)
     return 0;
 }
 
+int vd_open_regular(const char *path, int flags)
+{
+    struct stat st;
+    int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
+    int ret;
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fstat(fd, &st) < 0) {
+        ret = -errno;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK & (O_APPEND | O_DIRECT)) < 0) {
+        ret = -errno;
+        goto fail;
+    }
+    return fd;
+
+fail:
+    close(fd);
+    return ret;
+}
+
 int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
                      bool direct)
 {
     int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-    hf->fd = open(path, flags);
+    int fd = vd_open_regular(path, flags);
+    hf->fd = -1;
     hf->dfd = -1;
     hf->mem_align = 4096;
     hf->off_align = 4096;
-    if (hf->fd < 0) {
-        return -errno;
+    if (fd < 0) {
+        return fd;
     }
+    hf->fd = fd;
     if (direct) {
         struct statx stx;
-        hf->dfd = open(path, flags | O_DIRECT); /* EINVAL: not supported */
+        char self[32];
+        /* Reopen the file just checked, not whatever path names now. */
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+        hf->dfd = open(self, flags | O_DIRECT); /* EINVAL: not supported */
         if (hf->dfd >= 0 &&
             statx(hf->dfd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
             (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align != 0 &&

@@ -39,8 +39,15 @@ struct vd_hostfile {
     uint32_t off_align; /* offset and length alignment direct I/O needs */
 };
 
+/* Open a regular file for images and imports: flags | O_CLOEXEC, opened
+ * without blocking (a FIFO or device would stall the caller in open or
+ * read), and refused with -EINVAL unless it is a regular file. Returns
+ * the fd (blocking mode again) or -errno. */
+int vd_open_regular(const char *path, int flags);
+
 /* Open path read-only or read-write; direct asks for the O_DIRECT fd
- * (silently not used when the file system refuses it). 0 or -errno. */
+ * (silently not used when the file system refuses it). 0 or -errno;
+ * -EINVAL when path is not a regular file. */
 int vd_hostfile_open(struct vd_hostfile *hf, const char *path, bool writable,
                      bool direct);
 void vd_hostfile_close(struct vd_hostfile *hf);

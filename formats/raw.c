@@ -84,7 +84,8 @@ static int raw_open(struct vd_image *img, const char *location,
     ret = vd_hostfile_open(&s->hf, location, !o->readonly, o->direct);
     if (ret < 0) {
         return vd_error_set(err, ret, "cannot open '%s': %s", location,
-                            strerror(-ret));
+                            ret == -EINVAL ? "not a regular file"
+                                           : strerror(-ret));
     }
     if (fstat(s->hf.fd, &st) < 0) {
         ret = vd_error_set(err, -errno, "stat '%s': %s", location,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "io_util.h"
 #include "vd_error.h"
 
 extern const struct vd_driver vd_driver_qcow2;
@@ -83,10 +84,12 @@ const struct vd_driver *vd_driver_probe_file(const char *path,
     const struct vd_driver *best = NULL;
     int best_score = 0;
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = vd_open_regular(path, O_RDONLY);
     if (fd < 0) {
-        vd_error_set(err, -errno, "cannot open '%s': %s", path,
-                     strerror(errno));
+        vd_error_set(err, fd, "cannot open '%s': %s", path,
+                     fd == -EINVAL ? "images are regular files only, "
+                                     "and this is not one"
+                                   : strerror(-fd));
         return NULL;
     }
     n = pread(fd, buf, sizeof(buf), 0);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,8 +71,9 @@ static short poll_events(unsigned dir)
     return ev;
 }
 
-struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
-                               int wake_fd, int *code, char *msg, size_t len)
+static struct nbd_handle *dial_uri(struct nbd_state *s, const char *uri,
+                                   uint32_t timeout_ms, int wake_fd, int *code,
+                                   char *msg, size_t len)
 {
     int64_t deadline = vd_nbd_now_ms() + timeout_ms;
     struct nbd_handle *h = nbd_create();
@@ -93,7 +95,7 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
         snprintf(msg, len, "%s", nbd_get_error());
         goto fail;
     }
-    if (nbd_aio_connect_uri(h, s->uri) == -1) {
+    if (nbd_aio_connect_uri(h, uri) == -1) {
         int e = nbd_get_errno();
         if (nbd_aio_is_created(h) &&
             (e == EINVAL || e == EPERM || e == ENOTSUP)) {
@@ -150,6 +152,30 @@ struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
 fail:
     nbd_close(h);
     return NULL;
+}
+
+/* A unix socket is confined at every dial, not only at open: while the
+ * server is down its socket may be replaced by a symlink to somewhere
+ * else, and a redial must not follow it. */
+struct nbd_handle *vd_nbd_dial(struct nbd_state *s, uint32_t timeout_ms,
+                               int wake_fd, int *code, char *msg, size_t len)
+{
+    char uri[PATH_MAX + 64];
+    int pin;
+    int ret = vd_nbd_socket_pin(s->uri, (const char *const *)s->socket_dirs,
+                                &pin, uri, sizeof(uri), msg, len);
+    if (ret < 0) {
+        /* Outside the allowed dirs is a refusal; no socket there (yet) is
+         * a server that cannot be reached, like a failed connect. */
+        *code = ret == -EACCES ? -EACCES : -ENXIO;
+        return NULL;
+    }
+    struct nbd_handle *h =
+        dial_uri(s, uri, timeout_ms, wake_fd, code, msg, len);
+    if (pin >= 0) {
+        close(pin); /* the connection, if any, is made */
+    }
+    return h;
 }
 
 void vd_nbd_read_info(struct nbd_handle *h, struct nbd_server_info *info)

@@ -106,9 +106,15 @@ struct nbd_conn {
  * 7. Submitting never waits: a request that needs splitting, a flush the
  *    server does not offer, or any request that finds no live connection
  *    is refused with -EAGAIN and runs synchronously.
+ * 8. Every dial, the first and each redial, confines a unix socket again
+ *    (vd_nbd_socket_pin): the path is resolved, checked against
+ *    socket_dirs and pinned by an O_PATH descriptor, and libnbd connects
+ *    through /proc/self/fd/N, so the socket checked is the one reached.
  */
 struct nbd_state {
     char *uri;
+    char **socket_dirs;          /* a copy of vd_open_opts.socket_dirs; NULL if
+                                    none: checked again at every dial */
     uint32_t timeout_ms;         /* per-request bound, see note 3 */
     uint32_t connect_timeout_ms; /* one dial, handshake included */
     uint32_t backoff_max_ms;     /* reconnect delay cap */
@@ -186,6 +192,15 @@ int vd_nbd_uri_check(const char *uri, char *msg, size_t len);
  * a path that cannot be checked) with msg set. 0 for other URIs. */
 int vd_nbd_socket_check(const char *uri, const char *const *dirs, char *msg,
                         size_t len);
+/* For dialing an nbd+unix URI: resolve its socket now, require what it
+ * resolves to be a socket in one of dirs, and pin it with an O_PATH
+ * descriptor (*fd, caller closes). *dial_uri is uri with the socket
+ * replaced by /proc/self/fd/N, so the connect reaches exactly the inode
+ * that was checked, whatever is renamed or symlinked meanwhile. For other
+ * URIs *fd is -1 and *dial_uri is uri. 0, or -errno with msg set
+ * (-EACCES when the socket is outside dirs). */
+int vd_nbd_socket_pin(const char *uri, const char *const *dirs, int *fd,
+                      char *dial_uri, size_t dial_len, char *msg, size_t len);
 
 /* request.c */
 /* Run r on some live connection within the timeout: 0 or -errno. */

@@ -43,6 +43,39 @@ static uint32_t env_u32(const char *name, uint32_t def, uint32_t min,
 
 /* ---- open and close --------------------------------------------------- */
 
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* A deep copy of a NULL-terminated list (NULL for NULL); -ENOMEM. */
+static int strv_dup(const char *const *v, char ***out)
+{
+    size_t n = 0;
+    *out = NULL;
+    if (v == NULL) {
+        return 0;
+    }
+    while (v[n] != NULL) {
+        n++;
+    }
+    char **c = calloc(n + 1, sizeof(*c));
+    for (size_t i = 0; c != NULL && i < n; i++) {
+        if ((c[i] = strdup(v[i])) == NULL) {
+            strv_free(c);
+            c = NULL;
+        }
+    }
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
 static void state_free(struct nbd_state *s)
 {
     vd_nbd_conns_stop(s);
@@ -51,6 +84,8 @@ static void state_free(struct nbd_state *s)
     pthread_mutex_destroy(&s->lock);
     free(s->uri);
     s->uri = NULL;
+    strv_free(s->socket_dirs);
+    s->socket_dirs = NULL;
 }
 
 static int nbd_drv_open(struct vd_image *img, const char *location,
@@ -74,7 +109,9 @@ static int nbd_drv_open(struct vd_image *img, const char *location,
         return vd_error_set(err, ret, "%s", msg);
     }
     s->uri = strdup(location);
-    if (s->uri == NULL) {
+    if (s->uri == NULL || strv_dup(o->socket_dirs, &s->socket_dirs) < 0) {
+        free(s->uri);
+        s->uri = NULL;
         return vd_error_set(err, -ENOMEM, "out of memory");
     }
     s->timeout_ms =

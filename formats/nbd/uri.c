@@ -3,12 +3,14 @@
  * socket (TLS, vsock, ssh, local files, extra parameters), and unix
  * sockets only in the directories the caller allows. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nbd-int.h"
 
@@ -186,4 +188,65 @@ int vd_nbd_socket_check(const char *uri, const char *const *dirs, char *msg,
         return -EACCES;
     }
     return 0;
+}
+
+int vd_nbd_socket_pin(const char *uri, const char *const *dirs, int *fd,
+                      char *dial_uri, size_t dial_len, char *msg, size_t len)
+{
+    char link[64], real[PATH_MAX];
+    const char *path;
+    struct stat st;
+    ssize_t n;
+    int ret;
+
+    *fd = -1;
+    if (strncmp(uri, "nbd+unix://", 11) != 0) {
+        snprintf(dial_uri, dial_len, "%s", uri);
+        return 0;
+    }
+    path = strchr(uri, '?') + strlen("?socket="); /* vd_nbd_uri_check'd */
+    if (dirs == NULL || dirs[0] == NULL) {
+        snprintf(msg, len, "no socket directory is configured");
+        return -EACCES;
+    }
+    /* Follows symlinks on purpose: the descriptor names where they lead,
+     * and that is what is checked and dialled. */
+    int f = open(path, O_PATH | O_CLOEXEC);
+    if (f < 0) {
+        ret = -errno;
+        snprintf(msg, len, "socket '%s': %s", path, strerror(errno));
+        return ret;
+    }
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", f);
+    n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0 || fstat(f, &st) < 0) {
+        ret = -errno;
+        snprintf(msg, len, "socket '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    real[n] = '\0';
+    if (!in_dirs(real, dirs)) {
+        ret = -EACCES;
+        snprintf(msg, len,
+                 "socket '%s' is not in a directory allowed for NBD sockets",
+                 path);
+        goto fail;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        ret = -ENOTSOCK;
+        snprintf(msg, len, "'%s' is not a socket", path);
+        goto fail;
+    }
+    if ((size_t)snprintf(dial_uri, dial_len, "%.*s%s", (int)(path - uri), uri,
+                         link) >= dial_len) {
+        ret = -ENAMETOOLONG;
+        snprintf(msg, len, "NBD URI too long");
+        goto fail;
+    }
+    *fd = f;
+    return 0;
+
+fail:
+    close(f);
+    return ret;
 }

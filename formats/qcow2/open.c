@@ -240,7 +240,8 @@ int qcow2_open(struct vd_image *img, const char *location,
     s->fd = s->hf.fd;
     if (ret < 0) {
         return vd_error_set(err, ret, "cannot open '%s': %s", location,
-                            strerror(-ret));
+                            ret == -EINVAL ? "not a regular file"
+                                           : strerror(-ret));
     }
     s->readonly = o->readonly;
     s->loop = o->ioloop;

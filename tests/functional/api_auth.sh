@@ -38,7 +38,7 @@ expect_401() {
 # /health is open, everything else needs a token.
 http GET /health
 expect_status 200
-for p in /volumes /volumes/x /metrics /openapi.json /nope /jobs/1; do
+for p in /volumes /volumes/x /metrics /openapi.json /nope /jobs /jobs/1; do
     http GET "$p"
     expect_401
 done

@@ -77,6 +77,7 @@ int main(void)
         {"/volumes/{name}/snapshots/{snapshot}", "delete"},
         {"/volumes/{name}/snapshots/{snapshot}/revert", "post"},
         {"/volumes/{name}/snapshots/{snapshot}/changes", "get"},
+        {"/jobs", "get"},
         {"/jobs/{id}", "get"},
     };
     json_error_t jerr;

@@ -71,7 +71,10 @@ int main(void)
     CHECK_EQ(route("/jobs/18446744073709551616", "GET", &rep), 404);
     CHECK_EQ(route("/jobs/-1", "GET", &rep), 404);
     CHECK_EQ(route("/jobs/1x", "GET", &rep), 404);
-    CHECK_EQ(route("/jobs", "GET", &rep), 404);
+    CHECK_EQ(route("/jobs", "GET", &rep), 200);
+    CHECK(rm->fn == api_jobs_list && !path.has_id);
+    CHECK_EQ(route("/jobs", "POST", &rep), 405);
+    CHECK_EQ(route("/jobs/", "GET", &rep), 404);
     CHECK_EQ(route("/jobs/1", "DELETE", &rep), 405);
 
     /* Unknown paths. */
