@@ -95,7 +95,7 @@ qemu-io -f qcow2 "$IMP/lb.qcow2" <"$T/qio.in" >/dev/null 2>&1 &
 QIO=$!
 exec {qin}>"$T/qio.in"
 on_exit "kill $QIO"
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 300; i++)); do
     qemu-img info "$IMP/lb.qcow2" >/dev/null 2>&1 || break
     sleep 0.1
 done
