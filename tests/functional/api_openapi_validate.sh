@@ -25,17 +25,27 @@ READER=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")
 printf 'ops admin %s\ngrafana read %s\n' "$ADMIN" "$READER" >"$T/tokens"
 chmod 600 "$T/tokens"
 
-# An NBD server on loopback.
+# NBD servers on loopback: nbdkit (multi-conn) and qemu-nbd (one
+# connection), which goes away during the test.
 NBD_PORT=$(free_port)
 nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$NBD_PORT" memory 64M &
 on_exit "kill -9 $!"
+QNBD_PORT=$(free_port)
+truncate -s 16M "$T/q.raw"
+qemu-nbd -b 127.0.0.1 -p "$QNBD_PORT" -f raw -x exp -t "$T/q.raw" &
+QNBD_PID=$!
+on_exit "kill -9 $QNBD_PID"
 mkdir "$T/import"
 qemu-img create -q -f qcow2 "$T/import/disk.qcow2" 64M || fail "qemu-img create"
-for ((i = 0; i < 100; i++)); do
-    qemu-io -f raw -r "nbd://127.0.0.1:$NBD_PORT/" -c "read 0 512" >/dev/null 2>&1 && break
-    sleep 0.05
+for uri in "nbd://127.0.0.1:$NBD_PORT/" "nbd://127.0.0.1:$QNBD_PORT/exp"; do
+    for ((i = 0; i < 100; i++)); do
+        qemu-io -f raw -r "$uri" -c "read 0 512" >/dev/null 2>&1 && break
+        sleep 0.05
+    done
 done
 
+# I/O on an NBD volume whose server is gone fails after 2 s, not 30.
+export VD_NBD_TIMEOUT_MS=2000
 start_daemon --api-token-file "$T/tokens" --import-dir "$T/import"
 
 # ---- the document itself --------------------------------------------------
@@ -161,6 +171,23 @@ via "$STRICT" 200 /volumes/v1
 head 200 /volumes/v1 "/volumes/{name}"
 via "$STRICT" 200 /volumes/r1
 via "$STRICT" 200 --read /volumes/r1
+# An NBD volume whose server went away: the backend shows the outage
+# (state, last_error), in the list too.
+via "$STRICT" 201 -X POST "${J[@]}" \
+    -d "{\"name\":\"r2\",\"backend\":{\"type\":\"nbd\",\"uri\":\"nbd://127.0.0.1:$QNBD_PORT/exp\"}}" \
+    /volumes
+kill -9 "$QNBD_PID"
+wait "$QNBD_PID" 2>/dev/null
+dd if="$VD_MNT/r2" of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null &&
+    fail "read from an NBD volume without a server succeeded"
+for ((i = 0; i < 100; i++)); do
+    via "$STRICT" 200 /volumes/r2
+    grep -q '"last_error":"' "$T/body" && break
+    sleep 0.1
+done
+grep -q '"state":"disconnected"' "$T/body" || fail "outage not shown: $(cat "$T/body")"
+via "$STRICT" 200 /volumes
+via "$STRICT" 204 -X DELETE /volumes/r2
 via "$STRICT" 200 -X PATCH "${J[@]}" -d '{"size":"20G"}' /volumes/v1
 via "$STRICT" 200 -X PATCH -H 'Content-Type: application/merge-patch+json' \
     -d '{"size":"21G"}' /volumes/v1
