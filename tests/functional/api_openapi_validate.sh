@@ -51,16 +51,15 @@ start_daemon --api-token-file "$T/tokens" --import-dir "$T/import"
 # ---- the document itself --------------------------------------------------
 curl -sS -f -H "Authorization: Bearer $READER" -o "$T/openapi.json" "$VD_URL/openapi.json" ||
     fail "GET /openapi.json"
-"$BIN/swagger-cli" validate "$T/openapi.json" >"$T/swagger.out" 2>&1 ||
-    fail "swagger-cli validate: $(cat "$T/swagger.out")"
-"$BIN/redocly" lint --config "$SRC/tests/openapi/redocly.yaml" "$T/openapi.json" \
-    >"$T/redocly.out" 2>&1 || fail "redocly lint: $(cat "$T/redocly.out")"
 
 # ---- the validating proxies ----------------------------------------------
 # STRICT validates requests and answers: the README's requests as written.
 # LAX validates only answers: requests a client gets wrong on purpose
 # (malformed JSON, a wrong Content-Type) reach the daemon, and its error
 # answers are checked against the document.
+#
+# start_prism NAME [prism flags...] — sets PRISM_URL (not in a subshell,
+# so that the cleanup it registers is the test's).
 start_prism() {
     local port log=$T/prism-$1.log
     shift
@@ -68,20 +67,27 @@ start_prism() {
     "$BIN/prism" proxy --errors -h 127.0.0.1 -p "$port" "$@" "$T/openapi.json" "$VD_URL" \
         >"$log" 2>&1 &
     on_exit "kill -9 $!"
-    echo "$port"
+    PRISM_URL=http://127.0.0.1:$port
 }
-STRICT=http://127.0.0.1:$(start_prism strict)
-LAX=http://127.0.0.1:$(start_prism lax --validate-request=false)
+start_prism strict
+STRICT=$PRISM_URL
+start_prism lax --validate-request=false
+LAX=$PRISM_URL
+# While they start: the document under swagger-cli and redocly.
+"$BIN/swagger-cli" validate "$T/openapi.json" >"$T/swagger.out" 2>&1 ||
+    fail "swagger-cli validate: $(cat "$T/swagger.out")"
+"$BIN/redocly" lint --config "$SRC/tests/openapi/redocly.yaml" "$T/openapi.json" \
+    >"$T/redocly.out" 2>&1 || fail "redocly lint: $(cat "$T/redocly.out")"
 for url in "$STRICT" "$LAX"; do
-    for ((i = 0; i < 300; i++)); do
+    for ((i = 0; i < 600; i++)); do
         curl -fsS -o /dev/null "$url/health" 2>/dev/null && break
         sleep 0.1
     done
-    [ "$i" -lt 300 ] || fail "prism at $url did not start: $(cat "$T"/prism-*.log)"
+    [ "$i" -lt 600 ] || fail "prism at $url did not start: $(cat "$T"/prism-*.log)"
 done
 
 N=0
-# via PROXY STATUS [--read|--anon|--bad-token] CURL-ARGS... PATH — one request
+# via PROXY STATUS [--read|--bad-token] CURL-ARGS... PATH — one request
 # through the proxy: the status must be STATUS, the answer the daemon's (not
 # one Prism made up), and Prism must have found nothing to say about it.
 via() {
@@ -111,11 +117,12 @@ via() {
 }
 J=(-H 'Content-Type: application/json')
 
-# head [--bad-token] STATUS PATH TEMPLATE — HEAD on the daemon. Prism cannot
-# proxy it (it parses the empty body of a JSON answer as JSON and fails),
-# so: the GET of the same path, through the validating proxy, gets STATUS;
-# HEAD straight to the daemon gets the same status and Content-Type; and the document declares that status for HEAD on TEMPLATE.
-head() {
+# check_head [--bad-token] STATUS PATH TEMPLATE — HEAD on the daemon.
+# Prism cannot proxy it (it parses the empty body of a JSON answer as JSON
+# and fails), so: the GET of the same path, through the validating proxy,
+# gets STATUS; HEAD straight to the daemon gets the same status and
+# Content-Type; and the document declares that status for HEAD on TEMPLATE.
+check_head() {
     local tok=(-H "Authorization: Bearer $ADMIN") bad=()
     if [ "$1" = --bad-token ]; then
         tok=(-H "Authorization: Bearer wrong") bad=(--bad-token)
@@ -146,11 +153,11 @@ header_of() {
 
 # Service endpoints, and every GET's HEAD.
 via "$STRICT" 200 /health
-head 200 /health /health
+check_head 200 /health /health
 via "$STRICT" 200 /metrics
-head 200 /metrics /metrics
+check_head 200 /metrics /metrics
 via "$STRICT" 200 /openapi.json
-head 200 /openapi.json /openapi.json
+check_head 200 /openapi.json /openapi.json
 
 # Create, in the README's forms.
 via "$STRICT" 201 -X POST "${J[@]}" -d '{"name":"v1","size":10737418240,"format":"raw"}' /volumes
@@ -166,9 +173,9 @@ grep -q '"server":{' "$T/body" || fail "the NBD volume shows no live state: $(ca
 # List, show, grow; the NBD volume is in the list.
 via "$STRICT" 200 /volumes
 grep -q '"type":"nbd"' "$T/body" || fail "no NBD volume listed: $(cat "$T/body")"
-head 200 /volumes /volumes
+check_head 200 /volumes /volumes
 via "$STRICT" 200 /volumes/v1
-head 200 /volumes/v1 "/volumes/{name}"
+check_head 200 /volumes/v1 "/volumes/{name}"
 via "$STRICT" 200 /volumes/r1
 via "$STRICT" 200 --read /volumes/r1
 # An NBD volume whose server went away: the backend shows the outage
@@ -196,11 +203,11 @@ via "$STRICT" 200 -X PATCH -H 'Content-Type: application/merge-patch+json' \
 via "$STRICT" 201 -X POST "${J[@]}" -d '{"name":"s1"}' /volumes/q1/snapshots
 via "$STRICT" 201 -X POST "${J[@]}" -d '{"name":"s2"}' /volumes/q1/snapshots
 via "$STRICT" 200 /volumes/q1/snapshots
-head 200 /volumes/q1/snapshots "/volumes/{name}/snapshots"
+check_head 200 /volumes/q1/snapshots "/volumes/{name}/snapshots"
 via "$STRICT" 200 /volumes/q1/snapshots/s1
-head 200 /volumes/q1/snapshots/s1 "/volumes/{name}/snapshots/{snapshot}"
+check_head 200 /volumes/q1/snapshots/s1 "/volumes/{name}/snapshots/{snapshot}"
 via "$STRICT" 200 '/volumes/q1/snapshots/s2/changes?since=s1'
-head 200 /volumes/q1/snapshots/s2/changes "/volumes/{name}/snapshots/{snapshot}/changes"
+check_head 200 /volumes/q1/snapshots/s2/changes "/volumes/{name}/snapshots/{snapshot}/changes"
 via "$STRICT" 200 -X POST /volumes/q1/snapshots/s1/revert
 via "$STRICT" 200 -X POST '/volumes/q1/snapshots/s1/revert?force=true'
 via "$STRICT" 200 -X POST "${J[@]}" -d '{"force":true}' /volumes/q1/snapshots/s1/revert
@@ -213,7 +220,7 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.1
 done
 grep -q '"state":"succeeded"' "$T/body" || fail "clone job: $(cat "$T/body")"
-head 200 "/jobs/$JOB" "/jobs/{id}"
+check_head 200 "/jobs/$JOB" "/jobs/{id}"
 via "$STRICT" 204 -X DELETE /volumes/q1/snapshots/s2
 
 # Errors the README lists, each an answer the document declares.
@@ -222,15 +229,15 @@ via "$STRICT" 400 -X POST "${J[@]}" -d '{"name":"x","size":"513"}' /volumes
 via "$LAX" 400 -X POST "${J[@]}" -d '{"name":"x","size":' /volumes
 via "$LAX" 400 -X POST "${J[@]}" -d '{"name":"x","size":"1G","colour":"red"}' /volumes
 via "$LAX" 400 /volumes/Not_A_Name
-head 400 /volumes/Not_A_Name "/volumes/{name}"
+check_head 400 /volumes/Not_A_Name "/volumes/{name}"
 via "$STRICT" 401 --bad-token /volumes
-head --bad-token 401 /volumes /volumes
+check_head --bad-token 401 /volumes /volumes
 via "$STRICT" 403 --read -X DELETE /volumes/v1
 via "$STRICT" 404 /volumes/nope
-head 404 /volumes/nope "/volumes/{name}"
+check_head 404 /volumes/nope "/volumes/{name}"
 via "$STRICT" 404 /volumes/q1/snapshots/nope
 via "$STRICT" 404 /jobs/999999
-head 404 /jobs/999999 "/jobs/{id}"
+check_head 404 /jobs/999999 "/jobs/{id}"
 via "$STRICT" 409 -X POST "${J[@]}" -d '{"name":"v1","size":"1G"}' /volumes
 # a body over 64 KiB that the document allows (format has no length limit)
 printf '{"name":"big","size":"1G","format":"%070000d"}' 0 >"$T/big.json"
