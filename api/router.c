@@ -160,6 +160,17 @@ static int capture(const struct route *rt, const char *seg[],
     return 0;
 }
 
+const char *api_route_at(size_t i, const char **allow,
+                         const struct api_route_method **methods)
+{
+    if (i >= sizeof(routes) / sizeof(routes[0])) {
+        return NULL;
+    }
+    *allow = routes[i].allow;
+    *methods = routes[i].methods;
+    return routes[i].pattern;
+}
+
 const struct api_route_method *api_route_find(const char *url,
                                               const char *method,
                                               struct api_path *path,

@@ -4,6 +4,7 @@
 #define VD_API_ROUTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "handler.h"
@@ -30,5 +31,11 @@ const struct api_route_method *api_route_find(const char *url,
                                               const char *method,
                                               struct api_path *path,
                                               struct api_reply *rep);
+
+/* The route table, for the test that holds api/openapi.json to it: the
+ * i-th route's pattern ("volumes/{volume}"), its Allow header and its
+ * methods (ending with method NULL), or NULL past the last route. */
+const char *api_route_at(size_t i, const char **allow,
+                         const struct api_route_method **methods);
 
 #endif

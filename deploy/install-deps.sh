@@ -33,3 +33,17 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
 fi
+if [ "${1:-}" = "--test" ]; then
+    # api_openapi_validate.sh: OpenAPI validators from npm, pinned by
+    # tests/openapi/package-lock.json and installed in tests/openapi.
+    # Debian's nodejs only if the machine has no Node.js of its own (a
+    # packaged npm would conflict with a Node.js that bundles it);
+    # @redocly/cli wants Node.js 20.19+ or 22.12+, @stoplight/prism-cli
+    # 5.15 and later 24.14+ (hence 5.14.2).
+    if ! command -v npm >/dev/null 2>&1; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends nodejs npm
+    fi
+    (cd "$(dirname "$0")/../tests/openapi" &&
+        npm ci --no-audit --no-fund --loglevel=error </dev/null)
+fi
