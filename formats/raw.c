@@ -37,6 +37,11 @@ static int raw_create(const char *location, const struct vd_create_opts *o,
     if (o->backing_file != NULL) {
         return vd_error_set(err, -ENOTSUP, "raw images have no backing file");
     }
+    if (o->cluster_size != 0) {
+        return vd_error_set(err, -EINVAL,
+                            "raw images have no clusters: cluster_size "
+                            "applies to qcow2 only");
+    }
     fd = open(location, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         return vd_error_set(err, -errno, "cannot create '%s': %s", location,

@@ -89,6 +89,7 @@ bad '{"name": "a", "size": 512, "backend": {"type": "file", "uri": "nbd://x"}}' 
 bad '{"name": "a", "size": 512, "cluster_size": "64K"}' 400 "'cluster_size'"
 bad '{"name": "a", "size": 512, "cluster_size": 0}' 400 "'cluster_size'"
 bad '{"name": "a", "size": 512, "cluster_size": -65536}' 400 "'cluster_size'"
+bad '{"name": "a", "size": 512, "format": "raw", "cluster_size": 65536}' 400 "no clusters"
 bad '{"name": "a", "size": 512, "base": "../keep"}' 400 "'base'"
 bad '{"name": "a", "size": 512, "base": 1}' 400 "'base'"
 bad '{"name": "a", "import": "/tmp/x"}' 400 "'import'"
