@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "iostats.h"
 #include "volume.h"
 
 struct vd_image;
@@ -37,6 +38,8 @@ struct vd_volume {
     atomic_bool gate_closed;
     atomic_bool going_away; /* set under gate_lock */
     int open_count;         /* gate_lock */
+
+    struct vd_iostats io; /* latency, errors (iostats.h) */
 };
 
 struct vd_volmgr {

@@ -221,6 +221,7 @@ void vd_volume_gate_leave(struct vd_volume *vol)
 
 int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pread(vol->img, buf, len, off);
@@ -229,12 +230,14 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
         }
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_READ, t0, ret);
     return ret;
 }
 
 int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
                      uint64_t off)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pwrite(vol->img, buf, len, off);
@@ -243,16 +246,19 @@ int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
         }
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_WRITE, t0, ret);
     return ret;
 }
 
 int vd_volume_flush(struct vd_volume *vol)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_flush(vol->img);
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_FLUSH, t0, ret);
     return ret;
 }
 
@@ -262,6 +268,9 @@ int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len)
     if (ret == 0) {
         ret = vd_image_discard(vol->img, off, len);
         gate_leave(vol);
+    }
+    if (ret < 0) {
+        vd_iostats_error(&vol->io, ret);
     }
     return ret;
 }
@@ -273,15 +282,45 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
         ret = vd_image_write_zeroes(vol->img, off, len, 0);
         gate_leave(vol);
     }
+    if (ret < 0) {
+        vd_iostats_error(&vol->io, ret);
+    }
     return ret;
+}
+
+/* The histogram a request of this aio op counts in. */
+static enum vd_io_op aio_io_op(const struct vd_aio *aio)
+{
+    switch (aio->op) {
+    case VD_AIO_READ:
+        return VD_IO_READ;
+    case VD_AIO_WRITE:
+        return VD_IO_WRITE;
+    default:
+        return VD_IO_FLUSH;
+    }
 }
 
 static void volume_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
-    /* Leave first: once done has replied, nothing keeps vol alive. */
-    gate_leave(va->vol);
+    struct vd_volume *vol = va->vol;
+    /* Counted and left first: once done has replied, nothing keeps vol
+     * alive. */
+    vd_iostats_done(&vol->io, aio_io_op(aio), va->t0, ret);
+    gate_leave(vol);
     va->done(va, ret);
+}
+
+/* A request that did not start: -EAGAIN sends it to the synchronous
+ * path, which counts it; any other error is its end. */
+static int submit_failed(struct vd_volume *vol, struct vd_volume_aio *va,
+                         int ret)
+{
+    if (ret != -EAGAIN) {
+        vd_iostats_done(&vol->io, aio_io_op(&va->aio), va->t0, ret);
+    }
+    return ret;
 }
 
 static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
@@ -292,14 +331,17 @@ static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
     ret = vd_image_submit(vol->img, &va->aio);
     if (ret < 0) {
         gate_leave(vol);
+        return submit_failed(vol, va, ret);
     }
     return ret;
 }
 
 int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
 {
-    int ret = gate_enter(vol);
-    return ret < 0 ? ret : submit_entered(vol, va);
+    int ret;
+    va->t0 = vd_iostats_now();
+    ret = gate_enter(vol);
+    return ret < 0 ? submit_failed(vol, va, ret) : submit_entered(vol, va);
 }
 
 /* gate_enter that does not wait: false (and not entered) while the gate
@@ -316,17 +358,22 @@ static bool gate_try_enter(struct vd_volume *vol)
 
 int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
 {
+    va->t0 = vd_iostats_now();
     return gate_try_enter(vol) ? submit_entered(vol, va) : -EAGAIN;
 }
 
 int vd_volume_flush_nowait(struct vd_volume *vol)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret;
     if (!gate_try_enter(vol)) {
         return -EAGAIN;
     }
     ret = vd_image_flush_nowait(vol->img);
     gate_leave(vol);
+    if (ret != -EAGAIN) {
+        vd_iostats_done(&vol->io, VD_IO_FLUSH, t0, ret);
+    }
     return ret;
 }
 
