@@ -12,7 +12,9 @@
  * 3. The closer sets gate_closed under gate_lock, then waits on gate_cond
  *    until inflight == 0. A leaver that brings inflight to zero while the
  *    gate is closed takes gate_lock to broadcast, so no wake-up is lost.
- * 4. The fast path takes no lock: two atomic operations per request.
+ * 4. The fast path takes no lock: two atomic operations per request, and
+ *    for the accounting (iostats.h) two relaxed ones and two clock reads:
+ *    a request is timed from before it enters to its completion.
  * 5. open_count and going_away change together under gate_lock, so a delete
  *    cannot race with an open: either the open sees going_away and fails,
  *    or the delete sees the open and answers -EBUSY.
