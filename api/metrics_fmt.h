@@ -7,6 +7,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct vd_volmgr;
+struct vd_volume_info;
+
+/* metrics_volume.c: the per-volume families beyond metrics.c's counters. */
+void api_metrics_volumes(FILE *f, const struct vd_volume_info *vols, int n);
+/* metrics_daemon.c: the daemon's families and the API's requests. */
+void api_metrics_daemon(FILE *f, struct vd_volmgr *mgr);
+
+/* metrics_fmt.c */
 /* "# HELP name help" and "# TYPE name type". */
 void api_metrics_family(FILE *f, const char *name, const char *type,
                         const char *help);

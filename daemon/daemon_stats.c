@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon_stats.h"
 #include "ioloop.h"
 #include "jobs.h"
 #include "volume-int.h"

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "iostats.h"
 #include "volume.h"
 
 struct vd_image;
@@ -30,6 +29,7 @@ struct vd_volume {
      * of its driver's reason (vd_volume_note_corruption); freed with the
      * volume. */
     _Atomic(char *) corrupt_reason;
+    struct vd_iostats io; /* latency, errors (iostats.h) */
 
     /* The I/O gate (see volume_io.c DESIGN NOTES). */
     pthread_mutex_t gate_lock;
@@ -38,8 +38,6 @@ struct vd_volume {
     atomic_bool gate_closed;
     atomic_bool going_away; /* set under gate_lock */
     int open_count;         /* gate_lock */
-
-    struct vd_iostats io; /* latency, errors (iostats.h) */
 };
 
 struct vd_volmgr {

@@ -11,8 +11,9 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "iostats.h"
 #include "vd_driver.h"
+
+#include "iostats.h" /* struct vd_iostats_snap */
 
 struct vd_error;
 struct vd_ioloop;
@@ -63,12 +64,14 @@ struct vd_volume_info {
     char path[VD_LOCATION_MAX]; /* its file on the mount */
     int64_t allocated;          /* host bytes, -1 if unknown */
     int open_count;
+    /* Requests inside the I/O gate now; latency histograms and errors by
+     * errno (iostats.h). */
+    int inflight;
+    struct vd_iostats_snap io;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
-    uint64_t async;            /* reads, writes, flushes done asynchronously */
-    int inflight;              /* requests inside the I/O gate now */
-    struct vd_iostats_snap io; /* latency histograms, errors by errno */
-    bool local;                /* a local image file (row.location is its
-                                  path), else a remote backend's URI */
+    uint64_t async; /* reads, writes, flushes done asynchronously */
+    bool local;     /* a local image file (row.location is its
+                       path), else a remote backend's URI */
     /* row.state is VD_STATE_CORRUPT while the image reports corruption,
      * with the driver's reason here ("" otherwise). */
     char state_reason[256];
@@ -118,16 +121,6 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
                    struct vd_error *err);
 int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
                      struct vd_error *err);
-
-/* The daemon as /metrics shows it (daemon_stats.c). */
-struct vd_daemon_stats {
-    uint64_t jobs[3];   /* by enum vd_job_state: running, succeeded, failed */
-    int open_fds;       /* -1 if unknown */
-    int threads;        /* -1 if unknown */
-    bool have_io_cpu;   /* an I/O thread runs */
-    uint64_t io_cpu_ns; /* its CPU time */
-};
-void vd_volmgr_daemon_stats(struct vd_volmgr *mgr, struct vd_daemon_stats *out);
 
 /* Snapshots (qcow2 internal snapshots). A snapshot as the API shows it. */
 struct vd_snapshot_view {
@@ -240,8 +233,8 @@ int vd_volume_flush(struct vd_volume *vol);
 struct vd_volume_aio {
     struct vd_aio aio;
     void (*done)(struct vd_volume_aio *va, int ret);
-    struct vd_volume *vol; /* private */
     uint64_t t0;           /* private: when it was submitted */
+    struct vd_volume *vol; /* private */
 };
 /* 0 when va->done will be called (from any thread, possibly before this
  * returns) with the gate held until then; -EAGAIN when the request must

@@ -306,20 +306,19 @@ static enum vd_io_op aio_io_op(const struct vd_aio *aio)
 static void volume_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
-    struct vd_volume *vol = va->vol;
-    /* Counted and left first: once done has replied, nothing keeps vol
-     * alive. */
-    vd_iostats_done(&vol->io, aio_io_op(aio), va->t0, ret);
-    gate_leave(vol);
+    vd_iostats_done(&va->vol->io, aio_io_op(aio), va->t0, ret);
+    /* Leave first: once done has replied, nothing keeps vol alive. */
+    gate_leave(va->vol);
     va->done(va, ret);
 }
 
-/* A request that did not start: -EAGAIN sends it to the synchronous
- * path, which counts it; any other error is its end. */
-static int submit_failed(struct vd_volume *vol, struct vd_volume_aio *va,
-                         int ret)
+/* The result of a submission. A request that started is counted when it
+ * completes (va may be gone already). One that did not: -EAGAIN sends it
+ * to the synchronous path, which counts it; any other error is its end. */
+static int submit_counted(struct vd_volume *vol, struct vd_volume_aio *va,
+                          int ret)
 {
-    if (ret != -EAGAIN) {
+    if (ret < 0 && ret != -EAGAIN) {
         vd_iostats_done(&vol->io, aio_io_op(&va->aio), va->t0, ret);
     }
     return ret;
@@ -333,7 +332,6 @@ static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
     ret = vd_image_submit(vol->img, &va->aio);
     if (ret < 0) {
         gate_leave(vol);
-        return submit_failed(vol, va, ret);
     }
     return ret;
 }
@@ -343,7 +341,7 @@ int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
     int ret;
     va->t0 = vd_iostats_now();
     ret = gate_enter(vol);
-    return ret < 0 ? submit_failed(vol, va, ret) : submit_entered(vol, va);
+    return submit_counted(vol, va, ret < 0 ? ret : submit_entered(vol, va));
 }
 
 /* gate_enter that does not wait: false (and not entered) while the gate
@@ -361,7 +359,9 @@ static bool gate_try_enter(struct vd_volume *vol)
 int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
 {
     va->t0 = vd_iostats_now();
-    return gate_try_enter(vol) ? submit_entered(vol, va) : -EAGAIN;
+    return gate_try_enter(vol)
+               ? submit_counted(vol, va, submit_entered(vol, va))
+               : -EAGAIN;
 }
 
 int vd_volume_flush_nowait(struct vd_volume *vol)
