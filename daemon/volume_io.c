@@ -303,15 +303,6 @@ static enum vd_io_op aio_io_op(const struct vd_aio *aio)
     }
 }
 
-static void volume_aio_done(struct vd_aio *aio, int ret)
-{
-    struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
-    vd_iostats_done(&va->vol->io, aio_io_op(aio), va->t0, ret);
-    /* Leave first: once done has replied, nothing keeps vol alive. */
-    gate_leave(va->vol);
-    va->done(va, ret);
-}
-
 /* The result of a submission. A request that started is counted when it
  * completes (va may be gone already). One that did not: -EAGAIN sends it
  * to the synchronous path, which counts it; any other error is its end. */
@@ -322,6 +313,15 @@ static int submit_counted(struct vd_volume *vol, struct vd_volume_aio *va,
         vd_iostats_done(&vol->io, aio_io_op(&va->aio), va->t0, ret);
     }
     return ret;
+}
+
+static void volume_aio_done(struct vd_aio *aio, int ret)
+{
+    struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
+    vd_iostats_done(&va->vol->io, aio_io_op(aio), va->t0, ret);
+    /* Leave first: once done has replied, nothing keeps vol alive. */
+    gate_leave(va->vol);
+    va->done(va, ret);
 }
 
 static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
