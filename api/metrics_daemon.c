@@ -15,7 +15,8 @@ void api_metrics_daemon(FILE *f, struct vd_volmgr *mgr)
 
     vd_volmgr_daemon_stats(mgr, &ds);
     api_metrics_family(f, "vdiskd_jobs", "gauge",
-                       "Jobs the daemon knows (since it started), by state.");
+                       "Jobs the daemon keeps (GET /jobs/{id} shows them), by "
+                       "state.");
     for (size_t s = 0; s < sizeof(job_states) / sizeof(job_states[0]); s++) {
         fprintf(f, "vdiskd_jobs{state=\"%s\"} %" PRIu64 "\n", job_states[s],
                 ds.jobs[s]);

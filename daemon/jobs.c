@@ -150,17 +150,6 @@ int vd_jobs_get(struct vd_jobs *jobs, uint64_t id, struct vd_job_info *out)
     return ret;
 }
 
-void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n)
-{
-    pthread_mutex_lock(&jobs->lock);
-    for (struct vd_job *j = jobs->list; j != NULL; j = j->next) {
-        if ((unsigned)j->info.state < n) {
-            counts[j->info.state]++;
-        }
-    }
-    pthread_mutex_unlock(&jobs->lock);
-}
-
 void vd_job_progress(struct vd_job *job, uint64_t done, uint64_t total)
 {
     pthread_mutex_lock(&job->jobs->lock);
@@ -172,4 +161,15 @@ void vd_job_progress(struct vd_job *job, uint64_t done, uint64_t total)
 bool vd_job_cancelled(struct vd_job *job)
 {
     return atomic_load(&job->jobs->stopping);
+}
+
+void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n)
+{
+    pthread_mutex_lock(&jobs->lock);
+    for (struct vd_job *j = jobs->list; j != NULL; j = j->next) {
+        if ((unsigned)j->info.state < n) {
+            counts[j->info.state]++;
+        }
+    }
+    pthread_mutex_unlock(&jobs->lock);
 }

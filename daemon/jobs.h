@@ -43,10 +43,10 @@ bool vd_jobs_source_busy(struct vd_jobs *jobs, const char *source);
 /* -ENOENT if there is no such job. */
 int vd_jobs_get(struct vd_jobs *jobs, uint64_t id, struct vd_job_info *out);
 
-/* Add the number of jobs in each state s < n to counts[s]. */
-void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n);
-
 void vd_job_progress(struct vd_job *job, uint64_t done, uint64_t total);
 bool vd_job_cancelled(struct vd_job *job);
+
+/* Add the number of jobs kept in each state s < n to counts[s]. */
+void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n);
 
 #endif
