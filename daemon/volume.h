@@ -60,14 +60,14 @@ struct vd_volume_spec {
 
 /* A volume as shown by the API. */
 struct vd_volume_info {
-    struct vd_volume_row row;
-    char path[VD_LOCATION_MAX]; /* its file on the mount */
-    int64_t allocated;          /* host bytes, -1 if unknown */
-    int open_count;
     /* Requests inside the I/O gate now; latency histograms and errors by
      * errno (iostats.h). */
     int inflight;
     struct vd_iostats_snap io;
+    struct vd_volume_row row;
+    char path[VD_LOCATION_MAX]; /* its file on the mount */
+    int64_t allocated;          /* host bytes, -1 if unknown */
+    int open_count;
     uint64_t reads, writes, bytes_read, bytes_written, errors;
     uint64_t async; /* reads, writes, flushes done asynchronously */
     bool local;     /* a local image file (row.location is its
