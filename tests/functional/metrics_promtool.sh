@@ -5,7 +5,8 @@
 # flushes that agree with the request counters, an injected ENOSPC
 # counted under its errno, the state as a labelled gauge, API requests
 # counted by route template (never the raw path), the daemon's own
-# figures, and every family documented in README.md.
+# figures (a finished clone job among them), and every family documented
+# in README.md.
 . "$(dirname "$0")/../functions.sh" || exit 1
 . "$(dirname "$0")/../api_functions.sh" || exit 1
 command -v promtool >/dev/null || fail "promtool missing (deploy/install-deps.sh --test)"
@@ -25,6 +26,22 @@ qio "$F" 'write -P 0x32 64k 64k' >"$T/w2.out" 2>&1 &&
 qio "$F" 'write -P 0x33 1M 4k' 'flush' 'read -P 0x31 0 64k' \
     'read -P 0x33 1M 4k' 'read 2M 4k' >"$T/qio.out" 2>&1 ||
     fail "I/O after the fault: $(cat "$T/qio.out")"
+
+# A finished job: a full clone of a qcow2 volume's snapshot.
+api POST /volumes '{"name":"q","size":1048576,"format":"qcow2"}'
+expect_status 201
+api POST /volumes/q/snapshots '{"name":"s1"}'
+expect_status 201
+api POST /volumes '{"name":"c1","source":{"volume":"q","snapshot":"s1"}}'
+expect_status 202
+for ((i = 0; ; i++)); do
+    api GET /jobs/1
+    expect_status 200
+    [ "$(json_get state)" = running ] || break
+    [ $i -lt 300 ] || fail "clone job still running"
+    sleep 0.1
+done
+[ "$(json_get state)" = succeeded ] || fail "clone job: $API_BODY"
 
 api GET /volumes/v1
 expect_status 200
@@ -102,7 +119,8 @@ R = "vdiskd_api_requests_total"
 assert get(R, route="/volumes/{volume}", method="GET", status="200") == 2
 assert get(R, route="/volumes/{volume}", method="GET", status="404") == 1
 assert get(R, route="unmatched", method="GET", status="404") == 1
-assert get(R, route="/volumes", method="POST", status="201") == 2
+assert get(R, route="/volumes", method="POST", status="201") == 3
+assert get(R, route="/volumes", method="POST", status="202") == 1
 routes = {dict(ls)["route"] for (n, ls) in samples if n.startswith("vdiskd_api_")}
 assert not [r for r in routes if "v1" in r or "nosuch" in r or "/no/" in r], routes
 D = "vdiskd_api_request_duration_seconds"
@@ -113,6 +131,9 @@ assert get("vdiskd_open_fds") > 3
 assert get("vdiskd_threads") > 1
 assert get("vdiskd_io_thread_busy_seconds_total") > 0
 assert get("vdiskd_jobs", state="running") == 0
+assert get("vdiskd_jobs", state="succeeded") == 1
+assert get("vdiskd_jobs", state="failed") == 0
+assert get(R, route="/jobs/{id}", method="GET", status="200") >= 1
 
 # Every family is documented in the README's metrics section.
 readme = open(sys.argv[2]).read()
