@@ -283,13 +283,13 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_THREADS,
         OPT_CACHE,
         OPT_VERBOSE,
+        OPT_LOG_FORMAT,
         OPT_HELP,
         OPT_VERSION,
         OPT_POLL,
         OPT_RBD_CLUSTER,
         OPT_RBD_ID,
-        OPT_RBD_POOL,
-        OPT_LOG_FORMAT
+        OPT_RBD_POOL
     };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
