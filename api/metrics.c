@@ -1,11 +1,14 @@
 /* metrics.c — GET /metrics in the Prometheus text exposition format
  * (version 0.0.4): the number of volumes and per-volume I/O counters
- * and state, each with a volume="name" label. */
+ * and state, each with a volume="name" label; latency histograms and the
+ * rest per volume (metrics_volume.c); the daemon's own figures and API
+ * requests (metrics_daemon.c). README.md, Monitoring, documents them. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "handler.h"
+#include "metrics_fmt.h"
 #include "problem.h"
 #include "vd_error.h"
 #include "volume.h"
@@ -26,7 +29,7 @@ static const struct metric per_volume[] = {
     {"vdiskd_volume_errors_total", COUNTER, "Requests that failed."},
     {"vdiskd_volume_async_requests_total", COUNTER,
      "Reads, writes and flushes served on the I/O thread."},
-    {"vdiskd_volume_open_count", GAUGE, "Open handles on the volume file."},
+    {"vdiskd_volume_open_handles", GAUGE, "Open handles on the volume file."},
     {"vdiskd_volume_size_bytes", GAUGE, "Virtual size."},
     {"vdiskd_volume_corrupt", GAUGE,
      "1 while the volume's image reports corruption (state corrupt; "
@@ -97,6 +100,8 @@ void api_metrics_get(const struct api_request *req, struct api_reply *rep)
             "# TYPE vdiskd_volumes gauge\n"
             "vdiskd_volumes %d\n",
             n);
+    api_metrics_volumes(f, vols, n);
+    api_metrics_daemon(f, req->mgr);
     for (size_t m = 0; m < sizeof(per_volume) / sizeof(per_volume[0]); m++) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", per_volume[m].name,
                 per_volume[m].help, per_volume[m].name,

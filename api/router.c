@@ -196,6 +196,7 @@ const struct api_route_method *api_route_find(const char *url,
         api_problem(rep, 404, "no resource at this path");
         return NULL;
     }
+    path->route = rt->pattern;
     if (strcmp(method, "HEAD") == 0) {
         method = "GET";
     }

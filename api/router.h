@@ -23,6 +23,7 @@ struct api_path {
     char snapshot[VD_API_NAME_MAX + 1];
     uint64_t id;
     bool has_id;
+    const char *route; /* the matched template (metrics), or NULL */
 };
 
 /* Find the route for url (raw, not yet percent-decoded) and method. On

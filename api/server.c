@@ -53,10 +53,12 @@
 #include "api.h"
 #include "auth.h"
 #include "handler.h"
+#include "iostats.h"
 #include "listen.h"
 #include "log.h"
 #include "parse.h"
 #include "problem.h"
+#include "reqstats.h"
 #include "router.h"
 #include "server-int.h"
 #include "vd_error.h"
@@ -91,6 +93,7 @@ struct conn {
     char since[VD_API_NAME_MAX + 1];
     struct api_reply rep;
     char uuid[40]; /* volume's uuid for the audit log, or "" */
+    uint64_t t0;   /* arrival, CLOCK_MONOTONIC ns (metrics) */
     struct conn *q_next;
 };
 
@@ -268,6 +271,8 @@ static enum MHD_Result finish(struct MHD_Connection *c, struct conn *cx,
         }
     }
     ret = send_reply(c, rep, cx->id.bad_token);
+    api_reqstats_record(cx->path.route, method, rep->status,
+                        vd_iostats_now() - cx->t0);
     audit(cx, method, url, rep->status);
     vd_debug("api: %s %s -> %u", method, url, rep->status);
     api_reply_clear(rep);
@@ -601,6 +606,8 @@ static void too_big(struct vd_api *api, struct conn *cx, const char *method,
         if (send(cx->tc->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) ==
             n) {
             cx->raw_replied = true;
+            api_reqstats_record(cx->path.route, method, 413,
+                                vd_iostats_now() - cx->t0);
             audit(cx, method, url, 413);
         }
     }
@@ -623,6 +630,7 @@ enum MHD_Result api_srv_on_request(void *cls, struct MHD_Connection *c,
             return MHD_NO;
         }
         *con_cls = cx;
+        cx->t0 = vd_iostats_now();
         cx->srv = srv;
         cx->mc = c;
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

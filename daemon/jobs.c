@@ -232,3 +232,14 @@ bool vd_job_cancelled(struct vd_job *job)
 {
     return atomic_load(&job->jobs->stopping);
 }
+
+void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n)
+{
+    pthread_mutex_lock(&jobs->lock);
+    for (struct vd_job *j = jobs->list; j != NULL; j = j->next) {
+        if ((unsigned)j->info.state < n) {
+            counts[j->info.state]++;
+        }
+    }
+    pthread_mutex_unlock(&jobs->lock);
+}

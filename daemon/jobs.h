@@ -53,4 +53,7 @@ int vd_jobs_list(struct vd_jobs *jobs, struct vd_job_info **out);
 void vd_job_progress(struct vd_job *job, uint64_t done, uint64_t total);
 bool vd_job_cancelled(struct vd_job *job);
 
+/* Add the number of jobs kept in each state s < n to counts[s]. */
+void vd_jobs_count(struct vd_jobs *jobs, uint64_t *counts, unsigned n);
+
 #endif

@@ -129,6 +129,9 @@ static void usage(FILE *f)
         "default:\n"
         "                      none)\n"
         "  --verbose           log debug messages\n"
+        "  --log-format FMT    text (default) or json: one object a line "
+        "(env\n"
+        "                      VDISKD_LOG_FORMAT)\n"
         "  --help              show this help and exit\n"
         "  --version           show the version and exit\n");
 }
@@ -190,6 +193,19 @@ static int parse_poll(const char *s, struct options *o)
         return -1;
     }
     o->poll_us = (int)v;
+    return 0;
+}
+
+/* The log format takes effect at once: the first lines (bad options
+ * included) already use it. */
+static int parse_log_format(const char *s)
+{
+    enum vd_log_format f;
+    if (vd_log_format_parse(s, &f) < 0) {
+        fprintf(stderr, "vdiskd: --log-format must be text or json\n");
+        return -1;
+    }
+    vd_log_set_format(f);
     return 0;
 }
 
@@ -268,6 +284,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_THREADS,
         OPT_CACHE,
         OPT_VERBOSE,
+        OPT_LOG_FORMAT,
         OPT_HELP,
         OPT_VERSION,
         OPT_POLL,
@@ -297,6 +314,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"rbd-id", required_argument, NULL, OPT_RBD_ID},
         {"rbd-pool-allow", required_argument, NULL, OPT_RBD_POOL},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -318,6 +336,9 @@ static int parse_args(int argc, char **argv, struct options *o)
      * their count caps how many allocating writes are in flight. */
     o->threads = 32;
     if (parse_poll(env_or("VDISKD_POLL_US", "50"), o) < 0) {
+        return -1;
+    }
+    if (parse_log_format(env_or("VDISKD_LOG_FORMAT", "text")) < 0) {
         return -1;
     }
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -413,6 +434,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_VERBOSE:
             o->verbose = true;
+            break;
+        case OPT_LOG_FORMAT:
+            if (parse_log_format(optarg) < 0) {
+                return -1;
+            }
             break;
         case OPT_HELP:
         case 'h':

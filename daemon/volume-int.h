@@ -12,8 +12,10 @@
 struct vd_image;
 
 struct vd_volume {
-    atomic_int refs;          /* manager's list holds one */
-    uint64_t ino;             /* fixed at creation */
+    atomic_int refs; /* manager's list holds one */
+    uint64_t ino;    /* fixed at creation */
+    /* Latency and errors of its requests (iostats.h), lock-free. */
+    struct vd_iostats io;
     struct vd_volume_row row; /* row.size follows `size`; mgr->lock */
     /* The image. Read only by a request inside the gate, or by a control
      * operation that holds mgr->ctl; replaced only with the gate closed

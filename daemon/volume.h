@@ -14,6 +14,8 @@
 #include "catalog.h"
 #include "vd_driver.h"
 
+#include "iostats.h" /* struct vd_iostats_snap */
+
 struct vd_error;
 struct vd_ioloop;
 struct vd_volmgr;
@@ -77,6 +79,10 @@ struct vd_volume_spec {
 
 /* A volume as shown by the API. */
 struct vd_volume_info {
+    /* Requests inside the I/O gate now; latency histograms and errors by
+     * errno (iostats.h). */
+    int inflight;
+    struct vd_iostats_snap io;
     struct vd_volume_row row;
     char path[VD_LOCATION_MAX]; /* its file on the mount */
     int64_t allocated;          /* host bytes, -1 if unknown */
@@ -293,6 +299,7 @@ int64_t vd_volume_allocated(struct vd_volume *vol);
 struct vd_volume_aio {
     struct vd_aio aio;
     void (*done)(struct vd_volume_aio *va, int ret);
+    uint64_t t0;           /* private: when it was submitted */
     struct vd_volume *vol; /* private */
 };
 /* 0 when va->done will be called (from any thread, possibly before this

@@ -55,6 +55,8 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
         vd_volume_note_corruption(vol);
         vd_volume_gate_leave(vol);
     }
+    vd_iostats_read(&vol->io, &out->io);
+    out->inflight = atomic_load(&vol->inflight); /* this call has left */
     const char *why = vd_volume_corrupt_reason(vol);
     if (why != NULL && out->row.state == VD_STATE_READY) {
         out->row.state =

@@ -12,7 +12,9 @@
  * 3. The closer sets gate_closed under gate_lock, then waits on gate_cond
  *    until inflight == 0. A leaver that brings inflight to zero while the
  *    gate is closed takes gate_lock to broadcast, so no wake-up is lost.
- * 4. The fast path takes no lock: two atomic operations per request.
+ * 4. The fast path takes no lock: two atomic operations per request, and
+ *    for the accounting (iostats.h) two relaxed ones and two clock reads:
+ *    a request is timed from before it enters to its completion.
  * 5. open_count and going_away change together under gate_lock, so a delete
  *    cannot race with an open: either the open sees going_away and fails,
  *    or the delete sees the open and answers -EBUSY.
@@ -228,6 +230,7 @@ void vd_volume_gate_leave(struct vd_volume *vol)
 
 int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pread(vol->img, buf, len, off);
@@ -236,12 +239,14 @@ int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
         }
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_READ, t0, ret);
     return ret;
 }
 
 int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
                      uint64_t off)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_pwrite(vol->img, buf, len, off);
@@ -250,11 +255,13 @@ int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
         }
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_WRITE, t0, ret);
     return ret;
 }
 
 int vd_volume_flush(struct vd_volume *vol)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
         ret = vd_image_flush(vol->img);
@@ -263,6 +270,7 @@ int vd_volume_flush(struct vd_volume *vol)
         }
         gate_leave(vol);
     }
+    vd_iostats_done(&vol->io, VD_IO_FLUSH, t0, ret);
     return ret;
 }
 
@@ -273,6 +281,9 @@ int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len)
         ret = vd_image_discard(vol->img, off, len);
         gate_leave(vol);
     }
+    if (ret < 0) {
+        vd_iostats_error(&vol->io, ret);
+    }
     return ret;
 }
 
@@ -282,6 +293,34 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
     if (ret == 0) {
         ret = vd_image_write_zeroes(vol->img, off, len, 0);
         gate_leave(vol);
+    }
+    if (ret < 0) {
+        vd_iostats_error(&vol->io, ret);
+    }
+    return ret;
+}
+
+/* The histogram a request of this aio op counts in. */
+static enum vd_io_op aio_io_op(const struct vd_aio *aio)
+{
+    switch (aio->op) {
+    case VD_AIO_READ:
+        return VD_IO_READ;
+    case VD_AIO_WRITE:
+        return VD_IO_WRITE;
+    default:
+        return VD_IO_FLUSH;
+    }
+}
+
+/* The result of a submission. A request that started is counted when it
+ * completes (va may be gone already). One that did not: -EAGAIN sends it
+ * to the synchronous path, which counts it; any other error is its end. */
+static int submit_counted(struct vd_volume *vol, struct vd_volume_aio *va,
+                          int ret)
+{
+    if (ret < 0 && ret != -EAGAIN) {
+        vd_iostats_done(&vol->io, aio_io_op(&va->aio), va->t0, ret);
     }
     return ret;
 }
@@ -301,6 +340,7 @@ int vd_volume_block_status(struct vd_volume *vol, uint64_t off, uint64_t len,
 static void volume_aio_done(struct vd_aio *aio, int ret)
 {
     struct vd_volume_aio *va = (struct vd_volume_aio *)aio;
+    vd_iostats_done(&va->vol->io, aio_io_op(aio), va->t0, ret);
     /* Leave first: once done has replied, nothing keeps vol alive. */
     gate_leave(va->vol);
     va->done(va, ret);
@@ -320,8 +360,10 @@ static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
 
 int vd_volume_submit(struct vd_volume *vol, struct vd_volume_aio *va)
 {
-    int ret = gate_enter(vol);
-    return ret < 0 ? ret : submit_entered(vol, va);
+    int ret;
+    va->t0 = vd_iostats_now();
+    ret = gate_enter(vol);
+    return submit_counted(vol, va, ret < 0 ? ret : submit_entered(vol, va));
 }
 
 /* gate_enter that does not wait: false (and not entered) while the gate
@@ -338,17 +380,24 @@ static bool gate_try_enter(struct vd_volume *vol)
 
 int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va)
 {
-    return gate_try_enter(vol) ? submit_entered(vol, va) : -EAGAIN;
+    va->t0 = vd_iostats_now();
+    return gate_try_enter(vol)
+               ? submit_counted(vol, va, submit_entered(vol, va))
+               : -EAGAIN;
 }
 
 int vd_volume_flush_nowait(struct vd_volume *vol)
 {
+    uint64_t t0 = vd_iostats_now();
     int ret;
     if (!gate_try_enter(vol)) {
         return -EAGAIN;
     }
     ret = vd_image_flush_nowait(vol->img);
     gate_leave(vol);
+    if (ret != -EAGAIN) {
+        vd_iostats_done(&vol->io, VD_IO_FLUSH, t0, ret);
+    }
     return ret;
 }
 

@@ -21,6 +21,9 @@ if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs ceph-mon ceph-osd ceph-common uuid-runtime"
     # systemd_unit.sh: systemd-analyze verify
     pkgs="$pkgs systemd"
+    # metrics_promtool.sh: promtool check metrics (Debian ships it with the
+    # server; the package's service is not needed and need not run)
+    pkgs="$pkgs prometheus"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it calls apt-get)" >&2

@@ -357,6 +357,21 @@ void vd_ioloop_free(struct vd_ioloop *l)
     free(l);
 }
 
+int vd_ioloop_cpu_ns(const struct vd_ioloop *l, uint64_t *ns)
+{
+    struct timespec ts;
+    clockid_t clk;
+    int r = pthread_getcpuclockid(l->thread, &clk);
+    if (r != 0) {
+        return -r;
+    }
+    if (clock_gettime(clk, &ts) < 0) {
+        return -errno;
+    }
+    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
 unsigned vd_ioloop_poll_us(const struct vd_ioloop *l)
 {
     return (unsigned)(l->poll_ns / 1000u);

@@ -58,6 +58,10 @@ void vd_ioloop_mark_completer(void);
  * other requests (note 2 above). For assertions in drains. */
 bool vd_ioloop_may_wait(void);
 
+/* CPU time the I/O thread has used (serving, or polling for work) into
+ * *ns; 0 or -errno. Any thread. */
+int vd_ioloop_cpu_ns(const struct vd_ioloop *l, uint64_t *ns);
+
 /* The poll_us the loop was created with. */
 unsigned vd_ioloop_poll_us(const struct vd_ioloop *l);
 
