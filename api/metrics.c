@@ -107,6 +107,16 @@ void api_metrics_get(const struct api_request *req, struct api_reply *rep)
             fprintf(f, "\"} %" PRIu64 "\n", metric_value(&vols[i], m));
         }
     }
+    /* Seconds, not an integer: the one QoS counter (README, QoS). */
+    fputs("# HELP vdiskd_volume_throttled_seconds_total Time requests waited "
+          "for the volume's QoS limits (its own or its group's).\n"
+          "# TYPE vdiskd_volume_throttled_seconds_total counter\n",
+          f);
+    for (int i = 0; i < n; i++) {
+        fputs("vdiskd_volume_throttled_seconds_total{volume=\"", f);
+        put_label(f, vols[i].row.name);
+        fprintf(f, "\"} %.6f\n", (double)vols[i].qos_stats.throttled_ns / 1e9);
+    }
     free(vols);
     if (fclose(f) != 0 || buf == NULL) {
         free(buf);

@@ -159,9 +159,10 @@ static int parse_source(const json_t *src, struct vd_volume_spec *spec,
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err)
 {
-    static const char *const known[] = {"name",    "size",         "format",
-                                        "backend", "cluster_size", "base",
-                                        "import",  "source",       NULL};
+    static const char *const known[] = {
+        "name",         "size",      "format", "backend",
+        "cluster_size", "base",      "import", "source",
+        "qos",          "qos_group", NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
@@ -249,9 +250,10 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
 int api_resize_from_json(const json_t *body, uint64_t *size,
                          struct vd_error *err)
 {
-    static const char *const known[] = {"size", NULL};
+    static const char *const known[] = {"size", "qos", "qos_group", NULL};
     json_t *v;
 
+    *size = 0;
     if (!json_is_object(body)) {
         return vd_error_set(err, -EINVAL, "the body must be a JSON object");
     }
@@ -260,7 +262,7 @@ int api_resize_from_json(const json_t *body, uint64_t *size,
     }
     v = json_object_get(body, "size");
     if (v == NULL) {
-        return vd_error_set(err, -EINVAL, "'size' is required");
+        return 0; /* the QoS members are api_qos_from_body's */
     }
     return api_size_from_json(v, "size", size, err);
 }

@@ -323,8 +323,8 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
                            mgr->images_dir, strerror(errno));
         goto out_free;
     }
-    ret = reconcile(mgr, err);
-    if (ret < 0) {
+    if ((ret = vd_volmgr_qos_start(mgr, err)) < 0 ||
+        (ret = reconcile(mgr, err)) < 0) {
         goto out_free;
     }
     report_orphans(mgr);
@@ -404,8 +404,10 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
         if (vd_volume_shut(vol) < 0 && vd_volume_corrupt_reason(vol) == NULL) {
             vd_err("volume '%s': flush at close failed", vol->row.name);
         }
+        vd_volume_qos_detach(vol); /* before the scheduler goes */
         vd_volume_unref(vol);
     }
+    vd_volmgr_qos_stop(mgr);
     free(mgr->vols);
     free(mgr->data_dir);
     free(mgr->images_dir);
