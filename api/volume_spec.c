@@ -253,7 +253,6 @@ int api_resize_from_json(const json_t *body, uint64_t *size,
     static const char *const known[] = {"size", "qos", "qos_group", NULL};
     json_t *v;
 
-    *size = 0;
     if (!json_is_object(body)) {
         return vd_error_set(err, -EINVAL, "the body must be a JSON object");
     }
@@ -261,8 +260,14 @@ int api_resize_from_json(const json_t *body, uint64_t *size,
         return -EINVAL;
     }
     v = json_object_get(body, "size");
+    if (v == NULL && json_object_get(body, "qos") == NULL &&
+        json_object_get(body, "qos_group") == NULL) {
+        return vd_error_set(err, -EINVAL,
+                            "'size' is required (or 'qos', 'qos_group')");
+    }
     if (v == NULL) {
-        return 0; /* the QoS members are api_qos_from_body's */
+        *size = 0; /* the QoS members are api_qos_from_body's */
+        return 0;
     }
     return api_size_from_json(v, "size", size, err);
 }

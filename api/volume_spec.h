@@ -15,8 +15,8 @@ struct vd_volume_spec;
 int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err);
 
-/* The new size from a PATCH /volumes/{name} body (0 when not given:
- * the body may change only QoS settings). 0 or -EINVAL. */
+/* The new size from a PATCH /volumes/{name} body (0 when the body
+ * changes only QoS settings). 0 or -EINVAL; *size untouched on failure. */
 int api_resize_from_json(const json_t *body, uint64_t *size,
                          struct vd_error *err);
 

@@ -11,7 +11,10 @@
  *    is the limit, whatever the request sizes.
  * 2. A volume has its own budget and may share a group's; a request needs
  *    both. A volume's requests start in arrival order: one that arrives
- *    while others wait joins the tail of the queue.
+ *    while others wait joins the tail of the queue. So does one whose
+ *    group has requests waiting in any volume, and the timer releases
+ *    queued requests one per volume in turn: the volumes of a group share
+ *    its budget fairly, whoever asks more often.
  * 3. One lock (the scheduler's) covers every budget, queue and group. Only
  *    volumes with limits or a group take it, once per request; the others
  *    pay one atomic load (vd_qos_active).
@@ -54,7 +57,8 @@ struct budget {
 struct vd_qos_group {
     char name[VD_NAME_MAX + 1];
     struct budget bud;
-    int users; /* volumes configured with it */
+    int users;  /* volumes configured with it */
+    int queued; /* requests waiting in their queues (note 2) */
     struct vd_qos_group *next;
 };
 
@@ -65,6 +69,7 @@ struct vd_qos {
     struct budget own;
     struct vd_qos_group *group;
     struct vd_qos_req *head, *tail; /* queued requests, oldest first */
+    int queued;                     /* how many */
     struct vd_qos *next_waiting;    /* s->waiting */
     bool listed;                    /* on s->waiting */
     _Atomic uint64_t throttled_ns, throttled;
@@ -252,23 +257,33 @@ static void qos_charge(struct vd_qos *q, bool write, uint64_t bytes)
     }
 }
 
-/* Start what q's budget allows (everything if all), oldest first:
- * synchronous waiters are woken here, asynchronous requests are appended
- * to *rel for release after the lock is dropped (note 4). Returns when
- * the head may start (0: queue empty). Caller holds s->lock. */
-static uint64_t run_queue(struct vd_qos *q, uint64_t now,
-                          struct vd_qos_req ***rel, bool all)
+/* Start up to max requests (0: no maximum) that q's budget allows
+ * (whatever it allows if all), oldest first: synchronous waiters are
+ * woken here, asynchronous requests are appended to *rel for release
+ * after the lock is dropped (note 4). Sets *due to when the head may
+ * start (0: queue empty); returns how many started. Caller holds
+ * s->lock. */
+static int run_queue(struct vd_qos *q, uint64_t now, struct vd_qos_req ***rel,
+                     bool all, int max, uint64_t *due)
 {
     struct vd_qos_req *r;
+    int n = 0;
+    *due = 0;
     while ((r = q->head) != NULL) {
         uint64_t w = qos_wait_locked(q, r->write, r->bytes, now);
-        if (w > 0 && !all) {
-            return now + w;
+        if ((w > 0 && !all) || (max > 0 && n == max)) {
+            *due = w > 0 ? now + w : now;
+            return n;
         }
+        n++;
         qos_charge(q, r->write, r->bytes);
         q->head = r->next;
         if (q->head == NULL) {
             q->tail = NULL;
+        }
+        q->queued--;
+        if (q->group != NULL) {
+            q->group->queued--;
         }
         atomic_fetch_add(&q->throttled_ns, now - r->since_ns);
         atomic_fetch_add(&q->throttled, 1);
@@ -281,7 +296,7 @@ static uint64_t run_queue(struct vd_qos *q, uint64_t now,
             *rel = &r->next;
         }
     }
-    return 0;
+    return n;
 }
 
 static void release_list(struct vd_qos_req *r)
@@ -299,10 +314,27 @@ static uint64_t run_waiting(struct vd_qos_sched *s, uint64_t now,
                             struct vd_qos_req ***rel)
 {
     struct vd_qos **pp = &s->waiting;
-    uint64_t next = 0;
+    uint64_t next = 0, due;
+    bool more = true;
+    while (more) { /* one request per volume in turn (note 2) */
+        more = false;
+        for (struct vd_qos *q = s->waiting; q != NULL; q = q->next_waiting) {
+            more |= run_queue(q, now, rel, false, 1, &due) > 0;
+        }
+    }
+    /* Whoever went first this time goes last next time. */
+    if (s->waiting != NULL && s->waiting->next_waiting != NULL) {
+        struct vd_qos *first = s->waiting, *last = first;
+        while (last->next_waiting != NULL) {
+            last = last->next_waiting;
+        }
+        s->waiting = first->next_waiting;
+        first->next_waiting = NULL;
+        last->next_waiting = first;
+    }
     while (*pp != NULL) {
         struct vd_qos *q = *pp;
-        uint64_t due = run_queue(q, now, rel, false);
+        run_queue(q, now, rel, false, 0, &due);
         if (due == 0) {
             *pp = q->next_waiting;
             q->listed = false;
@@ -342,6 +374,10 @@ static void on_timer(struct vd_iotimer *t)
 
 static void enqueue(struct vd_qos *q, struct vd_qos_req *r)
 {
+    q->queued++;
+    if (q->group != NULL) {
+        q->group->queued++;
+    }
     r->next = NULL;
     if (q->tail != NULL) {
         q->tail->next = r;
@@ -519,6 +555,7 @@ void vd_qos_free(struct vd_qos *q)
     }
     if (q->group != NULL) {
         q->group->users--;
+        q->group->queued -= q->queued;
     }
     pthread_mutex_unlock(&s->lock);
     free(q);
@@ -537,9 +574,11 @@ int vd_qos_configure(struct vd_qos *q, const struct vd_qos_limits *lim,
     if (q->group != g) {
         if (q->group != NULL) {
             q->group->users--;
+            q->group->queued -= q->queued;
         }
         if (g != NULL) {
             g->users++;
+            g->queued += q->queued;
         }
         q->group = g;
     }
@@ -555,10 +594,12 @@ bool vd_qos_active(struct vd_qos *q)
     return q != NULL && atomic_load_explicit(&q->active, memory_order_relaxed);
 }
 
-/* Take the request at once if nothing is queued and the budget allows. */
+/* Take the request at once if nothing is queued (note 2) and the budget
+ * allows. */
 static bool try_now(struct vd_qos *q, bool write, uint64_t bytes, uint64_t now)
 {
-    if (q->head != NULL || qos_wait_locked(q, write, bytes, now) > 0) {
+    if (q->head != NULL || (q->group != NULL && q->group->queued > 0) ||
+        qos_wait_locked(q, write, bytes, now) > 0) {
         return false;
     }
     qos_charge(q, write, bytes);
@@ -584,8 +625,9 @@ void vd_qos_wait(struct vd_qos *q, bool write, uint64_t bytes)
     enqueue(q, &r);
     for (;;) {
         struct vd_qos_req *rel = NULL, **tail = &rel;
-        uint64_t due = run_queue(q, now, &tail, false);
+        uint64_t due;
         struct timespec ts;
+        run_queue(q, now, &tail, false, 0, &due);
         if (rel != NULL) {
             pthread_mutex_unlock(&s->lock);
             release_list(rel);
@@ -670,11 +712,12 @@ void vd_qos_run_blocking(struct vd_qos *q, struct vd_qos_req *r)
 void vd_qos_flush(struct vd_qos *q)
 {
     struct vd_qos_req *rel = NULL, **tail = &rel;
+    uint64_t due;
     if (q == NULL) {
         return;
     }
     pthread_mutex_lock(&q->s->lock);
-    run_queue(q, vd_ioloop_now_ns(), &tail, true);
+    run_queue(q, vd_ioloop_now_ns(), &tail, true, 0, &due);
     pthread_mutex_unlock(&q->s->lock);
     release_list(rel);
 }

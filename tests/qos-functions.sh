@@ -37,3 +37,25 @@ volume_stat() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"][sys.argv[2]])' \
         "$T/body" "$2"
 }
+
+# fio_once NAME FILE RW BS QD IO_SIZE [extra fio args...]: like fio_run,
+# but a fixed amount of I/O instead of a fixed time.
+fio_once() {
+    local name=$1 file=$2 rw=$3 bs=$4 qd=$5 io=$6
+    shift 6
+    fio --name="$name" --filename="$file" --ioengine=io_uring --direct=1 \
+        --rw="$rw" --bs="$bs" --iodepth="$qd" --io_size="$io" \
+        --randrepeat=0 --output-format=json --output="$T/$name.json" "$@" \
+        >/dev/null 2>&1 || fail "fio $name: $(cat "$T/$name.json" 2>/dev/null)"
+}
+
+# now_ms: a monotonic-enough clock for pacing a test, in milliseconds.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# sleep_until_ms T: sleep until now_ms reaches T.
+sleep_until_ms() {
+    local left=$(($1 - $(now_ms)))
+    if [ $left -gt 0 ]; then
+        sleep "$(printf '%d.%03d' $((left / 1000)) $((left % 1000)))"
+    fi
+}

@@ -226,6 +226,12 @@ static void test_resize(void)
     CHECK_EQ(api_resize_from_json(j, &size, &err), -EINVAL);
     json_decref(j);
     CHECK_EQ(size, 20ULL << 30); /* untouched on failure */
+
+    /* QoS settings alone: no size to change. */
+    j = json_loads("{\"qos\": {\"iops\": 5}}", 0, &jerr);
+    CHECK_EQ(api_resize_from_json(j, &size, &err), 0);
+    CHECK_EQ(size, 0);
+    json_decref(j);
 }
 
 int main(void)
