@@ -78,6 +78,11 @@ int main(void)
         {"/volumes/{name}/snapshots/{snapshot}/revert", "post"},
         {"/volumes/{name}/snapshots/{snapshot}/changes", "get"},
         {"/jobs/{id}", "get"},
+        {"/qos-groups", "get"},
+        {"/qos-groups", "post"},
+        {"/qos-groups/{group}", "get"},
+        {"/qos-groups/{group}", "patch"},
+        {"/qos-groups/{group}", "delete"},
     };
     json_error_t jerr;
     json_t *doc, *paths;
