@@ -5,11 +5,15 @@
 # comparison with the peers is bench/run.sh.
 #   bench/ab.sh OLD_BINARY NEW_BINARY [RW [QD [REPS [BS]]]]
 # Environment: FIO_EXTRA (extra fio flags, e.g. --fsync=1), VD_ARGS (extra
-# flags for both daemons), AB_DIR (work directory, default /var/tmp/vdab).
+# flags for both daemons), AB_DIR (work directory, default /var/tmp/vdab),
+# AB_PORT (the daemons' API port, default 18099),
+# QOS_OLD / QOS_NEW (a "qos" object the old / new daemon's volume is made
+# with, e.g. QOS_NEW='{"iops":100000000}' with the same binary twice: the
+# cost of a limit far above the load).
 set -eu
 OLD=$1 NEW=$2 RW=${3:-randread} QD=${4:-32} REPS=${5:-3} BS=${6:-4k}
 W=${AB_DIR:-/var/tmp/vdab}
-PORT=18099
+PORT=${AB_PORT:-18099}
 mkdir -p "$W/imp"
 cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -21,7 +25,7 @@ if [ ! -f "$W/imp/v.qcow2" ]; then
     qemu-io -f qcow2 -c "write -q -P 0x5a 0 1G" -c "write -q -P 0x5b 1G 1G" \
         "$W/imp/v.qcow2"
 fi
-run() {   # run BINARY LABEL
+run() {   # run BINARY LABEL [QOS]
     rm -rf "$W/data" "$W/mnt"
     mkdir -p "$W/data" "$W/mnt"
     # shellcheck disable=SC2086
@@ -34,7 +38,8 @@ run() {   # run BINARY LABEL
     done
     curl -fs -H 'Content-Type: application/json' -X POST \
         127.0.0.1:$PORT/volumes \
-        -d "{\"name\":\"v\",\"import\":{\"path\":\"$W/imp/v.qcow2\"}}" >/dev/null
+        -d "{\"name\":\"v\",\"import\":{\"path\":\"$W/imp/v.qcow2\"}${3:+,\"qos\":$3}}" \
+        >/dev/null
     local c0 c1
     c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     # shellcheck disable=SC2086
@@ -58,6 +63,6 @@ PY
     umount -l "$W/mnt" 2>/dev/null || true
 }
 for _ in $(seq "$REPS"); do
-    run "$OLD" old
-    run "$NEW" new
+    run "$OLD" old "${QOS_OLD:-}"
+    run "$NEW" new "${QOS_NEW:-}"
 done
