@@ -248,7 +248,10 @@ void api_volumes_patch(const struct api_request *req, struct api_reply *rep)
                     "'qos_group'");
         return;
     }
-    if (size != 0) {
+    if (size != 0 && qos) { /* nothing changes unless both can */
+        r = vd_volmgr_qos_check(req->mgr, &qp, &err);
+    }
+    if (r == 0 && size != 0) {
         r = vd_volmgr_resize(req->mgr, req->name, size, &err);
     }
     if (r == 0 && qos) {

@@ -126,6 +126,11 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
  * volume or group, -EINVAL for a bad value. */
 int vd_volmgr_qos_set(struct vd_volmgr *mgr, const char *name,
                       const struct vd_qos_patch *p, struct vd_error *err);
+/* Whether vd_volmgr_qos_set could take p (its values, its group), for a
+ * request that changes more than QoS to check before it changes anything.
+ * 0, -EINVAL or -ENXIO (unknown group). */
+int vd_volmgr_qos_check(struct vd_volmgr *mgr, const struct vd_qos_patch *p,
+                        struct vd_error *err);
 /* QoS groups: budgets several volumes share. -EEXIST for a duplicate,
  * -ENOENT for an unknown group, -EBUSY deleting one that volumes use. */
 int vd_volmgr_qos_group_create(struct vd_volmgr *mgr, const char *name,

@@ -98,6 +98,26 @@ int vd_volmgr_qos_store(struct vd_volmgr *mgr, const char *name,
     return ret;
 }
 
+int vd_volmgr_qos_check(struct vd_volmgr *mgr, const struct vd_qos_patch *p,
+                        struct vd_error *err)
+{
+    struct vd_qos_limits given = {0};
+    struct vd_qos_row row;
+    int ret;
+    vd_qos_patch_apply(p, &given); /* what is kept was checked before */
+    if ((ret = vd_qos_limits_check(&given, err)) < 0) {
+        return ret;
+    }
+    if (p->group_set && p->group != NULL) {
+        ret = vd_volmgr_qos_group_get(mgr, p->group, &row, err);
+        if (ret == -ENOENT) {
+            ret =
+                vd_error_set(err, -ENXIO, "no qos group named '%s'", p->group);
+        }
+    }
+    return ret;
+}
+
 int vd_volmgr_qos_set(struct vd_volmgr *mgr, const char *name,
                       const struct vd_qos_patch *p, struct vd_error *err)
 {

@@ -46,6 +46,13 @@ api PATCH /volumes/v '{"qos":{"iops":-5}}'
 expect_4xx 400 "qos.iops"
 api PATCH /volumes/v '{}'
 expect_4xx 400 "size"
+# A size and QoS together: nothing changes unless both can.
+for bad in '"qos_group":"nosuch"' '"qos":{"bps":1152921504606846976}'; do
+    api PATCH /volumes/v "{\"size\":\"2M\",$bad}"
+    expect_4xx '400|422' "qos"
+    api GET /volumes/v
+    [ "$(json_get size)" = 1048576 ] || fail "resized by a refused PATCH ($bad)"
+done
 api PATCH /volumes/v '{"qos":{"read_iops":50,"iops":null}}'
 expect_status 200
 [ "$(qos_of v iops)" = None ] || fail "iops not cleared"
