@@ -73,6 +73,25 @@ void api_volumes_clone(const struct api_request *req,
                        const struct vd_volume_spec *spec,
                        struct api_reply *rep);
 
+/* qos.c */
+struct vd_qos_limits;
+struct vd_qos_patch;
+struct vd_error;
+/* The "qos" and "qos_group" members of a volume body into p; *given says
+ * whether either was there. 0 or -EINVAL with err set. p borrows from
+ * body. */
+int api_qos_from_body(const json_t *body, struct vd_qos_patch *p, bool *given,
+                      struct vd_error *err);
+/* Limits as the API shows them: every member, null when not set. */
+json_t *api_qos_to_json(const struct vd_qos_limits *lim);
+void api_qos_groups_list(const struct api_request *req, struct api_reply *rep);
+void api_qos_groups_create(const struct api_request *req,
+                           struct api_reply *rep);
+void api_qos_groups_get(const struct api_request *req, struct api_reply *rep);
+void api_qos_groups_patch(const struct api_request *req, struct api_reply *rep);
+void api_qos_groups_delete(const struct api_request *req,
+                           struct api_reply *rep);
+
 /* metrics.c */
 void api_metrics_get(const struct api_request *req, struct api_reply *rep);
 

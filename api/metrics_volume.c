@@ -106,17 +106,17 @@ static void render_io(FILE *f, const struct vd_volume_info *vols, int n)
     }
 }
 
-/* The time requests waited for a rate limit (iostats.h). */
+/* The time requests waited for their QoS limits (qos.h). */
 static void render_throttled(FILE *f, const struct vd_volume_info *vols, int n)
 {
     char vl[160];
     api_metrics_family(f, "vdiskd_volume_throttled_seconds_total", "counter",
-                       "Time requests spent waiting for the volume's rate "
-                       "limit.");
+                       "Time requests waited for the volume's QoS limits "
+                       "(its own or its group's).");
     for (int i = 0; i < n; i++) {
         api_metrics_labels(vl, sizeof(vl), "volume", vols[i].row.name);
         fprintf(f, "vdiskd_volume_throttled_seconds_total{%s} %.9f\n", vl,
-                (double)vols[i].io.throttled_ns / 1e9);
+                (double)vols[i].qos_stats.throttled_ns / 1e9);
     }
 }
 

@@ -50,6 +50,15 @@ static const struct route routes[] = {
      {{"GET", api_snapshots_changes, false, "since"}}},
     {"jobs", "GET, HEAD", {{"GET", api_jobs_list, false, NULL}}},
     {"jobs/{id}", "GET, HEAD", {{"GET", api_jobs_get, false, NULL}}},
+    {"qos-groups",
+     "GET, HEAD, POST",
+     {{"GET", api_qos_groups_list, false, NULL},
+      {"POST", api_qos_groups_create, true, NULL}}},
+    {"qos-groups/{group}",
+     "GET, HEAD, PATCH, DELETE",
+     {{"GET", api_qos_groups_get, false, NULL},
+      {"PATCH", api_qos_groups_patch, true, NULL},
+      {"DELETE", api_qos_groups_delete, false, NULL}}},
 };
 
 #define MAX_SEGMENTS 6
@@ -129,9 +138,12 @@ static int capture(const struct route *rt, const char *seg[],
     size_t plen[MAX_SEGMENTS];
     split(rt->pattern, pseg, plen, MAX_SEGMENTS);
     for (int i = 0; i < n; i++) {
-        if (strncmp(pseg[i], "{volume}", plen[i]) == 0) {
+        if (strncmp(pseg[i], "{volume}", plen[i]) == 0 ||
+            strncmp(pseg[i], "{group}", plen[i]) == 0) {
+            /* A group's name has a volume's syntax and takes its place. */
             if (capture_name(seg[i], len[i], path->volume, sizeof(path->volume),
-                             "volume", rep) < 0) {
+                             pseg[i][1] == 'g' ? "qos group" : "volume",
+                             rep) < 0) {
                 return -1;
             }
         } else if (strncmp(pseg[i], "{snapshot}", plen[i]) == 0) {

@@ -212,9 +212,9 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err)
 {
     static const char *const known[] = {
-        "name", "size",   "format", "backend", "cluster_size",
-        "base", "import", "source", "owner",   "uid",
-        "gid",  "mode",   NULL};
+        "name", "size",   "format", "backend",   "cluster_size",
+        "base", "import", "source", "owner",     "uid",
+        "gid",  "mode",   "qos",    "qos_group", NULL};
     json_t *v;
 
     *spec = (struct vd_volume_spec){0};
@@ -306,8 +306,8 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
 int api_patch_from_json(const json_t *body, uint64_t *size,
                         struct vd_owner_req *own, struct vd_error *err)
 {
-    static const char *const known[] = {"size", "owner", "uid",
-                                        "gid",  "mode",  NULL};
+    static const char *const known[] = {"size", "owner", "uid",       "gid",
+                                        "mode", "qos",   "qos_group", NULL};
     struct vd_owner_req o = {0};
     uint64_t sz = 0;
     json_t *v;
@@ -326,10 +326,11 @@ int api_patch_from_json(const json_t *body, uint64_t *size,
         return -EINVAL;
     }
     if (v == NULL && o.owner == NULL && !o.has_uid && !o.has_gid &&
-        !o.has_mode) {
+        !o.has_mode && json_object_get(body, "qos") == NULL &&
+        json_object_get(body, "qos_group") == NULL) {
         return vd_error_set(err, -EINVAL,
                             "'size' is required, or one of 'owner', 'uid', "
-                            "'gid', 'mode'");
+                            "'gid', 'mode', 'qos', 'qos_group'");
     }
     *size = sz;
     *own = o;

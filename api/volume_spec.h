@@ -17,8 +17,9 @@ int api_spec_from_json(const json_t *body, struct vd_volume_spec *spec,
                        struct vd_error *err);
 
 /* What a PATCH /volumes/{name} body asks for: a new size (*size, 0 =
- * unchanged) and a new owner or mode (own, zeroed = unchanged). At least
- * one is required. Strings in own borrow from body. 0 or -EINVAL. */
+ * unchanged) and a new owner or mode (own, zeroed = unchanged); its QoS
+ * members are api_qos_from_body's. At least one member is required. Strings in
+ * own borrow from body. 0 or -EINVAL. */
 int api_patch_from_json(const json_t *body, uint64_t *size,
                         struct vd_owner_req *own, struct vd_error *err);
 

@@ -95,15 +95,17 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
     if (backend != NULL && vi->have_backend_state) {
         add_backend_state(backend, &vi->backend_state);
     }
-    stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "reads",
+    stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "reads",
                       (json_int_t)vi->reads, "writes", (json_int_t)vi->writes,
                       "bytes_read", (json_int_t)vi->bytes_read, "bytes_written",
                       (json_int_t)vi->bytes_written, "errors",
                       (json_int_t)vi->errors, "async_requests",
-                      (json_int_t)vi->async);
+                      (json_int_t)vi->async, "throttled_requests",
+                      (json_int_t)vi->qos_stats.throttled, "throttled_seconds",
+                      (double)vi->qos_stats.throttled_ns / 1e9);
     j = json_pack(
         "{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
-        "s:i, s:o, s:o, s:o}",
+        "s:i, s:o, s:o, s:o, s:o, s:o}",
         "name", str_or_null(r->name), "uuid", str_or_null(r->uuid), "size",
         (json_int_t)r->size, "format", str_or_null(r->format), "backend",
         backend != NULL ? backend : json_null(), "path", str_or_null(vi->path),
@@ -117,7 +119,9 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
             ? json_string(created)
             : json_null(),
         "base", r->base[0] != '\0' ? str_or_null(r->base) : json_null(),
-        "stats", stats != NULL ? stats : json_null());
+        "stats", stats != NULL ? stats : json_null(), "qos",
+        api_qos_to_json(&vi->qos.lim), "qos_group",
+        vi->qos.group[0] != '\0' ? str_or_null(vi->qos.group) : json_null());
     if (j != NULL) {
         char mode[8];
         snprintf(mode, sizeof(mode), "%04o", (unsigned)r->mode & 0777);
@@ -175,12 +179,22 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep)
     struct vd_error err = {0};
     struct vd_volume_spec spec;
     struct vd_volume_info *vi;
+    struct vd_qos_patch qp;
+    bool qos;
     int r;
 
-    if (api_spec_from_json(req->body, &spec, &err) < 0) {
+    if (api_spec_from_json(req->body, &spec, &err) < 0 ||
+        api_qos_from_body(req->body, &qp, &qos, &err) < 0) {
         api_problem(rep, 400, "%s", err.msg);
         return;
     }
+    if (qos && spec.source_volume != NULL) {
+        api_problem(rep, 400,
+                    "a clone from 'source' takes QoS settings with PATCH "
+                    "once it exists");
+        return;
+    }
+    spec.qos = qos ? &qp : NULL;
     if (spec.source_volume != NULL) {
         api_volumes_clone(req, &spec, rep);
         return;
@@ -228,19 +242,28 @@ void api_volumes_patch(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
     struct vd_owner_req own;
+    struct vd_qos_patch qp;
     uint64_t size;
+    bool qos, owner;
     int r = 0;
 
-    if (api_patch_from_json(req->body, &size, &own, &err) < 0) {
+    if (api_patch_from_json(req->body, &size, &own, &err) < 0 ||
+        api_qos_from_body(req->body, &qp, &qos, &err) < 0) {
         api_problem(rep, 400, "%s", err.msg);
         return;
     }
-    if (size != 0) {
+    owner = own.owner != NULL || own.has_uid || own.has_gid || own.has_mode;
+    if ((size != 0 || owner) && qos) { /* nothing changes unless all can */
+        r = vd_volmgr_qos_check(req->mgr, &qp, &err);
+    }
+    if (r == 0 && size != 0) {
         r = vd_volmgr_resize(req->mgr, req->name, size, &err);
     }
-    if (r == 0 &&
-        (own.owner != NULL || own.has_uid || own.has_gid || own.has_mode)) {
+    if (r == 0 && owner) {
         r = vd_volmgr_set_owner(req->mgr, req->name, &own, true, &err);
+    }
+    if (r == 0 && qos) {
+        r = vd_volmgr_qos_set(req->mgr, req->name, &qp, &err);
     }
     if (r < 0) {
         api_problem_errno(rep, r, err.msg);

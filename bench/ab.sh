@@ -7,7 +7,9 @@
 # Environment: FIO_EXTRA (extra fio flags, e.g. --fsync=1), VD_ARGS (extra
 # flags for both daemons), AB_DIR (where the image is kept between runs,
 # default /var/tmp/vdab). Each run has its own port and work directory, so
-# two runs may go on at once.
+# two runs may go on at once. QOS_OLD / QOS_NEW (a "qos" object the old /
+# new daemon's volume is made with, e.g. QOS_NEW='{"iops":100000000}' with
+# the same binary twice: the cost of a limit far above the load).
 set -eu
 OLD=$1 NEW=$2 RW=${3:-randread} QD=${4:-32} REPS=${5:-3} BS=${6:-4k}
 IMG_DIR=${AB_DIR:-/var/tmp/vdab}
@@ -27,7 +29,7 @@ if [ ! -f "$W/imp/v.qcow2" ]; then
         "$W/imp/v.qcow2.tmp"
     mv "$W/imp/v.qcow2.tmp" "$W/imp/v.qcow2"
 fi
-run() {   # run BINARY LABEL
+run() {   # run BINARY LABEL [QOS]
     rm -rf "$W/data" "$W/mnt"
     mkdir -p "$W/data" "$W/mnt"
     # shellcheck disable=SC2086
@@ -40,7 +42,8 @@ run() {   # run BINARY LABEL
     done
     curl -fs -H 'Content-Type: application/json' -X POST \
         127.0.0.1:$PORT/volumes \
-        -d "{\"name\":\"v\",\"import\":{\"path\":\"$W/imp/v.qcow2\"}}" >/dev/null
+        -d "{\"name\":\"v\",\"import\":{\"path\":\"$W/imp/v.qcow2\"}${3:+,\"qos\":$3}}" \
+        >/dev/null
     local c0 c1
     c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     # shellcheck disable=SC2086
@@ -64,6 +67,6 @@ PY
     umount -l "$W/mnt" 2>/dev/null || true
 }
 for _ in $(seq "$REPS"); do
-    run "$OLD" old
-    run "$NEW" new
+    run "$OLD" old "${QOS_OLD:-}"
+    run "$NEW" new "${QOS_NEW:-}"
 done

@@ -63,6 +63,4 @@ void vd_iostats_read(struct vd_iostats *s, struct vd_iostats_snap *out)
         out->errors[i] =
             atomic_load_explicit(&s->errors[i], memory_order_relaxed);
     }
-    out->throttled_ns =
-        atomic_load_explicit(&s->throttled_ns, memory_order_relaxed);
 }

@@ -33,7 +33,6 @@ struct vd_iostats {
         _Atomic uint64_t sum_ns;
     } op[VD_IO_NOPS];
     _Atomic uint64_t errors[VD_ERRNO_SLOTS];
-    _Atomic uint64_t throttled_ns; /* time held by a rate limit */
 };
 
 /* A plain copy of the counters, for the API. */
@@ -41,7 +40,6 @@ struct vd_iostats_snap {
     uint64_t bucket[VD_IO_NOPS][VD_LAT_BUCKETS + 1];
     uint64_t sum_ns[VD_IO_NOPS];
     uint64_t errors[VD_ERRNO_SLOTS];
-    uint64_t throttled_ns;
 };
 
 /* The op's name as the metrics spell it: "read", "write", "flush". */
@@ -85,12 +83,6 @@ static inline void vd_iostats_done(struct vd_iostats *s, enum vd_io_op op,
     if (ret < 0) {
         vd_iostats_error(s, ret);
     }
-}
-
-/* A request waited ns nanoseconds for a rate limit to let it through. */
-static inline void vd_iostats_throttled(struct vd_iostats *s, uint64_t ns)
-{
-    atomic_fetch_add_explicit(&s->throttled_ns, ns, memory_order_relaxed);
 }
 
 void vd_iostats_read(struct vd_iostats *s, struct vd_iostats_snap *out);

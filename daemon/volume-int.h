@@ -48,6 +48,10 @@ struct vd_volume {
     atomic_bool gate_closed;
     atomic_bool going_away; /* set under gate_lock */
     int open_count;         /* gate_lock */
+
+    /* Limits (qos.h): set before the volume is published, freed with
+     * it; NULL = none. */
+    struct vd_qos *qos;
 };
 
 struct vd_volmgr {
@@ -87,6 +91,8 @@ struct vd_volmgr {
     void *notify_arg;
     vd_volume_export_fn export_check; /* set once before the API starts */
     void *export_arg;
+
+    struct vd_qos_sched *qos; /* volume_qos.c */
 };
 
 /* volume_reg.c (the rest of it is in volume.h) */
@@ -95,6 +101,24 @@ uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr);
 int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol);
 /* Remove from the served list; returns the list's reference or NULL. */
 struct vd_volume *vd_volmgr_unpublish(struct vd_volmgr *mgr, const char *name);
+
+/* volume_qos.c */
+/* Start the QoS scheduler with every group in the catalog. */
+int vd_volmgr_qos_start(struct vd_volmgr *mgr, struct vd_error *err);
+void vd_volmgr_qos_stop(struct vd_volmgr *mgr);
+/* Give a volume about to be published its throttle, configured from the
+ * catalog (problems are logged: the volume is served without). */
+void vd_volume_qos_attach(struct vd_volmgr *mgr, struct vd_volume *vol);
+/* Free the throttle of a volume whose I/O is shut. */
+void vd_volume_qos_detach(struct vd_volume *vol);
+/* Store p over the volume's settings in the catalog (out: the result, may
+ * be NULL); caller holds ctl. -EINVAL, or -ENOENT for an unknown group. */
+int vd_volmgr_qos_store(struct vd_volmgr *mgr, const char *name,
+                        const struct vd_qos_patch *p, struct vd_qos_row *out,
+                        struct vd_error *err);
+/* The settings and throttle figures the API shows (vol may be NULL). */
+void vd_volmgr_qos_fill(struct vd_volmgr *mgr, struct vd_volume *vol,
+                        struct vd_volume_info *out);
 
 /* volume.c */
 int vd_fsync_dir(const char *dir);

@@ -400,6 +400,9 @@ int vd_volmgr_new(const struct vd_volmgr_config *cfg, struct vd_catalog *cat,
     }
     ret = marker_make(mgr, err);
     if (ret == 0) {
+        ret = vd_volmgr_qos_start(mgr, err);
+    }
+    if (ret == 0) {
         ret = reconcile(mgr, err);
     }
     if (ret < 0) {
@@ -517,11 +520,13 @@ void vd_volmgr_free(struct vd_volmgr *mgr)
                 vd_err("volume '%s': flush at close failed", vol->row.name);
             }
         }
+        vd_volume_qos_detach(vol); /* before the scheduler goes */
         vd_volume_unref(vol);
     }
     if (mgr->marker_made && clean) {
         marker_remove(mgr);
     }
+    vd_volmgr_qos_stop(mgr);
     free(mgr->vols);
     free(mgr->data_dir);
     free(mgr->images_dir);

@@ -12,6 +12,8 @@
 #include <sys/types.h>
 
 #include "catalog.h"
+#include "catalog_qos.h"
+#include "qos.h"
 #include "vd_driver.h"
 
 #include "iostats.h" /* struct vd_iostats_snap */
@@ -74,7 +76,8 @@ struct vd_volume_spec {
     const char *import_path;   /* take in an existing image */
     const char *source_volume; /* full clone of a snapshot of this volume */
     const char *source_snapshot;
-    struct vd_owner_req own; /* zeroed: the defaults */
+    struct vd_owner_req own;        /* zeroed: the defaults */
+    const struct vd_qos_patch *qos; /* limits and group; NULL = none */
 };
 
 /* A volume as shown by the API. */
@@ -101,6 +104,8 @@ struct vd_volume_info {
     struct vd_backend_state backend_state; /* NBD: connections, server */
     bool have_parts;                /* a remote location named by parts */
     struct vd_location_parts parts; /* cluster, pool, image (RBD) */
+    struct vd_qos_row qos;          /* limits and group */
+    struct vd_qos_stats qos_stats;  /* time held back by them */
 };
 
 /* Change events for the FUSE export (so it can invalidate kernel caches). */
@@ -166,6 +171,32 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
 int vd_volmgr_set_owner(struct vd_volmgr *mgr, const char *name,
                         const struct vd_owner_req *req, bool notify,
                         struct vd_error *err);
+
+/* QoS (qos.h): change a volume's limits and group, stored in the catalog
+ * and applied to the running volume at once. -ENOENT for an unknown
+ * volume or group, -EINVAL for a bad value. */
+int vd_volmgr_qos_set(struct vd_volmgr *mgr, const char *name,
+                      const struct vd_qos_patch *p, struct vd_error *err);
+/* Whether vd_volmgr_qos_set could take p (its values, its group), for a
+ * request that changes more than QoS to check before it changes anything.
+ * 0, -EINVAL or -ENXIO (unknown group). */
+int vd_volmgr_qos_check(struct vd_volmgr *mgr, const struct vd_qos_patch *p,
+                        struct vd_error *err);
+/* QoS groups: budgets several volumes share. -EEXIST for a duplicate,
+ * -ENOENT for an unknown group, -EBUSY deleting one that volumes use. */
+int vd_volmgr_qos_group_create(struct vd_volmgr *mgr, const char *name,
+                               const struct vd_qos_patch *p,
+                               struct vd_qos_row *out, struct vd_error *err);
+int vd_volmgr_qos_group_get(struct vd_volmgr *mgr, const char *name,
+                            struct vd_qos_row *out, struct vd_error *err);
+/* Returns the count; *out caller-freed. */
+int vd_volmgr_qos_group_list(struct vd_volmgr *mgr, struct vd_qos_row **out,
+                             struct vd_error *err);
+int vd_volmgr_qos_group_update(struct vd_volmgr *mgr, const char *name,
+                               const struct vd_qos_patch *p,
+                               struct vd_qos_row *out, struct vd_error *err);
+int vd_volmgr_qos_group_delete(struct vd_volmgr *mgr, const char *name,
+                               struct vd_error *err);
 
 /* Snapshots (qcow2 internal snapshots). A snapshot as the API shows it. */
 struct vd_snapshot_view {
@@ -301,6 +332,7 @@ struct vd_volume_aio {
     void (*done)(struct vd_volume_aio *va, int ret);
     uint64_t t0;           /* private: when it was submitted */
     struct vd_volume *vol; /* private */
+    struct vd_qos_req qos; /* private: its place while a limit holds it */
 };
 /* 0 when va->done will be called (from any thread, possibly before this
  * returns) with the gate held until then; -EAGAIN when the request must

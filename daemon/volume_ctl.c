@@ -29,6 +29,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     vd_volmgr_owner_defaults(mgr, &out->row);
     vd_owner_format((uid_t)out->row.uid, (gid_t)out->row.gid, out->owner,
                     sizeof(out->owner));
+    vd_volmgr_qos_fill(mgr, vol, out);
     out->have_parts =
         !out->local &&
         vd_image_location_parts(row->backend, row->location, &out->parts) == 0;
@@ -615,7 +616,9 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) <
             0 ||
         (ret = vd_catalog_volume_set_state(mgr->cat, row.name, VD_STATE_READY,
-                                           err)) < 0) {
+                                           err)) < 0 ||
+        (spec->qos != NULL && (ret = vd_volmgr_qos_store(
+                                   mgr, row.name, spec->qos, NULL, err)) < 0)) {
         goto out_undo;
     }
     row.state = VD_STATE_READY;

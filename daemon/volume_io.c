@@ -23,8 +23,15 @@
  *    size, which vd_volume_set_image changes together with img.
  * 7. Nothing that may wait runs on the I/O thread (formats/ioloop.h): it
  *    completes the asynchronous requests a closer waits for. It uses only
- *    the _nowait calls; the waiting ones assert they are elsewhere. */
+ *    the _nowait calls; the waiting ones assert they are elsewhere.
+ * 8. QoS limits (qos.h) hold requests back inside the gate, after it let
+ *    them in: reads, writes, discards and zeroing count, flushes do not.
+ *    A synchronous request sleeps in vd_qos_wait; an asynchronous one is
+ *    queued and submitted when released, by the blocking runner if its
+ *    driver cannot start it without waiting. Closing the gate releases
+ *    the queue at once, so a drain never waits for a limit. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +94,7 @@ void vd_volume_unref(struct vd_volume *vol)
         return;
     }
     vd_image_close(vol->img); /* normally closed already by the manager */
+    vd_qos_free(vol->qos);
     free(atomic_load(&vol->corrupt_reason));
     pthread_cond_destroy(&vol->gate_cond);
     pthread_mutex_destroy(&vol->gate_lock);
@@ -169,6 +177,9 @@ void vd_volume_gate_close(struct vd_volume *vol)
     VD_ASSERT(vd_ioloop_may_wait()); /* note 7 */
     pthread_mutex_lock(&vol->gate_lock);
     atomic_store(&vol->gate_closed, true);
+    pthread_mutex_unlock(&vol->gate_lock);
+    vd_qos_flush(vol->qos); /* note 8 */
+    pthread_mutex_lock(&vol->gate_lock);
     while (atomic_load(&vol->inflight) > 0) {
         pthread_cond_wait(&vol->gate_cond, &vol->gate_lock);
     }
@@ -228,11 +239,20 @@ void vd_volume_gate_leave(struct vd_volume *vol)
     gate_leave(vol);
 }
 
+/* Hold a synchronous request back while the volume's limits say so. */
+static void throttle(struct vd_volume *vol, bool write, uint64_t bytes)
+{
+    if (vd_qos_active(vol->qos)) {
+        vd_qos_wait(vol->qos, write, bytes);
+    }
+}
+
 int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off)
 {
     uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
+        throttle(vol, false, len);
         ret = vd_image_pread(vol->img, buf, len, off);
         if (ret == -EIO) {
             vd_volume_note_corruption(vol); /* say why, once, right away */
@@ -249,6 +269,7 @@ int vd_volume_pwrite(struct vd_volume *vol, const void *buf, size_t len,
     uint64_t t0 = vd_iostats_now();
     int ret = gate_enter(vol);
     if (ret == 0) {
+        throttle(vol, true, len);
         ret = vd_image_pwrite(vol->img, buf, len, off);
         if (ret == -EIO) {
             vd_volume_note_corruption(vol);
@@ -278,6 +299,7 @@ int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len)
 {
     int ret = gate_enter(vol);
     if (ret == 0) {
+        throttle(vol, true, 0);
         ret = vd_image_discard(vol->img, off, len);
         gate_leave(vol);
     }
@@ -291,6 +313,7 @@ int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)
 {
     int ret = gate_enter(vol);
     if (ret == 0) {
+        throttle(vol, true, 0);
         ret = vd_image_write_zeroes(vol->img, off, len, 0);
         gate_leave(vol);
     }
@@ -346,13 +369,61 @@ static void volume_aio_done(struct vd_aio *aio, int ret)
     va->done(va, ret);
 }
 
+/* A released request its driver cannot start without waiting: the
+ * scheduler's runner does it the blocking way (note 8). */
+static void run_blocking(struct vd_qos_req *r)
+{
+    struct vd_volume_aio *va =
+        (struct vd_volume_aio *)((char *)r -
+                                 offsetof(struct vd_volume_aio, qos));
+    struct vd_volume *vol = va->vol;
+    struct vd_aio *aio = &va->aio;
+    int ret;
+    if (aio->op == VD_AIO_READ) {
+        ret = vd_image_pread(vol->img, aio->buf, aio->len, aio->off);
+    } else {
+        ret = vd_image_pwrite(vol->img, aio->buf, aio->len, aio->off);
+    }
+    if (ret == -EIO) {
+        vd_volume_note_corruption(vol);
+    }
+    volume_aio_done(aio, ret);
+}
+
+/* A queued request's turn came (note 8). */
+static void release_aio(struct vd_qos_req *r)
+{
+    struct vd_volume_aio *va =
+        (struct vd_volume_aio *)((char *)r -
+                                 offsetof(struct vd_volume_aio, qos));
+    int ret = vd_image_submit(va->vol->img, &va->aio);
+    if (ret == -EAGAIN) {
+        r->release = run_blocking;
+        vd_qos_run_blocking(va->vol->qos, r);
+    } else if (ret < 0) {
+        volume_aio_done(&va->aio, ret);
+    }
+}
+
 static int submit_entered(struct vd_volume *vol, struct vd_volume_aio *va)
 {
+    bool limited = va->aio.op != VD_AIO_FLUSH && vd_qos_active(vol->qos);
+    bool write = va->aio.op == VD_AIO_WRITE;
     int ret;
     va->vol = vol;
     va->aio.done = volume_aio_done;
+    if (limited) {
+        va->qos.release = release_aio;
+        if (!vd_qos_admit(vol->qos, &va->qos, write, va->aio.len)) {
+            return 0; /* queued: release_aio submits it */
+        }
+    }
     ret = vd_image_submit(vol->img, &va->aio);
     if (ret < 0) {
+        if (ret == -EAGAIN && limited) {
+            /* The caller retries the blocking way, which asks again. */
+            vd_qos_refund(vol->qos, write, va->aio.len);
+        }
         gate_leave(vol);
     }
     return ret;

@@ -39,6 +39,7 @@ bool vd_volume_name_valid(const char *name)
 int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol)
 {
     vd_volume_owner_init(mgr, vol);
+    vd_volume_qos_attach(mgr, vol); /* before its first request */
     pthread_mutex_lock(&mgr->lock);
     if (mgr->n_vols == mgr->cap_vols) {
         size_t ncap = mgr->cap_vols ? mgr->cap_vols * 2 : 16;

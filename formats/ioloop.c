@@ -25,6 +25,11 @@
  *    from the kernel threads that complete it. A user that knows better
  *    (the FUSE export after answering a flush, fuse_aio.c) asks for a
  *    window of polling at any depth with vd_ioloop_poll_until.
+ * 5. Timers (vd_iotimer) are a list the thread scans once per turn while
+ *    any is armed (armed counts them); sleeping, it waits no longer than
+ *    the nearest due time. Arming stores the due time and then, like a
+ *    post, wakes the thread if it said it sleeps; the thread says so
+ *    before it reads the due times, so one of the two sees the other.
  */
 #include "ioloop.h"
 
@@ -56,6 +61,9 @@ struct vd_ioloop {
     /* Submitters hand requests over through these (note 1). */
     _Atomic(struct vd_hostio *) inbox; /* newest first */
     atomic_bool sleeping;
+    pthread_mutex_t timers_lock;       /* protects the timers list links */
+    struct vd_iotimer *_Atomic timers; /* note 5; newest first */
+    atomic_uint armed;                 /* timers with due_ns != 0 */
     /* Everything below belongs to the I/O thread. */
     struct io_uring ring;
     unsigned busy; /* file requests in the ring */
@@ -266,6 +274,57 @@ static bool keep_polling(struct vd_ioloop *l, uint64_t busy_at)
     return l->busy >= 2 && now - busy_at < l->poll_ns;
 }
 
+/* Run the timers that are due; return the nearest due time of those
+ * still armed (0 = none). Note 5. */
+static uint64_t run_timers(struct vd_ioloop *l)
+{
+    uint64_t now, next = 0;
+    if (atomic_load(&l->armed) == 0) {
+        return 0;
+    }
+    now = vd_ioloop_now_ns();
+    for (struct vd_iotimer *t = atomic_load(&l->timers); t != NULL;
+         t = t->next) {
+        uint64_t due = atomic_load(&t->due_ns);
+        if (due == 0) {
+            continue;
+        }
+        if (due <= now) {
+            if (atomic_compare_exchange_strong(&t->due_ns, &due, 0)) {
+                atomic_fetch_sub(&l->armed, 1);
+                t->cb(t); /* may arm it again */
+            }
+            due = atomic_load(&t->due_ns);
+            if (due == 0) {
+                continue;
+            }
+        }
+        if (next == 0 || due < next) {
+            next = due;
+        }
+    }
+    return next;
+}
+
+/* Sleep until a completion, or until the nearest timer is due. */
+static void wait_events(struct vd_ioloop *l, uint64_t due)
+{
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts;
+    uint64_t now;
+    if (due == 0) {
+        io_uring_submit_and_wait(&l->ring, 1);
+        return;
+    }
+    now = vd_ioloop_now_ns();
+    if (due <= now) {
+        return;
+    }
+    ts.tv_sec = (long long)((due - now) / 1000000000u);
+    ts.tv_nsec = (long long)((due - now) % 1000000000u);
+    io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+}
+
 /* The ring is set up here, not by vd_ioloop_new: with SINGLE_ISSUER the
  * task that creates it is the only one that may submit. */
 static void *io_main(void *arg)
@@ -283,10 +342,12 @@ static void *io_main(void *arg)
     for (;;) {
         unsigned n = 0;
         bool posted = take_inbox(l);
+        uint64_t due;
         io_uring_submit_and_get_events(&l->ring);
         if (!reap(l, &n)) {
             break;
         }
+        due = run_timers(l);
         if (posted || n > 0) {
             busy_at = l->poll_ns > 0 || atomic_load(&l->poll_any_until) != 0
                           ? vd_ioloop_now_ns()
@@ -301,7 +362,8 @@ static void *io_main(void *arg)
             atomic_store(&l->sleeping, false);
             continue;
         }
-        io_uring_submit_and_wait(&l->ring, 1);
+        due = run_timers(l); /* after `sleeping`: note 5 */
+        wait_events(l, due);
         atomic_store(&l->sleeping, false);
     }
     VD_ASSERT(l->busy == 0); /* vd_ioloop_free: nothing may be in flight */
@@ -326,6 +388,7 @@ int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out)
         return ret;
     }
     sem_init(&l->started, 0, 0);
+    pthread_mutex_init(&l->timers_lock, NULL);
     ret = -pthread_create(&l->thread, NULL, io_main, l);
     if (ret == 0) {
         while (sem_wait(&l->started) < 0) {
@@ -337,6 +400,7 @@ int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out)
     }
     sem_destroy(&l->started);
     if (ret < 0) {
+        pthread_mutex_destroy(&l->timers_lock);
         close(l->wake_fd);
         free(l);
         return ret;
@@ -353,6 +417,7 @@ void vd_ioloop_free(struct vd_ioloop *l)
     VD_ASSERT(self != l);
     post(l, &l->stop_io, &l->stop_io);
     pthread_join(l->thread, NULL);
+    pthread_mutex_destroy(&l->timers_lock);
     close(l->wake_fd);
     free(l);
 }
@@ -382,6 +447,83 @@ void vd_ioloop_poll_until(struct vd_ioloop *l, uint64_t until_ns,
 {
     atomic_store_explicit(&l->poll_any_idle_ns, idle_ns, memory_order_relaxed);
     atomic_store_explicit(&l->poll_any_until, until_ns, memory_order_relaxed);
+}
+
+void vd_ioloop_timer_add(struct vd_ioloop *l, struct vd_iotimer *t)
+{
+    atomic_init(&t->due_ns, 0);
+    pthread_mutex_lock(&l->timers_lock);
+    t->next = atomic_load(&l->timers);
+    atomic_store(&l->timers, t); /* published whole: the thread only reads */
+    pthread_mutex_unlock(&l->timers_lock);
+}
+
+struct timer_del {
+    struct vd_hostio io;
+    struct vd_ioloop *l;
+    struct vd_iotimer *t;
+    sem_t done;
+};
+
+/* On the I/O thread, so no scan of the list is under way. */
+static void timer_unlink(struct vd_hostio *io, int ret)
+{
+    struct timer_del *d = io->owner;
+    struct vd_ioloop *l = d->l;
+    struct vd_iotimer *head;
+    (void)ret;
+    pthread_mutex_lock(&l->timers_lock);
+    head = atomic_load(&l->timers);
+    if (head == d->t) {
+        atomic_store(&l->timers, head->next);
+    } else {
+        for (struct vd_iotimer *p = head; p != NULL; p = p->next) {
+            if (p->next == d->t) {
+                p->next = d->t->next;
+                break;
+            }
+        }
+    }
+    if (atomic_exchange(&d->t->due_ns, 0) != 0) {
+        atomic_fetch_sub(&l->armed, 1);
+    }
+    pthread_mutex_unlock(&l->timers_lock);
+    sem_post(&d->done);
+}
+
+void vd_ioloop_timer_del(struct vd_ioloop *l, struct vd_iotimer *t)
+{
+    struct timer_del d = {.l = l, .t = t};
+    VD_ASSERT(self != l);
+    sem_init(&d.done, 0, 0);
+    d.io.cb = timer_unlink;
+    d.io.owner = &d;
+    vd_ioloop_call(l, &d.io);
+    while (sem_wait(&d.done) < 0) {
+    }
+    sem_destroy(&d.done);
+}
+
+void vd_ioloop_timer_arm(struct vd_ioloop *l, struct vd_iotimer *t,
+                         uint64_t due_ns)
+{
+    uint64_t old = atomic_load(&t->due_ns);
+    if (due_ns == 0) {
+        due_ns = 1;
+    }
+    do {
+        if (old != 0 && old <= due_ns) {
+            return; /* armed for earlier already */
+        }
+    } while (!atomic_compare_exchange_weak(&t->due_ns, &old, due_ns));
+    if (old == 0) {
+        atomic_fetch_add(&l->armed, 1);
+    }
+    if (self != l && atomic_exchange(&l->sleeping, false)) {
+        uint64_t one = 1;
+        while (write(l->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+        }
+    }
 }
 
 void vd_ioloop_call(struct vd_ioloop *l, struct vd_hostio *io)

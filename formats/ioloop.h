@@ -85,6 +85,29 @@ void vd_ioloop_call(struct vd_ioloop *l, struct vd_hostio *io);
  * when len does not fit one read. */
 int vd_ioloop_read_fd(struct vd_ioloop *l, struct vd_hostio *io);
 
+/* A timer whose callback runs on the I/O thread once its due time has
+ * come: how work that must wait (a request held back by a QoS limit)
+ * waits without a thread of its own. Timers cost the loop nothing while
+ * none is armed. cb runs under the completion contract above; a timer
+ * may be re-armed from its own callback. */
+struct vd_iotimer {
+    void (*cb)(struct vd_iotimer *t);
+    void *owner;             /* for cb's use */
+    _Atomic uint64_t due_ns; /* private: 0 = not armed */
+    struct vd_iotimer *next; /* private: the loop's list */
+};
+
+/* Register t with the loop (fill cb and owner first). The timer stays
+ * registered until the loop is freed. Any thread. */
+void vd_ioloop_timer_add(struct vd_ioloop *l, struct vd_iotimer *t);
+/* Take t off the loop; when this returns its callback is not running and
+ * will not run again. Not on the I/O thread. */
+void vd_ioloop_timer_del(struct vd_ioloop *l, struct vd_iotimer *t);
+/* Run t->cb at monotonic time due_ns (vd_ioloop_now_ns), or earlier if it
+ * is armed for an earlier time already: the earliest wins. Any thread. */
+void vd_ioloop_timer_arm(struct vd_ioloop *l, struct vd_iotimer *t,
+                         uint64_t due_ns);
+
 /* For hostaio.c: hand the file requests first .. last (linked through
  * ->next, fd and done prepared) to the I/O thread. */
 void vd_ioloop_post_files(struct vd_ioloop *l, struct vd_hostio *first,

@@ -26,7 +26,7 @@ v = json.load(open(sys.argv[1]))
 mnt, data = sys.argv[2], sys.argv[3]
 want = {"name", "uuid", "size", "format", "backend", "path", "image",
         "allocated", "state", "state_reason", "open_count", "created_at", "base",
-        "stats", "owner", "uid", "gid", "mode"}
+        "stats", "owner", "uid", "gid", "mode", "qos", "qos_group"}
 assert set(v) == want, "members %s" % sorted(set(v) ^ want)
 assert v["name"] == "v1"
 assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", v["uuid"]), v["uuid"]
@@ -45,8 +45,13 @@ t = calendar.timegm(time.strptime(v["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
 assert abs(t - time.time()) < 120, "created_at %s is not now" % v["created_at"]
 assert v["stats"] == {"reads": 0, "writes": 0, "bytes_read": 0,
                       "bytes_written": 0, "errors": 0,
-                      "async_requests": 0}, v["stats"]
+                      "async_requests": 0, "throttled_requests": 0,
+                      "throttled_seconds": 0.0}, v["stats"]
 assert (v["owner"], v["uid"], v["gid"], v["mode"]) == ("root:root", 0, 0, "0660"), v
+assert v["qos"] == {k: None for k in ("iops", "read_iops", "write_iops", "bps",
+                                      "read_bps", "write_bps",
+                                      "burst_seconds")}, v["qos"]
+assert v["qos_group"] is None
 PY
 image=$(json_get image)
 [ -f "$image" ] || fail "image file $image does not exist"

@@ -57,8 +57,9 @@ done
 grep -Ev '^vdiskd_(volume_(request_|state|backend_|throttled)|api_|jobs|io_thread)' \
     "$T/body" >"$T/plain" && cp "$T/plain" "$T/body"
 [ "$(metric vdiskd_volume_size_bytes 'volume="m2"')" = 2097152 ] || fail "m2 size metric"
-# Every sample line is NAME{labels} INTEGER or NAME INTEGER.
-grep -v '^#' "$T/body" | grep -Ev '^[a-z_]+(\{volume="[a-z0-9_.-]+"\})? [0-9]+$' &&
+# Every sample line is NAME{labels} NUMBER or NAME NUMBER (seconds have
+# a fraction).
+grep -v '^#' "$T/body" | grep -Ev '^[a-z_]+(\{volume="[a-z0-9_.-]+"\})? [0-9]+(\.[0-9]+)?$' &&
     fail "malformed metric lines"
 
 api DELETE /volumes/m1

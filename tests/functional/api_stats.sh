@@ -29,7 +29,7 @@ PY
 written=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["bytes_written"])' "$T/body")
 
 api GET /volumes/idle
-[ "$(json_get stats)" = '{"reads": 0, "writes": 0, "bytes_read": 0, "bytes_written": 0, "errors": 0, "async_requests": 0}' ] ||
+[ "$(json_get stats)" = '{"reads": 0, "writes": 0, "bytes_read": 0, "bytes_written": 0, "errors": 0, "async_requests": 0, "throttled_requests": 0, "throttled_seconds": 0.0}' ] ||
     fail "idle volume has stats: $(json_get stats)"
 
 api GET /metrics

@@ -262,6 +262,13 @@ static void test_patch(void)
         CHECK_EQ(api_patch_from_json(j, &size, &own, &err), -EINVAL);
         json_decref(j);
     }
+
+    /* QoS settings alone: no size to change. */
+    vd_error_clear(&err);
+    j = json_loads("{\"qos\": {\"iops\": 5}}", 0, &jerr);
+    CHECK_EQ(api_patch_from_json(j, &size, &own, &err), 0);
+    CHECK_EQ(size, 0);
+    json_decref(j);
 }
 
 int main(void)
