@@ -773,13 +773,16 @@ int api_accept_start(struct api_listener *ls, int n,
         a->tags[i] = (struct ev_tag){.kind = EV_LISTENER, .l = &ls[i]};
     }
     listeners_arm(a, true);
+    /* Published before the thread runs: the first connection it hands
+     * over reaches the connection callbacks, which find it through *out. */
+    *out = a;
     r = pthread_create(&a->thread, NULL, accept_main, a);
     if (r != 0) {
+        *out = NULL;
         r = vd_error_set(err, -r, "cannot start the accept thread: %s",
                          strerror(r));
         goto out_free;
     }
-    *out = a;
     return 0;
 
 out_free:

@@ -249,10 +249,9 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
         l->screen = l->is_unix || !tls;
         api->srv[i] = (struct api_srv){.api = api, .l = l};
     }
-    if ((ret = api_accept_start(api->ls, api->n, &lim, &api->accept, err)) <
-        0) {
-        goto out_stop;
-    }
+    /* Every MHD daemon exists before the accept thread can hand it a
+     * connection: a client already waiting in the backlog (a start-up
+     * health probe) is handed over at once. */
     for (int i = 0; i < api->n; i++) {
         if ((ret = start_mhd(api, &api->srv[i], tls && !api->ls[i].is_unix,
                              limit, err)) < 0) {
@@ -261,6 +260,10 @@ int vd_api_start(const struct vd_api_config *cfg, struct vd_volmgr *mgr,
         snprintf(api->describe + strlen(api->describe),
                  sizeof(api->describe) - strlen(api->describe), "%s%s",
                  i > 0 ? ", " : "", api->ls[i].desc);
+    }
+    if ((ret = api_accept_start(api->ls, api->n, &lim, &api->accept, err)) <
+        0) {
+        goto out_stop;
     }
     for (int i = 0; i < API_WORKERS; i++) {
         if (pthread_create(&api->workers[i], NULL, api_srv_worker_main, api) !=
