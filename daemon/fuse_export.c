@@ -309,7 +309,9 @@ static void on_volume_event(void *arg, enum vd_volume_event ev, uint64_t ino,
     }
     fx->ev_tail = e;
     pthread_cond_signal(&fx->ev_cond);
-    while (fx->ev_done < seq && !fx->ev_stop) {
+    /* From a handler on the mount: the kernel holds the directory's lock
+     * the delivery needs until the handler answers (fuse_names.c). */
+    while (!vd_fuse_in_name_op && fx->ev_done < seq && !fx->ev_stop) {
         if (pthread_cond_timedwait(&fx->ev_done_cond, &fx->ev_lock,
                                    &deadline) == ETIMEDOUT) {
             break;
