@@ -38,7 +38,10 @@ struct vd_fuse_export {
     struct vd_volmgr *mgr;
     struct fuse_session *se;
     unsigned int conn_dev; /* name under /sys/fs/fuse/connections */
-    time_t started_at;     /* times of the root directory */
+    time_t started_at;     /* times of the .snapshots directory */
+    /* mtime and ctime of the root: when a volume last came or went, in
+     * nanoseconds since the epoch (started_at's before the first). */
+    _Atomic int64_t dir_changed_ns;
 
     pthread_t loop_thread; /* runs fuse_session_loop_mt */
     bool loop_started;

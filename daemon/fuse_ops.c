@@ -10,8 +10,9 @@
  *    O_TRUNC arrives as such a setattr because atomic_o_trunc is turned
  *    off in init, and is refused unless the volume is empty.
  * 2. Entries and attributes are cached for FX_TIMEOUT; the volume
- *    manager's events invalidate them at once (fuse_export.c). Failed
- *    lookups are not cached, so a new volume is visible immediately.
+ *    manager's events invalidate them at once (fuse_export.c), the root's
+ *    too: its mtime is when a volume last came or went. Failed lookups
+ *    are not cached, so a new volume is visible immediately.
  * 3. readdir offsets: 1 after ".", 2 after "..", ino + FX_DIR_OFF after a
  *    volume; volumes are walked in ino order, so a listing resumes right
  *    after the last entry it returned even if volumes came or went.
@@ -34,12 +35,16 @@
 
 static void root_stat(struct vd_fuse_export *fx, struct stat *st)
 {
+    int64_t ns = atomic_load(&fx->dir_changed_ns);
     memset(st, 0, sizeof(*st));
     st->st_ino = FUSE_ROOT_ID;
     st->st_mode = S_IFDIR | 0755;
     st->st_nlink = 2;
     st->st_blksize = FX_BLKSIZE;
-    st->st_atime = st->st_mtime = st->st_ctime = fx->started_at;
+    st->st_atime = fx->started_at;
+    /* when a volume last came or went, as a directory's mtime says */
+    st->st_mtim.tv_sec = st->st_ctim.tv_sec = (time_t)(ns / 1000000000);
+    st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = (long)(ns % 1000000000);
 }
 
 static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,

@@ -132,17 +132,30 @@ api GET /volumes/q2
 expect_status 404
 [ "$(get q1 size)" = "134217728" ] || fail "q1 after mv: $API_BODY"
 
-# --- what the API does is on the mount at once (no waiting)
+# --- what the API does is on the mount at once (no waiting), the
+# directory's mtime included (the kernel caches it for a second)
 ls "$M" >/dev/null
-stat "$M/n1" >/dev/null 2>&1 && fail "n1 exists early"
+stat "$M/n0" >/dev/null 2>&1 && fail "n0 exists early"
+api POST /volumes '{"name":"n0","size":1048576}'
+expect_status 201
+[ "$(stat -c %s "$M/n0")" = 1048576 ] || fail "API create after a failed lookup"
+t0=$(stat -c %y "$M")
 api POST /volumes '{"name":"n1","size":1048576}'
 expect_status 201
+t1=$(stat -c %y "$M")
+[ "$t1" != "$t0" ] || fail "directory mtime unchanged by an API create: $t0"
 ls "$M" | grep -qx n1 || fail "API create not listed: $(ls "$M")"
 [ "$(stat -c %s "$M/n1")" = 1048576 ] || fail "API create not visible"
 api DELETE /volumes/n1
 expect_status 204
+[ "$(stat -c %y "$M")" != "$t1" ] || fail "directory mtime unchanged by an API delete"
 ls "$M" | grep -qx n1 && fail "API delete still listed"
 stat "$M/n1" >/dev/null 2>&1 && fail "API delete still visible"
+# and a file made on the mount moves it too
+t2=$(stat -c %y "$M")
+truncate -s 1M "$M/n2" || fail "n2"
+[ "$(stat -c %y "$M")" != "$t2" ] || fail "directory mtime unchanged by a create"
+rm "$M/n2" || fail "rm n2"
 
 # --- restart: what has a size stays; an empty volume was never finished
 touch "$M/e2"
