@@ -113,6 +113,8 @@ static int make_volume(fuse_req_t req, struct vd_fuse_export *fx,
         vd_debug("FUSE: creating '%s' refused: %s", name, err.msg);
         return to_errno(ret);
     }
+    vd_info("volume '%s' was created on the mount by uid %u gid %u", name,
+            (unsigned)ctx->uid, (unsigned)ctx->gid);
     vol = vd_volmgr_lookup(fx->mgr, name);
     if (vol == NULL) {
         return ENOENT; /* deleted through the API in between */
@@ -248,6 +250,9 @@ void vd_fuse_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         if (ret < 0) {
             vd_debug("FUSE: unlinking '%s' refused: %s", name, err.msg);
             ret = to_errno(ret);
+        } else {
+            vd_info("volume '%s' was deleted on the mount by uid %u", name,
+                    (unsigned)fuse_req_ctx(req)->uid);
         }
     }
     fuse_reply_err(req, ret);

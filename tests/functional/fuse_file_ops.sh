@@ -176,6 +176,7 @@ touch "$M/k2"
 sync
 kill -9 "$VD_PID"
 wait "$VD_PID" 2>/dev/null
+umount -l "$VD_MNT" # the dead mount a kill leaves
 start_daemon
 [ "$(get k1 size state)" = "4194304 ready" ] || fail "k1 after kill -9: $API_BODY"
 api GET /volumes/k2
