@@ -29,7 +29,9 @@
  *    entry, and a lookup holding that lock may be waiting for the volume
  *    manager's lock. The volume manager's callback waits a bounded time
  *    for its event to be delivered, so in the normal case a volume is gone
- *    from the mount when DELETE returns. */
+ *    from the mount when DELETE returns; but not when the change comes
+ *    from a handler on the mount (vd_fuse_in_name_op, fuse_names.c),
+ *    whose directory lock the delivery would wait for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
