@@ -157,6 +157,30 @@ truncate -s 1M "$M/n2" || fail "n2"
 [ "$(stat -c %y "$M")" != "$t2" ] || fail "directory mtime unchanged by a create"
 rm "$M/n2" || fail "rm n2"
 
+# --- the API and the mount changing the directory at once: no deadlock
+# (the kernel holds the directory's lock while a create or rm runs, and
+# the API waits for its invalidations), and both agree afterwards
+(
+    for i in $(seq 1 15); do
+        curl -sS -o /dev/null -X POST -H 'Content-Type: application/json' \
+            --data-binary "{\"name\":\"s$i\",\"size\":1048576}" "$VD_URL/volumes"
+        curl -sS -o /dev/null -X DELETE "$VD_URL/volumes/s$((i - 1))"
+    done
+) &
+racer=$!
+on_exit "kill $racer"
+for i in $(seq 1 15); do
+    timeout 60 truncate -s 1M "$M/r$i" || fail "create r$i while the API changes volumes"
+    [ "$i" -gt 1 ] && { timeout 60 rm "$M/r$((i - 1))" || fail "rm r$((i - 1))"; }
+done
+wait "$racer" || fail "API requests failed while the mount changed volumes"
+api GET /volumes
+python3 -c 'import json,sys; print("\n".join(sorted(v["name"] for v in json.load(open(sys.argv[1]))["volumes"])))' \
+    "$T/body" >"$T/api-names"
+ls "$M" | sort >"$T/ls-names"
+diff "$T/api-names" "$T/ls-names" >"$T/diff" || fail "API and mount disagree: $(cat "$T/diff")"
+grep -qx r15 "$T/ls-names" && grep -qx s15 "$T/ls-names" || fail "r15 or s15 missing: $(cat "$T/ls-names")"
+
 # --- restart: what has a size stays; an empty volume was never finished
 touch "$M/e2"
 stop_daemon
