@@ -38,7 +38,10 @@ struct vd_fuse_export {
     struct vd_volmgr *mgr;
     struct fuse_session *se;
     unsigned int conn_dev; /* name under /sys/fs/fuse/connections */
-    time_t started_at;     /* times of the root directory */
+    time_t started_at;     /* times of the .snapshots directory */
+    /* mtime and ctime of the root: when a volume last came or went, in
+     * nanoseconds since the epoch (started_at's before the first). */
+    _Atomic int64_t dir_changed_ns;
 
     pthread_t loop_thread; /* runs fuse_session_loop_mt */
     bool loop_started;
@@ -112,6 +115,12 @@ void vd_fuse_volume_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
 struct vd_volume *
 vd_fuse_enter_volume(fuse_req_t req, struct vd_fuse_export *fx, fuse_ino_t ino);
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Open vol (the caller's reference, taken over) for fi; the caller has
+ * entered fx, which is left. created: the entry of a file just created,
+ * answered as a CREATE; NULL answers an OPEN. */
+void vd_fuse_open_volume(fuse_req_t req, struct vd_fuse_export *fx,
+                         struct vd_volume *vol, struct fuse_file_info *fi,
+                         const struct fuse_entry_param *created);
 void vd_fuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void vd_fuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                   struct fuse_file_info *fi);
@@ -122,6 +131,23 @@ void vd_fuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                    struct fuse_file_info *fi);
 void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
                        off_t len, struct fuse_file_info *fi);
+/* fuse_names.c: files are volumes (DESIGN NOTES there) */
+/* Set while a handler changes volumes on behalf of the mount: the
+ * kernel holds the directory's lock until the handler answers, so the
+ * invalidations the change queues must not be waited for (fuse_export.c
+ * note 3); the kernel learns of the change from the answer itself. */
+extern _Thread_local bool vd_fuse_in_name_op;
+/* truncate/ftruncate of a volume file: 0 or an errno, *st filled. */
+int vd_fuse_truncate(struct vd_fuse_export *fx, fuse_ino_t ino, off_t size,
+                     struct stat *st);
+void vd_fuse_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                   mode_t mode, dev_t rdev);
+void vd_fuse_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                    mode_t mode, struct fuse_file_info *fi);
+void vd_fuse_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void vd_fuse_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                    fuse_ino_t newparent, const char *newname,
+                    unsigned int flags);
 /* fuse_seek.c: SEEK_DATA/SEEK_HOLE from block status (DESIGN NOTES there) */
 typedef int (*vd_fuse_status_fn)(void *obj, uint64_t off, uint64_t len,
                                  uint64_t *pnum);

@@ -29,7 +29,9 @@
  *    entry, and a lookup holding that lock may be waiting for the volume
  *    manager's lock. The volume manager's callback waits a bounded time
  *    for its event to be delivered, so in the normal case a volume is gone
- *    from the mount when DELETE returns. */
+ *    from the mount when DELETE returns; but not when the change comes
+ *    from a handler on the mount (vd_fuse_in_name_op, fuse_names.c),
+ *    whose directory lock the delivery would wait for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -231,6 +233,15 @@ static void deliver(struct vd_fuse_export *fx, const struct vd_fuse_event *e)
         r = fuse_lowlevel_notify_inval_inode(fx->se, e->ino, 0, 0);
         break;
     }
+    if (e->ev == VD_VOLUME_ADDED || e->ev == VD_VOLUME_REMOVED) {
+        /* The root's mtime changed (dir_changed_ns). Dropping an entry
+         * drops the root's cached attributes only when the kernel had
+         * that entry; this needs no directory lock. */
+        int r2 = fuse_lowlevel_notify_inval_inode(fx->se, FUSE_ROOT_ID, 0, 0);
+        if (r == 0 || r == -ENOENT) {
+            r = r2;
+        }
+    }
     /* ENOENT: the kernel never looked the name up, nothing to drop. */
     if (r < 0 && r != -ENOENT) {
         vd_debug("FUSE invalidation for '%s' not delivered: %s", e->name,
@@ -287,6 +298,12 @@ static void on_volume_event(void *arg, enum vd_volume_event ev, uint64_t ino,
     if (e == NULL) {
         return; /* the entry expires after FX_TIMEOUT anyway */
     }
+    if (ev == VD_VOLUME_ADDED || ev == VD_VOLUME_REMOVED) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        atomic_store(&fx->dir_changed_ns,
+                     (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+    }
     e->ev = ev;
     e->ino = ino;
     snprintf(e->name, sizeof(e->name), "%s", name);
@@ -309,7 +326,9 @@ static void on_volume_event(void *arg, enum vd_volume_event ev, uint64_t ino,
     }
     fx->ev_tail = e;
     pthread_cond_signal(&fx->ev_cond);
-    while (fx->ev_done < seq && !fx->ev_stop) {
+    /* From a handler on the mount: the kernel holds the directory's lock
+     * the delivery needs until the handler answers (fuse_names.c). */
+    while (!vd_fuse_in_name_op && fx->ev_done < seq && !fx->ev_stop) {
         if (pthread_cond_timedwait(&fx->ev_done_cond, &fx->ev_lock,
                                    &deadline) == ETIMEDOUT) {
             break;
@@ -395,6 +414,7 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
     fx->cfg.mount_dir = fx->mount_dir;
     fx->mgr = mgr;
     fx->started_at = time(NULL);
+    atomic_init(&fx->dir_changed_ns, (int64_t)fx->started_at * 1000000000);
     fx->handles.next = fx->handles.prev = &fx->handles;
     pthread_mutex_init(&fx->handles_lock, NULL);
     if (vd_fuse_snap_init(fx) < 0) {

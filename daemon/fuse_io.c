@@ -152,10 +152,7 @@ vd_fuse_enter_volume(fuse_req_t req, struct vd_fuse_export *fx, fuse_ino_t ino)
 void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vd_fuse_export *fx = req_fx(req);
-    struct vd_fuse_handle *h = NULL;
     struct vd_volume *vol;
-    bool rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
-    int ret;
 
     if (ino == FUSE_ROOT_ID) {
         fuse_reply_err(req, EISDIR);
@@ -165,6 +162,17 @@ void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (vol == NULL) {
         return;
     }
+    vd_fuse_open_volume(req, fx, vol, fi, NULL);
+}
+
+void vd_fuse_open_volume(fuse_req_t req, struct vd_fuse_export *fx,
+                         struct vd_volume *vol, struct fuse_file_info *fi,
+                         const struct fuse_entry_param *created)
+{
+    struct vd_fuse_handle *h = NULL;
+    bool rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
+    int ret;
+
     if (!rdonly && vd_volume_readonly(vol)) {
         ret = -EROFS;
         goto out;
@@ -188,7 +196,18 @@ void vd_fuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fx->handles.next = h;
     pthread_mutex_unlock(&fx->handles_lock);
 
-    if (reply_open(req, h, rdonly) == -ENOENT) {
+    if (created != NULL) {
+        /* libfuse 3.14 builds the CREATE reply; it has no bit for
+         * parallel direct writes, which only this one handle lacks. */
+        fi->fh = (uintptr_t)h;
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+        fi->noflush = rdonly;
+        ret = fuse_reply_create(req, created, fi);
+    } else {
+        ret = reply_open(req, h, rdonly);
+    }
+    if (ret == -ENOENT) {
         /* The open was interrupted: the kernel will never release it. */
         handle_free(fx, h);
     }

@@ -5,12 +5,14 @@
  * DESIGN NOTES
  * 1. chown and chmod change the volume's owner and mode, kept in the
  *    catalog (volume_owner.c); the kernel has checked the caller may
- *    (default_permissions). The size cannot be changed through a file
- *    (EPERM): resizing is an API call. O_TRUNC arrives as such a setattr
- *    because atomic_o_trunc is turned off in init.
+ *    (default_permissions). A new size resizes the volume through the
+ *    volume manager (fuse_names.c, as do create, unlink and rename).
+ *    O_TRUNC arrives as such a setattr because atomic_o_trunc is turned
+ *    off in init, and is refused unless the volume is empty.
  * 2. Entries and attributes are cached for FX_TIMEOUT; the volume
- *    manager's events invalidate them at once (fuse_export.c). Failed
- *    lookups are not cached, so a new volume is visible immediately.
+ *    manager's events invalidate them at once (fuse_export.c), the root's
+ *    too: its mtime is when a volume last came or went. Failed lookups
+ *    are not cached, so a new volume is visible immediately.
  * 3. readdir offsets: 1 after ".", 2 after "..", ino + FX_DIR_OFF after a
  *    volume; volumes are walked in ino order, so a listing resumes right
  *    after the last entry it returned even if volumes came or went.
@@ -33,12 +35,16 @@
 
 static void root_stat(struct vd_fuse_export *fx, struct stat *st)
 {
+    int64_t ns = atomic_load(&fx->dir_changed_ns);
     memset(st, 0, sizeof(*st));
     st->st_ino = FUSE_ROOT_ID;
     st->st_mode = S_IFDIR | 0755;
     st->st_nlink = 2;
     st->st_blksize = FX_BLKSIZE;
-    st->st_atime = st->st_mtime = st->st_ctime = fx->started_at;
+    st->st_atime = fx->started_at;
+    /* when a volume last came or went, as a directory's mtime says */
+    st->st_mtim.tv_sec = st->st_ctim.tv_sec = (time_t)(ns / 1000000000);
+    st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = (long)(ns % 1000000000);
 }
 
 static void vol_stat(struct vd_fuse_export *fx, struct vd_volume *vol,
@@ -266,19 +272,18 @@ static void fx_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         fuse_reply_attr(req, &st, FX_TIMEOUT);
         return;
     }
-    vol = vd_fuse_enter_volume(req, fx, ino);
-    if (vol == NULL) {
-        return;
-    }
-    if ((to_set & FUSE_SET_ATTR_SIZE) &&
-        (attr->st_size < 0 || (uint64_t)attr->st_size != vd_volume_size(vol))) {
-        /* Resizing is an API operation (PATCH), never a truncate. */
-        ret = EPERM;
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        /* truncate resizes the volume (fuse_names.c note 3) */
+        ret = vd_fuse_truncate(fx, ino, attr->st_size, &st);
     } else {
+        vol = vd_fuse_enter_volume(req, fx, ino);
+        if (vol == NULL) {
+            return;
+        }
         vol_stat(fx, vol, &st);
+        vd_volume_unref(vol);
+        fx_leave(fx);
     }
-    vd_volume_unref(vol);
-    fx_leave(fx);
     if (ret != 0) {
         fuse_reply_err(req, ret);
     } else {
@@ -477,4 +482,8 @@ const struct fuse_lowlevel_ops vd_fuse_ops = {
     .statfs = fx_statfs,
     .fallocate = fx_fallocate,
     .lseek = fx_lseek,
+    .mknod = vd_fuse_mknod,
+    .create = vd_fuse_create,
+    .unlink = vd_fuse_unlink,
+    .rename = vd_fuse_rename,
 };

@@ -176,6 +176,10 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                    struct vd_error *err);
 /* Volumes that use name as their base, as "a, b" into buf (empty when
  * none); returns how many. */
+/* Whether a volume named name is on the mount. A 'creating' row whose
+ * volume is, is an empty volume created through the mount (no size yet);
+ * any other 'creating' row is a create in progress. */
+bool vd_volmgr_served(struct vd_volmgr *mgr, const char *name);
 int vd_volmgr_clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
                         size_t cap);
 
@@ -227,7 +231,6 @@ int vd_volume_gate_enter(struct vd_volume *vol);
 void vd_volume_gate_leave(struct vd_volume *vol);
 /* Mark going away unless a client has the file open and !force (-EBUSY). */
 int vd_volume_retire(struct vd_volume *vol, bool force);
-int vd_volume_open_count(struct vd_volume *vol);
 /* Note the image's corruption, if it reports any and it was not noted
  * before: keep the reason and log it, once per volume. The caller is
  * inside the gate or holds ctl. */

@@ -78,6 +78,9 @@ struct vd_volume_spec {
     const char *source_snapshot;
     struct vd_owner_req own;        /* zeroed: the defaults */
     const struct vd_qos_patch *qos; /* limits and group; NULL = none */
+    /* A local volume of size 0, made by creating its file on the mount;
+     * the truncate that follows grows it. Only then is size 0 allowed. */
+    bool empty;
 };
 
 /* A volume as shown by the API. */
@@ -308,6 +311,8 @@ void vd_volume_owner(const struct vd_volume *vol, uid_t *uid, gid_t *gid,
  * once the volume is going away. */
 int vd_volume_open_file(struct vd_volume *vol);
 void vd_volume_release_file(struct vd_volume *vol);
+/* Files open on the volume now. */
+int vd_volume_open_count(struct vd_volume *vol);
 
 /* I/O through the volume's gate; 0 or -errno. */
 int vd_volume_pread(struct vd_volume *vol, void *buf, size_t len, uint64_t off);

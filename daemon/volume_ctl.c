@@ -78,7 +78,7 @@ int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
     if (ret < 0) {
         return ret;
     }
-    if (row.state == VD_STATE_CREATING) {
+    if (row.state == VD_STATE_CREATING && !vd_volmgr_served(mgr, name)) {
         return vd_error_set(err, -ENOENT,
                             "volume '%s' is still being "
                             "created",
@@ -106,7 +106,8 @@ int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
     }
     int k = 0;
     for (int i = 0; i < n; i++) {
-        if (rows[i].state == VD_STATE_CREATING) {
+        if (rows[i].state == VD_STATE_CREATING &&
+            !vd_volmgr_served(mgr, rows[i].name)) {
             continue; /* appears once made (a clone job may be running) */
         }
         struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
@@ -318,7 +319,7 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                                 format, known);
         }
         if (spec->size == 0 && spec->base == NULL &&
-            spec->import_path == NULL) {
+            spec->import_path == NULL && !spec->empty) {
             return vd_error_set(err, -EINVAL,
                                 "'size' is required unless "
                                 "'base', 'import', 'source' or a remote "
@@ -483,7 +484,7 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         return ret;
     }
     struct vd_create_opts o = {
-        .size = row->size,
+        .size = spec->empty ? 0 : row->size,
         .cluster_size = spec->cluster_size,
     };
     if (base != NULL) {
@@ -613,15 +614,21 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         }
     }
     row.size = vd_image_length(img);
-    if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size, err)) <
-            0 ||
-        (ret = vd_catalog_volume_set_state(mgr->cat, row.name, VD_STATE_READY,
-                                           err)) < 0 ||
-        (spec->qos != NULL && (ret = vd_volmgr_qos_store(
-                                   mgr, row.name, spec->qos, NULL, err)) < 0)) {
+    if (spec->empty && row.size == 0) {
+        /* Served, but 'creating' until a resize gives it a size (the
+         * catalog has no size 0): a crash before that removes it at
+         * start, as any half-made volume. */
+    } else if ((ret = vd_catalog_volume_set_size(mgr->cat, row.name, row.size,
+                                                 err)) < 0 ||
+               (ret = vd_catalog_volume_set_state(mgr->cat, row.name,
+                                                  VD_STATE_READY, err)) < 0 ||
+               (spec->qos != NULL &&
+                (ret = vd_volmgr_qos_store(mgr, row.name, spec->qos, NULL,
+                                           err)) < 0)) {
         goto out_undo;
+    } else {
+        row.state = VD_STATE_READY;
     }
-    row.state = VD_STATE_READY;
     vol = vd_volume_new(&row, img, vd_volmgr_take_ino(mgr));
     if (vol == NULL || vd_volmgr_publish(mgr, vol) < 0) {
         free(vol);
@@ -698,10 +705,11 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
     if (ret < 0) {
         goto out;
     }
-    if (row.state == VD_STATE_CREATING) {
+    if (row.state == VD_STATE_CREATING && !vd_volmgr_served(mgr, name)) {
         /* Its maker (a create call or a clone job) owns the row and file
          * until it turns them 'ready' or removes them; deleting under it
-         * would leave the maker publishing a ghost. */
+         * would leave the maker publishing a ghost. (An empty volume made
+         * on the mount is served while 'creating': it may go.) */
         ret = vd_error_set(err, -EBUSY,
                            "volume '%s' is still being created; delete it "
                            "once it is ready (a full clone's progress is "
@@ -842,6 +850,15 @@ int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
     vd_volume_gate_open(vol);
     if (ret == 0) {
         ret = vd_catalog_volume_set_size(mgr->cat, name, size, err);
+    }
+    if (ret == 0 && vol->row.state == VD_STATE_CREATING) {
+        /* an empty volume made on the mount is complete now */
+        ret = vd_catalog_volume_set_state(mgr->cat, name, VD_STATE_READY, err);
+        if (ret == 0) {
+            pthread_mutex_lock(&mgr->lock);
+            vol->row.state = VD_STATE_READY;
+            pthread_mutex_unlock(&mgr->lock);
+        }
     }
     if (ret == 0) {
         vd_info("resized volume '%s' to %llu bytes", name,

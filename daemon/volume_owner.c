@@ -212,7 +212,8 @@ int vd_volmgr_set_owner(struct vd_volmgr *mgr, const char *name,
     }
     pthread_mutex_lock(&mgr->ctl);
     ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
-    if (ret == 0 && row.state == VD_STATE_CREATING) {
+    if (ret == 0 && row.state == VD_STATE_CREATING &&
+        !vd_volmgr_served(mgr, name)) {
         ret = vd_error_set(err, -ENOENT, "volume '%s' is still being created",
                            name);
     }

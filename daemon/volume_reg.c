@@ -59,6 +59,14 @@ int vd_volmgr_publish(struct vd_volmgr *mgr, struct vd_volume *vol)
     return 0;
 }
 
+bool vd_volmgr_served(struct vd_volmgr *mgr, const char *name)
+{
+    struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
+    bool served = vol != NULL && atomic_load(&vol->served);
+    vd_volume_unref(vol);
+    return served;
+}
+
 uint64_t vd_volmgr_take_ino(struct vd_volmgr *mgr)
 {
     pthread_mutex_lock(&mgr->lock);

@@ -55,9 +55,9 @@ int vd_image_create(const char *format, const char *location,
         return vd_error_set(err, -ENOTSUP, "format '%s' cannot create images",
                             format);
     }
-    if (opts->size == 0 || opts->size % 512 != 0) {
-        return vd_error_set(err, -EINVAL,
-                            "size %llu is not a positive multiple of 512",
+    /* 0 makes an empty image, to be grown before it holds data */
+    if (opts->size % 512 != 0) {
+        return vd_error_set(err, -EINVAL, "size %llu is not a multiple of 512",
                             (unsigned long long)opts->size);
     }
     return drv->create(location, opts, err);
