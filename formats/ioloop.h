@@ -34,7 +34,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vd_hostio;
+#include "hostaio.h"
+
 struct vd_ioloop;
 
 /* Set up the ring and start the I/O thread. poll_us: after its last
@@ -80,6 +81,24 @@ void vd_ioloop_call(struct vd_ioloop *l, struct vd_hostio *io);
  * count, or -errno. Fill fd, buf, len and cb; hf is ignored. -EINVAL
  * when len does not fit one read. */
 int vd_ioloop_read_fd(struct vd_ioloop *l, struct vd_hostio *io);
+
+/* A command to a device's io_uring interface (IORING_OP_URING_CMD): the
+ * SQE gets fd, buf as its address, len as its length, op as its cmd_op and
+ * data as its 80-byte command area. io.cb gets the CQE's result; a command
+ * the device keeps (it answers when it has something) completes later. */
+#define VD_IOLOOP_CMD_LEN 80
+struct vd_ioloop_cmd {
+    struct vd_hostio io; /* fill fd, buf, len, cb (and owner) */
+    uint32_t op;
+    unsigned char data[VD_IOLOOP_CMD_LEN];
+};
+
+/* Whether the ring takes commands (128-byte SQEs: kernel 5.19+). */
+bool vd_ioloop_has_cmd(const struct vd_ioloop *l);
+
+/* Submit c on the I/O thread; the caller keeps c until c->io.cb ran.
+ * -ENOTSUP when the ring takes no commands. Any thread. */
+int vd_ioloop_cmd(struct vd_ioloop *l, struct vd_ioloop_cmd *c);
 
 /* For hostaio.c: hand the file requests first .. last (linked through
  * ->next, fd and done prepared) to the I/O thread. */
