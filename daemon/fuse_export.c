@@ -590,6 +590,17 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
                 close(rootfd);
             }
         }
+        if (waking && vd_fuse_uring_holds_device(fx)) {
+            /* The ring keeps the device open (fuse_uring.c note 5), so
+             * files still open keep the connection: once the wake-up
+             * lookup is answered, end it, and the /dev/fuse read ends. */
+            if (join_for(waker, FX_STOP_WAIT_S) == 0) {
+                waking = false;
+            }
+            if (!connection_gone(fx)) {
+                abort_connection(fx);
+            }
+        }
         if (!ours || join_for(fx->loop_thread, FX_STOP_WAIT_S) != 0) {
             vd_warn("FUSE loop for %s still running after unmount; aborting "
                     "its connection",

@@ -96,12 +96,20 @@ n=$(ring_count)
 qemu-img compare -q -f raw "$T/ref" "$QIMG" ||
     fail "the qcow2 image does not hold what was written through the ring"
 
-# --- restart on the same state, still through the ring --------------------
+# --- restart on the same state, still through the ring; a stop while a
+# client holds the file open ends at once --------------------------------
 start_daemon --fuse-uring
 timeout 120 dd if="$Q" of="$T/back" bs=64k iflag=direct status=none ||
     fail "read q after restart"
 cmp "$T/ref" "$T/back" || fail "q differs after a restart"
+exec 8<"$Q"
+t0=$(date +%s%N)
 stop_daemon
+exec 8<&-
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q "still running after unmount" "$VD_LOG" &&
+    fail "stop with an open file waited for the loop (${ms} ms)"
+echo "stop with an open file: ${ms} ms"
 [ "$(ring_count)" -gt 0 ] || fail "nothing came through the ring after restart"
 
 # --- fallback: the kernel does not offer the ring -------------------------
