@@ -112,6 +112,23 @@ grep -q "still running after unmount" "$VD_LOG" &&
 echo "stop with an open file: ${ms} ms"
 [ "$(ring_count)" -gt 0 ] || fail "nothing came through the ring after restart"
 
+# --- SIGKILL with the ring on leaves a dead mount the next start cleans ---
+start_daemon --fuse-uring
+qcheck -f raw -c 'read -P 0xb2 0 64k' "$Q"
+kill -9 "$VD_PID"
+wait "$VD_PID" 2>/dev/null || true
+for ((i = 0; i < 50; i++)); do
+    timeout 5 stat "$Q" >/dev/null 2>&1 || break
+    sleep 0.1
+done
+timeout 5 stat "$Q" >/dev/null 2>&1 && fail "a killed daemon's mount still answers"
+: >"$T/daemon.log"
+start_daemon --fuse-uring
+grep -q "cleaned up a dead FUSE mount" "$VD_LOG" ||
+    fail "start did not clean the killed daemon's mount"
+qcheck -f raw -c 'read -P 0xb2 0 64k' "$Q"
+stop_daemon
+
 # --- fallback: the kernel does not offer the ring -------------------------
 echo N >"$PARAM"
 : >"$T/daemon.log"
