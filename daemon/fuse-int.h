@@ -173,8 +173,6 @@ bool vd_fuse_uring_reply(struct vd_fuse_export *fx, const struct iovec *iov,
 /* Whether the ring's commands keep the device open, so that closing the
  * session does not end the connection (stop then aborts it). */
 bool vd_fuse_uring_holds_device(const struct vd_fuse_export *fx);
-/* Whether requests come through the ring (negotiated, none refused). */
-bool vd_fuse_uring_live(const struct vd_fuse_export *fx);
 /* After the connection ended; accepts fx->uring NULL. */
 void vd_fuse_uring_free(struct vd_fuse_export *fx);
 

@@ -33,7 +33,12 @@
  *    Workers finish the queue before they exit. FUSE_INTERRUPT is ignored:
  *    no handler waits long enough to be worth interrupting.
  * 6. Without an I/O loop (io_uring not available), vd_fuse_loop_run
- *    answers VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop. */
+ *    answers VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop.
+ * 7. With FUSE over io_uring (fuse_uring.c), most requests arrive as ring
+ *    completions instead of reads; vd_fuse_loop_deliver gives them the same
+ *    fast path and workers. The read of /dev/fuse stays armed throughout:
+ *    FORGET and INTERRUPT still come that way, and so does everything when
+ *    the kernel refused the ring. */
 #include "vd_assert.h"
 #include <errno.h>
 #include <fcntl.h>

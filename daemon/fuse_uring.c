@@ -528,12 +528,6 @@ bool vd_fuse_uring_holds_device(const struct vd_fuse_export *fx)
     return fx->uring != NULL && fx->uring->fd >= 0;
 }
 
-bool vd_fuse_uring_live(const struct vd_fuse_export *fx)
-{
-    return fx->uring != NULL && atomic_load(&fx->uring->live) &&
-           atomic_load(&fx->uring->failed) == 0;
-}
-
 void vd_fuse_uring_free(struct vd_fuse_export *fx)
 {
     struct vd_fuse_uring *ur = fx->uring;
