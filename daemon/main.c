@@ -586,7 +586,8 @@ int main(int argc, char **argv)
     /* The I/O engine, for the export and every volume's image. Without
      * io_uring, images take their synchronous paths and the export runs
      * libfuse's own loop. */
-    r = vd_ioloop_new((unsigned)o.poll_us, &ioloop);
+    r = vd_ioloop_new((unsigned)o.poll_us, o.fuse_uring ? VD_IOLOOP_CMDS : 0,
+                      &ioloop);
     if (r < 0) {
         vd_info("io_uring not available (%s): synchronous I/O only",
                 strerror(-r));

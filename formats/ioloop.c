@@ -58,8 +58,9 @@ struct vd_ioloop {
     atomic_bool sleeping;
     /* Everything below belongs to the I/O thread. */
     struct io_uring ring;
-    unsigned busy; /* file requests in the ring */
-    bool sqe128;   /* set by the I/O thread before `started` */
+    unsigned busy;  /* file requests in the ring */
+    bool want_cmds; /* VD_IOLOOP_CMDS; fixed at creation */
+    bool sqe128;    /* set by the I/O thread before `started` */
     uint64_t wake_buf;
 };
 
@@ -241,15 +242,16 @@ static bool reap(struct vd_ioloop *l, unsigned *count)
     return run;
 }
 
-static int ring_init(struct io_uring *ring, bool *sqe128)
+static int ring_init(struct io_uring *ring, bool want_cmds, bool *sqe128)
 {
     struct io_uring_params p = {0};
     /* One issuer, whose completions wait until it asks for them: no
      * interrupt of a busy thread per completion. 128-byte SQEs carry
-     * device commands (FUSE over io_uring). Older kernels: less. */
+     * device commands (FUSE over io_uring), only when asked for: twice
+     * the memory per SQE for everything else. Older kernels: less. */
     p.flags = IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
               IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SQE128;
-    if (io_uring_queue_init_params(RING_ENTRIES, ring, &p) == 0) {
+    if (want_cmds && io_uring_queue_init_params(RING_ENTRIES, ring, &p) == 0) {
         *sqe128 = true;
         return 0;
     }
@@ -288,7 +290,7 @@ static void *io_main(void *arg)
 {
     struct vd_ioloop *l = arg;
     uint64_t busy_at = 0;
-    l->start_ret = ring_init(&l->ring, &l->sqe128);
+    l->start_ret = ring_init(&l->ring, l->want_cmds, &l->sqe128);
     sem_post(&l->started);
     if (l->start_ret < 0) {
         return NULL;
@@ -325,7 +327,7 @@ static void *io_main(void *arg)
     return NULL;
 }
 
-int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out)
+int vd_ioloop_new(unsigned poll_us, unsigned flags, struct vd_ioloop **out)
 {
     struct vd_ioloop *l = calloc(1, sizeof(*l));
     int ret;
@@ -334,6 +336,7 @@ int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out)
         return -ENOMEM;
     }
     l->poll_ns = (uint64_t)poll_us * 1000u;
+    l->want_cmds = (flags & VD_IOLOOP_CMDS) != 0;
     l->stop_io.kind = VD_HOSTIO_STOP;
     l->wake_fd = eventfd(0, EFD_CLOEXEC);
     if (l->wake_fd < 0) {

@@ -41,9 +41,12 @@ struct vd_ioloop;
 /* Set up the ring and start the I/O thread. poll_us: after its last
  * event the thread keeps looking for more this long before it sleeps,
  * while two or more file requests are in flight (0 = sleep at once).
+ * flags: VD_IOLOOP_CMDS for a ring that also takes device commands
+ * (vd_ioloop_cmd; 128-byte SQEs where the kernel has them).
  * 0, or -errno when io_uring is not available (old kernel, seccomp):
  * then run without a loop. */
-int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out);
+#define VD_IOLOOP_CMDS 1u
+int vd_ioloop_new(unsigned poll_us, unsigned flags, struct vd_ioloop **out);
 
 /* Stop the thread and free the ring; nothing may be in flight any more
  * (every image that was given the loop is closed). Accepts NULL. */
