@@ -15,8 +15,11 @@
  *    all queues are registered.
  * 2. Registration: one queue per possible CPU (the kernel picks the queue
  *    of the CPU a request comes from), FU_DEPTH entries each, posted to the
- *    I/O thread right after the INIT reply. A REGISTER the kernel refuses
- *    comes back at once with an error, and the kernel then turns the ring
+ *    I/O thread right after the INIT reply. The count is the kernel's own,
+ *    the weight of /sys/devices/system/cpu/possible: a queue left out
+ *    would keep the ring from ever being ready, and every request waiting;
+ *    one too many is refused, which falls back as below. A REGISTER the kernel
+ * refuses comes back at once with an error, and the kernel then turns the ring
  *    off for the connection and serves through /dev/fuse again; the
  *    /dev/fuse loop keeps running in every case (FORGET and INTERRUPT
  *    always come that way), so a failed set-up never hangs the mount.
