@@ -275,6 +275,12 @@ def main_bench(args):
             stack.append(vd)
             vds[mode] = vd
         vd = vds[args.modes[0]]
+        if args.fuse_uring:
+            uring_on(stack)
+            vds["direct uring"] = Vdiskd(args.vdiskd, work, "vdiskd-uring", imports,
+                                         ["--cache", "direct", "--fuse-uring",
+                                          *args.vdiskd_args])
+            stack.append(vds["direct uring"])
         systems = {"file (raw)": (copy(raw, os.path.join(work, "limit.raw")), None)}
         for mode, d in vds.items():
             v = d.create({"name": "bench-raw", "import": {"path": os.path.join(imports, "img.raw")}})
@@ -303,7 +309,10 @@ def main_bench(args):
                     log(f"rep {rep + 1} {wname:26s} {sname:22s} "
                         f"{r['iops']:9.0f} IOPS {r['mibs']:8.1f} MiB/s "
                         f"{r['cpu_us_per_io'] or 0:6.1f} µs CPU/IO")
-        tables = [("direct", "host O_DIRECT", ["file (raw)", "vdiskd raw direct",
+        tables = [("direct uring", "host O_DIRECT, FUSE over io_uring",
+                   ["file (raw)", "vdiskd qcow2 direct", "vdiskd raw direct uring",
+                    "vdiskd raw direct"]),
+                  ("direct", "host O_DIRECT", ["file (raw)", "vdiskd raw direct",
                                                 "qsd qcow2 O_DIRECT"]),
                   ("host", "host page cache", ["file (raw)", "vdiskd raw host",
                                                "qsd qcow2 cache"])]
@@ -320,7 +329,7 @@ def main_bench(args):
                     names = [subject] + [p for p in peers if p in systems]
                     summarise(results, args.workloads, names, subject, out)
         if args.extras:
-            alloc_bench(args, work, vds, stack)
+            alloc_bench(args, work, {m: vds[m] for m in args.modes}, stack)
             scale_bench(args, vd)
         if args.nbd:
             nbd_bench(args, work, vd, stack)
@@ -473,6 +482,30 @@ def nbd_bench(args, work, vd, stack):
             summarise(results, NBD_WORKLOADS, list(systems), "vdiskd nbd", out)
 
 
+class UringParam:
+    """The fuse module's enable_uring, switched on for the run and put
+    back as it was: the kernel offers FUSE over io_uring only while it is
+    on, and only to daemons that ask for it (--fuse-uring)."""
+
+    PATH = "/sys/module/fuse/parameters/enable_uring"
+
+    def __init__(self):
+        with open(self.PATH) as f:
+            self.old = f.read().strip()
+        with open(self.PATH, "w") as f:
+            f.write("Y")
+
+    def stop(self):
+        with open(self.PATH, "w") as f:
+            f.write(self.old)
+
+
+def uring_on(stack):
+    if not os.path.exists(UringParam.PATH):
+        raise RuntimeError("--fuse-uring: this kernel has no FUSE over io_uring")
+    stack.append(UringParam())
+
+
 def parse_size(s):
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     return int(s[:-1]) * units[s[-1].upper()] if s[-1].upper() in units else int(s)
@@ -496,6 +529,9 @@ def main():
                    help="extra flags for both vdiskd daemons")
     p.add_argument("--modes", default="direct,host",
                    help="vdiskd --cache modes to run (direct, host or both)")
+    p.add_argument("--fuse-uring", action="store_true",
+                   help="add a vdiskd --cache direct --fuse-uring daemon (turns the "
+                   "fuse module's enable_uring on for the run)")
     p.add_argument("--workloads", default=None,
                    help="comma-separated indexes into the workload list")
     args = p.parse_args()

@@ -23,6 +23,9 @@
 struct vd_volume;
 struct vd_fuse_event;
 struct vd_fuse_snap;
+struct vd_fuse_uring;
+struct vd_fuse_loop;
+struct iovec;
 
 /* One FUSE open of a volume file; fi->fh points at it. */
 struct vd_fuse_handle {
@@ -54,7 +57,8 @@ struct vd_fuse_export {
     pthread_mutex_t handles_lock;
     struct vd_fuse_handle handles; /* list head; handles_lock */
 
-    struct vd_fuse_snap *snap; /* the .snapshots tree (fuse_snap.c) */
+    struct vd_fuse_snap *snap;   /* the .snapshots tree (fuse_snap.c) */
+    struct vd_fuse_uring *uring; /* FUSE over io_uring; NULL = off */
 
     /* Invalidation worker (fuse_export.c); all under ev_lock. */
     pthread_mutex_t ev_lock;
@@ -185,6 +189,32 @@ void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
  * read anything when io_uring cannot be used. */
 #define VD_FUSE_LOOP_UNAVAILABLE 1
 int vd_fuse_loop_run(struct vd_fuse_export *fx);
+
+/* Give the loop lp a request that came through the ring (fuse_uring.c),
+ * laid out by parts as a read of /dev/fuse would have returned it: served
+ * on the I/O thread or queued for the workers. false when out of memory.
+ * I/O thread only. */
+bool vd_fuse_loop_deliver(struct vd_fuse_loop *lp, const struct iovec *parts,
+                          int n);
+
+/* fuse_uring.c: FUSE over io_uring (DESIGN NOTES there) */
+/* With --fuse-uring, after the mount: hook the session's replies. 0, or
+ * -errno when the ring cannot be used (logged; /dev/fuse then). */
+int vd_fuse_uring_setup(struct vd_fuse_export *fx);
+/* The loop read the kernel's INIT request (len bytes at req). */
+void vd_fuse_uring_init_request(struct vd_fuse_export *fx, const void *req,
+                                size_t len);
+/* The loop serving ring requests from now on; NULL when it ends. */
+void vd_fuse_uring_attach(struct vd_fuse_export *fx, struct vd_fuse_loop *lp);
+/* Answer iov (out header first) if it is for a request that came through
+ * the ring; false when it must be written to /dev/fuse. Any thread. */
+bool vd_fuse_uring_reply(struct vd_fuse_export *fx, const struct iovec *iov,
+                         int count);
+/* Whether the ring's commands keep the device open, so that closing the
+ * session does not end the connection (stop then aborts it). */
+bool vd_fuse_uring_holds_device(const struct vd_fuse_export *fx);
+/* After the connection ended; accepts fx->uring NULL. */
+void vd_fuse_uring_free(struct vd_fuse_export *fx);
 
 /* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
 #define VD_FUSE_SNAPDIR ".snapshots"

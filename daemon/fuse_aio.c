@@ -152,7 +152,9 @@ static void reply_raw(struct vd_fuse_export *fx, uint64_t unique, int ret,
         n = 2;
     }
     oh.len = (uint32_t)(sizeof(oh) + (n == 2 ? len : 0));
-    (void)!writev(fuse_session_fd(fx->se), iov, n);
+    if (!vd_fuse_uring_reply(fx, iov, n)) {
+        (void)!writev(fuse_session_fd(fx->se), iov, n);
+    }
 }
 
 static void aio_done(struct vd_volume_aio *va, int ret)

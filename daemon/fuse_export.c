@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -53,6 +54,7 @@
 #define FX_FSTYPE "fuse." FX_FSNAME
 #define FX_NOTIFY_WAIT_MS 500
 #define FX_STOP_WAIT_S 3
+#define FX_FUSECTL_MAGIC 0x65735543 /* statfs f_type of fusectl */
 
 struct vd_fuse_event {
     struct vd_fuse_event *next;
@@ -445,6 +447,9 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
         goto out_free;
     }
     mounted = true;
+    if (cfg->fuse_uring) {
+        (void)vd_fuse_uring_setup(fx); /* logged; /dev/fuse otherwise */
+    }
     if (find_mount(fx->mount_dir, &me) > 0) {
         fx->conn_dev = (me.major << 20) | me.minor; /* kernel dev_t */
     }
@@ -547,6 +552,19 @@ static void abort_connection(struct vd_fuse_export *fx)
     }
 }
 
+/* Whether our connection is known to be gone: fusectl is mounted and
+ * does not list it. */
+static bool connection_gone(struct vd_fuse_export *fx)
+{
+    char path[PATH_MAX];
+    struct statfs sf;
+    struct stat st;
+    snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u", fx->conn_dev);
+    return statfs("/sys/fs/fuse/connections", &sf) == 0 &&
+           sf.f_type == FX_FUSECTL_MAGIC && stat(path, &st) < 0 &&
+           errno == ENOENT;
+}
+
 /* Is our file system still the one mounted at mount_dir? */
 static bool still_mounted(struct vd_fuse_export *fx)
 {
@@ -623,6 +641,17 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
                 close(rootfd);
             }
         }
+        if (waking && vd_fuse_uring_holds_device(fx)) {
+            /* The ring keeps the device open (fuse_uring.c note 5), so
+             * files still open keep the connection: once the wake-up
+             * lookup is answered, end it, and the /dev/fuse read ends. */
+            if (join_for(waker, FX_STOP_WAIT_S) == 0) {
+                waking = false;
+            }
+            if (!connection_gone(fx)) {
+                abort_connection(fx);
+            }
+        }
         if (!ours || join_for(fx->loop_thread, FX_STOP_WAIT_S) != 0) {
             vd_warn("FUSE loop for %s still running after unmount; aborting "
                     "its connection",
@@ -657,6 +686,11 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
         vd_fuse_snap_release_all(fx);
         return;
     }
+    /* FUSE over io_uring: the ring holds the device open (fuse_uring.c
+     * note 5), so closing descriptors ends nothing; abort instead. */
+    if (vd_fuse_uring_holds_device(fx) && !connection_gone(fx)) {
+        abort_connection(fx);
+    }
     /* All /dev/fuse descriptors of the loop are closed now, so the
      * connection is gone and the waker's lookup has returned or will. */
     if (waking) {
@@ -665,6 +699,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     /* Asynchronous requests still answer through the session. */
     wait_handlers(fx);
     fuse_session_destroy(fx->se);
+    vd_fuse_uring_free(fx);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);
     vd_fuse_snap_fini(fx);

@@ -24,6 +24,8 @@ struct vd_fuse_config {
     struct vd_ioloop *ioloop; /* reads /dev/fuse and serves the fast
                                  path (fuse_loop.c); NULL = libfuse's
                                  own loop */
+    bool fuse_uring;          /* ask the kernel for FUSE over io_uring
+                                 (fuse_uring.c); falls back to /dev/fuse */
 };
 
 /* Clean a dead mount a killed daemon left at mount_dir (ENOTCONN), and

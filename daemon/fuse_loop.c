@@ -33,12 +33,18 @@
  *    Workers finish the queue before they exit. FUSE_INTERRUPT is ignored:
  *    no handler waits long enough to be worth interrupting.
  * 6. Without an I/O loop (io_uring not available), vd_fuse_loop_run
- *    answers VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop. */
+ *    answers VD_FUSE_LOOP_UNAVAILABLE and the caller runs libfuse's loop.
+ * 7. With FUSE over io_uring (fuse_uring.c), most requests arrive as ring
+ *    completions instead of reads; vd_fuse_loop_deliver gives them the same
+ *    fast path and workers. The read of /dev/fuse stays armed throughout:
+ *    FORGET and INTERRUPT still come that way, and so does everything when
+ *    the kernel refused the ring. */
 #include "vd_assert.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <linux/fuse.h>
 
@@ -72,6 +78,7 @@ struct vd_fuse_loop {
     struct rbuf *q_head, *q_tail;
     struct rbuf *free_list;
     unsigned nfree;
+    struct rbuf *ring_rb; /* kept for vd_fuse_loop_deliver; I/O thread */
     bool recv_done;
     bool ending;
     int error; /* why receiving ended; 0 = normally */
@@ -164,6 +171,49 @@ static bool fast_path(struct vd_fuse_loop *lp, struct rbuf *rb)
     return false;
 }
 
+/* Hand rb to the workers. */
+static void enqueue(struct vd_fuse_loop *lp, struct rbuf *rb)
+{
+    pthread_mutex_lock(&lp->lock);
+    rb->next = NULL;
+    if (lp->q_tail != NULL) {
+        lp->q_tail->next = rb;
+    } else {
+        lp->q_head = rb;
+    }
+    lp->q_tail = rb;
+    pthread_cond_signal(&lp->work_cond);
+    pthread_mutex_unlock(&lp->lock);
+}
+
+bool vd_fuse_loop_deliver(struct vd_fuse_loop *lp, const struct iovec *parts,
+                          int n)
+{
+    struct rbuf *rb = lp->ring_rb != NULL ? lp->ring_rb : rbuf_get(lp);
+    size_t len = 0;
+
+    VD_ASSERT(vd_ioloop_self() == lp->fx->cfg.ioloop);
+    lp->ring_rb = NULL;
+    if (rb == NULL) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (parts[i].iov_len > RB_LEN - len) {
+            rbuf_put(lp, rb);
+            return false;
+        }
+        memcpy(rb->data + len, parts[i].iov_base, parts[i].iov_len);
+        len += parts[i].iov_len;
+    }
+    rb->len = len;
+    if (!fuse_session_exited(lp->fx->se) && fast_path(lp, rb)) {
+        lp->ring_rb = rb; /* nothing kept from it (note 4) */
+    } else {
+        enqueue(lp, rb);
+    }
+    return true;
+}
+
 /* Runs on the I/O thread for every read of /dev/fuse that completes. */
 static void on_request(struct vd_hostio *io, int res)
 {
@@ -187,22 +237,16 @@ static void on_request(struct vd_hostio *io, int res)
         return;
     }
     rb->len = (size_t)res;
+    if (rb->len >= sizeof(*in) && in->opcode == FUSE_INIT) {
+        vd_fuse_uring_init_request(lp->fx, rb->data, rb->len);
+    }
     exited = fuse_session_exited(lp->fx->se);
     if (!exited && (fast_path(lp, rb) ||
                     (rb->len >= sizeof(*in) && in->opcode == FUSE_INTERRUPT))) {
         next = rb; /* nothing kept from it (note 4) */
     } else {
         next = exited ? NULL : rbuf_get(lp);
-        pthread_mutex_lock(&lp->lock);
-        rb->next = NULL;
-        if (lp->q_tail != NULL) {
-            lp->q_tail->next = rb;
-        } else {
-            lp->q_head = rb;
-        }
-        lp->q_tail = rb;
-        pthread_cond_signal(&lp->work_cond);
-        pthread_mutex_unlock(&lp->lock);
+        enqueue(lp, rb);
         if (exited) {
             end_receiving(lp, 0);
             return;
@@ -266,6 +310,7 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx)
            pthread_create(&workers[started], NULL, worker_main, &lp) == 0) {
         started++;
     }
+    vd_fuse_uring_attach(fx, &lp);
     rb = started > 0 ? rbuf_get(&lp) : NULL;
     ret = rb != NULL ? arm(&lp, rb) : -ENOMEM;
     if (ret < 0) {
@@ -279,6 +324,11 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx)
     while (!lp.recv_done) {
         pthread_cond_wait(&lp.done_cond, &lp.lock);
     }
+    pthread_mutex_unlock(&lp.lock);
+    /* Nothing comes through the ring any more once this returns, so the
+     * workers may end when the queue is empty. */
+    vd_fuse_uring_attach(fx, NULL);
+    pthread_mutex_lock(&lp.lock);
     lp.ending = true;
     pthread_cond_broadcast(&lp.work_cond);
     pthread_mutex_unlock(&lp.lock);
@@ -286,6 +336,7 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx)
         pthread_join(workers[i], NULL);
     }
     free(workers);
+    free(lp.ring_rb);
     while ((rb = lp.free_list) != NULL) {
         lp.free_list = rb->next;
         free(rb);

@@ -61,6 +61,7 @@ struct options {
     int poll_us;
     bool verbose;
     bool host_cache;
+    bool fuse_uring;
     /* RBD: --rbd-cluster NAME=CONF, --rbd-id, --rbd-pool-allow */
     const char *rbd_clusters[MAX_RBD_CLUSTERS];
     int n_rbd_clusters;
@@ -119,6 +120,11 @@ static void usage(FILE *f)
         "cache\n"
         "                      (O_DIRECT), 'host' uses it (default: direct,\n"
         "                      env VDISKD_CACHE)\n"
+        "  --fuse-uring        take FUSE requests through io_uring queues "
+        "when the\n"
+        "                      kernel offers them (6.14+, fuse module "
+        "parameter\n"
+        "                      enable_uring=Y); /dev/fuse otherwise\n"
         "  --rbd-cluster NAME=CONF  serve RBD volumes from the Ceph cluster "
         "that\n"
         "                      ceph.conf CONF names, called NAME in the API\n"
@@ -290,7 +296,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_POLL,
         OPT_RBD_CLUSTER,
         OPT_RBD_ID,
-        OPT_RBD_POOL
+        OPT_RBD_POOL,
+        OPT_FUSE_URING
     };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA},
@@ -313,6 +320,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"rbd-cluster", required_argument, NULL, OPT_RBD_CLUSTER},
         {"rbd-id", required_argument, NULL, OPT_RBD_ID},
         {"rbd-pool-allow", required_argument, NULL, OPT_RBD_POOL},
+        {"fuse-uring", no_argument, NULL, OPT_FUSE_URING},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, OPT_HELP},
@@ -400,6 +408,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->threads = (int)v;
             break;
         }
+        case OPT_FUSE_URING:
+            o->fuse_uring = true;
+            break;
         case OPT_POLL:
             if (parse_poll(optarg, o) < 0) {
                 return -1;
@@ -602,7 +613,8 @@ int main(int argc, char **argv)
     /* The I/O engine, for the export and every volume's image. Without
      * io_uring, images take their synchronous paths and the export runs
      * libfuse's own loop. */
-    r = vd_ioloop_new((unsigned)o.poll_us, &ioloop);
+    r = vd_ioloop_new((unsigned)o.poll_us, o.fuse_uring ? VD_IOLOOP_CMDS : 0,
+                      &ioloop);
     if (r < 0) {
         vd_info("io_uring not available (%s): synchronous I/O only",
                 strerror(-r));
@@ -639,6 +651,7 @@ int main(int argc, char **argv)
         .threads = o.threads,
         .host_cache = o.host_cache,
         .ioloop = ioloop,
+        .fuse_uring = o.fuse_uring,
     };
     if (vd_fuse_export_start(&fcfg, mgr, &fx, &err) < 0) {
         vd_err("fuse: %s", err.msg);

@@ -20,6 +20,7 @@ enum vd_hostio_kind {
     VD_HOSTIO_FD,   /* one read(2) of fd (vd_ioloop_read_fd) */
     VD_HOSTIO_CALL, /* run cb (vd_ioloop_call) */
     VD_HOSTIO_STOP, /* end the loop (vd_ioloop_free) */
+    VD_HOSTIO_CMD,  /* a device command (vd_ioloop_cmd) */
 };
 
 /* One host I/O; the caller owns it until cb has been called. */

@@ -34,15 +34,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vd_hostio;
+#include "hostaio.h"
+
 struct vd_ioloop;
 
 /* Set up the ring and start the I/O thread. poll_us: after its last
  * event the thread keeps looking for more this long before it sleeps,
  * while two or more file requests are in flight (0 = sleep at once).
+ * flags: VD_IOLOOP_CMDS for a ring that also takes device commands
+ * (vd_ioloop_cmd; 128-byte SQEs where the kernel has them).
  * 0, or -errno when io_uring is not available (old kernel, seccomp):
  * then run without a loop. */
-int vd_ioloop_new(unsigned poll_us, struct vd_ioloop **out);
+#define VD_IOLOOP_CMDS 1u
+int vd_ioloop_new(unsigned poll_us, unsigned flags, struct vd_ioloop **out);
 
 /* Stop the thread and free the ring; nothing may be in flight any more
  * (every image that was given the loop is closed). Accepts NULL. */
@@ -107,6 +111,24 @@ void vd_ioloop_timer_del(struct vd_ioloop *l, struct vd_iotimer *t);
  * is armed for an earlier time already: the earliest wins. Any thread. */
 void vd_ioloop_timer_arm(struct vd_ioloop *l, struct vd_iotimer *t,
                          uint64_t due_ns);
+
+/* A command to a device's io_uring interface (IORING_OP_URING_CMD): the
+ * SQE gets fd, buf as its address, len as its length, op as its cmd_op and
+ * data as its 80-byte command area. io.cb gets the CQE's result; a command
+ * the device keeps (it answers when it has something) completes later. */
+#define VD_IOLOOP_CMD_LEN 80
+struct vd_ioloop_cmd {
+    struct vd_hostio io; /* fill fd, buf, len, cb (and owner) */
+    uint32_t op;
+    unsigned char data[VD_IOLOOP_CMD_LEN];
+};
+
+/* Whether the ring takes commands (128-byte SQEs: kernel 5.19+). */
+bool vd_ioloop_has_cmd(const struct vd_ioloop *l);
+
+/* Submit c on the I/O thread; the caller keeps c until c->io.cb ran.
+ * -ENOTSUP when the ring takes no commands. Any thread. */
+int vd_ioloop_cmd(struct vd_ioloop *l, struct vd_ioloop_cmd *c);
 
 /* For hostaio.c: hand the file requests first .. last (linked through
  * ->next, fd and done prepared) to the I/O thread. */

@@ -4,6 +4,7 @@
  * promises not to wait (flush_nowait) refuses whenever qcow2 would write
  * metadata or drain; and a drain on the I/O thread trips its assertion. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -101,6 +102,48 @@ static void test_call(struct vd_ioloop *l)
     /* A polling window changes nothing but timing. */
     vd_ioloop_poll_until(l, vd_ioloop_now_ns() + 1000000, 100000);
     CHECK_EQ(vd_ioloop_poll_us(l), 20);
+}
+
+struct cmd {
+    struct vd_ioloop_cmd c;
+    int ret;
+    bool ran;
+};
+
+static void cmd_cb(struct vd_hostio *io, int ret)
+{
+    struct cmd *c = (struct cmd *)io;
+    pthread_mutex_lock(&mu);
+    c->ret = ret;
+    c->ran = true;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+/* A device command reaches the kernel and its result comes back through
+ * cb on the I/O thread: a regular file has no command interface, so it
+ * answers with an error. A loop made without VD_IOLOOP_CMDS refuses. */
+static void test_cmd(const char *dir, struct vd_ioloop *l, bool cmds)
+{
+    char path[128];
+    struct cmd c = {.c = {.io = {.cb = cmd_cb}, .op = 1}};
+    snprintf(path, sizeof(path), "%s/cmd", dir);
+    c.c.io.fd = open(path, O_RDWR | O_CREAT, 0600);
+    CHECK(c.c.io.fd >= 0);
+    if (!cmds) {
+        CHECK(!vd_ioloop_has_cmd(l));
+        CHECK_EQ(vd_ioloop_cmd(l, &c.c), -ENOTSUP);
+    } else if (vd_ioloop_has_cmd(l)) {
+        CHECK_EQ(vd_ioloop_cmd(l, &c.c), 0);
+        pthread_mutex_lock(&mu);
+        while (!c.ran) {
+            pthread_cond_wait(&cv, &mu);
+        }
+        pthread_mutex_unlock(&mu);
+        CHECK(c.ret < 0);
+    }
+    close(c.c.io.fd);
+    unlink(path);
 }
 
 /* raw and qcow2, with a loop and without: the same data either way. */
@@ -223,7 +266,7 @@ static void test_drain_asserts(const char *dir)
         struct vd_ioloop *l = NULL;
         static struct vd_hostio io = {.cb = flush_on_loop};
         (void)!freopen("/dev/null", "w", stderr); /* the expected message */
-        if (vd_ioloop_new(0, &l) < 0 ||
+        if (vd_ioloop_new(0, 0, &l) < 0 ||
             vd_image_open("qcow2", path, &oo, &abort_img, NULL) < 0) {
             _exit(2);
         }
@@ -244,10 +287,20 @@ int main(void)
     char cmd[64];
 
     CHECK(mkdtemp(dir) != NULL);
-    CHECK_EQ(vd_ioloop_new(20, &l), 0);
+    CHECK_EQ(vd_ioloop_new(20, 0, &l), 0);
     if (l != NULL) {
         test_call(l);
+        test_cmd(dir, l, false);
         test_submit(dir, "raw", l);
+        test_submit(dir, "qcow2", l);
+    }
+    vd_ioloop_free(l);
+    /* A ring that takes commands still does file I/O the same. */
+    CHECK_EQ(vd_ioloop_new(0, VD_IOLOOP_CMDS, &l), 0);
+    if (l != NULL) {
+        test_cmd(dir, l, true);
+        snprintf(cmd, sizeof(cmd), "%s/a.qcow2", dir);
+        unlink(cmd);
         test_submit(dir, "qcow2", l);
     }
     vd_ioloop_free(l);

@@ -267,7 +267,7 @@ int main(void)
     test_sync_rate();
     test_debt();
     test_group();
-    CHECK_EQ(vd_ioloop_new(0, &l), 0);
+    CHECK_EQ(vd_ioloop_new(0, 0, &l), 0);
     if (l != NULL) {
         test_async_rate(l);
         test_release_at_once(l);
