@@ -23,11 +23,14 @@
 struct vd_volume;
 struct vd_fuse_event;
 struct vd_fuse_snap;
+struct vd_fuse_pt;
+struct fuse_open_out;
 
 /* One FUSE open of a volume file; fi->fh points at it. */
 struct vd_fuse_handle {
     struct vd_volume *vol;       /* reference held while open */
     atomic_bool dirty;           /* written since the last flush/fsync */
+    int32_t backing_id;          /* > 0: served by passthrough */
     struct vd_fuse_handle *prev; /* fx->handles list; fx->handles_lock */
     struct vd_fuse_handle *next;
 };
@@ -52,6 +55,7 @@ struct vd_fuse_export {
     struct vd_fuse_handle handles; /* list head; handles_lock */
 
     struct vd_fuse_snap *snap; /* the .snapshots tree (fuse_snap.c) */
+    struct vd_fuse_pt *pt;     /* kernel passthrough; NULL when off */
 
     /* Invalidation worker (fuse_export.c); all under ev_lock. */
     pthread_mutex_t ev_lock;
@@ -145,6 +149,22 @@ void vd_fuse_release_all_handles(struct vd_fuse_export *fx);
  * read anything when io_uring cannot be used. */
 #define VD_FUSE_LOOP_UNAVAILABLE 1
 int vd_fuse_loop_run(struct vd_fuse_export *fx);
+
+/* fuse_passthrough.c: kernel passthrough (DESIGN NOTES there) */
+#define FX_FOPEN_PASSTHROUGH (1u << 7) /* linux/fuse.h 7.40 */
+/* After mounting, when cfg.passthrough: amend INIT. 0 or -ENOMEM. */
+int vd_fuse_pt_init(struct vd_fuse_export *fx);
+void vd_fuse_pt_fini(struct vd_fuse_export *fx); /* accepts none set up */
+/* For an open of h->vol (write: for writing), set h->backing_id when the
+ * kernel is to serve it (else 0: served normally). -EBUSY when the open
+ * cannot agree with the inode's other opens. */
+int vd_fuse_pt_open(struct vd_fuse_export *fx, struct vd_fuse_handle *h,
+                    bool write);
+/* Before h goes: the last open of an inode drops its backing id. */
+void vd_fuse_pt_release(struct vd_fuse_export *fx, struct vd_fuse_handle *h);
+/* Turn the open reply *out into a passthrough one if h is served so. */
+void vd_fuse_pt_open_out(const struct vd_fuse_handle *h,
+                         struct fuse_open_out *out);
 
 /* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
 #define VD_FUSE_SNAPDIR ".snapshots"

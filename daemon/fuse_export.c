@@ -422,6 +422,10 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
         goto out_free;
     }
     mounted = true;
+    if (vd_fuse_pt_init(fx) < 0) {
+        ret = vd_error_set(err, -ENOMEM, "out of memory");
+        goto out_free;
+    }
     if (find_mount(fx->mount_dir, &me) > 0) {
         fx->conn_dev = (me.major << 20) | me.minor; /* kernel dev_t */
     }
@@ -458,6 +462,7 @@ out_free:
     pthread_mutex_destroy(&fx->ev_lock);
     pthread_mutex_destroy(&fx->handles_lock);
     vd_fuse_snap_fini(fx);
+    vd_fuse_pt_fini(fx);
     free(fx->mount_dir);
     free(fx);
     return ret;
@@ -617,6 +622,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);
     vd_fuse_snap_fini(fx);
+    vd_fuse_pt_fini(fx);
     pthread_cond_destroy(&fx->ev_cond);
     pthread_cond_destroy(&fx->ev_done_cond);
     pthread_mutex_destroy(&fx->ev_lock);

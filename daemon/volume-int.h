@@ -37,6 +37,9 @@ struct vd_volume {
     atomic_bool gate_closed;
     atomic_bool going_away; /* set under gate_lock */
     int open_count;         /* gate_lock */
+    /* Opens of the file whose reads and writes the kernel sends to the
+     * image itself (FUSE passthrough): they bypass the gate. */
+    atomic_int passthrough_files;
 };
 
 struct vd_volmgr {

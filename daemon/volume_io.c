@@ -23,6 +23,7 @@
  *    completes the asynchronous requests a closer waits for. It uses only
  *    the _nowait calls; the waiting ones assert they are elsewhere. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,6 +265,26 @@ int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len)
         gate_leave(vol);
     }
     return ret;
+}
+
+int vd_volume_host_open(struct vd_volume *vol, bool write)
+{
+    int ret = gate_enter(vol);
+    if (ret == 0) {
+        ret = vd_image_host_reopen(vol->img, write ? O_RDWR : O_RDONLY);
+        gate_leave(vol);
+    }
+    return ret;
+}
+
+void vd_volume_note_passthrough(struct vd_volume *vol, bool on)
+{
+    atomic_fetch_add(&vol->passthrough_files, on ? 1 : -1);
+}
+
+bool vd_volume_passthrough(struct vd_volume *vol)
+{
+    return atomic_load(&vol->passthrough_files) > 0;
 }
 
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)

@@ -6,6 +6,8 @@
 #include "image-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -599,4 +601,21 @@ int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out)
 const char *vd_image_corruption(struct vd_image *img)
 {
     return img->drv->corruption != NULL ? img->drv->corruption(img) : NULL;
+}
+
+int vd_image_host_reopen(struct vd_image *img, int flags)
+{
+    char path[64];
+    int fd;
+    if (img->drv->host_fd == NULL) {
+        return -ENOTSUP;
+    }
+    if ((flags & O_ACCMODE) != O_RDONLY && img->readonly) {
+        return -EROFS;
+    }
+    /* Through /proc, not the location: the same inode even if the path
+     * was renamed or replaced since the image was opened. */
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", img->drv->host_fd(img));
+    fd = open(path, (flags & O_ACCMODE) | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
 }

@@ -337,6 +337,13 @@ struct vd_driver {
      * found nothing wrong. Once non-NULL it never changes back. Called
      * any time the image is open, from any thread. NULL = never. */
     const char *(*corruption)(struct vd_image *img);
+
+    /* The host file descriptor whose bytes are the virtual disk, byte for
+     * byte at the same offsets and of the same length (raw), borrowed:
+     * valid while the image is open. Lets the daemon hand the file to the
+     * kernel (FUSE passthrough). Called any time the image is open, from
+     * any thread. NULL = the disk is not a host file. */
+    int (*host_fd)(struct vd_image *img);
 };
 
 #endif
