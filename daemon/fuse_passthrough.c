@@ -35,7 +35,9 @@
  *    only for that open.
  * 5. Reads and writes of a passthrough open pass neither the volume's
  *    gate nor its counters; fsync, fallocate, truncate, getattr still
- *    reach the daemon. What must see each request is therefore limited
+ *    reach the daemon. Nor does the kernel stop them at the end of the
+ *    file: a write there grows the image, which the last release cuts
+ *    back (vd_volume_host_trim). What must see each request is therefore limited
  *    to volumes that qualify (raw has no snapshots to quiesce for), and a
  *    forced delete cannot take the file away from a client that holds it
  *    open: it reads and writes the removed image until it closes (README,
@@ -275,6 +277,7 @@ void vd_fuse_pt_release(struct vd_fuse_export *fx, struct vd_fuse_handle *h)
 {
     struct vd_fuse_pt *pt = fx->pt;
     struct pt_inode **pp;
+    bool last = false;
 
     if (pt == NULL || h->backing_id <= 0) {
         return;
@@ -291,10 +294,15 @@ void vd_fuse_pt_release(struct vd_fuse_export *fx, struct vd_fuse_handle *h)
                   &(uint32_t){(uint32_t)e->backing_id});
             *pp = e->next;
             free(e);
+            last = true;
         }
         break;
     }
     pthread_mutex_unlock(&pt->lock);
+    if (last) {
+        /* Note 5; -EIO when the volume is going away: nothing to keep. */
+        (void)vd_volume_host_trim(h->vol);
+    }
     vd_volume_note_passthrough(h->vol, false);
     h->backing_id = 0;
 }

@@ -252,6 +252,11 @@ int vd_volume_host_open(struct vd_volume *vol, bool write);
 /* The export counts the opens it serves by passthrough, whose reads and
  * writes never pass the gate nor the counters (README, Performance). */
 void vd_volume_note_passthrough(struct vd_volume *vol, bool on);
+/* The kernel does not stop a passthrough write at the end of the volume:
+ * it grows the image file. When the last such open goes, the file is cut
+ * back to the volume's size (what was written past the end is dropped,
+ * as a disk would have refused it). */
+int vd_volume_host_trim(struct vd_volume *vol);
 bool vd_volume_passthrough(struct vd_volume *vol);
 
 #endif

@@ -282,6 +282,16 @@ void vd_volume_note_passthrough(struct vd_volume *vol, bool on)
     atomic_fetch_add(&vol->passthrough_files, on ? 1 : -1);
 }
 
+int vd_volume_host_trim(struct vd_volume *vol)
+{
+    int ret = gate_enter(vol);
+    if (ret == 0) {
+        ret = vd_image_host_trim(vol->img);
+        gate_leave(vol);
+    }
+    return ret;
+}
+
 bool vd_volume_passthrough(struct vd_volume *vol)
 {
     return atomic_load(&vol->passthrough_files) > 0;

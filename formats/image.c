@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io_util.h"
 #include "ioloop.h"
@@ -618,4 +620,23 @@ int vd_image_host_reopen(struct vd_image *img, int flags)
     snprintf(path, sizeof(path), "/proc/self/fd/%d", img->drv->host_fd(img));
     fd = open(path, (flags & O_ACCMODE) | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+int vd_image_host_trim(struct vd_image *img)
+{
+    uint64_t len;
+    struct stat st;
+    int fd;
+    if (img->drv->host_fd == NULL) {
+        return -ENOTSUP;
+    }
+    fd = img->drv->host_fd(img);
+    len = vd_image_length(img);
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if ((uint64_t)st.st_size <= len || img->readonly) {
+        return 0;
+    }
+    return ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
 }

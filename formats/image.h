@@ -84,6 +84,10 @@ const char *vd_image_location(const struct vd_image *img); /* as opened */
  * flags (O_DIRECT). -ENOTSUP when the disk is not such a file, -EROFS
  * for writing a read-only image. */
 int vd_image_host_reopen(struct vd_image *img, int flags);
+/* Cut the host file of vd_image_host_reopen back to the disk's length
+ * when writes that did not pass the driver (the kernel's passthrough)
+ * grew it. 0, -ENOTSUP when the disk is not such a file, or -errno. */
+int vd_image_host_trim(struct vd_image *img);
 /* A consistent-enough copy of the counters (each read atomically). */
 void vd_image_stats(const struct vd_image *img, struct vd_image_stats *out);
 
