@@ -37,8 +37,8 @@
  *    gate nor its counters; fsync, fallocate, truncate, getattr still
  *    reach the daemon. Nor does the kernel stop them at the end of the
  *    file: a write there grows the image, which the last release cuts
- *    back (vd_volume_host_trim). What must see each request is therefore limited
- *    to volumes that qualify (raw has no snapshots to quiesce for), and a
+ *    back (vd_volume_host_trim). What must see each request is therefore
+ * limited to volumes that qualify (raw has no snapshots to quiesce for), and a
  *    forced delete cannot take the file away from a client that holds it
  *    open: it reads and writes the removed image until it closes (README,
  *    Performance). VDISKD_FAULT_PASSTHROUGH=refuse (tests only) hands the
