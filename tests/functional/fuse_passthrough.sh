@@ -6,7 +6,8 @@
 # empty, punch hole and fsync still reach the daemon, a write past the end
 # is cut off when the file closes, data survives a restart, a qcow2 volume
 # is served normally, and a forced delete leaves the holder on the removed
-# image (reads and writes work, fsync fails) as README documents.
+# image (reads and writes work, fsync fails) as README documents. Raw
+# volumes cannot be snapshotted (422), with or without passthrough.
 . "$(dirname "$0")/../functions.sh" || exit 1
 . "$(dirname "$0")/../api_functions.sh" || exit 1
 
@@ -93,6 +94,11 @@ fd = os.open(sys.argv[1], os.O_WRONLY)
 os.pwrite(fd, b"x" * 4096, int(sys.argv[2]))
 os.close(fd)
 PY
+# Raw volumes have no snapshots to quiesce for: refused, passthrough stays.
+api POST /volumes/r/snapshots '{"name":"s1"}'
+expect_status 422
+api GET /volumes/r
+[ "$(json_get passthrough)" = True ] || fail "passthrough lost by a refused snapshot"
 # A read-only open joins the read-write one's backing.
 qio_ro "$VD_MNT/r" 'read -P 0x5a 0 1M' >/dev/null || fail "read-only open beside a writer"
 release a r
