@@ -15,7 +15,7 @@ qcheck() {
 }
 
 chmod 755 "$T"   # let the second user reach the mount
-start_daemon --file-mode 0660
+start_daemon --file-mode 0660 --passthrough off
 api POST /volumes "{\"name\":\"v1\",\"size\":$SIZE,\"format\":\"raw\"}"
 expect_status 201
 IMG=$(json_get image)
@@ -114,7 +114,7 @@ grep -q "Permission denied" "$T/err" || fail "user 65534: $(cat "$T/err")"
 stop_daemon
 
 # ... allowed (read and write, through QEMU's path) with mode 0666
-start_daemon --file-mode 0666
+start_daemon --file-mode 0666 --passthrough off
 [ "$(stat -c %a "$F")" = "666" ] || fail "mode after restart: $(stat -c %a "$F")"
 "${NOBODY[@]}" qemu-io --image-opts \
     "driver=raw,file.driver=file,file.filename=$F,file.aio=io_uring,cache.direct=on" \
