@@ -154,6 +154,9 @@ int vd_fuse_loop_run(struct vd_fuse_export *fx);
 #define FX_FOPEN_PASSTHROUGH (1u << 7) /* linux/fuse.h 7.40 */
 /* After mounting, when cfg.passthrough: amend INIT. 0 or -ENOMEM. */
 int vd_fuse_pt_init(struct vd_fuse_export *fx);
+/* Before the session (its /dev/fuse descriptor) is destroyed: later
+ * releases drop their ids without the kernel (it dropped them too). */
+void vd_fuse_pt_detach(struct vd_fuse_export *fx);
 void vd_fuse_pt_fini(struct vd_fuse_export *fx); /* accepts none set up */
 /* For an open of h->vol (write: for writing), set h->backing_id when the
  * kernel is to serve it (else 0: served normally). -EBUSY when the open

@@ -618,6 +618,7 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     }
     /* Asynchronous requests still answer through the session. */
     wait_handlers(fx);
+    vd_fuse_pt_detach(fx);
     fuse_session_destroy(fx->se);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);

@@ -99,6 +99,7 @@ struct vd_fuse_pt {
     atomic_bool off;         /* refused for the whole export (note 4) */
     atomic_bool logged;      /* a refusal was logged */
     bool fault_refuse;       /* VDISKD_FAULT_PASSTHROUGH=refuse */
+    int devfd; /* the session's /dev/fuse; -1 once it is closed; lock */
 };
 
 /* ---- INIT (note 1) ------------------------------------------------------ */
@@ -155,6 +156,7 @@ int vd_fuse_pt_init(struct vd_fuse_export *fx)
     }
     pthread_mutex_init(&pt->lock, NULL);
     pt->fault_refuse = fault != NULL && strcmp(fault, "refuse") == 0;
+    pt->devfd = fuse_session_fd(fx->se);
     fx->pt = pt;
     /* Same descriptor: the session keeps it and closes it once. */
     if (fuse_session_custom_io(fx->se, &io, fuse_session_fd(fx->se)) != 0) {
@@ -164,6 +166,15 @@ int vd_fuse_pt_init(struct vd_fuse_export *fx)
         return -ENOMEM;
     }
     return 0;
+}
+
+void vd_fuse_pt_detach(struct vd_fuse_export *fx)
+{
+    if (fx->pt != NULL) {
+        pthread_mutex_lock(&fx->pt->lock);
+        fx->pt->devfd = -1;
+        pthread_mutex_unlock(&fx->pt->lock);
+    }
 }
 
 void vd_fuse_pt_fini(struct vd_fuse_export *fx)
@@ -207,8 +218,11 @@ static int backing_open(struct vd_fuse_export *fx, struct vd_volume *vol,
         return fd; /* -ENOTSUP: not a host file; -EIO: going away */
     }
     map.fd = pt->fault_refuse ? -1 : fd;
-    id = ioctl(fuse_session_fd(fx->se), PT_IOC_BACKING_OPEN, &map);
-    id = id < 0 ? -errno : id;
+    if (pt->devfd < 0) {
+        id = -ENOTCONN; /* stopping */
+    } else if ((id = ioctl(pt->devfd, PT_IOC_BACKING_OPEN, &map)) < 0) {
+        id = -errno;
+    }
     close(fd);
     if (id > 0) {
         return id;
@@ -251,7 +265,7 @@ int vd_fuse_pt_open(struct vd_fuse_export *fx, struct vd_fuse_handle *h,
         id = backing_open(fx, h->vol, writable);
         if (id < 0 || (e = calloc(1, sizeof(*e))) == NULL) {
             if (id > 0) {
-                ioctl(fuse_session_fd(fx->se), PT_IOC_BACKING_CLOSE,
+                ioctl(pt->devfd, PT_IOC_BACKING_CLOSE,
                       &(uint32_t){(uint32_t)id});
             }
             goto out; /* normal serving for this open */
@@ -289,9 +303,12 @@ void vd_fuse_pt_release(struct vd_fuse_export *fx, struct vd_fuse_handle *h)
             continue;
         }
         if (--e->opens == 0) {
-            /* Fails only once the connection is gone, with its ids. */
-            ioctl(fuse_session_fd(fx->se), PT_IOC_BACKING_CLOSE,
-                  &(uint32_t){(uint32_t)e->backing_id});
+            /* Fails only once the connection is gone, with its ids;
+             * skipped once the session's descriptor is closed. */
+            if (pt->devfd >= 0) {
+                ioctl(pt->devfd, PT_IOC_BACKING_CLOSE,
+                      &(uint32_t){(uint32_t)e->backing_id});
+            }
             *pp = e->next;
             free(e);
             last = true;

@@ -5,7 +5,7 @@
 # the mount is the image's, O_DIRECT I/O leaves the image's page cache
 # empty, punch hole and fsync still reach the daemon, a write past the end
 # is cut off when the file closes, data survives a restart, a qcow2 volume
-# is served normally, and a forced delete leaves the holder on the removed
+# is served normally, a stop leaves a holder on the image, and a forced delete leaves the holder on the removed
 # image (reads and writes work, fsync fails) as README documents. Raw
 # volumes cannot be snapshotted (422), with or without passthrough.
 . "$(dirname "$0")/../functions.sh" || exit 1
@@ -111,8 +111,41 @@ api GET /volumes/q
 [ "$(json_get passthrough)" = False ] || fail "qcow2 on passthrough"
 release b q
 
+# Stop while a passthrough file is open: the daemon exits cleanly, and the
+# client keeps reading the image until it closes (README).
+mkfifo "$T/stopped" "$T/outcome"
+python3 - "$VD_MNT/r" "$T/stopped" "$T/outcome" <<'PY' &
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+with open(sys.argv[3], "w") as f:
+    f.write("open\n")
+open(sys.argv[2]).read()
+try:
+    r = "read=%s" % (os.pread(fd, 4, 0) == b"\x5a" * 4)
+except OSError as e:
+    r = "read=errno%d" % e.errno
+try:
+    os.close(fd)  # the FLUSH finds no daemon: ENOTCONN
+except OSError:
+    pass
+with open(sys.argv[3], "w") as f:
+    f.write(r + "\n")
+PY
+SH=$!
+on_exit "kill $SH"
+w=$(timeout 30 cat "$T/outcome")
+[ "$w" = open ] || fail "stop holder: $w"
+kill -TERM "$VD_PID"
+rc=0
+wait "$VD_PID" || rc=$?
+[ "$rc" = 0 ] || fail "daemon exited with $rc on SIGTERM with a passthrough file open"
+timeout 30 sh -c "echo go >'$T/stopped'" || fail "stop holder is gone"
+w=$(timeout 30 cat "$T/outcome")
+wait "$SH" || fail "stop holder failed"
+[ "$w" = "read=True" ] || fail "passthrough file after stop: $w"
+umount -l "$VD_MNT" 2>/dev/null
+
 # Restart: the data is there, served again by passthrough.
-stop_daemon
 start_daemon
 hold "$VD_MNT/r" ro c
 api GET /volumes/r
@@ -149,15 +182,15 @@ say(" ".join(out))
 PY
 DH=$!
 on_exit "kill $DH"
-read -r w <"$T/said"
+w=$(timeout 30 cat "$T/said")
 [ "$w" = open ] || fail "delete holder: $w"
 api DELETE /volumes/r
 expect_problem 409 "open"
 http DELETE '/volumes/r?force=true'
 expect_status 204
 [ ! -e "$IMG" ] || fail "image still there after a forced delete"
-echo go >"$T/step"
-read -r w <"$T/said"
+timeout 30 sh -c "echo go >'$T/step'" || fail "delete holder is gone"
+w=$(timeout 30 cat "$T/said")
 wait "$DH" || fail "delete holder failed"
 [ "$w" = "read=True write=4096 fsync=5" ] || fail "after a forced delete: $w"
 stop_daemon
