@@ -30,7 +30,8 @@
  *    (the volume became writable while read-only opens were served).
  * 4. A refused backing-open falls back to normal serving for that open,
  *    logged once. EPERM (the kernel did not take the INIT flag), ENOTTY
- *    or EINVAL (no such ioctl: an older kernel) turn passthrough off for
+ *    or EINVAL (no such ioctl: an older kernel), EOPNOTSUPP (built
+ *    without passthrough) turn passthrough off for
  *    the export; other errors (ELOOP: image on a stacked file system)
  *    only for that open.
  * 5. Reads and writes of a passthrough open pass neither the volume's
@@ -230,7 +231,7 @@ static int backing_open(struct vd_fuse_export *fx, struct vd_volume *vol,
     if (id == 0) {
         id = -EIO; /* ids start at 1 */
     }
-    if (id == -EPERM || id == -ENOTTY || id == -EINVAL) {
+    if (id == -EPERM || id == -ENOTTY || id == -EINVAL || id == -EOPNOTSUPP) {
         atomic_store(&pt->off, true);
     }
     if (!atomic_exchange(&pt->logged, true)) {
