@@ -105,7 +105,7 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
                       (double)vi->qos_stats.throttled_ns / 1e9);
     j = json_pack(
         "{s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:o, "
-        "s:i, s:o, s:o, s:o, s:o, s:o}",
+        "s:i, s:b, s:o, s:o, s:o, s:o, s:o}",
         "name", str_or_null(r->name), "uuid", str_or_null(r->uuid), "size",
         (json_int_t)r->size, "format", str_or_null(r->format), "backend",
         backend != NULL ? backend : json_null(), "path", str_or_null(vi->path),
@@ -114,7 +114,8 @@ static json_t *volume_to_json(const struct vd_volume_info *vi)
         vd_volume_state_name(r->state), "state_reason",
         vi->state_reason[0] != '\0' ? str_or_null(vi->state_reason)
                                     : json_null(),
-        "open_count", vi->open_count, "created_at",
+        "open_count", vi->open_count, "passthrough", vi->passthrough,
+        "created_at",
         api_rfc3339(r->created_at, created, sizeof(created)) == 0
             ? json_string(created)
             : json_null(),

@@ -270,8 +270,10 @@ def main_bench(args):
 
         vds = {}
         for mode in args.modes:
+            # The rows of the daemon's own data path keep it: passthrough
+            # has its own daemon and table.
             vd = Vdiskd(args.vdiskd, work, f"vdiskd-{mode}", imports,
-                        ["--cache", mode, *args.vdiskd_args])
+                        ["--cache", mode, "--passthrough", "off", *args.vdiskd_args])
             stack.append(vd)
             vds[mode] = vd
         vd = vds[args.modes[0]]
@@ -285,6 +287,12 @@ def main_bench(args):
         for mode, d in vds.items():
             v = d.create({"name": "bench-raw", "import": {"path": os.path.join(imports, "img.raw")}})
             systems[f"vdiskd raw {mode}"] = (v["path"], d.proc.pid)
+        if args.passthrough:
+            d = Vdiskd(args.vdiskd, work, "vdiskd-passthrough", imports,
+                       ["--cache", "direct", "--passthrough", "auto", *args.vdiskd_args])
+            stack.append(d)
+            v = d.create({"name": "bench-raw", "import": {"path": os.path.join(imports, "img.raw")}})
+            systems["vdiskd raw passthrough"] = (v["path"], d.proc.pid)
         for mode, d in vds.items():
             v = d.create({"name": "bench-qcow2", "import": {"path": os.path.join(imports, "img.qcow2")}})
             log(f"vdiskd --cache {mode} imported the qcow2 image as format {v['format']}")
@@ -299,6 +307,10 @@ def main_bench(args):
             stack.append(q)
             systems[name] = (q.file, q.pid)
 
+        if args.systems:
+            keep = args.systems + ["file (raw)"]
+            for sname in [n for n in systems if n not in keep]:
+                del systems[sname]
         for rep in range(args.reps if args.main else 0):
             for wname, params in args.workloads:
                 for sname, system in systems.items():
@@ -309,17 +321,18 @@ def main_bench(args):
                     log(f"rep {rep + 1} {wname:26s} {sname:22s} "
                         f"{r['iops']:9.0f} IOPS {r['mibs']:8.1f} MiB/s "
                         f"{r['cpu_us_per_io'] or 0:6.1f} µs CPU/IO")
-        tables = [("direct uring", "host O_DIRECT, FUSE over io_uring",
+        tables = [("vdiskd qcow2 direct uring", "host O_DIRECT, FUSE over io_uring",
                    ["file (raw)", "vdiskd qcow2 direct", "vdiskd raw direct uring",
                     "vdiskd raw direct"]),
-                  ("direct", "host O_DIRECT", ["file (raw)", "vdiskd raw direct",
-                                                "qsd qcow2 O_DIRECT"]),
-                  ("host", "host page cache", ["file (raw)", "vdiskd raw host",
-                                               "qsd qcow2 cache"])]
+                  ("vdiskd qcow2 direct", "host O_DIRECT",
+                   ["file (raw)", "vdiskd raw direct", "qsd qcow2 O_DIRECT"]),
+                  ("vdiskd qcow2 host", "host page cache",
+                   ["file (raw)", "vdiskd raw host", "qsd qcow2 cache"]),
+                  ("vdiskd raw passthrough", "raw volume, kernel passthrough",
+                   ["file (raw)", "vdiskd raw direct"])]
         with open(os.path.join(args.out, "summary.md"), "w") as fh:
             for out in (fh, sys.stdout):
-                for mode, what, peers in tables if args.main else ():
-                    subject = f"vdiskd qcow2 {mode}"
+                for subject, what, peers in tables if args.main else ():
                     if subject not in systems:
                         continue
                     print(f"## Data path, {what} ({args.size} fully written image, "
@@ -532,10 +545,16 @@ def main():
     p.add_argument("--fuse-uring", action="store_true",
                    help="add a vdiskd --cache direct --fuse-uring daemon (turns the "
                    "fuse module's enable_uring on for the run)")
+    p.add_argument("--no-passthrough", dest="passthrough", action="store_false",
+                   help="skip the raw volume served by kernel passthrough")
+    p.add_argument("--systems", default=None,
+                   help="comma-separated systems to run (the raw file always "
+                   "runs), e.g. 'vdiskd raw passthrough,vdiskd raw direct'")
     p.add_argument("--workloads", default=None,
                    help="comma-separated indexes into the workload list")
     args = p.parse_args()
     args.modes = [m for m in args.modes.split(",") if m]
+    args.systems = [n for n in args.systems.split(",") if n] if args.systems else None
     if not args.modes or any(m not in ("direct", "host") for m in args.modes):
         p.error("--modes takes direct, host or direct,host")
     args.workloads = WORKLOADS

@@ -26,11 +26,14 @@ struct vd_fuse_snap;
 struct vd_fuse_uring;
 struct vd_fuse_loop;
 struct iovec;
+struct vd_fuse_pt;
+struct fuse_open_out;
 
 /* One FUSE open of a volume file; fi->fh points at it. */
 struct vd_fuse_handle {
     struct vd_volume *vol;       /* reference held while open */
     atomic_bool dirty;           /* written since the last flush/fsync */
+    int32_t backing_id;          /* > 0: served by passthrough */
     struct vd_fuse_handle *prev; /* fx->handles list; fx->handles_lock */
     struct vd_fuse_handle *next;
 };
@@ -59,6 +62,7 @@ struct vd_fuse_export {
 
     struct vd_fuse_snap *snap;   /* the .snapshots tree (fuse_snap.c) */
     struct vd_fuse_uring *uring; /* FUSE over io_uring; NULL = off */
+    struct vd_fuse_pt *pt;       /* kernel passthrough; NULL when off */
 
     /* Invalidation worker (fuse_export.c); all under ev_lock. */
     pthread_mutex_t ev_lock;
@@ -206,6 +210,11 @@ void vd_fuse_uring_init_request(struct vd_fuse_export *fx, const void *req,
                                 size_t len);
 /* The loop serving ring requests from now on; NULL when it ends. */
 void vd_fuse_uring_attach(struct vd_fuse_export *fx, struct vd_fuse_loop *lp);
+/* Write libfuse's reply iov to the kernel: through the ring when its
+ * request came that way, else to fd; INIT's reply asks for the ring.
+ * Returns what writev would. Any thread. */
+ssize_t vd_fuse_uring_writev(struct vd_fuse_export *fx, int fd,
+                             struct iovec *iov, int count);
 /* Answer iov (out header first) if it is for a request that came through
  * the ring; false when it must be written to /dev/fuse. Any thread. */
 bool vd_fuse_uring_reply(struct vd_fuse_export *fx, const struct iovec *iov,
@@ -215,6 +224,27 @@ bool vd_fuse_uring_reply(struct vd_fuse_export *fx, const struct iovec *iov,
 bool vd_fuse_uring_holds_device(const struct vd_fuse_export *fx);
 /* After the connection ended; accepts fx->uring NULL. */
 void vd_fuse_uring_free(struct vd_fuse_export *fx);
+/* fuse_passthrough.c: kernel passthrough (DESIGN NOTES there) */
+#define FX_FOPEN_PASSTHROUGH (1u << 7) /* linux/fuse.h 7.40 */
+/* After mounting, when cfg.passthrough: amend INIT. 0 or -ENOMEM. */
+int vd_fuse_pt_init(struct vd_fuse_export *fx);
+/* Before the session (its /dev/fuse descriptor) is destroyed: later
+ * releases drop their ids without the kernel (it dropped them too). */
+void vd_fuse_pt_detach(struct vd_fuse_export *fx);
+void vd_fuse_pt_fini(struct vd_fuse_export *fx); /* accepts none set up */
+/* A reply libfuse is about to write: INIT's asks for passthrough. */
+void vd_fuse_pt_writing(struct vd_fuse_export *fx, struct iovec *iov,
+                        int count);
+/* For an open of h->vol (write: for writing), set h->backing_id when the
+ * kernel is to serve it (else 0: served normally). -EBUSY when the open
+ * cannot agree with the inode's other opens. */
+int vd_fuse_pt_open(struct vd_fuse_export *fx, struct vd_fuse_handle *h,
+                    bool write);
+/* Before h goes: the last open of an inode drops its backing id. */
+void vd_fuse_pt_release(struct vd_fuse_export *fx, struct vd_fuse_handle *h);
+/* Turn the open reply *out into a passthrough one if h is served so. */
+void vd_fuse_pt_open_out(const struct vd_fuse_handle *h,
+                         struct fuse_open_out *out);
 
 /* fuse_snap.c: /.snapshots/<volume>/<snapshot>, read-only files */
 #define VD_FUSE_SNAPDIR ".snapshots"

@@ -42,6 +42,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -354,6 +355,32 @@ static void stop_event_worker(struct vd_fuse_export *fx)
 
 /* ---- session loop ------------------------------------------------------ */
 
+/* libfuse's writes to /dev/fuse, when passthrough or the ring is on:
+ * passthrough amends INIT's reply, the ring carries the replies of the
+ * requests that came through it. Same descriptor as the session's: it
+ * keeps it and closes it once. */
+static ssize_t session_writev(int fd, struct iovec *iov, int count,
+                              void *userdata)
+{
+    struct vd_fuse_export *fx = userdata;
+    if (fx->pt != NULL) {
+        vd_fuse_pt_writing(fx, iov, count);
+    }
+    if (fx->uring != NULL) {
+        return vd_fuse_uring_writev(fx, fd, iov, count);
+    }
+    return writev(fd, iov, count); /* libfuse reads errno on -1 */
+}
+
+static ssize_t session_read(int fd, void *buf, size_t len, void *userdata)
+{
+    (void)userdata;
+    return read(fd, buf, len);
+}
+
+static const struct fuse_custom_io session_io = {.writev = session_writev,
+                                                 .read = session_read};
+
 static void *loop_main(void *arg)
 {
     struct vd_fuse_export *fx = arg;
@@ -447,8 +474,18 @@ int vd_fuse_export_start(const struct vd_fuse_config *cfg,
         goto out_free;
     }
     mounted = true;
+    if (vd_fuse_pt_init(fx) < 0) {
+        ret = vd_error_set(err, -ENOMEM, "out of memory");
+        goto out_free;
+    }
     if (cfg->fuse_uring) {
         (void)vd_fuse_uring_setup(fx); /* logged; /dev/fuse otherwise */
+    }
+    if ((fx->pt != NULL || fx->uring != NULL) &&
+        fuse_session_custom_io(fx->se, &session_io, fuse_session_fd(fx->se)) !=
+            0) {
+        ret = vd_error_set(err, -ENOMEM, "out of memory");
+        goto out_free;
     }
     if (find_mount(fx->mount_dir, &me) > 0) {
         fx->conn_dev = (me.major << 20) | me.minor; /* kernel dev_t */
@@ -487,6 +524,7 @@ out_free:
     pthread_mutex_destroy(&fx->ev_lock);
     pthread_mutex_destroy(&fx->handles_lock);
     vd_fuse_snap_fini(fx);
+    vd_fuse_pt_fini(fx);
     free(fx->mount_dir);
     free(fx);
     return ret;
@@ -698,11 +736,13 @@ void vd_fuse_export_stop(struct vd_fuse_export *fx)
     }
     /* Asynchronous requests still answer through the session. */
     wait_handlers(fx);
+    vd_fuse_pt_detach(fx);
     fuse_session_destroy(fx->se);
     vd_fuse_uring_free(fx);
     /* Files clients still held were never released by the kernel. */
     vd_fuse_release_all_handles(fx);
     vd_fuse_snap_fini(fx);
+    vd_fuse_pt_fini(fx);
     pthread_cond_destroy(&fx->ev_cond);
     pthread_cond_destroy(&fx->ev_done_cond);
     pthread_mutex_destroy(&fx->ev_lock);

@@ -17,10 +17,12 @@ struct vd_fuse_config {
     const char *mount_dir;
     uid_t uid; /* owner of the volume files */
     gid_t gid;
-    mode_t mode;     /* permission bits of the volume files, e.g. 0660 */
-    int threads;     /* worker threads for the session loop */
-    bool host_cache; /* images use the host page cache (no O_DIRECT):
-                        write payloads need no aligned copy */
+    mode_t mode;      /* permission bits of the volume files, e.g. 0660 */
+    int threads;      /* worker threads for the session loop */
+    bool passthrough; /* let the kernel serve raw volumes' reads and
+                         writes from their image files (Linux 6.9+) */
+    bool host_cache;  /* images use the host page cache (no O_DIRECT):
+                         write payloads need no aligned copy */
     struct vd_ioloop *ioloop; /* reads /dev/fuse and serves the fast
                                  path (fuse_loop.c); NULL = libfuse's
                                  own loop */

@@ -98,6 +98,7 @@ static void handle_free(struct vd_fuse_export *fx, struct vd_fuse_handle *h)
     h->prev->next = h->next;
     h->next->prev = h->prev;
     pthread_mutex_unlock(&fx->handles_lock);
+    vd_fuse_pt_release(fx, h);
     vd_volume_release_file(h->vol);
     vd_volume_unref(h->vol);
     free(h);
@@ -130,6 +131,7 @@ static int reply_open(fuse_req_t req, struct vd_fuse_handle *h, bool rdonly)
                       (rdonly ? FOPEN_NOFLUSH : 0),
     };
     struct iovec iov = {.iov_base = &out, .iov_len = sizeof(out)};
+    vd_fuse_pt_open_out(h, &out);
     return fuse_reply_iov(req, &iov, 1);
 }
 
@@ -189,6 +191,12 @@ void vd_fuse_open_volume(fuse_req_t req, struct vd_fuse_export *fx,
     h->vol = vol;
     vol = NULL;
     atomic_init(&h->dirty, false);
+    ret = vd_fuse_pt_open(fx, h, !rdonly);
+    if (ret < 0) {
+        vd_volume_release_file(h->vol);
+        vol = h->vol;
+        goto out;
+    }
     pthread_mutex_lock(&fx->handles_lock);
     h->next = fx->handles.next;
     h->prev = &fx->handles;

@@ -441,9 +441,9 @@ bool vd_fuse_uring_reply(struct vd_fuse_export *fx, const struct iovec *iov,
 }
 
 /* libfuse's writes to the session (note 4). */
-static ssize_t fu_writev(int fd, struct iovec *iov, int count, void *userdata)
+ssize_t vd_fuse_uring_writev(struct vd_fuse_export *fx, int fd,
+                             struct iovec *iov, int count)
 {
-    struct vd_fuse_export *fx = userdata;
     struct vd_fuse_uring *ur = fx->uring;
     const struct fuse_out_header *oh = iov[0].iov_base;
     uint64_t init = atomic_load(&ur->init_unique);
@@ -462,16 +462,8 @@ static ssize_t fu_writev(int fd, struct iovec *iov, int count, void *userdata)
     return writev(fd, iov, count);
 }
 
-static ssize_t fu_read(int fd, void *buf, size_t len, void *userdata)
-{
-    (void)userdata;
-    return read(fd, buf, len);
-}
-
 int vd_fuse_uring_setup(struct vd_fuse_export *fx)
 {
-    static const struct fuse_custom_io io = {.writev = fu_writev,
-                                             .read = fu_read};
     struct vd_fuse_uring *ur;
     const char *fault = getenv("VDISKD_FUSE_URING_FAULT");
     unsigned nq = possible_cpus();
@@ -504,15 +496,7 @@ int vd_fuse_uring_setup(struct vd_fuse_export *fx)
     ur->fault_register = fault != NULL && strcmp(fault, "register") == 0;
     pthread_mutex_init(&ur->hash_lock, NULL);
     pthread_mutex_init(&ur->loop_lock, NULL);
-    fx->uring = ur;
-    if (fuse_session_custom_io(fx->se, &io, fuse_session_fd(fx->se)) != 0) {
-        fx->uring = NULL;
-        close(ur->fd);
-        pthread_mutex_destroy(&ur->hash_lock);
-        pthread_mutex_destroy(&ur->loop_lock);
-        free(ur);
-        return -ENOMEM;
-    }
+    fx->uring = ur; /* fuse_export.c's session writer calls uring_writev */
     return 0;
 }
 

@@ -62,6 +62,7 @@ struct options {
     bool verbose;
     bool host_cache;
     bool fuse_uring;
+    bool passthrough; /* --passthrough auto */
     /* RBD: --rbd-cluster NAME=CONF, --rbd-id, --rbd-pool-allow */
     const char *rbd_clusters[MAX_RBD_CLUSTERS];
     int n_rbd_clusters;
@@ -125,6 +126,12 @@ static void usage(FILE *f)
         "                      kernel offers them (6.14+, fuse module "
         "parameter\n"
         "                      enable_uring=Y); /dev/fuse otherwise\n"
+        "  --passthrough MODE  'auto' lets the kernel serve raw volumes' "
+        "reads and\n"
+        "                      writes from their image files where it can "
+        "(Linux\n"
+        "                      6.9+), 'off' never (default: auto, env\n"
+        "                      VDISKD_PASSTHROUGH)\n"
         "  --rbd-cluster NAME=CONF  serve RBD volumes from the Ceph cluster "
         "that\n"
         "                      ceph.conf CONF names, called NAME in the API\n"
@@ -177,6 +184,17 @@ static int parse_owner(const char *s, struct options *o)
         }
     }
     return 0;
+}
+
+static int parse_passthrough(const char *s, struct options *o)
+{
+    if (strcmp(s, "auto") == 0 || strcmp(s, "off") == 0) {
+        o->passthrough = strcmp(s, "auto") == 0;
+        return 0;
+    }
+    fprintf(stderr, "vdiskd: --passthrough must be 'auto' or 'off', got '%s'\n",
+            s);
+    return -1;
 }
 
 static int parse_cache(const char *s, struct options *o)
@@ -289,6 +307,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_MODE,
         OPT_THREADS,
         OPT_CACHE,
+        OPT_PASSTHROUGH,
         OPT_VERBOSE,
         OPT_LOG_FORMAT,
         OPT_HELP,
@@ -316,6 +335,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"file-mode", required_argument, NULL, OPT_MODE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"cache", required_argument, NULL, OPT_CACHE},
+        {"passthrough", required_argument, NULL, OPT_PASSTHROUGH},
         {"poll-us", required_argument, NULL, OPT_POLL},
         {"rbd-cluster", required_argument, NULL, OPT_RBD_CLUSTER},
         {"rbd-id", required_argument, NULL, OPT_RBD_ID},
@@ -336,7 +356,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->api.socket_gid = (gid_t)-1;
     o->format = env_or("VDISKD_FORMAT", NULL);
     o->mode = 0660;
-    if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0) {
+    if (parse_cache(env_or("VDISKD_CACHE", "direct"), o) < 0 ||
+        parse_passthrough(env_or("VDISKD_PASSTHROUGH", "auto"), o) < 0) {
         return -1;
     }
     /* Small reads and writes of allocated data are served by the I/O
@@ -418,6 +439,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_CACHE:
             if (parse_cache(optarg, o) < 0) {
+                return -1;
+            }
+            break;
+        case OPT_PASSTHROUGH:
+            if (parse_passthrough(optarg, o) < 0) {
                 return -1;
             }
             break;
@@ -650,6 +676,7 @@ int main(int argc, char **argv)
         .mode = o.mode,
         .threads = o.threads,
         .host_cache = o.host_cache,
+        .passthrough = o.passthrough,
         .ioloop = ioloop,
         .fuse_uring = o.fuse_uring,
     };

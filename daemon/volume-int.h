@@ -52,6 +52,9 @@ struct vd_volume {
     /* Limits (qos.h): set before the volume is published, freed with
      * it; NULL = none. */
     struct vd_qos *qos;
+    /* Opens of the file whose reads and writes the kernel sends to the
+     * image itself (FUSE passthrough): they bypass the gate. */
+    atomic_int passthrough_files;
 };
 
 struct vd_volmgr {

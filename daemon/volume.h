@@ -97,9 +97,10 @@ struct vd_volume_info {
      * and "user:group" by name where the host knows them. */
     char owner[160];
     uint64_t reads, writes, bytes_read, bytes_written, errors;
-    uint64_t async; /* reads, writes, flushes done asynchronously */
-    bool local;     /* a local image file (row.location is its
-                       path), else a remote backend's URI */
+    uint64_t async;   /* reads, writes, flushes done asynchronously */
+    bool passthrough; /* open files served by kernel passthrough */
+    bool local;       /* a local image file (row.location is its
+                         path), else a remote backend's URI */
     /* row.state is VD_STATE_CORRUPT while the image reports corruption,
      * with the driver's reason here ("" otherwise). */
     char state_reason[256];
@@ -351,5 +352,25 @@ int vd_volume_submit_nowait(struct vd_volume *vol, struct vd_volume_aio *va);
 int vd_volume_flush_nowait(struct vd_volume *vol);
 int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len);
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len);
+
+/* Kernel passthrough (FUSE export): a new descriptor, caller closes, on
+ * the host file that is the volume byte for byte, for writing or only
+ * reading; -ENOTSUP when the volume is not such a file (qcow2, remote),
+ * -EIO when it is going away. Taken through the gate, so never while a
+ * resize or delete holds it closed. */
+int vd_volume_host_open(struct vd_volume *vol, bool write);
+/* The export counts the opens it serves by passthrough, whose reads and
+ * writes never pass the gate nor the counters (README, Performance). */
+void vd_volume_note_passthrough(struct vd_volume *vol, bool on);
+/* The kernel does not stop a passthrough write at the end of the volume:
+ * it grows the image file. When the last such open goes, the file is cut
+ * back to the volume's size (what was written past the end is dropped,
+ * as a disk would have refused it). */
+int vd_volume_host_trim(struct vd_volume *vol);
+bool vd_volume_passthrough(struct vd_volume *vol);
+/* Whether QoS limits (its own or its group's) hold the volume's requests
+ * back: every request must then pass the daemon, so the mount does not
+ * hand such a volume to the kernel (passthrough). */
+bool vd_volume_limited(struct vd_volume *vol);
 
 #endif

@@ -38,6 +38,7 @@ static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
     }
     out->row.size = vd_volume_size(vol);
     out->open_count = vd_volume_open_count(vol);
+    out->passthrough = vd_volume_passthrough(vol);
     /* Through the gate: a reopen (linked clone base) or delete must not
      * close the image while it is read here. */
     if (vd_volume_gate_enter(vol) == 0) {

@@ -31,6 +31,7 @@
  *    driver cannot start it without waiting. Closing the gate releases
  *    the queue at once, so a drain never waits for a limit. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,41 @@ int vd_volume_discard(struct vd_volume *vol, uint64_t off, uint64_t len)
         vd_iostats_error(&vol->io, ret);
     }
     return ret;
+}
+
+int vd_volume_host_open(struct vd_volume *vol, bool write)
+{
+    int ret = gate_enter(vol);
+    if (ret == 0) {
+        ret = vd_image_host_reopen(vol->img, write ? O_RDWR : O_RDONLY);
+        gate_leave(vol);
+    }
+    return ret;
+}
+
+void vd_volume_note_passthrough(struct vd_volume *vol, bool on)
+{
+    atomic_fetch_add(&vol->passthrough_files, on ? 1 : -1);
+}
+
+int vd_volume_host_trim(struct vd_volume *vol)
+{
+    int ret = gate_enter(vol);
+    if (ret == 0) {
+        ret = vd_image_host_trim(vol->img);
+        gate_leave(vol);
+    }
+    return ret;
+}
+
+bool vd_volume_passthrough(struct vd_volume *vol)
+{
+    return atomic_load(&vol->passthrough_files) > 0;
+}
+
+bool vd_volume_limited(struct vd_volume *vol)
+{
+    return vd_qos_active(vol->qos);
 }
 
 int vd_volume_write_zeroes(struct vd_volume *vol, uint64_t off, uint64_t len)

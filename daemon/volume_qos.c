@@ -128,6 +128,17 @@ int vd_volmgr_qos_set(struct vd_volmgr *mgr, const char *name,
 
     pthread_mutex_lock(&mgr->ctl);
     ret = vd_catalog_volume_get(mgr->cat, name, &vrow, err);
+    if (ret == 0 && (vol = vd_volmgr_lookup(mgr, name)) != NULL) {
+        if (vd_volume_passthrough(vol)) {
+            ret = vd_error_set(err, -EBUSY,
+                               "volume '%s' is open through kernel "
+                               "passthrough: its reads and writes do not pass "
+                               "the daemon, so QoS settings can change only "
+                               "once every open of its file is closed",
+                               name);
+        }
+        vd_volume_unref(vol);
+    }
     if (ret == 0) {
         ret = vd_volmgr_qos_store(mgr, name, p, &row, err);
     }

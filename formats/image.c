@@ -6,9 +6,13 @@
 #include "image-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "io_util.h"
 #include "ioloop.h"
@@ -680,4 +684,40 @@ int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out)
 const char *vd_image_corruption(struct vd_image *img)
 {
     return img->drv->corruption != NULL ? img->drv->corruption(img) : NULL;
+}
+
+int vd_image_host_reopen(struct vd_image *img, int flags)
+{
+    char path[64];
+    int fd;
+    if (img->drv->host_fd == NULL) {
+        return -ENOTSUP;
+    }
+    if ((flags & O_ACCMODE) != O_RDONLY && img->readonly) {
+        return -EROFS;
+    }
+    /* Through /proc, not the location: the same inode even if the path
+     * was renamed or replaced since the image was opened. */
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", img->drv->host_fd(img));
+    fd = open(path, (flags & O_ACCMODE) | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int vd_image_host_trim(struct vd_image *img)
+{
+    uint64_t len;
+    struct stat st;
+    int fd;
+    if (img->drv->host_fd == NULL) {
+        return -ENOTSUP;
+    }
+    fd = img->drv->host_fd(img);
+    len = vd_image_length(img);
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if ((uint64_t)st.st_size <= len || img->readonly) {
+        return 0;
+    }
+    return ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
 }

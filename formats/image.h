@@ -78,6 +78,16 @@ unsigned vd_image_caps(const struct vd_image *img);      /* VD_CAP_* */
  * a driver without writes, or by one that could open only for reading. */
 bool vd_image_readonly(const struct vd_image *img);
 const char *vd_image_location(const struct vd_image *img); /* as opened */
+/* A new descriptor (caller closes) on the host file that holds the disk
+ * byte for byte (vd_driver.host_fd), opened anew with flags (O_RDWR or
+ * O_RDONLY; O_CLOEXEC is added) so it shares none of the image's own
+ * flags (O_DIRECT). -ENOTSUP when the disk is not such a file, -EROFS
+ * for writing a read-only image. */
+int vd_image_host_reopen(struct vd_image *img, int flags);
+/* Cut the host file of vd_image_host_reopen back to the disk's length
+ * when writes that did not pass the driver (the kernel's passthrough)
+ * grew it. 0, -ENOTSUP when the disk is not such a file, or -errno. */
+int vd_image_host_trim(struct vd_image *img);
 /* A consistent-enough copy of the counters (each read atomically). */
 void vd_image_stats(const struct vd_image *img, struct vd_image_stats *out);
 

@@ -258,6 +258,12 @@ static int raw_truncate(struct vd_image *img, uint64_t size,
     return 0;
 }
 
+static int raw_host_fd(struct vd_image *img)
+{
+    struct raw_state *s = img->opaque;
+    return s->hf.fd;
+}
+
 const struct vd_driver vd_driver_raw = {
     .name = "raw",
     .instance_size = sizeof(struct raw_state),
@@ -280,4 +286,5 @@ const struct vd_driver vd_driver_raw = {
     .allocated = raw_allocated,
     .truncate = raw_truncate,
     .host_links = raw_host_links,
+    .host_fd = raw_host_fd,
 };

@@ -360,6 +360,13 @@ struct vd_driver {
      * a second while writes go on, from any thread, the I/O thread
      * included. NULL = no host file of its own (remote backends). */
     int (*host_links)(struct vd_image *img);
+
+    /* The host file descriptor whose bytes are the virtual disk, byte for
+     * byte at the same offsets and of the same length (raw), borrowed:
+     * valid while the image is open. Lets the daemon hand the file to the
+     * kernel (FUSE passthrough). Called any time the image is open, from
+     * any thread. NULL = the disk is not a host file. */
+    int (*host_fd)(struct vd_image *img);
 };
 
 #endif

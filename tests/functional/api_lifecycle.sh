@@ -25,8 +25,9 @@ import json, re, sys, time, calendar
 v = json.load(open(sys.argv[1]))
 mnt, data = sys.argv[2], sys.argv[3]
 want = {"name", "uuid", "size", "format", "backend", "path", "image",
-        "allocated", "state", "state_reason", "open_count", "created_at", "base",
-        "stats", "owner", "uid", "gid", "mode", "qos", "qos_group"}
+        "allocated", "state", "state_reason", "open_count", "passthrough",
+        "created_at", "base", "stats", "owner", "uid", "gid", "mode", "qos",
+        "qos_group"}
 assert set(v) == want, "members %s" % sorted(set(v) ^ want)
 assert v["name"] == "v1"
 assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", v["uuid"]), v["uuid"]
@@ -38,6 +39,7 @@ assert isinstance(v["image"], str) and v["image"].startswith(data + "/"), v["ima
 assert v["allocated"] is None or (type(v["allocated"]) is int and v["allocated"] >= 0)
 assert v["state"] == "ready"
 assert v["state_reason"] is None
+assert v["passthrough"] is False  # nothing has the file open
 assert v["open_count"] == 0
 assert v["base"] is None
 assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", v["created_at"]), v["created_at"]

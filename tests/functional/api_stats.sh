@@ -4,7 +4,7 @@
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../api_functions.sh"
 
-start_daemon --format raw
+start_daemon --format raw --passthrough off # the daemon counts what it serves
 api POST /volumes '{"name": "io", "size": "4M"}'
 expect_status 201
 api POST /volumes '{"name": "idle", "size": "4M"}'

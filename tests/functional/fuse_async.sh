@@ -20,7 +20,7 @@ cd "$T" || exit 1
 for fmt in qcow2 raw; do
     for mode in direct host; do
         VD_DATA=$T/data-$fmt-$mode VD_MNT=$T/mnt-$fmt-$mode
-        start_daemon --cache "$mode"
+        start_daemon --cache "$mode" --passthrough off
         api POST /volumes "{\"name\":\"a\",\"size\":\"96M\",\"format\":\"$fmt\"}"
         expect_status 201
         F=$VD_MNT/a

@@ -6,7 +6,8 @@
 . "$(dirname "$0")/../functions.sh" || exit 1
 
 cd "$T" || exit 1   # fio leaves verify state files in the working directory
-start_daemon
+# The daemon's own data path (passthrough: fuse_passthrough.sh).
+start_daemon --passthrough off
 api POST /volumes '{"name":"v1","size":67108864,"format":"raw"}'
 expect_status 201
 F=$VD_MNT/v1

@@ -15,7 +15,7 @@ qcheck() {
 }
 
 chmod 755 "$T"   # let the second user reach the mount
-start_daemon --file-mode 0660
+start_daemon --file-mode 0660 --passthrough off
 api POST /volumes "{\"name\":\"v1\",\"size\":$SIZE,\"format\":\"raw\"}"
 expect_status 201
 IMG=$(json_get image)
@@ -113,10 +113,10 @@ stop_daemon
 
 # ... allowed (read and write, through QEMU's path) once chmod made it
 # 0666, which a restart keeps (fuse_owner.sh tests ownership in full)
-start_daemon
+start_daemon --passthrough off
 chmod 0666 "$F" || fail "chmod 0666"
 stop_daemon
-start_daemon
+start_daemon --passthrough off
 [ "$(stat -c %a "$F")" = "666" ] || fail "mode after restart: $(stat -c %a "$F")"
 "${NOBODY[@]}" qemu-io --image-opts \
     "driver=raw,file.driver=file,file.filename=$F,file.aio=io_uring,cache.direct=on" \
