@@ -12,6 +12,7 @@
 #include <rbd/librbd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "image-int.h"
@@ -57,6 +58,8 @@ struct rbd_state {
     atomic_bool io_timed_out; /* the last I/O failed for want of
                                  an OSD; cleared by a success */
     atomic_bool up;           /* io and image are open (note 6) */
+    atomic_bool fenced;       /* the cluster blocklisted this client (a
+                                 takeover by another host): for good */
     /* The connector of a lazy open (note 6). */
     bool connector_started;
     pthread_t connector;
@@ -129,6 +132,10 @@ void vd_rbd_clone_release(const struct vd_rbd_location *loc,
 /* Unprotect snap of image if it is one made for a clone (0), -EBUSY
  * while a clone still uses it. */
 int vd_rbd_clone_unprotect(rbd_image_t image, const char *snap);
+
+/* fence.c: vd_driver.takeover. */
+int vd_rbd_takeover(struct vd_image *img, char *fenced, size_t len,
+                    struct vd_error *err);
 
 /* aio.c: the data path (vd_driver members). */
 int vd_rbd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);

@@ -673,6 +673,12 @@ static int rbd_drv_backend_state(struct vd_image *img,
     out->connections = 1; /* the cluster's shared handle */
     out->connected = up ? 1 : 0;
     out->timeout_ms = op_timeout_ms(s);
+    if (atomic_load(&s->fenced)) {
+        snprintf(out->last_error, sizeof(out->last_error),
+                 "fenced: the cluster blocklisted this client (another "
+                 "host took the image over); its I/O fails until the "
+                 "daemon is restarted");
+    }
     return 0;
 }
 
@@ -706,4 +712,5 @@ const struct vd_driver vd_driver_rbd = {
     .snapshot_revert = rbd_drv_snapshot_revert,
     .snapshot_changes = rbd_drv_snapshot_changes,
     .backend_state = rbd_drv_backend_state,
+    .takeover = vd_rbd_takeover,
 };
