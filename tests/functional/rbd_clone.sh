@@ -24,6 +24,17 @@ TIMG=$(jq_body 'd["backend"]["image"]')
 qio "$VD_MNT/tmpl" 'write -P 0x5a 0 2M' 'write -P 0x33 20M 1M' | grep -q fail &&
     fail "writing the template"
 
+# A base a client has open for writing gets no clone, and nothing of the
+# attempt stays in the pool (no image, no snapshot).
+n_images=$(rbd ls rbd | wc -l)
+exec 3<>"$VD_MNT/tmpl"
+api POST /volumes '{"name":"vm0","base":"tmpl"}'
+expect_problem 409 "open"
+exec 3>&-
+[ "$(rbd ls rbd | wc -l)" = "$n_images" ] || fail "a refused clone left an image: $(rbd ls rbd)"
+[ -z "$(rbd snap ls "rbd/$TIMG")" ] || fail "a refused clone left a snapshot: $(rbd snap ls "rbd/$TIMG")"
+sleep 0.2
+
 # ---- a linked clone: an RBD clone of a protected snapshot ---------------
 api POST /volumes '{"name":"vm1","base":"tmpl"}'
 expect_status 201
