@@ -36,8 +36,10 @@ exec 3>&-
 sleep 0.2
 
 # ---- a linked clone: an RBD clone of a protected snapshot ---------------
+t0=$(date +%s.%N)
 api POST /volumes '{"name":"vm1","base":"tmpl"}'
 expect_status 201
+echo "linked clone made in $(python3 -c "print(round($(date +%s.%N) - $t0, 3))") s"
 [ "$(jq_body 'd["base"], d["backend"]["type"], d["backend"]["pool"], d["size"]')" = "tmpl rbd rbd 33554432" ] ||
     fail "clone: $API_BODY"
 CIMG=$(jq_body 'd["backend"]["image"]')
