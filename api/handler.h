@@ -54,6 +54,7 @@ void api_volumes_create(const struct api_request *req, struct api_reply *rep);
 void api_volumes_get(const struct api_request *req, struct api_reply *rep);
 void api_volumes_patch(const struct api_request *req, struct api_reply *rep);
 void api_volumes_delete(const struct api_request *req, struct api_reply *rep);
+void api_volumes_takeover(const struct api_request *req, struct api_reply *rep);
 
 /* snapshots.c */
 void api_snapshots_list(const struct api_request *req, struct api_reply *rep);

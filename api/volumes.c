@@ -288,3 +288,37 @@ void api_volumes_delete(const struct api_request *req, struct api_reply *rep)
     api_reply_json(rep, 204, NULL);
     rep->image_fate = removed ? "removed" : "detached";
 }
+
+/* POST /volumes/{name}/takeover: fence the client that holds the
+ * volume's image lock and break the lock (a dead host's). */
+void api_volumes_takeover(const struct api_request *req, struct api_reply *rep)
+{
+    struct vd_error err = {0};
+    char fenced[1024];
+    json_t *list, *body;
+
+    if (req->body != NULL && !json_is_object(req->body)) {
+        api_problem(rep, 400, "the body must be a JSON object");
+        return;
+    }
+    if (req->body != NULL && json_object_size(req->body) > 0) {
+        api_problem(rep, 400, "unknown member '%s'",
+                    json_object_iter_key(json_object_iter(req->body)));
+        return;
+    }
+    int r =
+        vd_volmgr_takeover(req->mgr, req->name, fenced, sizeof(fenced), &err);
+    if (r < 0) {
+        api_problem_errno(rep, r, err.msg);
+        return;
+    }
+    list = json_array();
+    for (char *p = fenced, *tok; list != NULL && *p != '\0'; p = tok) {
+        tok = strstr(p, ", ");
+        size_t n = tok != NULL ? (size_t)(tok - p) : strlen(p);
+        json_array_append_new(list, json_stringn(p, n));
+        tok = tok != NULL ? tok + 2 : p + n;
+    }
+    body = json_pack("{s:s, s:o*}", "name", req->name, "fenced", list);
+    api_reply_json(rep, 200, body);
+}

@@ -97,7 +97,11 @@ static int clone_job(struct vd_job *job, void *p, struct vd_error *err)
 
     /* Under ctl: no snapshot or resize rewrites the tables being read. */
     pthread_mutex_lock(&mgr->ctl);
-    ret = vd_image_open(a->src.format, a->src.location, &so, &from, err);
+    /* a remote source is served by its backend's driver, a file by its
+     * format's */
+    ret =
+        vd_image_open(vd_row_is_file(&a->src) ? a->src.format : a->src.backend,
+                      a->src.location, &so, &from, err);
     pthread_mutex_unlock(&mgr->ctl);
     if (ret == 0) {
         ret = vd_volmgr_open_row(mgr, &a->row, false, &to, err);

@@ -177,6 +177,17 @@ void vd_owner_format(uid_t uid, gid_t gid, char *buf, size_t len);
 int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                    struct vd_volume_row *row, struct vd_volume_row *base,
                    struct vd_error *err);
+/* volume_rclone.c */
+/* Plan a linked clone of spec->base when that is a remote volume whose
+ * driver makes the clone (VD_CAP_BASE | VD_CAP_CHEAP_CLONE): fill row
+ * and base and return 0, or -errno with err set; 1 when the base is not
+ * remote (the local rules apply). */
+int vd_volmgr_plan_remote_clone(struct vd_volmgr *mgr,
+                                const struct vd_volume_spec *spec,
+                                struct vd_volume_row *row,
+                                struct vd_volume_row *base,
+                                struct vd_error *err);
+
 /* Volumes that use name as their base, as "a, b" into buf (empty when
  * none); returns how many. */
 /* Whether a volume named name is on the mount. A 'creating' row whose

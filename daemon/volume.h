@@ -288,6 +288,13 @@ int vd_volume_size_check(uint64_t size, const char *field,
 /* The data directory (canonical), fixed for the manager's life. */
 const char *vd_volmgr_data_dir(const struct vd_volmgr *mgr);
 
+/* Take the volume over from a client that holds its image's lock and
+ * does not answer (a dead host): fence it and break its lock
+ * (vd_image_takeover). fenced (len bytes) gets the clients fenced, ""
+ * when none held the lock. -ENOTSUP for backends without such locks. */
+int vd_volmgr_takeover(struct vd_volmgr *mgr, const char *name, char *fenced,
+                       size_t len, struct vd_error *err);
+
 /* Data path (FUSE export). Lookups return a new reference or NULL. */
 struct vd_volume *vd_volmgr_lookup(struct vd_volmgr *mgr, const char *name);
 struct vd_volume *vd_volmgr_lookup_ino(struct vd_volmgr *mgr, uint64_t ino);

@@ -302,6 +302,13 @@ int vd_volmgr_plan(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
                             "'base' and 'import' exclude "
                             "each other");
     }
+    if (spec->base != NULL && spec->backend_type == NULL) {
+        int ret = vd_volmgr_plan_remote_clone(mgr, spec, row, base, err);
+        if (ret <= 0) {
+            return ret;
+        }
+        memset(row, 0, sizeof(*row));
+    }
     if (local) {
         const struct vd_driver *drv = vd_driver_find(format);
         if (spec->backend_uri != NULL) {
@@ -539,7 +546,8 @@ static int freeze_base(struct vd_volmgr *mgr, const char *base,
  * the row 'creating', which holds the name. On failure nothing is left
  * on the server. Sets *img. */
 static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
-                       const struct vd_volume_row *row, struct vd_image **img,
+                       const struct vd_volume_row *row,
+                       const struct vd_volume_row *base, struct vd_image **img,
                        struct vd_error *err)
 {
     int ret;
@@ -548,6 +556,7 @@ static int open_remote(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         struct vd_create_opts o = {
             .size = row->size,
             .cluster_size = spec->cluster_size,
+            .backing_file = base != NULL ? base->location : NULL,
         };
         ret = vd_image_create(row->backend, row->location, &o, err);
         if (ret < 0) {
@@ -591,14 +600,18 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         if ((ret = vd_catalog_volume_insert(mgr->cat, &row, err)) < 0) {
             return ret;
         }
-        if ((ret = open_remote(mgr, spec, &row, &img, err)) < 0) {
+        if ((ret = open_remote(mgr, spec, &row, spec->base ? &base : NULL, &img,
+                               err)) < 0) {
             vd_catalog_volume_delete(mgr->cat, row.name, NULL);
             return ret;
         }
     }
     pthread_mutex_lock(&mgr->ctl);
     if (spec->base != NULL && (ret = freeze_base(mgr, spec->base, err)) < 0) {
-        goto out_unlock;
+        if (file) {
+            goto out_unlock;
+        }
+        goto out_undo; /* a remote clone is made already */
     }
     if (file && (ret = vd_catalog_volume_insert(mgr->cat, &row, err)) < 0) {
         goto out_unlock;
@@ -779,6 +792,11 @@ int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
             vd_volume_unref(remote);
         }
         ret = vd_volmgr_remove_row(mgr, &row, err);
+        if (ret == 0 && row.base[0] != '\0') {
+            pthread_mutex_lock(&mgr->ctl);
+            thaw_base(mgr, row.base);
+            pthread_mutex_unlock(&mgr->ctl);
+        }
         if (ret == 0) {
             vd_info("deleted volume '%s'%s; its image %s was %s", name,
                     force ? " (forced)" : "", row.location,

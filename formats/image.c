@@ -681,6 +681,26 @@ int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out)
     return ret;
 }
 
+int vd_image_takeover(struct vd_image *img, char *fenced, size_t len,
+                      struct vd_error *err)
+{
+    if (len > 0) {
+        fenced[0] = '\0';
+    }
+    if (img->drv->takeover == NULL) {
+        return vd_error_set(err, -ENOTSUP,
+                            "%s images have no lock to take over",
+                            img->drv->name);
+    }
+    if (vd_image_readonly(img)) {
+        return vd_error_set(err, -EROFS,
+                            "a read-only volume takes no lock over");
+    }
+    int ret = img->drv->takeover(img, fenced, len, err);
+    VD_ASSERT(ret <= 0 && ret > -4096);
+    return ret;
+}
+
 const char *vd_image_corruption(struct vd_image *img)
 {
     return img->drv->corruption != NULL ? img->drv->corruption(img) : NULL;

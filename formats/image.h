@@ -129,6 +129,9 @@ int vd_image_check(struct vd_image *img, struct vd_check_result *res);
 /* Live state of a remote backend (vd_driver.backend_state): 0 with *out
  * filled, -ENOTSUP when the driver has nothing to report, or -errno. */
 int vd_image_backend_state(struct vd_image *img, struct vd_backend_state *out);
+/* vd_driver.takeover: -ENOTSUP without it, -EROFS on a read-only image. */
+int vd_image_takeover(struct vd_image *img, char *fenced, size_t len,
+                      struct vd_error *err);
 
 /* Why the image is considered corrupt (vd_driver.corruption), or NULL. */
 const char *vd_image_corruption(struct vd_image *img);

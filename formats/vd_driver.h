@@ -348,6 +348,14 @@ struct vd_driver {
      * from any thread. NULL = nothing to report. */
     int (*backend_state)(struct vd_image *img, struct vd_backend_state *out);
 
+    /* Take the image over from another client that holds its lock and no
+     * longer answers (a host that died holding it): fence that client so
+     * that nothing it still has in flight can ever land (blocklist), then
+     * break its lock, so that this host's writes take it. Writes the
+     * fenced clients ("" if none held it) into fenced (len bytes). Never
+     * called on a read-only image. NULL = answered -ENOTSUP. */
+    int (*takeover)(struct vd_image *img, char *fenced, size_t len,
+                    struct vd_error *err);
     /* Why the driver stopped trusting the image's metadata: a short text
      * that stays valid while the image is open, or NULL while it has
      * found nothing wrong. Once non-NULL it never changes back. Called

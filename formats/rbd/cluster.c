@@ -451,6 +451,9 @@ int vd_rbd_io_errno(struct rbd_state *s, int64_t r)
         }
         return 0;
     }
+    if (r == -ESHUTDOWN) { /* EBLOCKLISTED: fenced by a takeover */
+        atomic_store(&s->fenced, true);
+    }
     if (r == -ETIMEDOUT || r == -ESHUTDOWN) {
         atomic_store(&s->io_timed_out, true);
         return -EIO;

@@ -12,12 +12,14 @@
 #include <rbd/librbd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "image-int.h"
 #include "vd_rbd.h"
 
 struct vd_aio;
+struct vd_create_opts;
 struct vd_error;
 struct vd_image;
 
@@ -56,6 +58,8 @@ struct rbd_state {
     atomic_bool io_timed_out; /* the last I/O failed for want of
                                  an OSD; cleared by a success */
     atomic_bool up;           /* io and image are open (note 6) */
+    atomic_bool fenced;       /* the cluster blocklisted this client (a
+                                 takeover by another host): for good */
     /* The connector of a lazy open (note 6). */
     bool connector_started;
     pthread_t connector;
@@ -70,6 +74,15 @@ static inline bool vd_rbd_up(struct rbd_state *s)
 {
     return atomic_load_explicit(&s->up, memory_order_acquire);
 }
+
+/* New images: cheap clones (layering), one writer at a time
+ * (exclusive-lock, which object-map and fast-diff need), fast holes and
+ * diffs (object-map, fast-diff), clones that can drop their parent with
+ * its snapshots (deep-flatten). */
+#define VD_RBD_CREATE_FEATURES                                                 \
+    (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |                       \
+     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |                          \
+     RBD_FEATURE_DEEP_FLATTEN)
 
 /* cluster.c */
 
@@ -92,6 +105,37 @@ int vd_rbd_locate(const struct vd_locate_req *req, char *buf, size_t len,
 /* errno for an I/O result from librbd: timeouts and a fenced client
  * become -EIO, as a block device reports them. */
 int vd_rbd_io_errno(struct rbd_state *s, int64_t r);
+
+/* clone.c: linked clones (layering). */
+
+/* The parent a clone reads through, as rbd_get_parent names it. */
+struct vd_rbd_parent {
+    bool valid; /* the image is a clone (in the default namespace) */
+    char pool[VD_RBD_POOL_MAX];
+    char image[VD_RBD_IMAGE_MAX];
+    char snap[VD_RBD_IMAGE_MAX + 16];
+};
+
+/* Make the image at loc a clone of opts->backing_file (an RBD location
+ * in the same cluster and pool): snapshot and protect the base, then
+ * rbd_clone3. Nothing is left behind on failure. */
+int vd_rbd_clone_create(const struct vd_rbd_location *loc,
+                        const struct vd_create_opts *opts,
+                        struct vd_error *err);
+/* The parent of image, or out->valid false when it has none. */
+int vd_rbd_clone_parent(rbd_image_t image, struct vd_rbd_parent *out);
+/* The clone (at loc) of parent is gone: unprotect and remove the
+ * snapshot made for it. Best effort: a base removed later unprotects
+ * what is left. */
+void vd_rbd_clone_release(const struct vd_rbd_location *loc,
+                          const struct vd_rbd_parent *parent);
+/* Unprotect snap of image if it is one made for a clone (0), -EBUSY
+ * while a clone still uses it. */
+int vd_rbd_clone_unprotect(rbd_image_t image, const char *snap);
+
+/* fence.c: vd_driver.takeover. */
+int vd_rbd_takeover(struct vd_image *img, char *fenced, size_t len,
+                    struct vd_error *err);
 
 /* aio.c: the data path (vd_driver members). */
 int vd_rbd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);

@@ -21,15 +21,6 @@
 #define MAX_ORDER 25
 #define RETRY_S 2 /* a lazy open retries its cluster this often */
 
-/* New images: cheap clones (layering), one writer at a time
- * (exclusive-lock, which object-map and fast-diff need), fast holes and
- * diffs (object-map, fast-diff), clones that can drop their parent with
- * its snapshots (deep-flatten). */
-#define CREATE_FEATURES                                                        \
-    (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |                       \
-     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |                          \
-     RBD_FEATURE_DEEP_FLATTEN)
-
 static int order_of(uint32_t cluster_size)
 {
     if (cluster_size == 0) {
@@ -57,7 +48,7 @@ static int rbd_drv_create(const char *location,
         return ret;
     }
     if (opts->backing_file != NULL) {
-        return vd_error_set(err, -ENOTSUP, "RBD images take no backing file");
+        return vd_rbd_clone_create(&loc, opts, err);
     }
     if (opts->prealloc != VD_PREALLOC_OFF) {
         return vd_error_set(err, -ENOTSUP,
@@ -79,7 +70,7 @@ static int rbd_drv_create(const char *location,
     rbd_image_options_create(&io_opts);
     rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_FORMAT, 2);
     rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_FEATURES,
-                                 CREATE_FEATURES);
+                                 VD_RBD_CREATE_FEATURES);
     rbd_image_options_set_uint64(io_opts, RBD_IMAGE_OPTION_ORDER,
                                  (uint64_t)order);
     ret = rbd_create4(io, loc.image, opts->size, io_opts);
@@ -138,6 +129,7 @@ static int rbd_drv_remove(const char *location, struct vd_error *err)
     rados_ioctx_t io = NULL;
     rbd_image_t image = NULL;
     rbd_snap_info_t snaps[64];
+    struct vd_rbd_parent parent;
     int ret, n, max;
 
     ret = vd_rbd_location_parse(location, &loc, err);
@@ -169,7 +161,10 @@ static int rbd_drv_remove(const char *location, struct vd_error *err)
             break;
         }
         for (int i = 0; i < n && ret == 0; i++) {
-            ret = rbd_snap_remove(image, snaps[i].name);
+            ret = vd_rbd_clone_unprotect(image, snaps[i].name);
+            if (ret == 0) {
+                ret = rbd_snap_remove(image, snaps[i].name);
+            }
             if (ret < 0) {
                 vd_error_set(err, ret,
                              "cannot remove snapshot '%s' of RBD "
@@ -180,9 +175,15 @@ static int rbd_drv_remove(const char *location, struct vd_error *err)
         }
         rbd_snap_list_end(snaps);
     } while (ret == 0 && n > 0);
+    if (ret == 0) {
+        ret = vd_rbd_clone_parent(image, &parent);
+    }
     rbd_close(image);
     rados_ioctx_destroy(io);
-    return ret < 0 ? ret : vd_rbd_image_remove(location, err);
+    if (ret == 0 && (ret = vd_rbd_image_remove(location, err)) == 0) {
+        vd_rbd_clone_release(&loc, &parent);
+    }
+    return ret;
 }
 
 static int rbd_drv_location_parts(const char *location,
@@ -672,6 +673,12 @@ static int rbd_drv_backend_state(struct vd_image *img,
     out->connections = 1; /* the cluster's shared handle */
     out->connected = up ? 1 : 0;
     out->timeout_ms = op_timeout_ms(s);
+    if (atomic_load(&s->fenced)) {
+        snprintf(out->last_error, sizeof(out->last_error),
+                 "fenced: the cluster blocklisted this client (another "
+                 "host took the image over); its I/O fails until the "
+                 "daemon is restarted");
+    }
     return 0;
 }
 
@@ -681,7 +688,8 @@ const struct vd_driver vd_driver_rbd = {
     .parallel = true, /* librbd serialises what it must itself */
     .is_file = false,
     .caps = VD_CAP_CREATE | VD_CAP_GROW | VD_CAP_SNAPSHOTS |
-            VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES,
+            VD_CAP_SNAPSHOT_VIEWS | VD_CAP_CHANGES | VD_CAP_BASE |
+            VD_CAP_CHEAP_CLONE,
     .locate = vd_rbd_locate,
     .location_parts = rbd_drv_location_parts,
     .remove = rbd_drv_remove,
@@ -704,4 +712,5 @@ const struct vd_driver vd_driver_rbd = {
     .snapshot_revert = rbd_drv_snapshot_revert,
     .snapshot_changes = rbd_drv_snapshot_changes,
     .backend_state = rbd_drv_backend_state,
+    .takeover = vd_rbd_takeover,
 };

@@ -22,7 +22,9 @@ static void check_driver(const struct vd_driver *d)
     CHECK(!(caps & VD_CAP_SNAPSHOTS) || snaps);
     CHECK(!(caps & VD_CAP_SNAPSHOT_VIEWS) || d->snapshot_list != NULL);
     CHECK(!(caps & VD_CAP_CHANGES) || d->snapshot_changes != NULL);
-    CHECK(!(caps & (VD_CAP_BASE | VD_CAP_CHEAP_CLONE)) || d->is_file);
+    /* a remote clone lives beside its base: located by its parts */
+    CHECK(!(caps & (VD_CAP_BASE | VD_CAP_CHEAP_CLONE)) || d->is_file ||
+          (d->locate != NULL && d->location_parts != NULL));
     CHECK(!(caps & VD_CAP_CHEAP_CLONE) || (caps & VD_CAP_CREATE));
     /* present => declared: a member nobody may reach is a mistake */
     CHECK(d->create == NULL || (caps & VD_CAP_CREATE));
