@@ -21,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
     pkgs="$pkgs ceph-mon ceph-osd ceph-common uuid-runtime"
     # systemd_unit.sh: systemd-analyze verify
     pkgs="$pkgs systemd"
+    # libvirt.sh: libvirtd (run by the test in its own mount namespace) and virsh
+    pkgs="$pkgs libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it calls apt-get)" >&2
