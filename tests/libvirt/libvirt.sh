@@ -4,7 +4,8 @@
 #
 # No systemd runs these machines, and the host's /etc/libvirt, /run and
 # /var/{lib,log,cache}/libvirt must stay untouched, so libvirtd runs in its
-# own mount namespace with those directories bind-mounted from $T/lv. Its
+# own mount namespace with those directories bind-mounted from $T/lv (and
+# /dev/kvm hidden: domains are type='qemu', TCG). Its
 # mounts die with it; the vdiskd mount made before it starts is seen
 # inside. The QEMU driver's settings that differ from Debian's are only
 # about this environment (no cgroups, no per-domain /dev, no virtlogd, no
@@ -16,6 +17,9 @@
 #   readme_xml NAME              the README's ```xml block marked <!-- xml:NAME -->
 #   libvirt_domain_xml NAME DISK MODE SEED BYTE   the README's domain for the test guest
 #   libvirt_wait_shutoff NAME SECONDS
+#
+# VD_LIBVIRT_LOG_LEVEL and VD_LIBVIRT_LOG_FILTERS set libvirtd's log (to
+# $T/lv/libvirtd.log), e.g. 1 and "1:qemu.qemu_capabilities".
 
 skip() {
     echo "SKIP: $*"
@@ -42,13 +46,16 @@ libvirt_start() {
         mkdir -p "$LV/$d"
     done
     chmod 0755 "$LV" "$LV"/*
+    : >"$LV/nokvm"
+    chmod 0 "$LV/nokvm"
     # The QEMU user must reach the volume files below $T (mktemp's 0700).
     chmod 0711 "$T"
     cat >"$LV/etc/libvirtd.conf" <<EOF
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 unix_sock_rw_perms = "0700"
-log_outputs = "3:file:$LV/libvirtd.log"
+log_outputs = "${VD_LIBVIRT_LOG_LEVEL:-3}:file:$LV/libvirtd.log"
+log_filters = "${VD_LIBVIRT_LOG_FILTERS:-}"
 EOF
     cat >"$LV/etc/qemu.conf" <<EOF
 stdio_handler = "file"
@@ -64,6 +71,13 @@ EOF
         mount --bind "$lv/lib" /var/lib/libvirt
         mount --bind "$lv/log" /var/log/libvirt
         mount --bind "$lv/cache" /var/cache/libvirt
+        # KVM does not work on these machines: a /dev/kvm nobody may open
+        # makes libvirt probe QEMU once without it, where a root-only one
+        # has it probe again at every domain start (KVM seen while probing,
+        # not usable by the QEMU user).
+        if [ -e /dev/kvm ]; then
+            mount --bind "$lv/nokvm" /dev/kvm
+        fi
         exec libvirtd --config /etc/libvirt/libvirtd.conf --pid-file /run/libvirtd.pid
     ' libvirt-ns "$LV" >"$LV/libvirtd.out" 2>&1 &
     LV_PID=$!
