@@ -18,6 +18,7 @@ start_daemon
 libvirt_start
 libvirt_guest_files
 QUID=$(id -u libvirt-qemu)
+QGID=$(getent group libvirt-qemu | cut -d: -f3)
 
 api POST /volumes "{\"name\":\"vm1\",\"size\":$SIZE}"
 expect_status 201
@@ -32,8 +33,8 @@ vol_field() {   # NAME FIELD
 
 # boot NAME MODE SEED BYTE: start the README's domain on volume NAME and
 # wait for the guest to power off; while it runs, the volume belongs to
-# the QEMU user (dynamic ownership through the mount), and afterwards to
-# root again (libvirt gives it back).
+# the QEMU user and group (dynamic ownership through the mount), and
+# afterwards to root again (libvirt gives it back).
 _boot_n=0
 boot() {
     local name=$1 mode=$2 seed=$3 byte=$4 t0 t1 uid
@@ -43,7 +44,7 @@ boot() {
     libvirt_guard_domain "$name"
     t0=$(date +%s.%N)
     vsh create "$xml" >/dev/null
-    uid=$(vol_field "$name" uid)
+    uid=$(vol_field "$name" uid):$(json_get gid)
     libvirt_wait_shutoff "$name" 240 ||
         fail "domain $name ($mode) still running after 240 s: $(tail -n 20 "$LV/guest/$name.serial")"
     t1=$(date +%s.%N)
@@ -52,8 +53,8 @@ boot() {
     awk -v n="$_boot_n" -v m="$mode" -v a="$t0" -v b="$t1" \
         'BEGIN { printf "libvirt: boot %d (%s) took %.1f s\n", n, m, b - a }'
     guest_check_log "$log" "libvirt, $mode" "$seed" 0
-    [ "$uid" = "$QUID" ] ||
-        fail "libvirt did not give volume $name to libvirt-qemu (uid $uid while running)"
+    [ "$uid" = "$QUID:$QGID" ] ||
+        fail "libvirt did not give volume $name to libvirt-qemu:libvirt-qemu ($uid while running)"
     uid=$(vol_field "$name" uid)
     [ "$uid" = 0 ] || fail "after the domain stopped, $name belongs to uid $uid, not root"
 }
