@@ -131,4 +131,6 @@ done
 [ "$(vol_field vm1 uid)" = 0 ] || fail "after virsh destroy vm1 belongs to uid $(json_get uid)"
 qio_ro "$VD_MNT/vm1" "read -P $BYTE 32M 1M" >"$T/qio.out" 2>&1 ||
     fail "vm1 after virsh destroy: $(cat "$T/qio.out")"
+# The daemon stops cleanly after all that (flush, unmount, exit 0).
+stop_daemon
 echo "libvirt: ok ($FMT)"

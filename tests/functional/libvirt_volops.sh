@@ -83,4 +83,6 @@ expect_status 404
 vsh pool-refresh vdiskd >/dev/null
 vsh vol-list vdiskd >"$T/vols"
 [ ! -s "$T/vols" ] || fail "pool still lists volumes after vol-delete: $(cat "$T/vols")"
+# The daemon stops cleanly after all that (flush, unmount, exit 0).
+stop_daemon
 echo "libvirt_volops: ok"
