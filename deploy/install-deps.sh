@@ -24,6 +24,8 @@ if [ "${1:-}" = "--test" ]; then
     # metrics_promtool.sh: promtool check metrics (Debian ships it with the
     # server; the package's service is not needed and need not run)
     pkgs="$pkgs prometheus"
+    # libvirt.sh: libvirtd (run by the test in its own mount namespace) and virsh
+    pkgs="$pkgs libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it calls apt-get)" >&2

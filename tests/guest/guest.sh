@@ -7,6 +7,7 @@
 #   guest_setup                       build or find the cached kernel + initramfs
 #   guest_expect SEED BYTE SIZE       the disk the guest leaves: $T/expect.raw
 #   guest_fs_expect SEED              the file manifest the guest's ext2 holds
+#   guest_check_log LOG WHAT SEED FS  a boot's console shows the expected results
 #   guest_boot DISK FORM MODE SEED BYTE [FSDISK]
 #                                     boot on DISK (a volume file) with the
 #                                     -drive or -blockdev form, mode write|verify;
@@ -64,7 +65,7 @@ guest_fs_expect() {
 # host expects (call guest_expect first with the same seed and byte).
 _guest_n=0
 guest_boot() {
-    local file=$1 form=$2 mode=$3 seed=$4 byte=$5 fsfile=${6:-} disk=() rc=0 t0 t1 off want
+    local file=$1 form=$2 mode=$3 seed=$4 byte=$5 fsfile=${6:-} disk=() rc=0 t0 t1
     local log=$T/guest-$((++_guest_n))-$form-$mode.log f n=0 fs=0
     for f in "$file" $fsfile; do
         case $form in
@@ -94,16 +95,24 @@ guest_boot() {
         tail -n 30 "$log" >&2
         fail "qemu ($form, $mode) exited with $rc (124: timed out)"
     fi
+    guest_check_log "$log" "$form, $mode" "$seed" "$fs"
+}
+
+# guest_check_log LOG WHAT SEED FS: the serial console LOG (no CRs) shows a
+# PASS verdict and the region checksums guest_expect computed (and, with
+# FS=1, the file manifest); WHAT names the boot in messages.
+guest_check_log() {
+    local log=$1 what=$2 seed=$3 fs=$4 off want
     grep -qx "VDGUEST: VERDICT PASS seed=$seed" "$log" ||
-        fail "guest ($form, $mode) did not report PASS for seed $seed: $(tail -n 20 "$log")"
+        fail "guest ($what) did not report PASS for seed $seed: $(tail -n 20 "$log")"
     for off in 0 $((8 * _MIB)) $((32 * _MIB)) $((GUEST_SIZE - _MIB)); do
         want=$GUEST_TEXT_SHA
         [ "$off" -eq $((32 * _MIB)) ] && want=$GUEST_BYTE_SHA
         grep -qx "VDGUEST: region $off sha256 $want" "$log" ||
-            fail "guest ($form, $mode) read something else than the pattern at $off"
+            fail "guest ($what) read something else than the pattern at $off"
     done
-    if [ -n "$fsfile" ]; then
+    if [ "$fs" = 1 ]; then
         grep -qx "VDGUEST: fs manifest $GUEST_FS_MANIFEST" "$log" ||
-            fail "guest ($form, $mode) found other files on its ext2 than it wrote"
+            fail "guest ($what) found other files on its ext2 than it wrote"
     fi
 }
