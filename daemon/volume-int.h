@@ -188,14 +188,26 @@ int vd_volmgr_plan_remote_clone(struct vd_volmgr *mgr,
                                 struct vd_volume_row *base,
                                 struct vd_error *err);
 
-/* Volumes that use name as their base, as "a, b" into buf (empty when
- * none); returns how many. */
 /* Whether a volume named name is on the mount. A 'creating' row whose
  * volume is, is an empty volume created through the mount (no size yet);
  * any other 'creating' row is a create in progress. */
 bool vd_volmgr_served(struct vd_volmgr *mgr, const char *name);
+
+/* volume_view.c */
+/* The API's view of a volume: row, and vol's live state when served (vol
+ * may be NULL). */
+void vd_volmgr_fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
+                         const struct vd_volume_row *row,
+                         struct vd_volume_info *out);
+
+/* volume_change.c */
+/* Volumes that use name as their base, as "a, b" into buf (empty when
+ * none); returns how many. */
 int vd_volmgr_clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
                         size_t cap);
+/* The last clone of base is gone: serve it writable again (a no-op while
+ * it has clones, or for "" ). Under mgr->ctl. */
+void vd_volmgr_thaw_base(struct vd_volmgr *mgr, const char *base);
 
 /* volume_import.c */
 /* What an import may take: real (a realpath inside an import dir) must

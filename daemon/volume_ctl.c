@@ -1,6 +1,7 @@
-/* volume_ctl.c — the volume manager's control operations: create (new,
- * linked clone, import), delete, resize, and the views the API shows.
- * Crash ordering is described in volume.c's DESIGN NOTES. */
+/* volume_ctl.c — the volume manager's create: new volumes, linked clones,
+ * imports and remote attaches, planned and then made. Delete and resize
+ * are volume_change.c's, the views the API shows volume_view.c's. Crash
+ * ordering is described in volume.c's DESIGN NOTES. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,109 +17,6 @@
 #include "log.h"
 #include "vd_error.h"
 #include "volume-int.h"
-
-static void fill_info(struct vd_volmgr *mgr, struct vd_volume *vol,
-                      const struct vd_volume_row *row,
-                      struct vd_volume_info *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->row = *row;
-    snprintf(out->path, sizeof(out->path), "%s/%s", mgr->mount_dir, row->name);
-    out->local = vd_row_is_file(row);
-    out->allocated = -1;
-    vd_volmgr_owner_defaults(mgr, &out->row);
-    vd_owner_format((uid_t)out->row.uid, (gid_t)out->row.gid, out->owner,
-                    sizeof(out->owner));
-    vd_volmgr_qos_fill(mgr, vol, out);
-    out->have_parts =
-        !out->local &&
-        vd_image_location_parts(row->backend, row->location, &out->parts) == 0;
-    if (vol == NULL) {
-        return;
-    }
-    out->row.size = vd_volume_size(vol);
-    out->open_count = vd_volume_open_count(vol);
-    out->passthrough = vd_volume_passthrough(vol);
-    /* Through the gate: a reopen (linked clone base) or delete must not
-     * close the image while it is read here. */
-    if (vd_volume_gate_enter(vol) == 0) {
-        struct vd_image_stats s;
-        int64_t a = vd_image_allocated(vol->img);
-        out->allocated = a >= 0 ? a : -1;
-        vd_image_stats(vol->img, &s);
-        out->reads = s.reads;
-        out->writes = s.writes;
-        out->bytes_read = s.bytes_read;
-        out->bytes_written = s.bytes_written;
-        out->errors = s.errors;
-        out->async = s.async;
-        out->have_backend_state =
-            vd_image_backend_state(vol->img, &out->backend_state) == 0;
-        vd_volume_note_corruption(vol);
-        vd_volume_gate_leave(vol);
-    }
-    vd_iostats_read(&vol->io, &out->io);
-    out->inflight = atomic_load(&vol->inflight); /* this call has left */
-    const char *why = vd_volume_corrupt_reason(vol);
-    if (why != NULL && out->row.state == VD_STATE_READY) {
-        out->row.state =
-            vd_volume_image_lost(vol) ? VD_STATE_MISSING : VD_STATE_CORRUPT;
-        snprintf(out->state_reason, sizeof(out->state_reason), "%s", why);
-    }
-}
-
-int vd_volmgr_get(struct vd_volmgr *mgr, const char *name,
-                  struct vd_volume_info *out, struct vd_error *err)
-{
-    struct vd_volume_row row;
-    int ret;
-    if (!vd_volume_name_valid(name)) {
-        return vd_error_set(err, -ENOENT, "no volume named '%s'", name);
-    }
-    ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
-    if (ret < 0) {
-        return ret;
-    }
-    if (row.state == VD_STATE_CREATING && !vd_volmgr_served(mgr, name)) {
-        return vd_error_set(err, -ENOENT,
-                            "volume '%s' is still being "
-                            "created",
-                            name);
-    }
-    struct vd_volume *vol = vd_volmgr_lookup(mgr, name);
-    fill_info(mgr, vol, &row, out);
-    vd_volume_unref(vol);
-    return 0;
-}
-
-int vd_volmgr_list(struct vd_volmgr *mgr, struct vd_volume_info **out,
-                   struct vd_error *err)
-{
-    struct vd_volume_row *rows = NULL;
-    int n = vd_catalog_volume_list(mgr->cat, &rows, err);
-    *out = NULL;
-    if (n < 0) {
-        return n;
-    }
-    struct vd_volume_info *v = calloc(n > 0 ? (size_t)n : 1, sizeof(*v));
-    if (v == NULL) {
-        free(rows);
-        return vd_error_set(err, -ENOMEM, "out of memory");
-    }
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        if (rows[i].state == VD_STATE_CREATING &&
-            !vd_volmgr_served(mgr, rows[i].name)) {
-            continue; /* appears once made (a clone job may be running) */
-        }
-        struct vd_volume *vol = vd_volmgr_lookup(mgr, rows[i].name);
-        fill_info(mgr, vol, &rows[i], &v[k++]);
-        vd_volume_unref(vol);
-    }
-    free(rows);
-    *out = v;
-    return k;
-}
 
 /* Resolve path and require it to lie inside one of dirs. Sets *real
  * (caller frees). */
@@ -502,19 +400,6 @@ static int make_image(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
     return vd_image_create(row->format, row->location, &o, err);
 }
 
-/* The last clone of base is gone: serve it writable again. */
-static void thaw_base(struct vd_volmgr *mgr, const char *base)
-{
-    if (base[0] == '\0' || vd_volmgr_has_clones(mgr, base)) {
-        return;
-    }
-    struct vd_volume *vol = vd_volmgr_lookup(mgr, base);
-    if (vol != NULL && atomic_load(&vol->served)) {
-        vd_volume_reopen(mgr, vol, false, NULL);
-    }
-    vd_volume_unref(vol);
-}
-
 /* A base must not change under its clones: refuse while a client has it
  * open, then serve it read-only from now on. */
 static int freeze_base(struct vd_volmgr *mgr, const char *base,
@@ -649,7 +534,7 @@ int vd_volmgr_create(struct vd_volmgr *mgr, const struct vd_volume_spec *spec,
         ret = vd_error_set(err, -ENOMEM, "out of memory");
         goto out_undo;
     }
-    fill_info(mgr, vol, &row, out);
+    vd_volmgr_fill_info(mgr, vol, &row, out);
     vd_info("created volume '%s' (%s, %llu bytes, %s)", row.name, row.format,
             (unsigned long long)row.size, row.location);
     pthread_mutex_unlock(&mgr->ctl);
@@ -669,225 +554,9 @@ out_undo:
 out_unlock:
     vd_image_close(img); /* a remote image, opened before ctl */
     if (spec->base != NULL) {
-        thaw_base(mgr, spec->base); /* no-op while it has other clones */
+        vd_volmgr_thaw_base(mgr,
+                            spec->base); /* no-op while it has other clones */
     }
-    pthread_mutex_unlock(&mgr->ctl);
-    return ret;
-}
-
-/* Volumes that use name as their base, as "a, b" (empty when none). */
-int vd_volmgr_clones_of(struct vd_volmgr *mgr, const char *name, char *buf,
-                        size_t cap)
-{
-    struct vd_volume_row *rows = NULL;
-    int n = vd_catalog_volume_list(mgr->cat, &rows, NULL);
-    int count = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (strcmp(rows[i].base, name) == 0) {
-            size_t len = strlen(buf);
-            snprintf(buf + len, cap - len, "%s%s", count ? ", " : "",
-                     rows[i].name);
-            count++;
-        }
-    }
-    free(rows);
-    return count;
-}
-
-int vd_volmgr_delete(struct vd_volmgr *mgr, const char *name, bool force,
-                     struct vd_error *err)
-{
-    return vd_volmgr_delete_image(mgr, name, force, false, NULL, err);
-}
-
-int vd_volmgr_delete_image(struct vd_volmgr *mgr, const char *name, bool force,
-                           bool purge, bool *image_removed,
-                           struct vd_error *err)
-{
-    struct vd_volume_row row;
-    struct vd_volume *vol = NULL, *remote = NULL;
-    char clones[512];
-    bool file;
-    int ret;
-
-    if (!vd_volume_name_valid(name)) {
-        return vd_error_set(err, -ENOENT, "no volume named '%s'", name);
-    }
-    pthread_mutex_lock(&mgr->ctl);
-    ret = vd_catalog_volume_get(mgr->cat, name, &row, err);
-    if (ret < 0) {
-        goto out;
-    }
-    if (row.state == VD_STATE_CREATING && !vd_volmgr_served(mgr, name)) {
-        /* Its maker (a create call or a clone job) owns the row and file
-         * until it turns them 'ready' or removes them; deleting under it
-         * would leave the maker publishing a ghost. (An empty volume made
-         * on the mount is served while 'creating': it may go.) */
-        ret = vd_error_set(err, -EBUSY,
-                           "volume '%s' is still being created; delete it "
-                           "once it is ready (a full clone's progress is "
-                           "at GET /jobs)",
-                           name);
-        goto out;
-    }
-    file = vd_row_is_file(&row);
-    if (!file && purge) {
-        row.owns_image = true; /* remove it with the row */
-    }
-    if (!file && row.owns_image && vd_driver_find(row.backend) != NULL &&
-        vd_driver_find(row.backend)->remove == NULL) {
-        ret = vd_error_set(err, -ENOTSUP,
-                           "a %s volume's image cannot be "
-                           "removed through vdiskd; delete without "
-                           "'purge' to detach it",
-                           row.backend);
-        goto out;
-    }
-    if (vd_volmgr_clones_of(mgr, name, clones, sizeof(clones)) > 0) {
-        ret = vd_error_set(err, -EBUSY, "volume '%s' is the base of: %s", name,
-                           clones);
-        goto out;
-    }
-    if (vd_volmgr_snapview_busy(mgr, name, NULL)) {
-        ret = vd_error_set(err, -EBUSY,
-                           "snapshots of volume '%s' are open "
-                           "through %s/.snapshots; close them first",
-                           name, mgr->mount_dir);
-        goto out;
-    }
-    vol = vd_volmgr_lookup(mgr, name);
-    if (vol != NULL) {
-        ret = vd_volume_retire(vol, force);
-        if (ret < 0) {
-            vd_error_set(err, ret,
-                         "volume '%s' is open by %d client(s); "
-                         "close it first or delete with force",
-                         name, vd_volume_open_count(vol));
-            vd_volume_unref(vol);
-            goto out;
-        }
-        vd_volume_unref(vd_volmgr_unpublish(mgr, name));
-        if (file) {
-            vd_volume_shut(vol); /* before its image file goes */
-            vd_volume_unref(vol);
-        } else {
-            remote = vol; /* closed below, outside ctl */
-        }
-    }
-    if (!file) {
-        /* Closing flushes to the server, and a server that hangs holds
-         * that for its whole timeout: no other control call waits for it.
-         * The volume is unpublished and its row 'deleting', so nothing
-         * finds it; a remote image is removed only once it is closed. */
-        if (row.state != VD_STATE_DELETING &&
-            (ret = vd_catalog_volume_set_state(mgr->cat, name,
-                                               VD_STATE_DELETING, err)) < 0) {
-            goto out;
-        }
-        row.state = VD_STATE_DELETING;
-        pthread_mutex_unlock(&mgr->ctl);
-        if (remote != NULL) {
-            vd_volume_shut(remote);
-            vd_volume_unref(remote);
-        }
-        ret = vd_volmgr_remove_row(mgr, &row, err);
-        if (ret == 0 && row.base[0] != '\0') {
-            pthread_mutex_lock(&mgr->ctl);
-            thaw_base(mgr, row.base);
-            pthread_mutex_unlock(&mgr->ctl);
-        }
-        if (ret == 0) {
-            vd_info("deleted volume '%s'%s; its image %s was %s", name,
-                    force ? " (forced)" : "", row.location,
-                    row.owns_image ? "removed" : "detached, not removed");
-            if (image_removed != NULL) {
-                *image_removed = row.owns_image;
-            }
-        }
-        return ret;
-    }
-    ret = vd_volmgr_remove_row(mgr, &row, err);
-    if (ret == 0) {
-        vd_info("deleted volume '%s'%s", name, force ? " (forced)" : "");
-        thaw_base(mgr, row.base);
-        if (image_removed != NULL) {
-            *image_removed = true;
-        }
-    }
-out:
-    pthread_mutex_unlock(&mgr->ctl);
-    return ret;
-}
-
-int vd_volmgr_resize(struct vd_volmgr *mgr, const char *name, uint64_t size,
-                     struct vd_error *err)
-{
-    struct vd_volume *vol;
-    int ret;
-
-    if (vd_volume_size_check(size, "size", err) < 0) {
-        return -EINVAL;
-    }
-    pthread_mutex_lock(&mgr->ctl);
-    vol = vd_volmgr_lookup(mgr, name);
-    if (vol == NULL || !atomic_load(&vol->served)) {
-        ret = vd_error_set(err, -ENOENT, "no served volume named '%s'", name);
-        goto out;
-    }
-    uint64_t cur = vd_volume_size(vol);
-    if (size < cur) {
-        ret = vd_error_set(err, -EINVAL,
-                           "volume '%s' is %llu bytes; "
-                           "shrinking is not supported",
-                           name, (unsigned long long)cur);
-        goto out;
-    }
-    ret = 0;
-    if (size == cur) {
-        goto out;
-    }
-    if ((ret = vd_volmgr_refuse_base(mgr, name, "resizing it", err)) < 0) {
-        goto out;
-    }
-    if (!(atomic_load(&vol->caps) & VD_CAP_GROW)) {
-        /* vol->img is stable under ctl */
-        ret = vd_error_set(err, -ENOTSUP,
-                           "volume '%s' cannot grow: driver "
-                           "'%s' cannot resize",
-                           name, vd_image_format(vol->img));
-        goto out;
-    }
-    vd_volume_gate_close(vol);
-    ret = vd_image_truncate(vol->img, size, err);
-    if (ret == 0) {
-        ret = vd_image_flush(vol->img);
-    }
-    if (ret == 0) {
-        atomic_store(&vol->size, vd_image_length(vol->img));
-    }
-    vd_volume_gate_open(vol);
-    if (ret == 0) {
-        ret = vd_catalog_volume_set_size(mgr->cat, name, size, err);
-    }
-    if (ret == 0 && vol->row.state == VD_STATE_CREATING) {
-        /* an empty volume made on the mount is complete now */
-        ret = vd_catalog_volume_set_state(mgr->cat, name, VD_STATE_READY, err);
-        if (ret == 0) {
-            pthread_mutex_lock(&mgr->lock);
-            vol->row.state = VD_STATE_READY;
-            pthread_mutex_unlock(&mgr->lock);
-        }
-    }
-    if (ret == 0) {
-        vd_info("resized volume '%s' to %llu bytes", name,
-                (unsigned long long)size);
-        if (mgr->notify != NULL) {
-            mgr->notify(mgr->notify_arg, VD_VOLUME_RESIZED, vol->ino, name);
-        }
-    }
-out:
-    vd_volume_unref(vol);
     pthread_mutex_unlock(&mgr->ctl);
     return ret;
 }
