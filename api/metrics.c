@@ -60,21 +60,6 @@ static uint64_t metric_value(const struct vd_volume_info *vi, size_t m)
     }
 }
 
-/* A label value with \ " and newline escaped, as the format requires. */
-static void put_label(FILE *f, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s == '\\' || *s == '"') {
-            fputc('\\', f);
-            fputc(*s, f);
-        } else if (*s == '\n') {
-            fputs("\\n", f);
-        } else {
-            fputc(*s, f);
-        }
-    }
-}
-
 void api_metrics_get(const struct api_request *req, struct api_reply *rep)
 {
     struct vd_error err = {0};
@@ -108,7 +93,7 @@ void api_metrics_get(const struct api_request *req, struct api_reply *rep)
                 per_volume[m].kind == COUNTER ? "counter" : "gauge");
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s{volume=\"", per_volume[m].name);
-            put_label(f, vols[i].row.name);
+            api_metrics_label(f, vols[i].row.name);
             fprintf(f, "\"} %" PRIu64 "\n", metric_value(&vols[i], m));
         }
     }

@@ -164,6 +164,10 @@ typedef int (*vd_fuse_status_fn)(void *obj, uint64_t off, uint64_t len,
  * -ENXIO (no data after off, or off outside the file), -EINVAL, -errno. */
 int vd_fuse_seek(vd_fuse_status_fn status, void *obj, uint64_t size, off_t off,
                  int whence, off_t *out);
+/* Answer an lseek request with vd_fuse_seek over obj (status, size): the
+ * reply, or the error. */
+void vd_fuse_reply_seek(fuse_req_t req, vd_fuse_status_fn status, void *obj,
+                        uint64_t size, off_t off, int whence);
 void vd_fuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                    struct fuse_file_info *fi);
 /* fuse_aio.c: the asynchronous data path (DESIGN NOTES there) */

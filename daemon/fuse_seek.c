@@ -54,11 +54,10 @@ static int volume_status(void *vol, uint64_t off, uint64_t len, uint64_t *pnum)
     return vd_volume_block_status(vol, off, len, pnum);
 }
 
-void vd_fuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-                   struct fuse_file_info *fi)
+void vd_fuse_reply_seek(fuse_req_t req, vd_fuse_status_fn status, void *obj,
+                        uint64_t size, off_t off, int whence)
 {
     struct vd_fuse_export *fx = req_fx(req);
-    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
     off_t res = 0;
     int ret;
 
@@ -66,12 +65,20 @@ void vd_fuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_err(req, EIO);
         return;
     }
-    ret = vd_fuse_seek(volume_status, h->vol, vd_volume_size(h->vol), off,
-                       whence, &res);
+    ret = vd_fuse_seek(status, obj, size, off, whence, &res);
     fx_leave(fx);
     if (ret < 0) {
         fuse_reply_err(req, -ret);
     } else {
         fuse_reply_lseek(req, res);
     }
+}
+
+void vd_fuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                   struct fuse_file_info *fi)
+{
+    struct vd_fuse_handle *h = (struct vd_fuse_handle *)(uintptr_t)fi->fh;
+    (void)ino;
+    vd_fuse_reply_seek(req, volume_status, h->vol, vd_volume_size(h->vol), off,
+                       whence);
 }

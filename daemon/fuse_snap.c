@@ -702,21 +702,7 @@ static int view_status(void *view, uint64_t off, uint64_t len, uint64_t *pnum)
 void vd_fuse_snap_lseek(fuse_req_t req, off_t off, int whence,
                         struct fuse_file_info *fi)
 {
-    struct vd_fuse_export *fx = req_fx(req);
     struct snap_handle *h = (struct snap_handle *)(uintptr_t)fi->fh;
-    off_t res = 0;
-    int ret;
-
-    if (!fx_enter(fx)) {
-        fuse_reply_err(req, EIO);
-        return;
-    }
-    ret = vd_fuse_seek(view_status, h->view, vd_snapview_size(h->view), off,
-                       whence, &res);
-    fx_leave(fx);
-    if (ret < 0) {
-        fuse_reply_err(req, -ret);
-    } else {
-        fuse_reply_lseek(req, res);
-    }
+    vd_fuse_reply_seek(req, view_status, h->view, vd_snapview_size(h->view),
+                       off, whence);
 }

@@ -12,7 +12,9 @@
 command -v promtool >/dev/null || fail "promtool missing (deploy/install-deps.sh --test)"
 
 # The second guest data write of the daemon fails with ENOSPC.
-VDISKD_FAULT="data-write:2:ENOSPC" start_daemon --format raw
+# (--passthrough off: the daemon serves the raw volume, so its data path
+# and its fault point see every write.)
+VDISKD_FAULT="data-write:2:ENOSPC" start_daemon --format raw --passthrough off
 api POST /volumes '{"name":"v1","size":16777216}'
 expect_status 201
 api POST /volumes '{"name":"idle","size":1048576}'
