@@ -93,6 +93,9 @@ static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
                                             api->tls_cert};
         opts[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, api->tls_key};
+        /* The raw target's length, for screen_mhd.c. */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
+                                            (intptr_t)api_srv_on_uri, srv};
     }
     if (!srv->l->is_unix) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
