@@ -455,6 +455,7 @@ static void pending_drop(struct api_accept *a, struct pending *p, bool close_fd)
         p->next->prev = p->prev;
     }
     a->n_pending--;
+    p->l->n_pending--;
     free(p);
 }
 
@@ -578,7 +579,7 @@ static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
     struct pending *p;
     unsigned same = 0;
 
-    if (a->n_pending >= a->lim.max_conns) {
+    if (l->n_pending >= a->lim.max_conns) {
         close(fd);
         return;
     }
@@ -611,6 +612,7 @@ static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
     }
     a->pending = p;
     a->n_pending++;
+    l->n_pending++;
     /* Data may already be there: edge-triggered epoll reports only what
      * arrives from now on. */
     pending_ready(a, p);

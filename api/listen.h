@@ -27,11 +27,14 @@ struct api_listener {
     uint16_t port;          /* bound TCP port */
     bool screen;            /* check request heads first (plain HTTP) */
     struct MHD_Daemon *mhd; /* connections accepted here go to it */
+    unsigned n_pending;     /* heads being screened (accept thread) */
 };
 
 struct api_accept_limits {
     unsigned deadline_s; /* a whole request, from accept */
-    unsigned max_conns;  /* connections waiting for their head */
+    unsigned max_conns;  /* connections waiting for their head, per
+                            listener (a flood on TCP leaves the unix
+                            sockets alone) */
     unsigned per_ip;     /* of those, from one address */
 };
 

@@ -1,0 +1,135 @@
+#!/bin/bash
+# api_conn_limit.sh — the total connection limit (API_MAX_CONNECTIONS,
+# capped at half of RLIMIT_NOFILE): under nofile=128 it is 64. More idle
+# connections than that, from ten loopback addresses (under the
+# per-address limit of 32): those over the limit are closed at once, the
+# daemon does not spin, the unix socket listener beside the TCP one still
+# answers /health, and once the idle connections are gone a fresh TCP
+# client is answered within 1 s. The figures are printed.
+. "$(dirname "$0")/../functions.sh"
+. "$(dirname "$0")/../api_functions.sh"
+
+REAL=$VDISKD
+printf '#!/bin/sh\nexec prlimit --nofile=128:128 "%s" "$@"\n' "$REAL" >"$T/vdiskd-limited"
+chmod +x "$T/vdiskd-limited"
+VDISKD=$T/vdiskd-limited
+SOCK=$T/api.sock
+start_daemon --format raw --listen "unix:$SOCK"
+grep -q "64 connections per listener" "$VD_LOG" ||
+    fail "the connection limit is not 64: $(grep 'connections per listener' "$VD_LOG")"
+
+python3 - "$VD_PORT" "$VD_PID" "$SOCK" <<'PY' || fail "the connection limit does not hold up"
+import os, socket, sys, time
+port, pid, sock_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+LIMIT, N = 64, 100
+hz = os.sysconf("SC_CLK_TCK")
+
+def ticks():
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+def closed(s, wait):
+    """True if the server closed s (EOF, reset, or a reply) within wait s."""
+    s.settimeout(wait)
+    try:
+        d = s.recv(4096)
+        return d == b"" or d.startswith(b"HTTP/")
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+def health(family, addr, timeout=1.0):
+    t0 = time.monotonic()
+    try:
+        s = socket.socket(family)
+        s.settimeout(timeout)
+        s.connect(addr)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = b""
+        while b"\r\n\r\n" not in r:
+            d = s.recv(4096)
+            if not d:
+                break
+            r += d
+        s.close()
+        return r.startswith(b"HTTP/1.1 200 "), time.monotonic() - t0
+    except OSError:
+        return False, time.monotonic() - t0
+
+ok = True
+c0 = ticks()
+idle, t_open = [], []
+for i in range(N):
+    s = socket.socket()
+    s.bind(("127.0.0.%d" % (2 + i % 10), 0))
+    s.settimeout(3)
+    t = time.monotonic()
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError as e:
+        print("connect %d failed: %r" % (i, e))
+        s.close()
+        continue
+    idle.append(s)
+    t_open.append(t)
+# Which ones the server closed, and how soon after their connect.
+import selectors
+sel = selectors.DefaultSelector()
+for s, t in zip(idle, t_open):
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, t)
+refuse_s = []
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    for key, _ in sel.select(max(0.01, end - time.monotonic())):
+        refuse_s.append(time.monotonic() - key.data)
+        sel.unregister(key.fileobj)
+late = 0
+time.sleep(1.0)
+for key in list(sel.get_map().values()):
+    try:
+        key.fileobj.recv(1)  # EOF or a reply: closed by the server
+        late += 1
+    except BlockingIOError:
+        pass
+    except OSError:
+        late += 1
+accepted = len(idle) - len(refuse_s) - late
+print("idle: %d connected, %d kept open, %d closed at once (slowest %.3f s "
+      "after its connect), %d closed later"
+      % (len(idle), accepted, len(refuse_s), max(refuse_s or [0]), late))
+ok = ok and accepted <= LIMIT and len(refuse_s) >= N - LIMIT and late == 0
+
+# While they are held: the CPU the daemon burns, the unix socket, TCP.
+ca, ta = ticks(), time.monotonic()
+time.sleep(3.0)
+spin = (ticks() - ca) / hz / (time.monotonic() - ta)
+u_ok, u_s = health(socket.AF_UNIX, sock_path, 2.0)
+t_ok, t_s = health(socket.AF_INET, ("127.0.0.1", port), 1.0)
+print("held: daemon CPU %.1f%% over 3 s (%d ticks of %d/s); unix /health %s in "
+      "%.3f s; TCP /health %s in %.3f s"
+      % (spin * 100, ticks() - ca, hz, "ok" if u_ok else "FAILED", u_s,
+         "ok" if t_ok else "refused", t_s))
+ok = ok and spin < 0.25 and u_ok
+
+# Close them: a fresh TCP client is answered within 1 s.
+for s in idle:
+    s.close()
+t0 = time.monotonic()
+first = None
+while time.monotonic() - t0 < 5:
+    h_ok, _ = health(socket.AF_INET, ("127.0.0.1", port), 1.0)
+    if h_ok:
+        first = time.monotonic() - t0
+        break
+    time.sleep(0.05)
+print("after closing: TCP /health answered after %s s; daemon CPU ticks in "
+      "all %d" % ("%.3f" % first if first is not None else "never", ticks() - c0))
+ok = ok and first is not None and first < 1.0
+sys.exit(0 if ok else 1)
+PY
+api GET /health
+expect_status 200
+stop_daemon
+echo "api_conn_limit: ok"
