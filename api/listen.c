@@ -23,7 +23,14 @@
  *    and passes the checks of screen.h; only then does MHD get it. A head
  *    that fails is answered here with a problem+json reply and closed.
  *    Only the first head of a connection can be screened this way, so
- *    every reply ends its connection ("Connection: close", server.c). */
+ *    every reply ends its connection ("Connection: close", server.c).
+ * 5. Connections waiting for their head are limited per listener (the
+ *    total limit). When a new one arrives at the limit, the one that has
+ *    waited longest goes instead, if it has waited a second or more: a
+ *    real client sends its head within milliseconds of connecting, so
+ *    idle or trickling connections cannot keep everyone else out until
+ *    the deadline; they can only push each other out. Per-address
+ *    limits are checked first, so one address cannot evict others. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -52,6 +59,7 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HANDOFF_SLOTS 64
+#define EVICT_AFTER_S 1.0 /* note 5 */
 
 /* A plain-HTTP connection whose request head is still being read
  * (note 4). Owned by the accept thread. */
@@ -572,6 +580,20 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     pending_drop(a, p, false);
 }
 
+/* The connection of l that has waited longest for its head, if that is
+ * at least EVICT_AFTER_S (note 5); the list is newest first. */
+static struct pending *pending_oldest(struct api_accept *a,
+                                      struct api_listener *l)
+{
+    struct pending *old = NULL;
+    for (struct pending *p = a->pending; p != NULL; p = p->next) {
+        if (p->l == l) {
+            old = p;
+        }
+    }
+    return old != NULL && elapsed_s(&old->start) >= EVICT_AFTER_S ? old : NULL;
+}
+
 static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
                         const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -579,15 +601,23 @@ static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
     struct pending *p;
     unsigned same = 0;
 
-    if (l->n_pending >= a->lim.max_conns) {
-        close(fd);
-        return;
-    }
     for (p = a->pending; p != NULL; p = p->next) {
         if (same_ip(&p->ss, ss) && ++same >= a->lim.per_ip) {
             close(fd);
             return;
         }
+    }
+    if (l->n_pending >= a->lim.max_conns) {
+        /* Note 5. */
+        struct pending *old = pending_oldest(a, l);
+        if (old == NULL) {
+            close(fd);
+            return;
+        }
+        vd_debug("api: %s: at %u connections without a request head; "
+                 "closed the oldest",
+                 l->desc, a->lim.max_conns);
+        pending_drop(a, old, true);
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
