@@ -30,7 +30,13 @@
  *    real client sends its head within milliseconds of connecting, so
  *    idle or trickling connections cannot keep everyone else out until
  *    the deadline; they can only push each other out. Per-address
- *    limits are checked first, so one address cannot evict others. */
+ *    limits are checked first, so one address cannot evict others.
+ * 6. The total limit on connections in MHD is counted here too, from
+ *    hand-off to MHD's close notification, and a connection over it is
+ *    closed without reaching MHD: libmicrohttpd 0.9.75, with a thread
+ *    pool, deadlocks its polling threads when MHD_add_connection goes
+ *    over its own limit, and then serves nobody again. MHD's limit is
+ *    set above this one (server_start.c) so it is never reached. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -358,14 +364,20 @@ static double elapsed_s(const struct timespec *since)
            (double)(now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix)
+struct api_conn *api_conn_started(struct api_accept *a, int fd,
+                                  struct api_listener *l)
 {
     struct api_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        /* Untracked: it must not hold a slot of the limit forever. */
+        pthread_mutex_lock(&a->lock);
+        l->n_live--;
+        pthread_mutex_unlock(&a->lock);
         return NULL;
     }
     c->fd = fd;
-    c->is_unix = is_unix;
+    c->l = l;
+    c->is_unix = l->is_unix;
     clock_gettime(CLOCK_MONOTONIC, &c->start);
     pthread_mutex_lock(&a->lock);
     for (unsigned i = 0; i < HANDOFF_SLOTS; i++) {
@@ -398,6 +410,7 @@ void api_conn_closed(struct api_accept *a, struct api_conn *c)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
+    c->l->n_live--;
     pthread_mutex_unlock(&a->lock);
     free(c);
 }
@@ -527,17 +540,29 @@ static void hand_to_mhd(struct api_accept *a, struct api_listener *l, int fd,
                         const struct sockaddr_storage *ss, socklen_t len,
                         const struct timespec *start)
 {
+    pthread_mutex_lock(&a->lock);
+    if (l->n_live >= a->lim.max_conns) {
+        /* Note 6. */
+        pthread_mutex_unlock(&a->lock);
+        vd_debug("api: %s: %u connections open, refused one", l->desc,
+                 a->lim.max_conns);
+        close(fd);
+        return;
+    }
+    l->n_live++;
     if (start != NULL) {
-        pthread_mutex_lock(&a->lock);
         a->handoff[a->handoff_next].fd = fd;
         a->handoff[a->handoff_next].start = *start;
         a->handoff_next = (a->handoff_next + 1) % HANDOFF_SLOTS;
-        pthread_mutex_unlock(&a->lock);
     }
+    pthread_mutex_unlock(&a->lock);
     if (MHD_add_connection(l->mhd, fd, (const struct sockaddr *)ss, len) !=
         MHD_YES) {
-        /* Over a connection limit (or out of memory): MHD closed it. */
+        /* Out of memory, or the per-address limit: MHD closed it. */
         vd_debug("api: %s: connection refused: %s", l->desc, strerror(errno));
+        pthread_mutex_lock(&a->lock);
+        l->n_live--;
+        pthread_mutex_unlock(&a->lock);
     }
 }
 

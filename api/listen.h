@@ -28,11 +28,13 @@ struct api_listener {
     bool screen;            /* check request heads first (plain HTTP) */
     struct MHD_Daemon *mhd; /* connections accepted here go to it */
     unsigned n_pending;     /* heads being screened (accept thread) */
+    unsigned n_live;        /* handed to MHD, not closed (table lock) */
 };
 
 struct api_accept_limits {
     unsigned deadline_s; /* a whole request, from accept */
-    unsigned max_conns;  /* connections waiting for their head, per
+    unsigned max_conns;  /* per listener: connections in MHD, and
+                            connections waiting for their head, per
                             listener (a flood on TCP leaves the unix
                             sockets alone) */
     unsigned per_ip;     /* of those, from one address */
@@ -54,6 +56,7 @@ int api_listen_loopback(const char *spec);
 struct api_conn {
     int fd;
     bool is_unix;
+    struct api_listener *l;
     uid_t uid; /* peer uid on a unix socket */
     bool have_uid;
     struct timespec start; /* CLOCK_MONOTONIC */
@@ -74,7 +77,8 @@ void api_accept_stop(struct api_accept *a);
 void api_accept_free(struct api_accept *a);
 
 /* MHD connection notifications: track and untrack. */
-struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix);
+struct api_conn *api_conn_started(struct api_accept *a, int fd,
+                                  struct api_listener *l);
 void api_conn_closed(struct api_accept *a, struct api_conn *c);
 /* Mark a handler running (busy) or the request finished (deadline
  * restarts). */

@@ -740,8 +740,7 @@ void api_srv_on_connection(void *cls, struct MHD_Connection *c,
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci != NULL ? ci->connect_fd : -1;
-        struct api_conn *tc =
-            api_conn_started(srv->api->accept, fd, srv->l->is_unix);
+        struct api_conn *tc = api_conn_started(srv->api->accept, fd, srv->l);
         if (tc != NULL && srv->l->is_unix && fd >= 0 &&
             api_peer_uid(fd, &tc->uid) == 0) {
             tc->have_uid = true;
