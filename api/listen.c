@@ -36,7 +36,13 @@
  *    closed without reaching MHD: libmicrohttpd 0.9.75, with a thread
  *    pool, deadlocks its polling threads when MHD_add_connection goes
  *    over its own limit, and then serves nobody again. MHD's limit is
- *    set above this one (server_start.c) so it is never reached. */
+ *    set above this one (server_start.c) so it is never reached.
+ * 7. On a TLS listener, where heads cannot be screened (note 4), note 5
+ *    is applied to the connections in MHD: at the limit, the oldest that
+ *    has delivered no request head for a second is shut down (MHD then
+ *    closes it) and no longer counts. Connections shut down but not yet
+ *    closed are bounded: past 1.5 times the limit nothing is let in, so
+ *    MHD's own limit (twice ours) stays out of reach. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -411,6 +417,9 @@ void api_conn_closed(struct api_accept *a, struct api_conn *c)
         c->next->prev = c->prev;
     }
     c->l->n_live--;
+    if (c->cut) {
+        c->l->n_cut--;
+    }
     pthread_mutex_unlock(&a->lock);
     free(c);
 }
@@ -426,6 +435,16 @@ void api_conn_set_busy(struct api_accept *a, struct api_conn *c, bool busy)
         /* The reply still has to be sent: give it a whole deadline. */
         clock_gettime(CLOCK_MONOTONIC, &c->start);
     }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void api_conn_head_seen(struct api_accept *a, struct api_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    c->head_seen = true;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -448,6 +467,7 @@ static void reap(struct api_accept *a)
         if (!c->busy && !c->cut && elapsed_s(&c->start) > a->lim.deadline_s) {
             shutdown(c->fd, SHUT_RDWR);
             c->cut = true;
+            c->l->n_cut++;
             cut++;
         }
     }
@@ -536,18 +556,42 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
     close(fd);
 }
 
+/* Note 7: the connection of l in MHD that has waited longest, a second
+ * or more, without delivering a request head; the table is newest first.
+ * Under a->lock. */
+static struct api_conn *conn_oldest_idle(struct api_accept *a,
+                                         struct api_listener *l)
+{
+    struct api_conn *old = NULL;
+    for (struct api_conn *c = a->head; c != NULL; c = c->next) {
+        if (c->l == l && !c->busy && !c->cut && !c->head_seen) {
+            old = c;
+        }
+    }
+    return old != NULL && elapsed_s(&old->start) >= EVICT_AFTER_S ? old : NULL;
+}
+
 static void hand_to_mhd(struct api_accept *a, struct api_listener *l, int fd,
                         const struct sockaddr_storage *ss, socklen_t len,
                         const struct timespec *start)
 {
     pthread_mutex_lock(&a->lock);
-    if (l->n_live >= a->lim.max_conns) {
-        /* Note 6. */
-        pthread_mutex_unlock(&a->lock);
-        vd_debug("api: %s: %u connections open, refused one", l->desc,
-                 a->lim.max_conns);
-        close(fd);
-        return;
+    if (l->n_live - l->n_cut >= a->lim.max_conns) {
+        /* Notes 6 and 7. */
+        struct api_conn *old =
+            l->screen || l->n_live >= a->lim.max_conns * 3 / 2
+                ? NULL
+                : conn_oldest_idle(a, l);
+        if (old == NULL) {
+            pthread_mutex_unlock(&a->lock);
+            vd_debug("api: %s: %u connections open, refused one", l->desc,
+                     a->lim.max_conns);
+            close(fd);
+            return;
+        }
+        shutdown(old->fd, SHUT_RDWR);
+        old->cut = true;
+        l->n_cut++;
     }
     l->n_live++;
     if (start != NULL) {

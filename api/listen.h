@@ -29,6 +29,7 @@ struct api_listener {
     struct MHD_Daemon *mhd; /* connections accepted here go to it */
     unsigned n_pending;     /* heads being screened (accept thread) */
     unsigned n_live;        /* handed to MHD, not closed (table lock) */
+    unsigned n_cut;         /* of those, shut down (table lock) */
 };
 
 struct api_accept_limits {
@@ -61,7 +62,8 @@ struct api_conn {
     bool have_uid;
     struct timespec start; /* CLOCK_MONOTONIC */
     bool busy;             /* a handler runs: no deadline */
-    bool cut;              /* shut down for the deadline */
+    bool cut;              /* shut down (deadline, or making room) */
+    bool head_seen;        /* MHD has parsed a request head */
     struct api_conn *prev, *next;
 };
 
@@ -84,5 +86,7 @@ void api_conn_closed(struct api_accept *a, struct api_conn *c);
  * restarts). */
 void api_conn_set_busy(struct api_accept *a, struct api_conn *c, bool busy);
 void api_conn_request_done(struct api_accept *a, struct api_conn *c);
+/* A request head has arrived on c (listen.c note 7). */
+void api_conn_head_seen(struct api_accept *a, struct api_conn *c);
 
 #endif

@@ -645,6 +645,7 @@ enum MHD_Result api_srv_on_request(void *cls, struct MHD_Connection *c,
         cx->mc = c;
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         cx->tc = ci != NULL ? ci->socket_context : NULL;
+        api_conn_head_seen(api->accept, cx->tc);
         if (!srv->l->screen) {
             /* listen.c could not screen this head (note 7). */
             char msg[256];
