@@ -1,4 +1,4 @@
-/* listen.c — the API's listening sockets and its accept loop.
+/* listen.c — the API's accept loop (the sockets are listener.c).
  *
  * DESIGN NOTES
  * 1. One thread accepts on every listener (one TCP, any number of unix
@@ -23,7 +23,26 @@
  *    and passes the checks of screen.h; only then does MHD get it. A head
  *    that fails is answered here with a problem+json reply and closed.
  *    Only the first head of a connection can be screened this way, so
- *    every reply ends its connection ("Connection: close", server.c). */
+ *    every reply ends its connection ("Connection: close", server.c).
+ * 5. Connections waiting for their head are limited per listener (the
+ *    total limit). When a new one arrives at the limit, the one that has
+ *    waited longest goes instead, if it has waited a second or more: a
+ *    real client sends its head within milliseconds of connecting, so
+ *    idle or trickling connections cannot keep everyone else out until
+ *    the deadline; they can only push each other out. Per-address
+ *    limits are checked first, so one address cannot evict others.
+ * 6. The total limit on connections in MHD is counted here too, from
+ *    hand-off to MHD's close notification, and a connection over it is
+ *    closed without reaching MHD: libmicrohttpd 0.9.75, with a thread
+ *    pool, deadlocks its polling threads when MHD_add_connection goes
+ *    over its own limit, and then serves nobody again. MHD's limit is
+ *    set above this one (server_start.c) so it is never reached.
+ * 7. On a TLS listener, where heads cannot be screened (note 4), note 5
+ *    is applied to the connections in MHD: at the limit, the oldest that
+ *    has delivered no request head for a second is shut down (MHD then
+ *    closes it) and no longer counts. Connections shut down but not yet
+ *    closed are bounded: past 1.5 times the limit nothing is let in, so
+ *    MHD's own limit (twice ours) stays out of reach. */
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -47,11 +66,11 @@
 #include "screen.h"
 #include "vd_error.h"
 
-#define LISTEN_BACKLOG 1024
 #define ACCEPT_BATCH 64 /* per listener per wake-up */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define HANDOFF_SLOTS 64
+#define EVICT_AFTER_S 1.0 /* note 5 */
 
 /* A plain-HTTP connection whose request head is still being read
  * (note 4). Owned by the accept thread. */
@@ -94,252 +113,6 @@ struct api_accept {
     unsigned handoff_next;
 };
 
-/* ---- listeners ---------------------------------------------------------- */
-
-static int open_unix(struct api_listener *l, const char *path, mode_t mode,
-                     gid_t gid, struct vd_error *err)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-    int fd, ret;
-
-    if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path)) {
-        return vd_error_set(err, -EINVAL,
-                            "unix socket path '%s' must be "
-                            "absolute and shorter than %zu bytes",
-                            path, sizeof(sa.sun_path));
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        return vd_error_set(err, -errno, "socket: %s", strerror(errno));
-    }
-    if (lstat(path, &st) == 0) {
-        /* A socket left by a daemon that died is replaced; one that
-         * still answers belongs to a running daemon. */
-        int probe;
-        if (!S_ISSOCK(st.st_mode)) {
-            ret = vd_error_set(err, -EEXIST,
-                               "'%s' exists and is not a "
-                               "socket",
-                               path);
-            goto out_close;
-        }
-        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 &&
-            connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            close(probe);
-            ret = vd_error_set(err, -EADDRINUSE,
-                               "unix socket '%s' is in "
-                               "use by a running process",
-                               path);
-            goto out_close;
-        }
-        if (probe >= 0) {
-            close(probe);
-        }
-        unlink(path);
-    }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        ret = vd_error_set(err, -errno, "cannot bind unix socket '%s': %s",
-                           path, strerror(errno));
-        goto out_close;
-    }
-    /* Nobody can connect before listen(): set mode and group first. */
-    if (chmod(path, mode != 0 ? mode : 0660) < 0 ||
-        (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
-        ret = vd_error_set(err, -errno,
-                           "unix socket '%s': cannot set mode "
-                           "or group: %s",
-                           path, strerror(errno));
-        unlink(path);
-        goto out_close;
-    }
-    if (listen(fd, LISTEN_BACKLOG) < 0) {
-        ret = vd_error_set(err, -errno, "cannot listen on '%s': %s", path,
-                           strerror(errno));
-        unlink(path);
-        goto out_close;
-    }
-    l->fd = fd;
-    l->is_unix = true;
-    snprintf(l->path, sizeof(l->path), "%s", path);
-    snprintf(l->desc, sizeof(l->desc), "unix:%s", path);
-    return 0;
-
-out_close:
-    close(fd);
-    return ret;
-}
-
-/* Split HOST:PORT (or [V6]:PORT). */
-static int split_host_port(const char *s, char *host, size_t hostlen,
-                           uint16_t *port)
-{
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    size_t n;
-    char *end;
-    long p;
-    if (colon == NULL) {
-        return -1;
-    }
-    n = (size_t)(colon - s);
-    if (n > 1 && s[0] == '[' && s[n - 1] == ']') {
-        h = s + 1;
-        n -= 2;
-    }
-    if (n == 0 || n >= hostlen) {
-        return -1;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] == '\0' || p < 0 || p > 65535) {
-        return -1;
-    }
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            return in6->sin6_addr.s6_addr[12] == 127;
-        }
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-    }
-    return false;
-}
-
-static int open_tcp(struct api_listener *l, const char *spec, bool tls,
-                    struct vd_error *err)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char host[256], portstr[8];
-    uint16_t port;
-    int one = 1, fd = -1, r, ret;
-
-    if (split_host_port(spec, host, sizeof(host), &port) < 0) {
-        return vd_error_set(err, -EINVAL,
-                            "--listen wants HOST:PORT, "
-                            "[IPV6]:PORT or unix:PATH, got '%s'",
-                            spec);
-    }
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    r = getaddrinfo(host, portstr, &hints, &ai);
-    if (r != 0) {
-        return vd_error_set(err, -EINVAL,
-                            "'%s' is not a numeric IPv4 or "
-                            "IPv6 address: %s",
-                            host, gai_strerror(r));
-    }
-    l->v6 = ai->ai_family == AF_INET6;
-    l->loopback = is_loopback(ai->ai_addr);
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        ret = vd_error_set(err, -errno, "socket: %s", strerror(errno));
-        goto out;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (l->v6) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        listen(fd, LISTEN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
-        ret = vd_error_set(err, -errno, "cannot listen on %s port %u: %s", host,
-                           port, strerror(errno));
-        close(fd);
-        goto out;
-    }
-    l->port =
-        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
-    l->fd = fd;
-    snprintf(l->desc, sizeof(l->desc), "%s://%s%s%s:%u", tls ? "https" : "http",
-             l->v6 ? "[" : "", host, l->v6 ? "]" : "", l->port);
-    ret = 0;
-out:
-    freeaddrinfo(ai);
-    return ret;
-}
-
-int vd_api_listen_check(const char *spec, struct vd_error *err)
-{
-    char host[256];
-    uint16_t port;
-    if (strncmp(spec, "unix:", 5) == 0) {
-        if (spec[5] != '/' ||
-            strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            return vd_error_set(err, -EINVAL,
-                                "--listen unix:PATH wants an "
-                                "absolute PATH shorter than 108 bytes, got "
-                                "'%s'",
-                                spec);
-        }
-        return 0;
-    }
-    if (split_host_port(spec, host, sizeof(host), &port) < 0) {
-        return vd_error_set(err, -EINVAL,
-                            "--listen wants HOST:PORT, "
-                            "[IPV6]:PORT or unix:PATH, got '%s'",
-                            spec);
-    }
-    return 0;
-}
-
-int api_listen_loopback(const char *spec)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    char host[256];
-    uint16_t port;
-    int r;
-    if (split_host_port(spec, host, sizeof(host), &port) < 0 ||
-        getaddrinfo(host, NULL, &hints, &ai) != 0) {
-        return -EINVAL;
-    }
-    r = is_loopback(ai->ai_addr) ? 1 : 0;
-    freeaddrinfo(ai);
-    return r;
-}
-
-int api_listener_open(struct api_listener *l, const char *spec, mode_t mode,
-                      gid_t gid, bool tls, struct vd_error *err)
-{
-    memset(l, 0, sizeof(*l));
-    l->fd = -1;
-    if (strncmp(spec, "unix:", 5) == 0) {
-        return open_unix(l, spec + 5, mode, gid, err);
-    }
-    return open_tcp(l, spec, tls, err);
-}
-
-void api_listener_close(struct api_listener *l)
-{
-    if (l->fd >= 0) {
-        close(l->fd);
-        l->fd = -1;
-        if (l->is_unix) {
-            unlink(l->path);
-        }
-    }
-}
-
 /* ---- connection table --------------------------------------------------- */
 
 static double elapsed_s(const struct timespec *since)
@@ -350,14 +123,20 @@ static double elapsed_s(const struct timespec *since)
            (double)(now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix)
+struct api_conn *api_conn_started(struct api_accept *a, int fd,
+                                  struct api_listener *l)
 {
     struct api_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        /* Untracked: it must not hold a slot of the limit forever. */
+        pthread_mutex_lock(&a->lock);
+        l->n_live--;
+        pthread_mutex_unlock(&a->lock);
         return NULL;
     }
     c->fd = fd;
-    c->is_unix = is_unix;
+    c->l = l;
+    c->is_unix = l->is_unix;
     clock_gettime(CLOCK_MONOTONIC, &c->start);
     pthread_mutex_lock(&a->lock);
     for (unsigned i = 0; i < HANDOFF_SLOTS; i++) {
@@ -390,6 +169,10 @@ void api_conn_closed(struct api_accept *a, struct api_conn *c)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
+    c->l->n_live--;
+    if (c->cut) {
+        c->l->n_cut--;
+    }
     pthread_mutex_unlock(&a->lock);
     free(c);
 }
@@ -405,6 +188,16 @@ void api_conn_set_busy(struct api_accept *a, struct api_conn *c, bool busy)
         /* The reply still has to be sent: give it a whole deadline. */
         clock_gettime(CLOCK_MONOTONIC, &c->start);
     }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void api_conn_head_seen(struct api_accept *a, struct api_conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->lock);
+    c->head_seen = true;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -427,6 +220,7 @@ static void reap(struct api_accept *a)
         if (!c->busy && !c->cut && elapsed_s(&c->start) > a->lim.deadline_s) {
             shutdown(c->fd, SHUT_RDWR);
             c->cut = true;
+            c->l->n_cut++;
             cut++;
         }
     }
@@ -455,6 +249,7 @@ static void pending_drop(struct api_accept *a, struct pending *p, bool close_fd)
         p->next->prev = p->prev;
     }
     a->n_pending--;
+    p->l->n_pending--;
     free(p);
 }
 
@@ -514,21 +309,57 @@ static void reply_and_close(int fd, unsigned status, const char *detail,
     close(fd);
 }
 
+/* Note 7: the connection of l in MHD that has waited longest, a second
+ * or more, without delivering a request head; the table is newest first.
+ * Under a->lock. */
+static struct api_conn *conn_oldest_idle(struct api_accept *a,
+                                         struct api_listener *l)
+{
+    struct api_conn *old = NULL;
+    for (struct api_conn *c = a->head; c != NULL; c = c->next) {
+        if (c->l == l && !c->busy && !c->cut && !c->head_seen) {
+            old = c;
+        }
+    }
+    return old != NULL && elapsed_s(&old->start) >= EVICT_AFTER_S ? old : NULL;
+}
+
 static void hand_to_mhd(struct api_accept *a, struct api_listener *l, int fd,
                         const struct sockaddr_storage *ss, socklen_t len,
                         const struct timespec *start)
 {
+    pthread_mutex_lock(&a->lock);
+    if (l->n_live - l->n_cut >= a->lim.max_conns) {
+        /* Notes 6 and 7. */
+        struct api_conn *old =
+            l->screen || l->n_live >= a->lim.max_conns * 3 / 2
+                ? NULL
+                : conn_oldest_idle(a, l);
+        if (old == NULL) {
+            pthread_mutex_unlock(&a->lock);
+            vd_debug("api: %s: %u connections open, refused one", l->desc,
+                     a->lim.max_conns);
+            close(fd);
+            return;
+        }
+        shutdown(old->fd, SHUT_RDWR);
+        old->cut = true;
+        l->n_cut++;
+    }
+    l->n_live++;
     if (start != NULL) {
-        pthread_mutex_lock(&a->lock);
         a->handoff[a->handoff_next].fd = fd;
         a->handoff[a->handoff_next].start = *start;
         a->handoff_next = (a->handoff_next + 1) % HANDOFF_SLOTS;
-        pthread_mutex_unlock(&a->lock);
     }
+    pthread_mutex_unlock(&a->lock);
     if (MHD_add_connection(l->mhd, fd, (const struct sockaddr *)ss, len) !=
         MHD_YES) {
-        /* Over a connection limit (or out of memory): MHD closed it. */
+        /* Out of memory, or the per-address limit: MHD closed it. */
         vd_debug("api: %s: connection refused: %s", l->desc, strerror(errno));
+        pthread_mutex_lock(&a->lock);
+        l->n_live--;
+        pthread_mutex_unlock(&a->lock);
     }
 }
 
@@ -571,6 +402,20 @@ static void pending_ready(struct api_accept *a, struct pending *p)
     pending_drop(a, p, false);
 }
 
+/* The connection of l that has waited longest for its head, if that is
+ * at least EVICT_AFTER_S (note 5); the list is newest first. */
+static struct pending *pending_oldest(struct api_accept *a,
+                                      struct api_listener *l)
+{
+    struct pending *old = NULL;
+    for (struct pending *p = a->pending; p != NULL; p = p->next) {
+        if (p->l == l) {
+            old = p;
+        }
+    }
+    return old != NULL && elapsed_s(&old->start) >= EVICT_AFTER_S ? old : NULL;
+}
+
 static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
                         const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -578,15 +423,23 @@ static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
     struct pending *p;
     unsigned same = 0;
 
-    if (a->n_pending >= a->lim.max_conns) {
-        close(fd);
-        return;
-    }
     for (p = a->pending; p != NULL; p = p->next) {
         if (same_ip(&p->ss, ss) && ++same >= a->lim.per_ip) {
             close(fd);
             return;
         }
+    }
+    if (l->n_pending >= a->lim.max_conns) {
+        /* Note 5. */
+        struct pending *old = pending_oldest(a, l);
+        if (old == NULL) {
+            close(fd);
+            return;
+        }
+        vd_debug("api: %s: at %u connections without a request head; "
+                 "closed the oldest",
+                 l->desc, a->lim.max_conns);
+        pending_drop(a, old, true);
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
@@ -611,6 +464,7 @@ static void pending_add(struct api_accept *a, struct api_listener *l, int fd,
     }
     a->pending = p;
     a->n_pending++;
+    l->n_pending++;
     /* Data may already be there: edge-triggered epoll reports only what
      * arrives from now on. */
     pending_ready(a, p);

@@ -27,11 +27,17 @@ struct api_listener {
     uint16_t port;          /* bound TCP port */
     bool screen;            /* check request heads first (plain HTTP) */
     struct MHD_Daemon *mhd; /* connections accepted here go to it */
+    unsigned n_pending;     /* heads being screened (accept thread) */
+    unsigned n_live;        /* handed to MHD, not closed (table lock) */
+    unsigned n_cut;         /* of those, shut down (table lock) */
 };
 
 struct api_accept_limits {
     unsigned deadline_s; /* a whole request, from accept */
-    unsigned max_conns;  /* connections waiting for their head */
+    unsigned max_conns;  /* per listener: connections in MHD, and
+                            connections waiting for their head, per
+                            listener (a flood on TCP leaves the unix
+                            sockets alone) */
     unsigned per_ip;     /* of those, from one address */
 };
 
@@ -51,11 +57,13 @@ int api_listen_loopback(const char *spec);
 struct api_conn {
     int fd;
     bool is_unix;
+    struct api_listener *l;
     uid_t uid; /* peer uid on a unix socket */
     bool have_uid;
     struct timespec start; /* CLOCK_MONOTONIC */
     bool busy;             /* a handler runs: no deadline */
-    bool cut;              /* shut down for the deadline */
+    bool cut;              /* shut down (deadline, or making room) */
+    bool head_seen;        /* MHD has parsed a request head */
     struct api_conn *prev, *next;
 };
 
@@ -71,11 +79,14 @@ void api_accept_stop(struct api_accept *a);
 void api_accept_free(struct api_accept *a);
 
 /* MHD connection notifications: track and untrack. */
-struct api_conn *api_conn_started(struct api_accept *a, int fd, bool is_unix);
+struct api_conn *api_conn_started(struct api_accept *a, int fd,
+                                  struct api_listener *l);
 void api_conn_closed(struct api_accept *a, struct api_conn *c);
 /* Mark a handler running (busy) or the request finished (deadline
  * restarts). */
 void api_conn_set_busy(struct api_accept *a, struct api_conn *c, bool busy);
 void api_conn_request_done(struct api_accept *a, struct api_conn *c);
+/* A request head has arrived on c (listen.c note 7). */
+void api_conn_head_seen(struct api_accept *a, struct api_conn *c);
 
 #endif

@@ -65,6 +65,14 @@ void api_srv_on_connection(void *cls, struct MHD_Connection *c,
                            enum MHD_ConnectionNotificationCode toe);
 void api_srv_on_mhd_log(void *cls, const char *fmt, va_list ap);
 size_t api_srv_unescape_none(void *cls, struct MHD_Connection *c, char *s);
+/* ---- screen_mhd.c: screen.h's checks on a head MHD parsed (TLS) ---- */
+/* URI log callback: the raw target's length, for the first on_request
+ * call (its con_cls, tagged with the low bit). */
+void *api_srv_on_uri(void *cls, const char *uri, struct MHD_Connection *c);
+/* 0 if the head is acceptable, else an HTTP status and msg. */
+unsigned api_head_check_mhd(struct MHD_Connection *c, const char *method,
+                            const char *url, const char *version,
+                            size_t uri_len, char *msg, size_t msglen);
 /* Handler worker thread (note 2); arg is the struct vd_api. */
 void *api_srv_worker_main(void *arg);
 

@@ -78,6 +78,9 @@ static unsigned connection_limit(void)
     return lim > 16 ? lim : 16;
 }
 
+/* limit is enforced by listen.c (its note 6); MHD's own is twice that,
+ * out of reach, as connections still closing count there a little
+ * longer. */
 static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
                      unsigned limit, struct vd_error *err)
 {
@@ -93,6 +96,9 @@ static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
                                             api->tls_cert};
         opts[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, api->tls_key};
+        /* The raw target's length, for screen_mhd.c. */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK,
+                                            (intptr_t)api_srv_on_uri, srv};
     }
     if (!srv->l->is_unix) {
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -102,7 +108,7 @@ static int start_mhd(struct vd_api *api, struct api_srv *srv, bool tls,
     srv->l->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, api_srv_on_request, srv,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_POLL_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_LIMIT, 2 * limit, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)API_IDLE_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
         api_srv_on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
         api_srv_on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
