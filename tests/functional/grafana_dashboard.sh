@@ -12,7 +12,7 @@ SRC=${VD_SRCDIR:-$(dirname "$0")/../..}
 DASH=$SRC/deploy/grafana-dashboard.json
 command -v prometheus >/dev/null || fail "prometheus missing (deploy/install-deps.sh --test)"
 
-start_daemon --format raw
+start_daemon --format raw --passthrough off # the daemon times every request
 api POST /volumes '{"name":"v1","size":16777216}'
 expect_status 201
 dd if=/dev/urandom of="$VD_MNT/v1" bs=4k count=256 oflag=direct conv=notrunc status=none ||
