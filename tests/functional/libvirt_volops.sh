@@ -4,7 +4,9 @@
 # through file operations on the mount: vol-create-as (open O_CREAT, then
 # truncate or allocation), vol-resize (truncate), blockresize of a running
 # guest's disk (QEMU's truncate, as the QEMU user that dynamic ownership
-# made the owner) and vol-delete (unlink); the API sees each at once.
+# made the owner), vol-clone (create, truncate, copy with seeks over zeroes),
+# undefine --remove-all-storage and vol-delete (unlink); the API sees each
+# at once.
 . "$(dirname "$0")/../functions.sh"
 . "$(dirname "$0")/../guest/guest.sh"
 . "$(dirname "$0")/../libvirt/libvirt.sh"
@@ -36,6 +38,37 @@ vsh vol-info --pool vdiskd nv1 --bytes >"$T/volinfo"
 cap=$(awk '/^Capacity:/ {print $2}' "$T/volinfo")
 [ "$cap" = $((64 * MIB)) ] || fail "pool capacity of nv1 is $cap after vol-create-as 64M"
 echo "libvirt: vol-create-as: nv1 $(json_get format) 64 MiB, nv2 8 MiB"
+
+# ---- vol-clone: a sparse source (nv1) and a fully allocated one (nv2) --------
+# Data at the start, in the middle and in the last sector, with holes
+# between; the pool learns the sources' allocation from a refresh.
+head -c $MIB /dev/urandom >"$T/pat"
+for v in nv1 nv2; do
+    dd if="$T/pat" of="$VD_MNT/$v" bs=64K count=4 conv=notrunc status=none
+    dd if="$T/pat" of="$VD_MNT/$v" bs=64K seek=64 conv=notrunc status=none
+    sz=$(stat -c %s "$VD_MNT/$v")
+    dd if="$T/pat" of="$VD_MNT/$v" bs=512 count=1 seek=$((sz / 512 - 1)) conv=notrunc status=none
+done
+vsh pool-refresh vdiskd >/dev/null
+for v in nv1 nv2; do
+    vsh vol-clone --pool vdiskd "$v" "${v}c" >/dev/null
+    [ "$(vol_field "${v}c" size)" = "$(vol_field "$v" size)" ] ||
+        fail "vol-clone $v: API size of ${v}c $(json_get size)"
+    [ "$(json_get state)" = ready ] || fail "vol-clone $v: API state $(json_get state)"
+    cmp "$VD_MNT/$v" "$VD_MNT/${v}c" || fail "vol-clone $v: ${v}c reads other data"
+done
+echo "libvirt: vol-clone: nv1c (sparse source) and nv2c read back their sources' data"
+
+# ---- undefine --remove-all-storage of a defined domain on the pool ------------
+libvirt_domain_xml nv2d "$VD_MNT/nv2c" busy lvo-undef 1 >"$LV/nv2d.xml"
+vsh define "$LV/nv2d.xml" >/dev/null
+vsh undefine nv2d --remove-all-storage >"$T/undefine"
+api GET /volumes/nv2c
+expect_status 404
+[ ! -e "$VD_MNT/nv2c" ] || fail "$VD_MNT/nv2c still there after undefine --remove-all-storage"
+virsh -q -c "$LV_URI" dominfo nv2d >/dev/null 2>&1 && fail "nv2d still defined after undefine"
+vsh vol-delete --pool vdiskd nv1c >/dev/null
+echo "libvirt: undefine --remove-all-storage deleted nv2c"
 
 # ---- vol-resize ----------------------------------------------------------------
 vsh vol-resize --pool vdiskd nv1 96M >/dev/null
