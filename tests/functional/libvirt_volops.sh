@@ -2,7 +2,8 @@
 # libvirt_volops.sh — libvirt's volume operations on the README's `dir`
 # pool are volume operations of the daemon (started on its defaults), made
 # through file operations on the mount: vol-create-as (open O_CREAT, then
-# truncate or allocation), vol-resize (truncate), blockresize of a running
+# truncate or allocation), vol-resize (truncate; fallocate past the end
+# with --allocate), blockresize of a running
 # guest's disk (QEMU's truncate, as the QEMU user that dynamic ownership
 # made the owner), vol-clone (create, truncate, copy with seeks over zeroes),
 # undefine --remove-all-storage and vol-delete (unlink); the API sees each
@@ -67,7 +68,6 @@ api GET /volumes/nv2c
 expect_status 404
 [ ! -e "$VD_MNT/nv2c" ] || fail "$VD_MNT/nv2c still there after undefine --remove-all-storage"
 virsh -q -c "$LV_URI" dominfo nv2d >/dev/null 2>&1 && fail "nv2d still defined after undefine"
-vsh vol-delete --pool vdiskd nv1c >/dev/null
 echo "libvirt: undefine --remove-all-storage deleted nv2c"
 
 # ---- vol-resize ----------------------------------------------------------------
@@ -77,6 +77,10 @@ if virsh -q -c "$LV_URI" vol-resize --pool vdiskd nv1 32M --shrink >"$T/shrink" 
     fail "vol-resize --shrink succeeded: $(cat "$T/shrink")"
 fi
 [ "$(vol_field nv1 size)" = $((96 * MIB)) ] || fail "a refused shrink changed nv1 to $(json_get size)"
+# --allocate: fallocate from the old end to the new one, then truncate.
+vsh vol-resize --pool vdiskd nv1 112M --allocate >/dev/null
+[ "$(vol_field nv1 size)" = $((112 * MIB)) ] || fail "vol-resize --allocate nv1 112M: API size $(json_get size)"
+cmp -n $MIB "$VD_MNT/nv1" "$VD_MNT/nv1c" || fail "vol-resize --allocate changed nv1's data"
 
 # ---- blockresize of a running guest's disk ---------------------------------------
 SEED=lvo-$RANDOM
@@ -95,7 +99,7 @@ vsh blockresize nv1 vda 128M >/dev/null
 vsh domblkinfo nv1 vda >"$T/blkinfo"
 grep -q "^Capacity: *$((128 * MIB))\$" "$T/blkinfo" || fail "QEMU sees after blockresize: $(cat "$T/blkinfo")"
 vsh destroy nv1 >/dev/null
-echo "libvirt: vol-resize 96 MiB, blockresize 128 MiB"
+echo "libvirt: vol-resize 96 MiB, --allocate 112 MiB, blockresize 128 MiB"
 
 # ---- vol-delete -----------------------------------------------------------------
 for ((i = 0; i < 50; i++)); do
@@ -106,9 +110,11 @@ vsh vol-delete --pool vdiskd nv1 >/dev/null
 api GET /volumes/nv1
 expect_status 404
 [ ! -e "$VD_MNT/nv1" ] || fail "$VD_MNT/nv1 still there after vol-delete"
-vsh vol-delete --pool vdiskd nv2 >/dev/null
-api GET /volumes/nv2
-expect_status 404
+for v in nv2 nv1c; do
+    vsh vol-delete --pool vdiskd $v >/dev/null
+    api GET /volumes/$v
+    expect_status 404
+done
 vsh pool-refresh vdiskd >/dev/null
 vsh vol-list vdiskd >"$T/vols"
 [ ! -s "$T/vols" ] || fail "pool still lists volumes after vol-delete: $(cat "$T/vols")"
