@@ -58,7 +58,22 @@ for v in nv1 nv2; do
     [ "$(json_get state)" = ready ] || fail "vol-clone $v: API state $(json_get state)"
     cmp "$VD_MNT/$v" "$VD_MNT/${v}c" || fail "vol-clone $v: ${v}c reads other data"
 done
-echo "libvirt: vol-clone: nv1c (sparse source) and nv2c read back their sources' data"
+# A volume written full allocates more than its size (the image's metadata),
+# and vol-clone would fallocate the clone to that: the README's
+# vol-create-from with allocation 0 keeps the source's size.
+for ((i = 0; i < 8; i++)); do cat "$T/pat"; done >"$T/full"
+dd if="$T/full" of="$VD_MNT/nv2" bs=1M conv=notrunc status=none
+vsh pool-refresh vdiskd >/dev/null
+vsh vol-info --pool vdiskd nv2 --bytes >"$T/volinfo"
+alloc=$(awk '/^Allocation:/ {print $2}' "$T/volinfo")
+[ "$alloc" -gt $((8 * MIB)) ] || fail "nv2 written full allocates only $alloc bytes"
+readme_xml clonevol | sed 's|<name>v2</name>|<name>nv2f</name>|' >"$LV/nv2f.xml"
+grep -q '<name>nv2f</name>' "$LV/nv2f.xml" || fail "README's clonevol XML does not name v2"
+vsh vol-create-from vdiskd "$LV/nv2f.xml" --inputpool vdiskd nv2 >/dev/null
+[ "$(vol_field nv2f size)" = $((8 * MIB)) ] || fail "vol-create-from nv2: API size of nv2f $(json_get size)"
+cmp "$VD_MNT/nv2" "$VD_MNT/nv2f" || fail "vol-create-from nv2: nv2f reads other data"
+echo "libvirt: vol-clone: nv1c (sparse source) and nv2c read back their sources' data;" \
+    "nv2f, from nv2 written full, has its size"
 
 # ---- undefine --remove-all-storage of a defined domain on the pool ------------
 libvirt_domain_xml nv2d "$VD_MNT/nv2c" busy lvo-undef 1 >"$LV/nv2d.xml"
@@ -110,7 +125,7 @@ vsh vol-delete --pool vdiskd nv1 >/dev/null
 api GET /volumes/nv1
 expect_status 404
 [ ! -e "$VD_MNT/nv1" ] || fail "$VD_MNT/nv1 still there after vol-delete"
-for v in nv2 nv1c; do
+for v in nv2 nv1c nv2f; do
     vsh vol-delete --pool vdiskd $v >/dev/null
     api GET /volumes/$v
     expect_status 404
