@@ -10,8 +10,13 @@
  *    the inode lock across each synchronous write, one at a time per file.
  * 2. A volume file behaves like a block device of fixed size: reads stop
  *    at the end (0 at EOF), writes at or past the end fail with ENOSPC and
- *    a write across it is cut short; fallocate may punch or zero inside the
- *    volume but never grow it (EFBIG).
+ *    a write across it is cut short. fallocate may punch or zero inside the
+ *    volume; without FALLOC_FL_KEEP_SIZE, a range past the end grows the
+ *    volume to the range's end under truncate's rules (fuse_names.c note
+ *    3), as fallocate grows any file: libvirt's allocation (vol-resize
+ *    --allocate, vol-create-as and vol-clone with an allocation above the
+ *    capacity) and QEMU's preallocation=falloc size files that way. With
+ *    KEEP_SIZE the part past the end is ignored.
  * 3. FUSE sends FLUSH on every close(). It reaches the volume's flush only
  *    if that open wrote since its last flush or fsync, and read-only opens
  *    ask the kernel not to send it at all (noflush). fsync always flushes.
@@ -34,6 +39,7 @@
 #include <string.h>
 
 #include <linux/fuse.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -428,8 +434,13 @@ void vd_fuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     vsize = vd_volume_size(h->vol);
     end = (uint64_t)off + (uint64_t)len;
     if (end > vsize && !(mode & FALLOC_FL_KEEP_SIZE)) {
-        ret = -EFBIG; /* would grow the file: resize is an API call */
-        goto out;
+        /* Growing the file grows the volume, as truncate does (note 2). */
+        struct stat st;
+        ret = -vd_fuse_truncate(fx, ino, (off_t)end, &st);
+        if (ret < 0) {
+            goto out;
+        }
+        vsize = end;
     }
     if (end > vsize) {
         end = vsize;

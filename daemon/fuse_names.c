@@ -19,7 +19,8 @@
  *    files can be made (mknod of anything else: EPERM).
  * 3. truncate to the current size does nothing (qemu-img truncates a new
  *    file to 0 first); a larger size grows the volume; a smaller one is
- *    refused with EINVAL, the API's answer to shrinking (400).
+ *    refused with EINVAL, the API's answer to shrinking (400). fallocate
+ *    past the end grows through here too (fuse_io.c note 2).
  * 4. unlink answers EBUSY while the volume is open or is the base of
  *    linked clones (the API's 409). close() returns before the kernel's
  *    RELEASE reaches us, so "rm right after the writer closed" would race:

@@ -1,8 +1,9 @@
 #!/bin/bash
 # fuse_file_ops.sh — file operations on the mount are volume operations:
 # creating a file (truncate -s, qemu-img create, touch, mknod, open with
-# O_CREAT|O_EXCL) creates a volume owned by the creator, truncate grows it
-# (qemu-img resize), shrinking is refused with EINVAL, rm deletes it (EBUSY
+# O_CREAT|O_EXCL, fallocate -l) creates a volume owned by the creator,
+# truncate and fallocate past the end grow it (qemu-img resize, also with
+# preallocation=falloc), shrinking is refused with EINVAL, rm deletes it (EBUSY
 # while open or a base of linked clones), mv is refused with EPERM, bad
 # names get EINVAL and taken ones EEXIST. The API agrees at every step, and
 # what was made survives a restart and a kill -9.
@@ -93,6 +94,28 @@ errno_of truncate -s 1000K "$M/t1" | grep -q "Invalid argument" ||
     fail "shrink to an odd size: $(cat "$T/out")"
 [ "$(stat -c %s "$M/t1") $(get t1 size)" = "33554432 33554432" ] ||
     fail "size after refused shrinks: $API_BODY"
+# fallocate past the end grows like truncate (whole sectors); with
+# --keep-size it does not; a new file sized by fallocate is a volume.
+fallocate -o 32M -l 16M "$M/t1" || fail "fallocate to grow"
+[ "$(stat -c %s "$M/t1") $(get t1 size)" = "50331648 50331648" ] ||
+    fail "t1 after fallocate to 48M: $API_BODY"
+fallocate -z -o 44M -l 8M "$M/t1" || fail "fallocate --zero-range to grow"
+[ "$(stat -c %s "$M/t1") $(get t1 size)" = "54525952 54525952" ] ||
+    fail "t1 after fallocate -z to 52M: $API_BODY"
+fallocate -n -o 52M -l 4M "$M/t1" || fail "fallocate --keep-size past the end"
+errno_of fallocate -o 52M -l 1000 "$M/t1" | grep -q "Invalid argument" ||
+    fail "fallocate to an odd size: $(cat "$T/out")"
+[ "$(stat -c %s "$M/t1") $(get t1 size)" = "54525952 54525952" ] ||
+    fail "t1 changed by fallocate --keep-size or to an odd size: $API_BODY"
+fallocate -l 8M "$M/fa1" || fail "fallocate -l 8M of a new file"
+[ "$(stat -c %s "$M/fa1") $(get fa1 size state)" = "8388608 8388608 ready" ] ||
+    fail "fa1 after fallocate -l 8M: $API_BODY"
+qemu-img create -q -f raw -o preallocation=falloc "$M/fa2" 4M ||
+    fail "qemu-img create -o preallocation=falloc"
+qemu-img resize -q -f raw --preallocation=falloc "$M/fa2" 6M ||
+    fail "qemu-img resize --preallocation=falloc"
+[ "$(stat -c %s "$M/fa2") $(get fa2 size)" = "6291456 6291456" ] ||
+    fail "fa2 after falloc create and resize: $API_BODY"
 qemu-img resize -q -f raw "$M/q1" 128M || fail "qemu-img resize"
 [ "$(stat -c %s "$M/q1") $(get q1 size)" = "134217728 134217728" ] ||
     fail "q1 after resize: $API_BODY"

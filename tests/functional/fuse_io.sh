@@ -98,8 +98,8 @@ PY
 # (growing by truncate and creating files: fuse_file_ops.sh)
 truncate -s 1M "$F" 2>/dev/null && fail "truncate to 1M succeeded"
 truncate -s $SIZE "$F" || fail "truncate to the same size refused"
-fallocate -o $((SIZE - 4096)) -l 8192 "$F" 2>/dev/null &&
-    fail "fallocate growing the file succeeded"
+fallocate -n -o $((SIZE - 4096)) -l 8192 "$F" ||
+    fail "fallocate --keep-size across the end refused"
 dd if=/dev/zero of="$F" bs=4k count=1 2>/dev/null && fail "O_TRUNC open succeeded"
 [ "$(stat -c %s "$F")" = "$SIZE" ] || fail "size changed to $(stat -c %s "$F")"
 qcheck "$F" 'read -P 0xab 0 512'   # nothing above damaged the data
