@@ -226,6 +226,33 @@ done
 [ "$(jq_body 'd["backend"]["state"]')" = connected ] || fail "r2 did not come back: $API_BODY"
 qio "$VD_MNT/r2" 'read -P 0x77 0 4k' | grep -q fail && fail "r2's data after the cluster came back"
 
+# ---- the monitor up, the pool's OSD not: served once the OSD is back -----
+stop_daemon
+kill -STOP "$OSD_PID"
+wait_stopped "$OSD_PID"
+start_daemon "${FLAGS[@]}"
+t0=$(date +%s.%N)
+api GET /volumes
+t=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+[ "$API_STATUS" = 200 ] || { kill -CONT "$OSD_PID"; fail "GET /volumes with the OSD down at start: $API_STATUS"; }
+python3 -c "import sys; sys.exit(not $t < 1)" ||
+    { kill -CONT "$OSD_PID"; fail "GET /volumes took $t s with the OSD down at start"; }
+api GET /volumes/r2
+[ "$(jq_body 'd["state"], d["backend"]["state"]')" = "ready connecting" ] ||
+    { kill -CONT "$OSD_PID"; fail "r2 with the OSD down at start: $API_BODY"; }
+kill -CONT "$OSD_PID"
+t0=$(date +%s)
+for i in $(seq 60); do
+    api GET /volumes/r2
+    [ "$(jq_body 'd["backend"]["state"]')" = connected ] && break
+    sleep 0.5
+done
+[ "$(jq_body 'd["state"], d["backend"]["state"]')" = "ready connected" ] ||
+    fail "r2 did not come back after the OSD: $API_BODY"
+echo "served $(( $(date +%s) - t0 )) s after the OSD came back"
+qio "$VD_MNT/r2" 'write -P 0x78 4k 4k' 'read -P 0x78 4k 4k' 'read -P 0x77 0 4k' |
+    grep -q fail && fail "r2's I/O after the OSD came back"
+
 # ---- delete: created images are removed, attached ones detached ----------
 api DELETE /volumes/r1
 expect_status 204
