@@ -52,7 +52,9 @@ struct vd_image;
  *    the lock owner are looked up by the watcher and kept here; a reader
  *    asks for a fresh look and waits for it at most VD_RBD_LOOK_WAIT_MS,
  *    and not at all while the link is known to be down or a look is
- *    already stuck, then answers with the last value. While the last
+ *    already stuck (on this image or another of its cluster, so that a
+ *    list of many volumes does not wait once per volume), then answers
+ *    with the last value. While the last
  *    I/O timed out, the watcher probes the image every VD_RBD_RETRY_S,
  *    so an idle image shows `connected` again once the cluster is back. */
 struct rbd_state {
@@ -107,6 +109,11 @@ static inline bool vd_rbd_up(struct rbd_state *s)
  * *out stays owned by the registry. */
 int vd_rbd_cluster_get(const char *name, bool fail_fast, rados_t *out,
                        struct vd_error *err);
+
+/* Whether a look of one of the cluster's images is stuck on it (note 7):
+ * set by a reader that gave up waiting, cleared by a finished look. */
+void vd_rbd_cluster_set_stuck(const char *name, bool stuck);
+bool vd_rbd_cluster_stuck(const char *name);
 
 /* Open an ioctx on pool, with an error that names pool and cluster. */
 int vd_rbd_ioctx(const struct vd_rbd_location *loc, bool fail_fast,

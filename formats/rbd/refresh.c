@@ -109,6 +109,9 @@ static void *watcher_main(void *arg)
             look(s);
             pthread_mutex_lock(&s->conn_lock);
             s->look_busy = false;
+            if (!link_down(s)) {
+                vd_rbd_cluster_set_stuck(s->loc.cluster, false);
+            }
             s->look_done = want;
             s->look_done_ms = mono_ms();
             pthread_cond_broadcast(&s->conn_cv);
@@ -169,7 +172,7 @@ void vd_rbd_refresh(struct rbd_state *s, int64_t max_age_ms)
     pthread_cond_broadcast(&s->conn_cv);
     /* Known down, or a look already waits on the cluster: the last
      * values are the answer; the look asked for updates them later. */
-    if (link_down(s) ||
+    if (link_down(s) || vd_rbd_cluster_stuck(s->loc.cluster) ||
         (s->look_busy && now - s->look_started_ms >= VD_RBD_LOOK_WAIT_MS)) {
         pthread_mutex_unlock(&s->conn_lock);
         return;
@@ -177,6 +180,9 @@ void vd_rbd_refresh(struct rbd_state *s, int64_t max_age_ms)
     deadline_in(&until, VD_RBD_LOOK_WAIT_MS);
     while (s->look_done < mine && !s->conn_stop &&
            pthread_cond_timedwait(&s->conn_cv, &s->conn_lock, &until) == 0) {
+    }
+    if (s->look_done < mine) {
+        vd_rbd_cluster_set_stuck(s->loc.cluster, true);
     }
     pthread_mutex_unlock(&s->conn_lock);
 }
