@@ -32,6 +32,10 @@ struct rbd_cluster {
     int64_t failed_at;
     int failed_code;
     char failed_msg[256];
+    /* A look of one of its images outlived a reader's wait (refresh.c):
+     * readers of its other images do not wait either, until a look
+     * finishes. */
+    atomic_bool stuck;
 };
 
 /* Written by vd_rbd_cluster_add while no image opens (start-up, one
@@ -264,6 +268,20 @@ int vd_rbd_cluster_add(const char *name, const char *conf_path,
     pthread_mutex_init(&c->lock, NULL);
     n_clusters++;
     return 0;
+}
+
+void vd_rbd_cluster_set_stuck(const char *name, bool stuck)
+{
+    struct rbd_cluster *c = cluster_find(name);
+    if (c != NULL && atomic_load(&c->stuck) != stuck) {
+        atomic_store(&c->stuck, stuck);
+    }
+}
+
+bool vd_rbd_cluster_stuck(const char *name)
+{
+    struct rbd_cluster *c = cluster_find(name);
+    return c != NULL && atomic_load(&c->stuck);
 }
 
 int vd_rbd_cluster_count(void)

@@ -3,7 +3,7 @@
  * cluster.c keeps the registry of clusters and their shared connections
  * and parses locations; rbd.c is the driver table (create, open, close,
  * size, snapshots, backend state); aio.c is the data path, synchronous and
- * asynchronous. */
+ * asynchronous; refresh.c is the watcher thread of an image. */
 #ifndef VD_RBD_INT_H
 #define VD_RBD_INT_H
 
@@ -42,11 +42,21 @@ struct vd_image;
  *    length() reads it without a call into librbd.
  * 6. A lazy open (vd_open_opts.lazy_connect) whose cluster cannot be
  *    reached succeeds without an image: `up` is false, the size is the
- *    catalog's, every request fails with -EIO at once, and a connector
- *    thread retries every RETRY_S until it has opened io and image,
- *    then sets `up` (release). Nothing else touches io or image while
- *    `up` is false; once true they stay until close, which stops and
- *    joins the connector first. */
+ *    catalog's, every request fails with -EIO at once, and the watcher
+ *    thread (refresh.c) retries every VD_RBD_RETRY_S until it has opened
+ *    io and image, then sets `up` (release). Nothing else touches io or
+ *    image while `up` is false; once true they stay until close, which
+ *    stops and joins the watcher first.
+ * 7. What the API and getattr show must not wait on an OSD (one paused
+ *    OSD would hold every GET for the op timeout): allocated bytes and
+ *    the lock owner are looked up by the watcher and kept here; a reader
+ *    asks for a fresh look and waits for it at most VD_RBD_LOOK_WAIT_MS,
+ *    and not at all while the link is known to be down or a look is
+ *    already stuck (on this image or another of its cluster, so that a
+ *    list of many volumes does not wait once per volume), then answers
+ *    with the last value. While the last
+ *    I/O timed out, the watcher probes the image every VD_RBD_RETRY_S,
+ *    so an idle image shows `connected` again once the cluster is back. */
 struct rbd_state {
     rados_ioctx_t io;
     rbd_image_t image; /* NULL when closed */
@@ -60,13 +70,19 @@ struct rbd_state {
     atomic_bool up;           /* io and image are open (note 6) */
     atomic_bool fenced;       /* the cluster blocklisted this client (a
                                  takeover by another host): for good */
-    /* The connector of a lazy open (note 6). */
-    bool connector_started;
-    pthread_t connector;
+    /* The watcher (notes 6 and 7), all under conn_lock but the atomics. */
+    bool watcher_started;
+    pthread_t watcher;
     pthread_mutex_t conn_lock;
     pthread_cond_t conn_cv;
-    bool conn_stop;       /* conn_lock */
-    char last_error[256]; /* conn_lock; why it is not up */
+    bool conn_stop;
+    char last_error[256]; /* why it is not up */
+    uint64_t look_want;   /* looks asked for */
+    uint64_t look_done;   /* the asks the last finished look answered */
+    bool look_busy;
+    int64_t look_started_ms, look_done_ms; /* CLOCK_MONOTONIC; 0 = never */
+    _Atomic int64_t allocated;             /* last looked up; -1 unknown */
+    atomic_int lock_owner;                 /* 1 ours, 0 not, -1 unknown */
 };
 
 /* Whether the image is open and may be used (note 6). */
@@ -93,6 +109,11 @@ static inline bool vd_rbd_up(struct rbd_state *s)
  * *out stays owned by the registry. */
 int vd_rbd_cluster_get(const char *name, bool fail_fast, rados_t *out,
                        struct vd_error *err);
+
+/* Whether a look of one of the cluster's images is stuck on it (note 7):
+ * set by a reader that gave up waiting, cleared by a finished look. */
+void vd_rbd_cluster_set_stuck(const char *name, bool stuck);
+bool vd_rbd_cluster_stuck(const char *name);
 
 /* Open an ioctx on pool, with an error that names pool and cluster. */
 int vd_rbd_ioctx(const struct vd_rbd_location *loc, bool fail_fast,
@@ -132,6 +153,23 @@ void vd_rbd_clone_release(const struct vd_rbd_location *loc,
 /* Unprotect snap of image if it is one made for a clone (0), -EBUSY
  * while a clone still uses it. */
 int vd_rbd_clone_unprotect(rbd_image_t image, const char *snap);
+
+/* rbd.c: open io and image of s->loc (not shared yet, or by the watcher
+ * while `up` is false). */
+int vd_rbd_open_image(struct rbd_state *s, bool fail_fast,
+                      struct vd_error *err);
+
+/* refresh.c: the watcher (notes 6 and 7). */
+#define VD_RBD_RETRY_S 2        /* a lazy open retries its cluster this often */
+#define VD_RBD_LOOK_WAIT_MS 250 /* a reader waits this long for a look */
+
+/* Start the watcher if it is not running (conn_lock held). */
+int vd_rbd_watcher_start(struct rbd_state *s);
+/* Stop and join it (close; nothing else uses the image any more). */
+void vd_rbd_watcher_stop(struct rbd_state *s);
+/* Have allocated and lock_owner looked up unless a look finished within
+ * max_age_ms; wait for it within the bounds of note 7. */
+void vd_rbd_refresh(struct rbd_state *s, int64_t max_age_ms);
 
 /* fence.c: vd_driver.takeover. */
 int vd_rbd_takeover(struct vd_image *img, char *fenced, size_t len,

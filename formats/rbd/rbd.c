@@ -19,7 +19,6 @@
 #define DEFAULT_ORDER 22 /* 4 MiB objects, as the rbd tool makes them */
 #define MIN_ORDER 12
 #define MAX_ORDER 25
-#define RETRY_S 2 /* a lazy open retries its cluster this often */
 
 static int order_of(uint32_t cluster_size)
 {
@@ -204,9 +203,7 @@ static int rbd_drv_location_parts(const char *location,
     return 0;
 }
 
-/* Open io and image of s->loc (not shared yet, or by the connector while
- * `up` is false). */
-static int open_image(struct rbd_state *s, bool fail_fast, struct vd_error *err)
+int vd_rbd_open_image(struct rbd_state *s, bool fail_fast, struct vd_error *err)
 {
     uint64_t size = 0;
     int ret = vd_rbd_ioctx(&s->loc, fail_fast, &s->io, err);
@@ -270,34 +267,6 @@ static bool unreachable(int code)
            code == -EPERM;
 }
 
-/* The connector of a lazy open (note 6 in rbd-int.h). */
-static void *connector_main(void *arg)
-{
-    struct rbd_state *s = arg;
-    pthread_mutex_lock(&s->conn_lock);
-    while (!s->conn_stop) {
-        struct vd_error e = {0};
-        struct timespec until;
-        pthread_mutex_unlock(&s->conn_lock);
-        int ret = open_image(s, false, &e);
-        pthread_mutex_lock(&s->conn_lock);
-        if (ret == 0) {
-            s->last_error[0] = '\0';
-            atomic_store_explicit(&s->up, true, memory_order_release);
-            break;
-        }
-        snprintf(s->last_error, sizeof(s->last_error), "%.*s",
-                 (int)sizeof(s->last_error) - 1, e.msg);
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += RETRY_S;
-        while (!s->conn_stop && pthread_cond_timedwait(
-                                    &s->conn_cv, &s->conn_lock, &until) == 0) {
-        }
-    }
-    pthread_mutex_unlock(&s->conn_lock);
-    return NULL;
-}
-
 static int rbd_drv_open(struct vd_image *img, const char *location,
                         const struct vd_open_opts *o, struct vd_error *err)
 {
@@ -322,9 +291,11 @@ static int rbd_drv_open(struct vd_image *img, const char *location,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->conn_cv, &ca);
     pthread_condattr_destroy(&ca);
+    atomic_store(&s->allocated, -1);
+    atomic_store(&s->lock_owner, -1);
     /* A lazy open does not wait out a connect timeout per image when the
      * cluster's last connect failed: it comes up in the background. */
-    ret = open_image(s, lazy, err);
+    ret = vd_rbd_open_image(s, lazy, err);
     if (ret == 0) {
         atomic_store_explicit(&s->up, true, memory_order_release);
         return 0;
@@ -334,8 +305,7 @@ static int rbd_drv_open(struct vd_image *img, const char *location,
         snprintf(s->last_error, sizeof(s->last_error), "%.*s",
                  (int)sizeof(s->last_error) - 1,
                  err != NULL ? err->msg : "cannot connect");
-        if (pthread_create(&s->connector, NULL, connector_main, s) == 0) {
-            s->connector_started = true;
+        if (vd_rbd_watcher_start(s) == 0) {
             if (err != NULL) {
                 *err = (struct vd_error){0};
             }
@@ -352,14 +322,7 @@ static int rbd_drv_open(struct vd_image *img, const char *location,
 static void rbd_drv_close(struct vd_image *img)
 {
     struct rbd_state *s = img->opaque;
-    if (s->connector_started) {
-        pthread_mutex_lock(&s->conn_lock);
-        s->conn_stop = true;
-        pthread_cond_broadcast(&s->conn_cv);
-        pthread_mutex_unlock(&s->conn_lock);
-        pthread_join(s->connector, NULL);
-        s->connector_started = false;
-    }
+    vd_rbd_watcher_stop(s);
     if (s->image != NULL) {
         rbd_close(s->image);
         s->image = NULL;
@@ -389,32 +352,21 @@ static uint64_t rbd_drv_length(struct vd_image *img)
     return atomic_load_explicit(&s->size, memory_order_relaxed);
 }
 
-static int sum_extent(uint64_t off, size_t len, int exists, void *arg)
-{
-    (void)off;
-    if (exists) {
-        *(uint64_t *)arg += len;
-    }
-    return 0;
-}
-
-/* Bytes of the objects that exist: cheap only where the object map
- * answers (fast-diff); otherwise unknown rather than an OSD op per
- * object. */
+/* Bytes of the objects that exist, as the watcher last looked them up
+ * (note 7 in rbd-int.h): getattr and the API must not wait on an OSD. */
 static int64_t rbd_drv_allocated(struct vd_image *img)
 {
     struct rbd_state *s = img->opaque;
-    uint64_t sum = 0;
-    int ret;
+    int64_t a;
     if (!vd_rbd_up(s)) {
         return -EIO;
     }
     if (!(s->features & RBD_FEATURE_FAST_DIFF)) {
         return -ENOTSUP;
     }
-    ret = rbd_diff_iterate2(s->image, NULL, 0, rbd_drv_length(img), 0, 1,
-                            sum_extent, &sum);
-    return ret < 0 ? vd_rbd_io_errno(s, ret) : (int64_t)sum;
+    vd_rbd_refresh(s, 0);
+    a = atomic_load(&s->allocated);
+    return a >= 0 ? a : -EAGAIN;
 }
 
 static int rbd_drv_truncate(struct vd_image *img, uint64_t size,
@@ -649,7 +601,7 @@ static int rbd_drv_backend_state(struct vd_image *img,
 {
     struct rbd_state *s = img->opaque;
     size_t flen = sizeof(out->features);
-    int owner = 0;
+    int owner;
     bool up = !atomic_load(&s->io_timed_out);
 
     out->connections = 1; /* the cluster's shared handle */
@@ -665,10 +617,14 @@ static int rbd_drv_backend_state(struct vd_image *img,
         out->features[0] = '\0';
     }
     out->have_lock = (s->features & RBD_FEATURE_EXCLUSIVE_LOCK) != 0;
-    if (out->have_lock && !s->readonly &&
-        rbd_is_exclusive_lock_owner(s->image, &owner) == 0) {
-        out->lock_owner = owner != 0;
+    if (out->have_lock && !s->readonly) {
+        /* As last looked up (note 7): asking the OSD here would hold
+         * the API for the op timeout while the cluster is away. */
+        vd_rbd_refresh(s, 1000);
+        owner = atomic_load(&s->lock_owner);
+        out->lock_owner = owner > 0;
     }
+    up = !atomic_load(&s->io_timed_out); /* the look may have probed */
     out->link = up ? VD_LINK_CONNECTED : VD_LINK_DISCONNECTED;
     out->connections = 1; /* the cluster's shared handle */
     out->connected = up ? 1 : 0;

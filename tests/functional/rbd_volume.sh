@@ -138,6 +138,20 @@ expect_status 201
 # (seen here, `rbd ls` included), which would test Ceph, not vdiskd.
 kill -STOP "$OSD_PID"
 wait_stopped "$OSD_PID"
+# The API answers at once with what it last saw, before any I/O has told
+# the daemon that the OSD is away (the view asks no OSD itself).
+# The list first: it waits for no more than one look in all.
+for path in /volumes /volumes/r2 /volumes/r1; do
+    t0=$(date +%s.%N)
+    api GET "$path"
+    t=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+    [ "$API_STATUS" = 200 ] || { kill -CONT "$OSD_PID"; fail "GET $path with the OSD stopped: $API_STATUS"; }
+    echo "GET $path with the OSD just stopped: $t s"
+    python3 -c "import sys; sys.exit(not $t < 1)" ||
+        { kill -CONT "$OSD_PID"; fail "GET $path took $t s with the OSD stopped"; }
+done
+[ "$(jq_body 'd["backend"]["lock_owner"]')" = True ] ||
+    { kill -CONT "$OSD_PID"; fail "r1's last known lock owner: $API_BODY"; }
 # One 4k read is one librbd read: EIO after the op timeout (2 s).
 t0=$(date +%s.%N)
 dd if="$VD_MNT/r2" of=/dev/null bs=4k count=1 iflag=direct 2>"$T/stall.out" &&
@@ -156,15 +170,29 @@ grep -qi "input/output error" "$T/stall.out" || { kill -CONT "$OSD_PID"; fail "w
 echo "write: EIO after $t s with the OSD stopped"
 qio "$VD_MNT/l1" 'write -P 0x5a 0 64k' 'read -P 0x5a 0 64k' | grep -q fail &&
     { kill -CONT "$OSD_PID"; fail "a local volume stalled with the OSD"; }
-t0=$(date +%s)
+t0=$(date +%s.%N)
 api GET /volumes/r2
 expect_status 200
-echo "GET with the OSD stopped: $(( $(date +%s) - t0 )) s"
+t=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+echo "GET with the OSD stopped after timeouts: $t s"
+python3 -c "import sys; sys.exit(not $t < 1)" ||
+    { kill -CONT "$OSD_PID"; fail "GET took $t s after timeouts"; }
 [ "$(jq_body 'd["backend"]["state"]')" = disconnected ] ||
     { kill -CONT "$OSD_PID"; fail "r2 after timeouts: $API_BODY"; }
 api GET /health
 expect_status 200
 kill -CONT "$OSD_PID"
+# Connected again on its own, with no I/O to say so (the image is probed
+# every 2 s while its link is down).
+t0=$(date +%s)
+for i in $(seq 60); do
+    api GET /volumes/r2
+    [ "$(jq_body 'd["backend"]["state"]')" = connected ] && break
+    sleep 0.5
+done
+[ "$(jq_body 'd["backend"]["state"]')" = connected ] ||
+    fail "r2 not connected 30 s after the OSD came back, without I/O: $API_BODY"
+echo "connected again $(( $(date +%s) - t0 )) s after the OSD came back, without I/O"
 # Back within 30 s, without a restart: a write and its read-back work.
 # (A loaded machine may take the OSD a while to answer again.)
 ok=
@@ -198,6 +226,33 @@ for i in $(seq 40); do
 done
 [ "$(jq_body 'd["backend"]["state"]')" = connected ] || fail "r2 did not come back: $API_BODY"
 qio "$VD_MNT/r2" 'read -P 0x77 0 4k' | grep -q fail && fail "r2's data after the cluster came back"
+
+# ---- the monitor up, the pool's OSD not: served once the OSD is back -----
+stop_daemon
+kill -STOP "$OSD_PID"
+wait_stopped "$OSD_PID"
+start_daemon "${FLAGS[@]}"
+t0=$(date +%s.%N)
+api GET /volumes
+t=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+[ "$API_STATUS" = 200 ] || { kill -CONT "$OSD_PID"; fail "GET /volumes with the OSD down at start: $API_STATUS"; }
+python3 -c "import sys; sys.exit(not $t < 1)" ||
+    { kill -CONT "$OSD_PID"; fail "GET /volumes took $t s with the OSD down at start"; }
+api GET /volumes/r2
+[ "$(jq_body 'd["state"], d["backend"]["state"]')" = "ready connecting" ] ||
+    { kill -CONT "$OSD_PID"; fail "r2 with the OSD down at start: $API_BODY"; }
+kill -CONT "$OSD_PID"
+t0=$(date +%s)
+for i in $(seq 60); do
+    api GET /volumes/r2
+    [ "$(jq_body 'd["backend"]["state"]')" = connected ] && break
+    sleep 0.5
+done
+[ "$(jq_body 'd["state"], d["backend"]["state"]')" = "ready connected" ] ||
+    fail "r2 did not come back after the OSD: $API_BODY"
+echo "served $(( $(date +%s) - t0 )) s after the OSD came back"
+qio "$VD_MNT/r2" 'write -P 0x78 4k 4k' 'read -P 0x78 4k 4k' 'read -P 0x77 0 4k' |
+    grep -q fail && fail "r2's I/O after the OSD came back"
 
 # ---- delete: created images are removed, attached ones detached ----------
 api DELETE /volumes/r1
