@@ -415,17 +415,25 @@ out:
     return ret;
 }
 
-int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
-                                enum vd_volume_state state,
-                                struct vd_error *err)
+/* A volume's state, on the row whose key column (name or uuid) is key.
+ * 'corrupt' is a served volume's condition, never stored. */
+static int set_state(struct vd_catalog *cat, const char *sql, const char *key,
+                     enum vd_volume_state state, struct vd_error *err)
 {
     if (state == VD_STATE_CORRUPT) {
         return vd_error_set(err, -EINVAL, "state 'corrupt' is not stored");
     }
-    return change_one(cat,
-                      "UPDATE volumes SET state = ?2, updated_at = ?3 "
-                      "WHERE name = ?1",
-                      name, vd_volume_state_name(state), 0, err);
+    return change_one(cat, sql, key, vd_volume_state_name(state), 0, err);
+}
+
+int vd_catalog_volume_set_state(struct vd_catalog *cat, const char *name,
+                                enum vd_volume_state state,
+                                struct vd_error *err)
+{
+    return set_state(cat,
+                     "UPDATE volumes SET state = ?2, updated_at = ?3 "
+                     "WHERE name = ?1",
+                     name, state, err);
 }
 
 /* By uuid: a job or a removal acts on the row it made or read, never on
@@ -434,13 +442,10 @@ int vd_catalog_volume_set_state_uuid(struct vd_catalog *cat, const char *uuid,
                                      enum vd_volume_state state,
                                      struct vd_error *err)
 {
-    if (state == VD_STATE_CORRUPT) {
-        return vd_error_set(err, -EINVAL, "state 'corrupt' is not stored");
-    }
-    return change_one(cat,
-                      "UPDATE volumes SET state = ?2, updated_at = ?3 "
-                      "WHERE uuid = ?1",
-                      uuid, vd_volume_state_name(state), 0, err);
+    return set_state(cat,
+                     "UPDATE volumes SET state = ?2, updated_at = ?3 "
+                     "WHERE uuid = ?1",
+                     uuid, state, err);
 }
 
 int vd_catalog_volume_delete_uuid(struct vd_catalog *cat, const char *uuid,
